@@ -1,0 +1,276 @@
+//! The only place a `log::Record` becomes an owned [`LogEvent`], on the calling thread.
+//!
+//! - one clock read gives both `time_unix_nano` and `observed_time_unix_nano`;
+//! - the body is borrowed, not allocated, when `Arguments::as_str()` returns a static string;
+//! - key-values keep their types (i64/u64 -> int, u64 above `i64::MAX` -> string, f64 -> double, bool,
+//!   str -> string, anything else -> its `Display`);
+//! - the active OpenTelemetry span context is read without cloning the current `Context`;
+//! - a `Display` impl that panics while the message is formatted does not unwind out of `log()`:
+//!   the body becomes a marker text and the record is still kept.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use log::kv::{self, VisitSource, VisitValue};
+use opentelemetry::trace::TraceContextExt as _;
+
+use crate::event::{Attr, AttrValue, LogEvent, Severity, TraceContext};
+
+/// Body used when formatting the message panicked.
+pub(crate) const FORMAT_PANIC_BODY: &str = "<otel-log-bridge: formatting the message panicked>";
+
+/// Nanoseconds since the Unix epoch, 0 if the clock is before it.
+pub(crate) fn now_unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The span context active on this thread, if a valid one is.
+pub(crate) fn current_trace_context() -> Option<TraceContext> {
+    opentelemetry::Context::map_current(|cx| {
+        if !cx.has_active_span() {
+            return None;
+        }
+        let span = cx.span();
+        let sc = span.span_context();
+        sc.is_valid().then(|| TraceContext {
+            trace_id: sc.trace_id().to_bytes(),
+            span_id: sc.span_id().to_bytes(),
+            flags: sc.trace_flags().to_u8(),
+        })
+    })
+}
+
+/// Captures `record` into owned data. Never panics on account of the record's contents.
+pub(crate) fn capture(record: &log::Record<'_>) -> (LogEvent, bool) {
+    let now = now_unix_nanos();
+    let (body, format_panicked) = format_body(record.args());
+    let target = match record.module_path_static() {
+        Some(m) if m == record.target() => Cow::Borrowed(m),
+        _ => Cow::Owned(record.target().to_owned()),
+    };
+    let module_path = record
+        .module_path_static()
+        .map(Cow::Borrowed)
+        .or_else(|| record.module_path().map(|m| Cow::Owned(m.to_owned())));
+    let file = record
+        .file_static()
+        .map(Cow::Borrowed)
+        .or_else(|| record.file().map(|f| Cow::Owned(f.to_owned())));
+    let mut attributes = Vec::new();
+    let source = record.key_values();
+    if source.count() > 0 {
+        attributes.reserve_exact(source.count());
+        let mut collector = AttrCollector(&mut attributes);
+        // A visitor that never fails; an error from a broken `Source` only ends the visit early.
+        let _ = catch_unwind(AssertUnwindSafe(|| source.visit(&mut collector)));
+    }
+    let event = LogEvent {
+        time_unix_nano: now,
+        observed_time_unix_nano: now,
+        severity: Severity::from(record.level()),
+        body,
+        target,
+        module_path,
+        file,
+        line: record.line(),
+        trace: current_trace_context(),
+        attributes,
+    };
+    (event, format_panicked)
+}
+
+fn format_body(args: &std::fmt::Arguments<'_>) -> (Cow<'static, str>, bool) {
+    if let Some(s) = args.as_str() {
+        return (Cow::Borrowed(s), false);
+    }
+    match catch_unwind(AssertUnwindSafe(|| {
+        let mut s = String::new();
+        // A `Display` returning `Err` leaves what was written so far; keep it.
+        let _ = s.write_fmt(*args);
+        s
+    })) {
+        Ok(s) => (Cow::Owned(s), false),
+        Err(_) => (Cow::Borrowed(FORMAT_PANIC_BODY), true),
+    }
+}
+
+struct AttrCollector<'a>(&'a mut Vec<Attr>);
+
+impl<'kvs> VisitSource<'kvs> for AttrCollector<'_> {
+    fn visit_pair(&mut self, key: kv::Key<'kvs>, value: kv::Value<'kvs>) -> Result<(), kv::Error> {
+        let mut typed = TypedValue(None);
+        if value.visit(&mut typed).is_err() || typed.0.is_none() {
+            typed.0 = Some(AttrValue::Str(value.to_string().into_boxed_str()));
+        }
+        if let Some(value) = typed.0 {
+            self.0.push(Attr {
+                key: key.as_str().into(),
+                value,
+            });
+        }
+        Ok(())
+    }
+}
+
+struct TypedValue(Option<AttrValue>);
+
+impl<'v> VisitValue<'v> for TypedValue {
+    fn visit_any(&mut self, value: kv::Value<'_>) -> Result<(), kv::Error> {
+        self.0 = Some(AttrValue::Str(value.to_string().into_boxed_str()));
+        Ok(())
+    }
+    fn visit_null(&mut self) -> Result<(), kv::Error> {
+        self.0 = Some(AttrValue::Str("null".into()));
+        Ok(())
+    }
+    fn visit_u64(&mut self, value: u64) -> Result<(), kv::Error> {
+        self.0 = Some(match i64::try_from(value) {
+            Ok(v) => AttrValue::Int(v),
+            Err(_) => AttrValue::Str(value.to_string().into_boxed_str()),
+        });
+        Ok(())
+    }
+    fn visit_i64(&mut self, value: i64) -> Result<(), kv::Error> {
+        self.0 = Some(AttrValue::Int(value));
+        Ok(())
+    }
+    fn visit_u128(&mut self, value: u128) -> Result<(), kv::Error> {
+        self.0 = Some(match i64::try_from(value) {
+            Ok(v) => AttrValue::Int(v),
+            Err(_) => AttrValue::Str(value.to_string().into_boxed_str()),
+        });
+        Ok(())
+    }
+    fn visit_i128(&mut self, value: i128) -> Result<(), kv::Error> {
+        self.0 = Some(match i64::try_from(value) {
+            Ok(v) => AttrValue::Int(v),
+            Err(_) => AttrValue::Str(value.to_string().into_boxed_str()),
+        });
+        Ok(())
+    }
+    fn visit_f64(&mut self, value: f64) -> Result<(), kv::Error> {
+        self.0 = Some(AttrValue::Double(value));
+        Ok(())
+    }
+    fn visit_bool(&mut self, value: bool) -> Result<(), kv::Error> {
+        self.0 = Some(AttrValue::Bool(value));
+        Ok(())
+    }
+    fn visit_str(&mut self, value: &str) -> Result<(), kv::Error> {
+        self.0 = Some(AttrValue::Str(value.into()));
+        Ok(())
+    }
+    fn visit_char(&mut self, value: char) -> Result<(), kv::Error> {
+        let mut buf = [0u8; 4];
+        self.0 = Some(AttrValue::Str((&*value.encode_utf8(&mut buf)).into()));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capture_of(record: &log::Record<'_>) -> LogEvent {
+        capture(record).0
+    }
+
+    #[test]
+    fn static_message_is_borrowed_and_types_are_kept() {
+        let kvs: [(&str, kv::Value<'_>); 6] = [
+            ("amount", kv::Value::from(150.0f64)),
+            ("user_id", kv::Value::from(42i64)),
+            ("big", kv::Value::from(u64::MAX)),
+            ("ok", kv::Value::from(true)),
+            ("currency", kv::Value::from("EUR")),
+            ("small", kv::Value::from(7u64)),
+        ];
+        let record = log::Record::builder()
+            .args(format_args!("Transaction processed"))
+            .level(log::Level::Warn)
+            .target("payment.service")
+            .module_path_static(Some("my_app::pay"))
+            .file_static(Some("src/pay.rs"))
+            .line(Some(12))
+            .key_values(&kvs)
+            .build();
+        let e = capture_of(&record);
+        assert!(matches!(e.body, Cow::Borrowed("Transaction processed")));
+        assert_eq!(e.severity, Severity::Warn);
+        assert_eq!(e.severity.number(), 13);
+        assert_eq!(e.target, "payment.service");
+        assert_eq!(e.module_path.as_deref(), Some("my_app::pay"));
+        assert_eq!(e.file.as_deref(), Some("src/pay.rs"));
+        assert_eq!(e.line, Some(12));
+        assert!(e.time_unix_nano > 1_600_000_000_000_000_000);
+        assert_eq!(e.time_unix_nano, e.observed_time_unix_nano);
+        assert_eq!(e.trace, None);
+        let values: Vec<_> = e.attributes.iter().map(|a| (&*a.key, a.value.clone())).collect();
+        assert_eq!(
+            values,
+            vec![
+                ("amount", AttrValue::Double(150.0)),
+                ("user_id", AttrValue::Int(42)),
+                ("big", AttrValue::Str(u64::MAX.to_string().into())),
+                ("ok", AttrValue::Bool(true)),
+                ("currency", AttrValue::Str("EUR".into())),
+                ("small", AttrValue::Int(7)),
+            ]
+        );
+    }
+
+    #[test]
+    fn severity_mapping_follows_the_data_model() {
+        let expected = [
+            (log::Level::Trace, 1, "TRACE"),
+            (log::Level::Debug, 5, "DEBUG"),
+            (log::Level::Info, 9, "INFO"),
+            (log::Level::Warn, 13, "WARN"),
+            (log::Level::Error, 17, "ERROR"),
+        ];
+        for (level, number, text) in expected {
+            let s = Severity::from(level);
+            assert_eq!((s.number(), s.text()), (number, text));
+        }
+        assert_eq!((Severity::Fatal.number(), Severity::Fatal.text()), (21, "FATAL"));
+    }
+
+    struct Panics;
+    impl std::fmt::Display for Panics {
+        fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            panic!("broken Display")
+        }
+    }
+
+    #[test]
+    fn a_panicking_display_does_not_unwind_out_of_capture() {
+        let value = Panics;
+        let (e, panicked) = capture(
+            &log::Record::builder()
+                .args(format_args!("value: {value}"))
+                .level(log::Level::Info)
+                .target("t")
+                .build(),
+        );
+        assert!(panicked);
+        assert_eq!(e.body, FORMAT_PANIC_BODY);
+    }
+
+    #[test]
+    fn a_display_only_value_becomes_its_string() {
+        let kvs: [(&str, kv::Value<'_>); 1] = [("addr", kv::Value::from_display(&"127.0.0.1:80"))];
+        let record = log::Record::builder()
+            .args(format_args!("x"))
+            .level(log::Level::Info)
+            .target("t")
+            .key_values(&kvs)
+            .build();
+        let e = capture_of(&record);
+        assert_eq!(e.attributes[0].value, AttrValue::Str("127.0.0.1:80".into()));
+    }
+}

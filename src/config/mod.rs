@@ -1,0 +1,344 @@
+//! Typed configuration and the builder. Precedence: builder (code) > environment > defaults.
+
+pub mod env;
+
+use std::time::Duration;
+
+use crate::Error;
+
+/// The validated settings of one pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Config {
+    pub service_name: String,
+    pub resource_attributes: Vec<(String, String)>,
+    pub endpoint: String,
+    pub request_timeout: Duration,
+    pub max_queue_size: usize,
+    pub max_export_batch_size: usize,
+    pub schedule_delay: Duration,
+    pub export_timeout: Duration,
+    pub level: log::LevelFilter,
+    pub high_watermark_percent: u8,
+    pub shutdown_timeout: Duration,
+}
+
+/// Configures and starts a pipeline; every setting overrides its environment variable.
+///
+/// ```no_run
+/// # fn main() -> Result<(), otel_log_bridge::Error> {
+/// let guard = otel_log_bridge::builder()
+///     .service_name("payments")
+///     .endpoint("http://collector:4317")
+///     .level(log::LevelFilter::Debug)
+///     .try_init()?;
+/// log::info!(amount = 150.0; "Transaction processed");
+/// drop(guard); // bounded flush and shutdown
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct Builder {
+    read_env: Option<bool>,
+    service_name: Option<String>,
+    resource_attributes: Vec<(String, String)>,
+    endpoint: Option<String>,
+    request_timeout: Option<Duration>,
+    max_queue_size: Option<usize>,
+    max_export_batch_size: Option<usize>,
+    schedule_delay: Option<Duration>,
+    export_timeout: Option<Duration>,
+    level: Option<log::LevelFilter>,
+    high_watermark_percent: Option<u8>,
+    shutdown_timeout: Option<Duration>,
+}
+
+impl Builder {
+    /// A builder reading the environment for every setting left unset (see the README's table).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether to read the environment at all (default `true`). With `false` only the builder's
+    /// settings and the defaults apply: useful for tests and for programs that configure in code.
+    pub fn read_env(mut self, yes: bool) -> Self {
+        self.read_env = Some(yes);
+        self
+    }
+
+    /// `service.name` of the resource (`OTEL_SERVICE_NAME`).
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// Adds a resource attribute; added after `OTEL_RESOURCE_ATTRIBUTES`, so it wins on a equal key.
+    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.resource_attributes.push((key.into(), value.into()));
+        self
+    }
+
+    /// OTLP/gRPC endpoint, `http://host:port` or `https://host:port`
+    /// (`OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Timeout of one export RPC (`OTEL_EXPORTER_OTLP_TIMEOUT`).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Queue capacity in records (`OTEL_BLRP_MAX_QUEUE_SIZE`).
+    pub fn max_queue_size(mut self, records: usize) -> Self {
+        self.max_queue_size = Some(records);
+        self
+    }
+
+    /// Records per export batch (`OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`); at most the queue size.
+    pub fn max_export_batch_size(mut self, records: usize) -> Self {
+        self.max_export_batch_size = Some(records);
+        self
+    }
+
+    /// Longest wait before a partial batch is exported (`OTEL_BLRP_SCHEDULE_DELAY`).
+    pub fn schedule_delay(mut self, delay: Duration) -> Self {
+        self.schedule_delay = Some(delay);
+        self
+    }
+
+    /// Bound on one batch's export including retries (`OTEL_BLRP_EXPORT_TIMEOUT`).
+    pub fn export_timeout(mut self, timeout: Duration) -> Self {
+        self.export_timeout = Some(timeout);
+        self
+    }
+
+    /// The most verbose level kept (`LOG_LEVEL`).
+    pub fn level(mut self, level: log::LevelFilter) -> Self {
+        self.level = Some(level);
+        self
+    }
+
+    /// Queue fill, in percent (1 to 100), above which TRACE/DEBUG/INFO records are shed while WARN
+    /// and ERROR still enter (`LOG_QUEUE_HIGH_WATERMARK`).
+    pub fn high_watermark_percent(mut self, percent: u8) -> Self {
+        self.high_watermark_percent = Some(percent);
+        self
+    }
+
+    /// Bound on the flush when the guard is dropped and on `log::logger().flush()`
+    /// (`LOG_SHUTDOWN_TIMEOUT`).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// Resolves the settings: builder, then environment, then defaults; validated.
+    pub(crate) fn config(&self) -> Result<Config, Error> {
+        let env = if self.read_env.unwrap_or(true) {
+            env::from_process()?
+        } else {
+            env::EnvSettings::default()
+        };
+        self.config_with(env)
+    }
+
+    pub(crate) fn config_with(&self, env: env::EnvSettings) -> Result<Config, Error> {
+        let mut resource_attributes = env.resource_attributes;
+        resource_attributes.extend(self.resource_attributes.iter().cloned());
+        let service_name = self
+            .service_name
+            .clone()
+            .or(env.service_name)
+            .or_else(|| {
+                resource_attributes
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == "service.name")
+                    .map(|(_, v)| v.clone())
+            })
+            .unwrap_or_else(|| env::DEFAULT_SERVICE_NAME.to_owned());
+        let (endpoint_setting, endpoint) = match (&self.endpoint, env.endpoint) {
+            (Some(e), _) => ("Builder::endpoint", e.clone()),
+            (None, Some((var, e))) => (var, e),
+            (None, None) => ("default endpoint", env::DEFAULT_ENDPOINT.to_owned()),
+        };
+        validate_endpoint(endpoint_setting, &endpoint)?;
+        let config = Config {
+            service_name,
+            resource_attributes,
+            endpoint,
+            request_timeout: self
+                .request_timeout
+                .or(env.request_timeout)
+                .unwrap_or(env::DEFAULT_REQUEST_TIMEOUT),
+            max_queue_size: self
+                .max_queue_size
+                .or(env.max_queue_size)
+                .unwrap_or(env::DEFAULT_MAX_QUEUE_SIZE),
+            max_export_batch_size: self
+                .max_export_batch_size
+                .or(env.max_export_batch_size)
+                .unwrap_or(env::DEFAULT_MAX_EXPORT_BATCH_SIZE),
+            schedule_delay: self
+                .schedule_delay
+                .or(env.schedule_delay)
+                .unwrap_or(env::DEFAULT_SCHEDULE_DELAY),
+            export_timeout: self
+                .export_timeout
+                .or(env.export_timeout)
+                .unwrap_or(env::DEFAULT_EXPORT_TIMEOUT),
+            level: self.level.or(env.level).unwrap_or(env::DEFAULT_LEVEL),
+            high_watermark_percent: self
+                .high_watermark_percent
+                .or(env.high_watermark_percent)
+                .unwrap_or(env::DEFAULT_HIGH_WATERMARK_PERCENT),
+            shutdown_timeout: self
+                .shutdown_timeout
+                .or(env.shutdown_timeout)
+                .unwrap_or(env::DEFAULT_SHUTDOWN_TIMEOUT),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn validate_endpoint(setting: &'static str, endpoint: &str) -> Result<(), Error> {
+    let invalid = |reason: &str| Error::InvalidConfig {
+        setting,
+        reason: format!("{endpoint:?} {reason}; expected http://host:port or https://host:port"),
+    };
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .ok_or_else(|| invalid("has no http:// or https:// scheme"))?;
+    if rest.is_empty() || rest.starts_with('/') || rest.starts_with(':') {
+        return Err(invalid("has no host"));
+    }
+    endpoint
+        .parse::<tonic::transport::Uri>()
+        .map_err(|e| invalid(&format!("is not a valid URI ({e})")))?;
+    Ok(())
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), Error> {
+        let bad = |setting, reason: String| Err(Error::InvalidConfig { setting, reason });
+        if self.max_queue_size == 0 || self.max_queue_size > 1 << 28 {
+            return bad(
+                "max_queue_size (OTEL_BLRP_MAX_QUEUE_SIZE)",
+                format!("{} is outside 1 to 268435456", self.max_queue_size),
+            );
+        }
+        if self.max_export_batch_size == 0 || self.max_export_batch_size > self.max_queue_size {
+            return bad(
+                "max_export_batch_size (OTEL_BLRP_MAX_EXPORT_BATCH_SIZE)",
+                format!(
+                    "{} must be from 1 to the queue size ({})",
+                    self.max_export_batch_size, self.max_queue_size
+                ),
+            );
+        }
+        if !(1..=100).contains(&self.high_watermark_percent) {
+            return bad(
+                "high_watermark_percent (LOG_QUEUE_HIGH_WATERMARK)",
+                format!("{} is outside 1 to 100", self.high_watermark_percent),
+            );
+        }
+        if self.export_timeout.is_zero() || self.request_timeout.is_zero() {
+            return bad(
+                "export_timeout / request_timeout",
+                "a timeout of zero would fail every export".to_owned(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Queue length from which sheddable records are refused.
+    pub(crate) fn high_watermark(&self) -> usize {
+        let n = self.max_queue_size.saturating_mul(self.high_watermark_percent as usize) / 100;
+        n.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::env::*;
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Builder::new().config_with(EnvSettings::default()).unwrap();
+        assert_eq!(c.service_name, "unknown_service");
+        assert_eq!(c.endpoint, "http://localhost:4317");
+        assert_eq!(c.max_queue_size, 2048);
+        assert_eq!(c.max_export_batch_size, 512);
+        assert_eq!(c.schedule_delay, Duration::from_millis(1000));
+        assert_eq!(c.export_timeout, Duration::from_millis(30_000));
+        assert_eq!(c.level, log::LevelFilter::Info);
+        assert_eq!(c.high_watermark(), 1638);
+    }
+
+    #[test]
+    fn code_overrides_env_and_env_overrides_defaults() {
+        let env = EnvSettings {
+            service_name: Some("from-env".into()),
+            max_queue_size: Some(100),
+            max_export_batch_size: Some(10),
+            level: Some(log::LevelFilter::Warn),
+            endpoint: Some((OTEL_EXPORTER_OTLP_ENDPOINT, "http://env:4317".into())),
+            ..EnvSettings::default()
+        };
+        let c = Builder::new()
+            .service_name("from-code")
+            .max_queue_size(50)
+            .config_with(env)
+            .unwrap();
+        assert_eq!(c.service_name, "from-code");
+        assert_eq!(c.max_queue_size, 50);
+        assert_eq!(c.max_export_batch_size, 10);
+        assert_eq!(c.level, log::LevelFilter::Warn);
+        assert_eq!(c.endpoint, "http://env:4317");
+    }
+
+    #[test]
+    fn service_name_wins_over_resource_attribute() {
+        let env = EnvSettings {
+            resource_attributes: vec![("service.name".into(), "attr".into())],
+            ..EnvSettings::default()
+        };
+        let c = Builder::new().config_with(env.clone()).unwrap();
+        assert_eq!(c.service_name, "attr");
+        let env = EnvSettings {
+            service_name: Some("svc".into()),
+            ..env
+        };
+        assert_eq!(Builder::new().config_with(env).unwrap().service_name, "svc");
+    }
+
+    #[test]
+    fn invalid_combinations_are_errors() {
+        let e = Builder::new()
+            .max_queue_size(10)
+            .max_export_batch_size(20)
+            .config_with(EnvSettings::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE") && e.contains("20"), "{e}");
+        for bad in ["localhost:4317", "ftp://x:1", "http://", "http://:4317", "http://a b:1"] {
+            let e = Builder::new()
+                .endpoint(bad)
+                .config_with(EnvSettings::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("expected http://host:port"), "{bad}: {e}");
+        }
+        let env = EnvSettings {
+            endpoint: Some((OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, "collector:4317".into())),
+            ..EnvSettings::default()
+        };
+        let e = Builder::new().config_with(env).unwrap_err().to_string();
+        assert!(e.contains(OTEL_EXPORTER_OTLP_LOGS_ENDPOINT), "{e}");
+    }
+}

@@ -1,0 +1,39 @@
+//! Public error type.
+
+use std::time::Duration;
+
+/// What can go wrong when building, installing, flushing or shutting down the pipeline.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An environment variable holds a value that cannot be used.
+    #[error("invalid value {value:?} for environment variable {var}: expected {expected}")]
+    InvalidEnv {
+        /// The variable's name.
+        var: &'static str,
+        /// The value found.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// A setting (from the builder, or a combination of settings) cannot be used.
+    #[error("invalid setting {setting}: {reason}")]
+    InvalidConfig {
+        /// The builder method or variable concerned.
+        setting: &'static str,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// `try_init` found another logger already installed through `log::set_logger`.
+    #[error("a logger is already installed in this process (log::set_boxed_logger failed)")]
+    AlreadyInitialized,
+    /// The worker thread or its runtime could not be started.
+    #[error("could not start the otel-log-bridge worker: {0}")]
+    Worker(#[source] std::io::Error),
+    /// A flush did not complete within its timeout.
+    #[error("flush did not complete within {0:?}")]
+    FlushTimeout(Duration),
+    /// The pipeline has been shut down.
+    #[error("the otel-log-bridge pipeline has shut down")]
+    ShutDown,
+}

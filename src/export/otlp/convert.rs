@@ -1,0 +1,201 @@
+//! The one conversion from our events to `opentelemetry-proto` messages.
+
+use std::collections::HashMap;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+use crate::event::{AttrValue, LogEvent};
+
+/// Semantic-convention key for the source file.
+pub(crate) const CODE_FILE_PATH: &str = "code.file.path";
+/// Semantic-convention key for the line number.
+pub(crate) const CODE_LINE_NUMBER: &str = "code.line.number";
+/// Semantic-convention key for the function name; we put the module path there.
+pub(crate) const CODE_FUNCTION_NAME: &str = "code.function.name";
+
+fn string(s: impl Into<String>) -> Option<AnyValue> {
+    Some(AnyValue {
+        value: Some(any_value::Value::StringValue(s.into())),
+    })
+}
+
+fn kv(key: impl Into<String>, value: Option<AnyValue>) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value,
+        ..Default::default()
+    }
+}
+
+/// The resource: `service.name`, the SDK attributes, then the configured attributes (a later key
+/// replaces an earlier one; `service.name` always comes from `service_name`).
+pub(crate) fn resource(service_name: &str, attributes: &[(String, String)]) -> Resource {
+    let mut pairs: Vec<(String, String)> = vec![
+        ("service.name".into(), service_name.into()),
+        ("telemetry.sdk.language".into(), "rust".into()),
+        ("telemetry.sdk.name".into(), env!("CARGO_PKG_NAME").into()),
+        ("telemetry.sdk.version".into(), env!("CARGO_PKG_VERSION").into()),
+    ];
+    for (k, v) in attributes {
+        if k == "service.name" {
+            continue;
+        }
+        match pairs.iter_mut().find(|(pk, _)| pk == k) {
+            Some(p) => p.1 = v.clone(),
+            None => pairs.push((k.clone(), v.clone())),
+        }
+    }
+    Resource {
+        attributes: pairs.into_iter().map(|(k, v)| kv(k, string(v))).collect(),
+        ..Default::default()
+    }
+}
+
+fn attr_value(v: &AttrValue) -> AnyValue {
+    AnyValue {
+        value: Some(match v {
+            AttrValue::Int(i) => any_value::Value::IntValue(*i),
+            AttrValue::Double(d) => any_value::Value::DoubleValue(*d),
+            AttrValue::Bool(b) => any_value::Value::BoolValue(*b),
+            AttrValue::Str(s) => any_value::Value::StringValue(s.to_string()),
+        }),
+    }
+}
+
+/// One OTLP log record.
+pub(crate) fn log_record(e: &LogEvent) -> LogRecord {
+    let mut attributes = Vec::with_capacity(e.attributes.len() + 3);
+    attributes.extend(
+        e.attributes
+            .iter()
+            .map(|a| kv(a.key.to_string(), Some(attr_value(&a.value)))),
+    );
+    if let Some(file) = &e.file {
+        attributes.push(kv(CODE_FILE_PATH, string(file.as_ref())));
+    }
+    if let Some(line) = e.line {
+        attributes.push(kv(
+            CODE_LINE_NUMBER,
+            Some(AnyValue {
+                value: Some(any_value::Value::IntValue(line.into())),
+            }),
+        ));
+    }
+    if let Some(module) = &e.module_path {
+        attributes.push(kv(CODE_FUNCTION_NAME, string(module.as_ref())));
+    }
+    let (trace_id, span_id, flags) = match &e.trace {
+        Some(t) => (t.trace_id.to_vec(), t.span_id.to_vec(), u32::from(t.flags)),
+        None => (Vec::new(), Vec::new(), 0),
+    };
+    LogRecord {
+        time_unix_nano: e.time_unix_nano,
+        observed_time_unix_nano: e.observed_time_unix_nano,
+        severity_number: e.severity.number(),
+        severity_text: e.severity.text().to_owned(),
+        body: string(e.body.as_ref()),
+        attributes,
+        dropped_attributes_count: 0,
+        flags,
+        trace_id,
+        span_id,
+        event_name: String::new(),
+    }
+}
+
+/// One request for a batch: one resource, one scope per distinct target, in first-seen order.
+pub(crate) fn request(resource: &Resource, batch: &[LogEvent]) -> ExportLogsServiceRequest {
+    let mut scopes: Vec<ScopeLogs> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for e in batch {
+        let i = *index.entry(e.target.as_ref()).or_insert_with(|| {
+            scopes.push(ScopeLogs {
+                scope: Some(InstrumentationScope {
+                    name: e.target.to_string(),
+                    ..Default::default()
+                }),
+                log_records: Vec::new(),
+                schema_url: String::new(),
+            });
+            scopes.len() - 1
+        });
+        scopes[i].log_records.push(log_record(e));
+    }
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource.clone()),
+            scope_logs: scopes,
+            schema_url: String::new(),
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Attr, Severity, TraceContext};
+    use std::borrow::Cow;
+
+    fn event(target: &'static str, trace: Option<TraceContext>) -> LogEvent {
+        LogEvent {
+            time_unix_nano: 1_700_000_000_000_000_001,
+            observed_time_unix_nano: 1_700_000_000_000_000_001,
+            severity: Severity::Info,
+            body: Cow::Borrowed("hello"),
+            target: Cow::Borrowed(target),
+            module_path: Some(Cow::Borrowed("app::m")),
+            file: Some(Cow::Borrowed("src/m.rs")),
+            line: Some(7),
+            trace,
+            attributes: vec![Attr {
+                key: "n".into(),
+                value: AttrValue::Int(42),
+            }],
+        }
+    }
+
+    #[test]
+    fn groups_by_target_and_maps_every_field() {
+        let t = TraceContext {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            flags: 1,
+        };
+        let batch = [event("a", Some(t)), event("b", None), event("a", None)];
+        let r = request(&resource("svc", &[]), &batch);
+        let scopes = &r.resource_logs[0].scope_logs;
+        assert_eq!(scopes.len(), 2);
+        assert_eq!(scopes[0].scope.as_ref().unwrap().name, "a");
+        assert_eq!(scopes[0].log_records.len(), 2);
+        let rec = &scopes[0].log_records[0];
+        assert_eq!(rec.severity_number, 9);
+        assert_eq!(rec.severity_text, "INFO");
+        assert_eq!(rec.time_unix_nano, 1_700_000_000_000_000_001);
+        assert_eq!(rec.observed_time_unix_nano, 1_700_000_000_000_000_001);
+        assert_eq!(rec.trace_id, vec![1; 16]);
+        assert_eq!(rec.span_id, vec![2; 8]);
+        assert_eq!(rec.flags, 1);
+        let keys: Vec<_> = rec.attributes.iter().map(|k| k.key.as_str()).collect();
+        assert_eq!(keys, ["n", CODE_FILE_PATH, CODE_LINE_NUMBER, CODE_FUNCTION_NAME]);
+        let untraced = &scopes[0].log_records[1];
+        assert!(untraced.trace_id.is_empty() && untraced.span_id.is_empty());
+        assert_eq!(untraced.flags, 0);
+    }
+
+    #[test]
+    fn resource_has_service_name_and_attributes() {
+        let r = resource("svc", &[("service.name".into(), "ignored".into()), ("env".into(), "prod".into())]);
+        let get = |k: &str| {
+            r.attributes
+                .iter()
+                .find(|a| a.key == k)
+                .and_then(|a| a.value.clone())
+                .and_then(|v| v.value)
+        };
+        assert_eq!(get("service.name"), Some(any_value::Value::StringValue("svc".into())));
+        assert_eq!(get("env"), Some(any_value::Value::StringValue("prod".into())));
+    }
+}

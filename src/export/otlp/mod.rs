@@ -1,0 +1,147 @@
+//! OTLP/gRPC exporter on `opentelemetry-proto`'s generated tonic client.
+//!
+//! It owns a current-thread tokio runtime driven only by the worker thread, so it never needs, touches
+//! or blocks the host program's runtime (there may be none). One batch is one `Export` RPC, retried
+//! with exponential backoff and jitter on the retryable codes until the batch's deadline.
+
+mod convert;
+pub(crate) mod retry;
+
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use tonic::transport::{Channel, Endpoint};
+use tonic_types::StatusExt as _;
+
+use crate::config::Config;
+use crate::event::LogEvent;
+use crate::export::{ExportOutcome, Exporter};
+use crate::stats::Counters;
+use crate::Error;
+use retry::{Jitter, Retry};
+
+
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) struct OtlpExporter {
+    /// `Some` until drop; shut down in the background so dropping never blocks or panics, whatever
+    /// runtime context the drop happens in.
+    runtime: Option<tokio::runtime::Runtime>,
+    client: LogsServiceClient<Channel>,
+    resource: Resource,
+    request_timeout: Duration,
+    counters: std::sync::Arc<Counters>,
+    jitter: Jitter,
+}
+
+impl OtlpExporter {
+    pub(crate) fn new(config: &Config, counters: std::sync::Arc<Counters>) -> Result<Self, Error> {
+        if config.endpoint.starts_with("https://") {
+            return Err(Error::InvalidConfig {
+                setting: "endpoint",
+                reason: format!(
+                    "{:?}: TLS (https) endpoints are not supported by this version; use http://",
+                    config.endpoint
+                ),
+            });
+        }
+        let endpoint = Endpoint::from_shared(config.endpoint.clone())
+            .map_err(|e| Error::InvalidConfig {
+                setting: "endpoint",
+                reason: format!("{:?} is not a usable gRPC endpoint: {e}", config.endpoint),
+            })?
+            .connect_timeout(config.request_timeout.min(MAX_CONNECT_TIMEOUT))
+            .tcp_nodelay(true);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Worker)?;
+        let channel = {
+            let _entered = runtime.enter();
+            endpoint.connect_lazy()
+        };
+        Ok(OtlpExporter {
+            runtime: Some(runtime),
+            client: LogsServiceClient::new(channel),
+            resource: convert::resource(&config.service_name, &config.resource_attributes),
+            request_timeout: config.request_timeout,
+            counters,
+            jitter: Jitter::new(),
+        })
+    }
+}
+
+impl Exporter for OtlpExporter {
+    fn export(&mut self, batch: &[LogEvent], deadline: Instant) -> ExportOutcome {
+        let Some(runtime) = self.runtime.as_ref() else {
+            return ExportOutcome::Failed {
+                reason: "exporter shut down".into(),
+            };
+        };
+        let request = convert::request(&self.resource, batch);
+        let mut client = self.client.clone();
+        let request_timeout = self.request_timeout;
+        let counters = &self.counters;
+        let jitter = &mut self.jitter;
+        runtime.block_on(async move {
+            let mut attempt = 0u32;
+            loop {
+                let now = Instant::now();
+                if now >= deadline {
+                    return ExportOutcome::Failed {
+                        reason: "export timeout passed".into(),
+                    };
+                }
+                let per_try = request_timeout.min(deadline - now);
+                let mut rpc = tonic::Request::new(request.clone());
+                rpc.set_timeout(per_try);
+                let status = match tokio::time::timeout(per_try, client.export(rpc)).await {
+                    Ok(Ok(response)) => {
+                        let rejected = response
+                            .into_inner()
+                            .partial_success
+                            .map(|p| u64::try_from(p.rejected_log_records).unwrap_or(0))
+                            .unwrap_or(0);
+                        return ExportOutcome::Delivered { rejected };
+                    }
+                    Ok(Err(status)) => status,
+                    Err(_) => tonic::Status::deadline_exceeded("export attempt timed out"),
+                };
+                counters.add_export_error();
+                let retry_delay = status.get_details_retry_info().and_then(|r| r.retry_delay);
+                let wait = match retry::classify(status.code(), retry_delay) {
+                    Retry::Permanent => {
+                        return ExportOutcome::Failed {
+                            reason: format!("permanent error {:?}: {}", status.code(), status.message()),
+                        };
+                    }
+                    Retry::Retryable => retry::backoff(attempt, INITIAL_BACKOFF, MAX_BACKOFF, jitter.next()),
+                    Retry::Throttled(delay) => delay,
+                };
+                if Instant::now() + wait >= deadline {
+                    return ExportOutcome::Failed {
+                        reason: format!(
+                            "gave up after {} attempts, last {:?}: {}",
+                            attempt + 1,
+                            status.code(),
+                            status.message()
+                        ),
+                    };
+                }
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+        })
+    }
+}
+
+impl Drop for OtlpExporter {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Retry classification of gRPC status codes (OTLP specification) and backoff. Pure functions.
+
+use std::time::Duration;
+
+use tonic::Code;
+
+/// How to treat a failed export RPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Try again after the usual exponential backoff.
+    Retryable,
+    /// The server is throttling: try again after at least this long.
+    Throttled(Duration),
+    /// Do not retry.
+    Permanent,
+}
+
+/// Classifies a status code. `retry_delay` is the delay of a `google.rpc.RetryInfo` detail, if the
+/// status carried one: RESOURCE_EXHAUSTED is retryable only then, and its delay is honoured.
+pub(crate) fn classify(code: Code, retry_delay: Option<Duration>) -> Retry {
+    match code {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => match retry_delay {
+            Some(d) => Retry::Throttled(d),
+            None => Retry::Retryable,
+        },
+        Code::ResourceExhausted => match retry_delay {
+            Some(d) => Retry::Throttled(d),
+            None => Retry::Permanent,
+        },
+        _ => Retry::Permanent,
+    }
+}
+
+/// Exponential backoff with full jitter: attempt 0 waits up to `initial`, doubling up to `max`.
+pub(crate) fn backoff(attempt: u32, initial: Duration, max: Duration, random: u64) -> Duration {
+    let ceiling = initial
+        .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
+        .min(max);
+    let nanos = ceiling.as_nanos().max(1) as u64;
+    // Between half the ceiling and the ceiling, so a retry never comes back instantly.
+    Duration::from_nanos(nanos / 2 + random % (nanos / 2 + 1))
+}
+
+/// A small xorshift generator for jitter; quality is irrelevant, independence across processes is not.
+pub(crate) struct Jitter(u64);
+
+impl Jitter {
+    pub(crate) fn new() -> Self {
+        let seed = crate::capture::now_unix_nanos() ^ (std::process::id() as u64).rotate_left(32);
+        Jitter(seed | 1)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_table_follows_the_otlp_specification() {
+        let d = Duration::from_millis(250);
+        let table = [
+            (Code::Ok, Retry::Permanent, Retry::Permanent),
+            (Code::Cancelled, Retry::Retryable, Retry::Throttled(d)),
+            (Code::Unknown, Retry::Permanent, Retry::Permanent),
+            (Code::InvalidArgument, Retry::Permanent, Retry::Permanent),
+            (Code::DeadlineExceeded, Retry::Retryable, Retry::Throttled(d)),
+            (Code::NotFound, Retry::Permanent, Retry::Permanent),
+            (Code::AlreadyExists, Retry::Permanent, Retry::Permanent),
+            (Code::PermissionDenied, Retry::Permanent, Retry::Permanent),
+            (Code::ResourceExhausted, Retry::Permanent, Retry::Throttled(d)),
+            (Code::FailedPrecondition, Retry::Permanent, Retry::Permanent),
+            (Code::Aborted, Retry::Retryable, Retry::Throttled(d)),
+            (Code::OutOfRange, Retry::Retryable, Retry::Throttled(d)),
+            (Code::Unimplemented, Retry::Permanent, Retry::Permanent),
+            (Code::Internal, Retry::Permanent, Retry::Permanent),
+            (Code::Unavailable, Retry::Retryable, Retry::Throttled(d)),
+            (Code::DataLoss, Retry::Retryable, Retry::Throttled(d)),
+            (Code::Unauthenticated, Retry::Permanent, Retry::Permanent),
+        ];
+        for (code, without, with) in table {
+            assert_eq!(classify(code, None), without, "{code:?} without RetryInfo");
+            assert_eq!(classify(code, Some(d)), with, "{code:?} with RetryInfo");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_is_jittered_and_capped() {
+        let initial = Duration::from_millis(100);
+        let max = Duration::from_secs(5);
+        let mut j = Jitter::new();
+        for attempt in 0..40 {
+            let ceiling = (initial * 2u32.pow(attempt.min(20))).min(max);
+            let b = backoff(attempt, initial, max, j.next());
+            assert!(b <= ceiling && b >= ceiling / 2, "attempt {attempt}: {b:?}");
+        }
+        let a = backoff(3, initial, max, 1);
+        let b = backoff(3, initial, max, 7_777_777);
+        assert_ne!(a, b, "jitter must vary the delay");
+    }
+}

@@ -1,0 +1,170 @@
+//! # otel-log-bridge
+//!
+//! A `log` backend that ships records to OpenTelemetry over OTLP/gRPC, without ever making the
+//! calling thread wait.
+//!
+//! ```text
+//! app thread (sync, never blocks, never panics)       | one worker thread (owns its own tokio runtime)
+//! log::Record -> filter -> capture -> queue.try_push   | -> batch (size | delay) -> OTLP/gRPC export
+//!                                     (bounded; sheds  |      retry with backoff on retryable codes
+//!                                      DEBUG/INFO when |      failure -> counted as dropped
+//!                                      high; counted)  |
+//! ```
+//!
+//! ```no_run
+//! # fn main() -> Result<(), otel_log_bridge::Error> {
+//! let guard = otel_log_bridge::try_init()?; // configuration from the environment
+//! log::info!(target: "payment.service", amount = 150.0, user_id = 42, currency = "EUR"; "Transaction processed");
+//! println!("{:?}", guard.stats());
+//! drop(guard); // bounded flush + shutdown
+//! # Ok(()) }
+//! ```
+//!
+//! Each record is captured on the calling thread with the active OpenTelemetry span context
+//! (`opentelemetry::Context::current()`), its key-values as typed attributes, its target (exported
+//! as the instrumentation scope name) and its code location. See the README for the configuration
+//! table, the severity and attribute mappings, and what is dropped when.
+#![warn(missing_docs)]
+
+mod bridge;
+mod capture;
+pub mod config;
+mod error;
+mod event;
+mod export;
+mod pipeline;
+mod stats;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use bridge::Logger;
+pub use config::Builder;
+pub use error::Error;
+pub use event::Severity;
+pub use stats::{DropReason, Dropped, Stats};
+
+use export::otlp::OtlpExporter;
+use pipeline::Pipeline;
+use stats::Counters;
+
+/// A builder reading the environment for every setting left unset.
+pub fn builder() -> Builder {
+    Builder::new()
+}
+
+/// Configures a pipeline from the environment and installs it as the `log` logger.
+///
+/// Sets `log::max_level` to the configured level. Returns [`Error::AlreadyInitialized`] (never panics)
+/// when a logger is already installed, and an error naming the variable for an invalid setting.
+/// Keep the returned guard alive: dropping it flushes (bounded) and stops the pipeline.
+pub fn try_init() -> Result<Guard, Error> {
+    Builder::new().try_init()
+}
+
+impl Builder {
+    /// Starts the pipeline and returns its logger, not installed, with its guard: for composing with
+    /// other loggers, and for tests.
+    pub fn build(self) -> Result<(Logger, Guard), Error> {
+        let config = self.config()?;
+        let counters = Arc::new(Counters::default());
+        let exporter = OtlpExporter::new(&config, counters.clone())?;
+        let pipeline = Pipeline::start(&config, counters, Box::new(exporter))?;
+        let logger = Logger {
+            shared: pipeline.shared.clone(),
+        };
+        let guard = Guard {
+            pipeline,
+            shutdown_timeout: config.shutdown_timeout,
+        };
+        Ok((logger, guard))
+    }
+
+    /// Starts the pipeline and installs it as the `log` logger; see [`try_init`].
+    pub fn try_init(self) -> Result<Guard, Error> {
+        let (logger, guard) = self.build()?;
+        let level = logger.max_level();
+        log::set_boxed_logger(Box::new(logger)).map_err(|_| Error::AlreadyInitialized)?;
+        log::set_max_level(level);
+        Ok(guard)
+    }
+}
+
+/// Keeps the pipeline running; dropping it flushes what is queued (bounded by the shutdown timeout,
+/// `LOG_SHUTDOWN_TIMEOUT`) and stops the worker.
+///
+/// After shutdown the logger stays installed but refuses records, counting them as dropped
+/// ([`DropReason::Shutdown`]). A process that ends with `std::process::exit` without dropping the
+/// guard loses what is still queued.
+#[must_use = "dropping the guard shuts the pipeline down"]
+pub struct Guard {
+    pipeline: Pipeline,
+    shutdown_timeout: Duration,
+}
+
+/// What [`Guard::shutdown`] could and could not deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Whether the worker finished within the timeout.
+    pub completed: bool,
+    /// The counters after shutdown.
+    pub stats: Stats,
+    /// Records not delivered: every drop, by any reason, plus anything still queued.
+    pub undelivered: u64,
+}
+
+impl Guard {
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.pipeline.shared.stats()
+    }
+
+    /// The last export error, if any export failed.
+    pub fn last_export_error(&self) -> Option<String> {
+        self.pipeline
+            .shared
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
+    }
+
+    /// Exports everything logged before the call; waits at most `timeout`.
+    pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        self.pipeline.shared.flush(timeout)
+    }
+
+    /// Stops accepting records, exports what is queued within `timeout`, stops the worker and
+    /// reports what could not be delivered. Safe to call from inside any async runtime: the wait is
+    /// bounded by `timeout` and does not depend on the caller's runtime.
+    pub fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
+        self.shutdown_inner(timeout)
+    }
+
+    fn shutdown_inner(&mut self, timeout: Duration) -> ShutdownReport {
+        let completed = self.pipeline.shutdown(timeout);
+        let stats = self.stats();
+        ShutdownReport {
+            completed,
+            stats,
+            undelivered: stats.dropped.total() + stats.queue_depth,
+        }
+    }
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !self.pipeline.is_shut_down() {
+            self.shutdown_inner(self.shutdown_timeout);
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The bounded, non-blocking processor: queue (data) + control channel, one worker thread.
+//!
+//! ```text
+//! app threads: capture -> Queue::try_push (never blocks; refused -> counted)
+//!                                 |                      control: Flush / Shutdown (+ unpark)
+//!                                 v                                 |
+//! worker thread: pop -> Batcher (size | delay) -> Exporter::export(batch, deadline)
+//! ```
+
+pub(crate) mod batch;
+pub(crate) mod queue;
+mod worker;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use crate::Error;
+use crate::config::Config;
+use crate::event::LogEvent;
+use crate::export::Exporter;
+use crate::stats::{Counters, Stats};
+use queue::Queue;
+
+pub(crate) use worker::in_worker;
+
+/// What the worker is asked to do besides its batching.
+pub(crate) enum Control {
+    /// Export everything enqueued before the request, then answer.
+    Flush {
+        deadline: Instant,
+        done: mpsc::SyncSender<()>,
+    },
+    /// Flush, then stop; records left when the deadline passes are counted as dropped.
+    Shutdown {
+        deadline: Instant,
+        done: mpsc::SyncSender<()>,
+    },
+}
+
+/// State shared by the logger, the guard and the worker.
+pub(crate) struct Shared {
+    pub queue: Queue<LogEvent>,
+    pub counters: Arc<Counters>,
+    level: AtomicUsize,
+    closed: AtomicBool,
+    worker_sleeping: AtomicBool,
+    worker: OnceLock<Thread>,
+    control: Mutex<Option<mpsc::Sender<Control>>>,
+    pub batch_size: usize,
+    pub flush_timeout: Duration,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub(crate) fn level(&self) -> log::LevelFilter {
+        match self.level.load(Ordering::Relaxed) {
+            0 => log::LevelFilter::Off,
+            1 => log::LevelFilter::Error,
+            2 => log::LevelFilter::Warn,
+            3 => log::LevelFilter::Info,
+            4 => log::LevelFilter::Debug,
+            _ => log::LevelFilter::Trace,
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Wakes the worker if it sleeps and a full batch is waiting. Called after a successful push.
+    #[inline]
+    pub(crate) fn pushed(&self, queue_len: usize) {
+        if queue_len >= self.batch_size
+            && self.worker_sleeping.load(Ordering::SeqCst)
+            && self.worker_sleeping.swap(false, Ordering::SeqCst)
+        {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(t) = self.worker.get() {
+            t.unpark();
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        self.counters
+            .snapshot(self.queue.pushed() as u64, self.queue.len() as u64)
+    }
+
+    fn send(&self, msg: Control) -> Result<(), Error> {
+        let sent = match self.control.lock() {
+            Ok(guard) => guard.as_ref().map(|tx| tx.send(msg).is_ok()),
+            Err(poisoned) => poisoned.into_inner().as_ref().map(|tx| tx.send(msg).is_ok()),
+        };
+        self.wake();
+        match sent {
+            Some(true) => Ok(()),
+            _ => Err(Error::ShutDown),
+        }
+    }
+
+    /// Exports everything enqueued so far; waits at most `timeout`.
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        if in_worker() {
+            return Ok(());
+        }
+        if self.is_closed() {
+            return Err(Error::ShutDown);
+        }
+        let (done, wait) = mpsc::sync_channel(1);
+        self.send(Control::Flush {
+            deadline: Instant::now() + timeout,
+            done,
+        })?;
+        wait.recv_timeout(timeout)
+            .map_err(|_| Error::FlushTimeout(timeout))
+    }
+
+    /// Stops accepting records, flushes within `timeout`, stops the worker. Returns whether the worker
+    /// finished in time.
+    fn shutdown(&self, timeout: Duration) -> bool {
+        self.closed.store(true, Ordering::SeqCst);
+        let (done, wait) = mpsc::sync_channel(1);
+        let sent = self.send(Control::Shutdown {
+            deadline: Instant::now() + timeout,
+            done,
+        });
+        let finished = sent.is_ok() && wait.recv_timeout(timeout + Duration::from_millis(200)).is_ok();
+        // Dropping the sender lets a worker that missed the message see the channel closed.
+        match self.control.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        finished
+    }
+}
+
+/// A running pipeline: what the guard holds.
+pub(crate) struct Pipeline {
+    pub shared: Arc<Shared>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Starts the worker thread with `exporter`.
+    pub(crate) fn start(
+        config: &Config,
+        counters: Arc<Counters>,
+        exporter: Box<dyn Exporter>,
+    ) -> Result<Self, Error> {
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            queue: Queue::new(config.max_queue_size, config.high_watermark()),
+            counters,
+            level: AtomicUsize::new(config.level as usize),
+            closed: AtomicBool::new(false),
+            worker_sleeping: AtomicBool::new(false),
+            worker: OnceLock::new(),
+            control: Mutex::new(Some(tx)),
+            batch_size: config.max_export_batch_size,
+            flush_timeout: config.shutdown_timeout,
+            last_error: Mutex::new(None),
+        });
+        let settings = worker::Settings {
+            batch_size: config.max_export_batch_size,
+            schedule_delay: config.schedule_delay,
+            export_timeout: config.export_timeout,
+        };
+        let worker_shared = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("otel-log-bridge".into())
+            .spawn(move || worker::run(worker_shared, exporter, rx, settings))
+            .map_err(Error::Worker)?;
+        let _ = shared.worker.set(handle.thread().clone());
+        Ok(Pipeline {
+            shared,
+            worker: Some(handle),
+        })
+    }
+
+    /// Whether [`Pipeline::shutdown`] already ran.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.worker.is_none()
+    }
+
+    /// Flushes within `timeout` and stops the worker; joins it if it finished in time.
+    pub(crate) fn shutdown(&mut self, timeout: Duration) -> bool {
+        let Some(handle) = self.worker.take() else {
+            return true;
+        };
+        let finished = self.shared.shutdown(timeout);
+        if finished {
+            let _ = handle.join();
+        }
+        finished
+    }
+}

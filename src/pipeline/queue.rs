@@ -1,0 +1,259 @@
+//! A bounded, lock-free multi-producer queue between the calling threads and the worker.
+//!
+//! Invariants:
+//! - `tail` counts successful pushes and `head` successful pops, each only ever increasing; the number
+//!   of queued records is `tail - head` and never exceeds the physical capacity (a power of two at least
+//!   the configured capacity). The configured capacity is enforced by the length check in
+//!   [`Queue::try_push`], which concurrent producers can overshoot by at most their number.
+//! - Each slot has a sequence number: `seq == pos` means free for the push at `pos`, `seq == pos + 1`
+//!   means it holds the value pushed at `pos`. A producer claims a position with one CAS on `tail`,
+//!   writes the value, then publishes it with a release store of `seq`; no producer ever waits for
+//!   another or for the consumer.
+//! - `try_push` never blocks, never allocates and never performs I/O.
+//!
+//! The algorithm is the classic bounded array queue with per-slot sequence numbers (Vyukov).
+
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Pads a value to its own cache line so producers and the consumer don't share one.
+#[repr(align(128))]
+struct CachePadded<T>(T);
+
+struct Slot<T> {
+    seq: AtomicUsize,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// Why a push was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PushError {
+    /// The queue holds its capacity.
+    Full,
+    /// The queue is above the high watermark and the record is below WARN.
+    Shed,
+}
+
+pub(crate) struct Queue<T> {
+    tail: CachePadded<AtomicUsize>,
+    head: CachePadded<AtomicUsize>,
+    slots: Box<[Slot<T>]>,
+    mask: usize,
+    capacity: usize,
+    high_watermark: usize,
+}
+
+// SAFETY: values are moved in by one producer and out by one consumer, handed over through the slot's
+// sequence number with release/acquire ordering; `T: Send` is all that crossing threads needs.
+unsafe impl<T: Send> Send for Queue<T> {}
+// SAFETY: as above; every shared access goes through atomics or a slot claimed exclusively by CAS.
+unsafe impl<T: Send> Sync for Queue<T> {}
+
+impl<T> Queue<T> {
+    /// A queue holding at most `capacity` values, shedding low-priority values once `high_watermark`
+    /// are queued. `capacity` must be at least 1.
+    pub(crate) fn new(capacity: usize, high_watermark: usize) -> Self {
+        let capacity = capacity.max(1);
+        let physical = capacity.next_power_of_two();
+        let slots = (0..physical)
+            .map(|i| Slot {
+                seq: AtomicUsize::new(i),
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+            })
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
+        Queue {
+            tail: CachePadded(AtomicUsize::new(0)),
+            head: CachePadded(AtomicUsize::new(0)),
+            slots,
+            mask: physical - 1,
+            capacity,
+            high_watermark: high_watermark.min(capacity),
+        }
+    }
+
+    /// Values queued now (a snapshot).
+    pub(crate) fn len(&self) -> usize {
+        let head = self.head.0.load(Ordering::Acquire);
+        let tail = self.tail.0.load(Ordering::Acquire);
+        tail.wrapping_sub(head).min(self.slots.len())
+    }
+
+    /// Values ever pushed.
+    pub(crate) fn pushed(&self) -> usize {
+        self.tail.0.load(Ordering::Relaxed)
+    }
+
+    /// Values ever popped.
+    pub(crate) fn popped(&self) -> usize {
+        self.head.0.load(Ordering::Relaxed)
+    }
+
+    /// Pushes `value` unless the queue is full, or above the high watermark while `sheddable`.
+    /// Returns the queue length after the push on success; on failure gives the value back.
+    pub(crate) fn try_push(&self, value: T, sheddable: bool) -> Result<usize, (T, PushError)> {
+        let mut pos = self.tail.0.load(Ordering::Relaxed);
+        loop {
+            let len = pos.wrapping_sub(self.head.0.load(Ordering::Relaxed));
+            if len >= self.capacity {
+                return Err((value, PushError::Full));
+            }
+            if sheddable && len >= self.high_watermark {
+                return Err((value, PushError::Shed));
+            }
+            let slot = &self.slots[pos & self.mask];
+            let seq = slot.seq.load(Ordering::Acquire);
+            let diff = (seq as isize).wrapping_sub(pos as isize);
+            if diff == 0 {
+                match self.tail.0.compare_exchange_weak(
+                    pos,
+                    pos.wrapping_add(1),
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: the CAS gave this producer exclusive use of the slot at `pos` until it
+                        // publishes it below; the consumer reads it only after seeing `seq == pos + 1`.
+                        unsafe { (*slot.value.get()).write(value) };
+                        slot.seq.store(pos.wrapping_add(1), Ordering::Release);
+                        return Ok(len + 1);
+                    }
+                    Err(current) => pos = current,
+                }
+            } else if diff < 0 {
+                // The slot still holds the value from one lap ago: physically full.
+                return Err((value, PushError::Full));
+            } else {
+                pos = self.tail.0.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Pops the oldest value, if any.
+    pub(crate) fn pop(&self) -> Option<T> {
+        let mut pos = self.head.0.load(Ordering::Relaxed);
+        loop {
+            let slot = &self.slots[pos & self.mask];
+            let seq = slot.seq.load(Ordering::Acquire);
+            let diff = (seq as isize).wrapping_sub(pos.wrapping_add(1) as isize);
+            if diff == 0 {
+                match self.head.0.compare_exchange_weak(
+                    pos,
+                    pos.wrapping_add(1),
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: `seq == pos + 1` means a producer wrote and published this slot, and the
+                        // CAS on `head` gave this consumer exclusive use of it until `seq` is advanced.
+                        let value = unsafe { (*slot.value.get()).assume_init_read() };
+                        slot.seq
+                            .store(pos.wrapping_add(self.mask + 1), Ordering::Release);
+                        return Some(value);
+                    }
+                    Err(current) => pos = current,
+                }
+            } else if diff < 0 {
+                return None;
+            } else {
+                pos = self.head.0.load(Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl<T> Drop for Queue<T> {
+    fn drop(&mut self) {
+        while self.pop().is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn fifo_and_capacity() {
+        let q = Queue::new(3, 3);
+        assert_eq!(q.try_push(1, false).ok(), Some(1));
+        assert_eq!(q.try_push(2, false).ok(), Some(2));
+        assert_eq!(q.try_push(3, false).ok(), Some(3));
+        assert_eq!(q.try_push(4, false).err().map(|e| e.1), Some(PushError::Full));
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.pop(), Some(1));
+        assert_eq!(q.try_push(5, false).ok(), Some(3));
+        assert_eq!((q.pop(), q.pop(), q.pop(), q.pop()), (Some(2), Some(3), Some(5), None));
+        assert_eq!(q.pushed(), 4);
+    }
+
+    #[test]
+    fn sheds_only_sheddable_values_above_the_watermark() {
+        let q = Queue::new(10, 8);
+        for i in 0..8 {
+            q.try_push(i, true).unwrap();
+        }
+        assert_eq!(q.try_push(8, true).err().map(|e| e.1), Some(PushError::Shed));
+        assert!(q.try_push(8, false).is_ok());
+        assert!(q.try_push(9, false).is_ok());
+        assert_eq!(q.try_push(10, false).err().map(|e| e.1), Some(PushError::Full));
+    }
+
+    #[test]
+    fn drop_releases_queued_values() {
+        let value = Arc::new(());
+        {
+            let q = Queue::new(4, 4);
+            q.try_push(value.clone(), false).unwrap();
+            q.try_push(value.clone(), false).unwrap();
+            assert_eq!(Arc::strong_count(&value), 3);
+        }
+        assert_eq!(Arc::strong_count(&value), 1);
+    }
+
+    #[test]
+    fn concurrent_producers_lose_and_duplicate_nothing() {
+        const PER_THREAD: usize = 50_000;
+        const THREADS: usize = 4;
+        let q = Arc::new(Queue::new(64, 64));
+        let producers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    for i in 0..PER_THREAD {
+                        let mut v = t * PER_THREAD + i;
+                        loop {
+                            match q.try_push(v, false) {
+                                Ok(_) => break,
+                                Err((back, _)) => {
+                                    v = back;
+                                    std::hint::spin_loop();
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut seen = vec![false; THREADS * PER_THREAD];
+        let mut last_per_thread = vec![None::<usize>; THREADS];
+        let mut count = 0;
+        while count < THREADS * PER_THREAD {
+            if let Some(v) = q.pop() {
+                assert!(!seen[v], "duplicate {v}");
+                seen[v] = true;
+                let t = v / PER_THREAD;
+                assert!(last_per_thread[t].is_none_or(|last| last < v), "per-producer order");
+                last_per_thread[t] = Some(v);
+                count += 1;
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        for p in producers {
+            p.join().unwrap();
+        }
+        assert!(q.pop().is_none());
+    }
+}

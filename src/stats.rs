@@ -1,0 +1,156 @@
+//! Counters that tell the operator what happened to every record. Never logs through `log`.
+//!
+//! Producers touch these only on the rare paths (a drop); the hot path's only shared write is the
+//! queue's own position counter, from which `enqueued` is derived.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a record was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// The queue was full.
+    QueueFull,
+    /// The queue was above its high watermark and the record was DEBUG, INFO or TRACE.
+    Shed,
+    /// The export failed after its retries, timed out, or met a permanent error.
+    ExportFailed,
+    /// The collector answered with a partial success and rejected the record.
+    Rejected,
+    /// Logged after shutdown began, or still queued when the shutdown timeout passed.
+    Shutdown,
+    /// Logged from inside the formatting of another record, more than one level deep.
+    Reentrant,
+}
+
+impl DropReason {
+    /// Every reason, in the order of [`Dropped`]'s fields.
+    pub const ALL: [DropReason; 6] = [
+        DropReason::QueueFull,
+        DropReason::Shed,
+        DropReason::ExportFailed,
+        DropReason::Rejected,
+        DropReason::Shutdown,
+        DropReason::Reentrant,
+    ];
+
+    /// The reason's name as used in `loadgen`'s JSON line and the README.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::Shed => "shed",
+            DropReason::ExportFailed => "export_failed",
+            DropReason::Rejected => "rejected",
+            DropReason::Shutdown => "shutdown",
+            DropReason::Reentrant => "reentrant",
+        }
+    }
+}
+
+/// Records dropped, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Dropped {
+    /// See [`DropReason::QueueFull`].
+    pub queue_full: u64,
+    /// See [`DropReason::Shed`].
+    pub shed: u64,
+    /// See [`DropReason::ExportFailed`].
+    pub export_failed: u64,
+    /// See [`DropReason::Rejected`].
+    pub rejected: u64,
+    /// See [`DropReason::Shutdown`].
+    pub shutdown: u64,
+    /// See [`DropReason::Reentrant`].
+    pub reentrant: u64,
+}
+
+impl Dropped {
+    /// The count for one reason.
+    pub fn get(&self, reason: DropReason) -> u64 {
+        match reason {
+            DropReason::QueueFull => self.queue_full,
+            DropReason::Shed => self.shed,
+            DropReason::ExportFailed => self.export_failed,
+            DropReason::Rejected => self.rejected,
+            DropReason::Shutdown => self.shutdown,
+            DropReason::Reentrant => self.reentrant,
+        }
+    }
+
+    /// All drops together.
+    pub fn total(&self) -> u64 {
+        DropReason::ALL.iter().map(|r| self.get(*r)).sum()
+    }
+}
+
+/// A snapshot of the pipeline's counters, from [`Guard::stats`](crate::Guard::stats).
+///
+/// Accounting identity, once the queue is empty: `enqueued = exported + dropped.export_failed +
+/// dropped.rejected + (dropped.shutdown of records that were queued)`; records refused at the queue
+/// (`queue_full`, `shed`, `reentrant`, shutdown-time refusals) never count as enqueued.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Records accepted into the queue.
+    pub enqueued: u64,
+    /// Records the collector acknowledged.
+    pub exported: u64,
+    /// Records dropped, by reason.
+    pub dropped: Dropped,
+    /// Records in the queue now.
+    pub queue_depth: u64,
+    /// Export attempts (RPCs) that failed, retried or not.
+    pub export_errors: u64,
+    /// Records whose message `Display` panicked; they are kept with a marker body.
+    pub format_panics: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    exported: AtomicU64,
+    dropped: [AtomicU64; DropReason::ALL.len()],
+    export_errors: AtomicU64,
+    format_panics: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add_exported(&self, n: u64) {
+        self.exported.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_dropped(&self, reason: DropReason, n: u64) {
+        let i = DropReason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        self.dropped[i].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_export_error(&self) {
+        self.export_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_format_panic(&self) {
+        self.format_panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, enqueued: u64, queue_depth: u64) -> Stats {
+        let d = |r: DropReason| {
+            let i = DropReason::ALL.iter().position(|x| *x == r).unwrap_or(0);
+            self.dropped[i].load(Ordering::Relaxed)
+        };
+        Stats {
+            enqueued,
+            exported: self.exported.load(Ordering::Relaxed),
+            dropped: Dropped {
+                queue_full: d(DropReason::QueueFull),
+                shed: d(DropReason::Shed),
+                export_failed: d(DropReason::ExportFailed),
+                rejected: d(DropReason::Rejected),
+                shutdown: d(DropReason::Shutdown),
+                reentrant: d(DropReason::Reentrant),
+            },
+            queue_depth,
+            export_errors: self.export_errors.load(Ordering::Relaxed),
+            format_panics: self.format_panics.load(Ordering::Relaxed),
+        }
+    }
+}
