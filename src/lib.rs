@@ -110,7 +110,8 @@ pub struct ShutdownReport {
     pub completed: bool,
     /// The counters after shutdown.
     pub stats: Stats,
-    /// Records not delivered: every drop, by any reason, plus anything still queued.
+    /// Records not delivered: every drop, by any reason, plus anything still queued or in flight
+    /// when the timeout passed.
     pub undelivered: u64,
 }
 
@@ -148,7 +149,7 @@ impl Guard {
         ShutdownReport {
             completed,
             stats,
-            undelivered: stats.dropped.total() + stats.queue_depth,
+            undelivered: stats.dropped.total() + stats.queue_depth + stats.in_flight,
         }
     }
 }

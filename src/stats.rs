@@ -86,9 +86,9 @@ impl Dropped {
 
 /// A snapshot of the pipeline's counters, from [`Guard::stats`](crate::Guard::stats).
 ///
-/// Accounting identity, once the queue is empty: `enqueued = exported + dropped.export_failed +
-/// dropped.rejected + (dropped.shutdown of records that were queued)`; records refused at the queue
-/// (`queue_full`, `shed`, `reentrant`, shutdown-time refusals) never count as enqueued.
+/// Accounting identity: every record that passed the level filter is exactly one of exported,
+/// dropped (by reason), queued (`queue_depth`) or being exported (`in_flight`). Records refused at the
+/// queue (`queue_full`, `shed`, `reentrant`, refusals after shutdown) never count as `enqueued`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -100,6 +100,8 @@ pub struct Stats {
     pub dropped: Dropped,
     /// Records in the queue now.
     pub queue_depth: u64,
+    /// Records taken from the queue by the worker and not yet exported or dropped.
+    pub in_flight: u64,
     /// Export attempts (RPCs) that failed, retried or not.
     pub export_errors: u64,
     /// Records whose message `Display` panicked; they are kept with a marker body.
@@ -112,6 +114,7 @@ pub(crate) struct Counters {
     dropped: [AtomicU64; DropReason::ALL.len()],
     export_errors: AtomicU64,
     format_panics: AtomicU64,
+    in_flight: AtomicU64,
 }
 
 impl Counters {
@@ -126,6 +129,10 @@ impl Counters {
 
     pub(crate) fn add_export_error(&self) {
         self.export_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_in_flight(&self, n: u64) {
+        self.in_flight.store(n, Ordering::Relaxed);
     }
 
     pub(crate) fn add_format_panic(&self) {
@@ -149,6 +156,7 @@ impl Counters {
                 reentrant: d(DropReason::Reentrant),
             },
             queue_depth,
+            in_flight: self.in_flight.load(Ordering::Relaxed),
             export_errors: self.export_errors.load(Ordering::Relaxed),
             format_panics: self.format_panics.load(Ordering::Relaxed),
         }

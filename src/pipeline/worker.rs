@@ -140,7 +140,9 @@ impl Worker {
             return;
         }
         let n = self.batch.len() as u64;
-        match self.exporter.export(&self.batch, deadline) {
+        self.shared.counters.set_in_flight(n);
+        let outcome = self.exporter.export(&self.batch, deadline);
+        match outcome {
             ExportOutcome::Delivered { rejected } => {
                 let rejected = rejected.min(n);
                 self.shared.counters.add_exported(n - rejected);
@@ -154,6 +156,7 @@ impl Worker {
             }
         }
         self.batch.clear();
+        self.shared.counters.set_in_flight(0);
     }
 
     /// Keeps the last error for the guard and writes it to stderr, at most once per interval.

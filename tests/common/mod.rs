@@ -1,0 +1,274 @@
+//! A real OTLP/gRPC logs collector for the tests: `opentelemetry-proto`'s generated tonic server on
+//! 127.0.0.1 with TCP_NODELAY, on its own thread and runtime, with scripted failures.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// One record as the collector received it, with its scope name and resource.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub scope: String,
+    pub resource: Resource,
+    pub record: LogRecord,
+}
+
+impl Received {
+    pub fn attr(&self, key: &str) -> Option<any_value::Value> {
+        self.record
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.clone())
+            .and_then(|v| v.value)
+    }
+
+    pub fn resource_attr(&self, key: &str) -> Option<any_value::Value> {
+        self.resource
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.clone())
+            .and_then(|v| v.value)
+    }
+
+    pub fn body(&self) -> String {
+        match self.record.body.clone() {
+            Some(AnyValue {
+                value: Some(any_value::Value::StringValue(s)),
+            }) => s,
+            other => panic!("body is not a string: {other:?}"),
+        }
+    }
+}
+
+/// What the collector answers to the next requests.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Accept,
+    /// Fail with `code`, carrying a RetryInfo with this delay when `Some`.
+    Fail { code: Code, retry_after: Option<Duration> },
+    /// Accept, but report `n` records of the request as rejected.
+    PartialReject(i64),
+}
+
+#[derive(Default)]
+struct State {
+    records: Vec<Received>,
+    requests: usize,
+    /// Scripted answers for the next requests, in order; `Accept` once empty.
+    script: Vec<Answer>,
+}
+
+#[derive(Clone, Default)]
+struct Shared(Arc<(Mutex<State>, Condvar)>);
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Shared {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let req = request.into_inner();
+        let mut state = self.lock();
+        state.requests += 1;
+        let answer = if state.script.is_empty() {
+            Answer::Accept
+        } else {
+            state.script.remove(0)
+        };
+        let mut rejected = 0;
+        match answer {
+            Answer::Fail { code, retry_after } => {
+                self.0.1.notify_all();
+                return Err(match retry_after {
+                    Some(d) => Status::with_error_details(code, "scripted failure", ErrorDetails::with_retry_info(Some(d))),
+                    None => Status::new(code, "scripted failure"),
+                });
+            }
+            Answer::PartialReject(n) => rejected = n,
+            Answer::Accept => {}
+        }
+        for rl in req.resource_logs {
+            let resource = rl.resource.unwrap_or_default();
+            for sl in rl.scope_logs {
+                let scope = sl.scope.map(|s| s.name).unwrap_or_default();
+                for record in sl.log_records {
+                    state.records.push(Received {
+                        scope: scope.clone(),
+                        resource: resource.clone(),
+                        record,
+                    });
+                }
+            }
+        }
+        self.0.1.notify_all();
+        Ok(Response::new(ExportLogsServiceResponse {
+            partial_success: (rejected > 0).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: rejected,
+                error_message: "scripted partial success".into(),
+            }),
+        }))
+    }
+}
+
+pub struct Collector {
+    pub addr: SocketAddr,
+    shared: Shared,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Collector {
+    /// Starts a collector on 127.0.0.1 on a free port.
+    pub fn start() -> Collector {
+        Self::start_on("127.0.0.1:0".parse().unwrap())
+    }
+
+    /// Starts a collector on `addr` (to come back on the port of one that was stopped).
+    pub fn start_on(addr: SocketAddr) -> Collector {
+        let shared = Shared::default();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let service = shared.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("collector runtime");
+            rt.block_on(async move {
+                let incoming = TcpIncoming::bind(addr).expect("bind collector").with_nodelay(Some(true));
+                addr_tx.send(incoming.local_addr().expect("local addr")).unwrap();
+                tonic::transport::Server::builder()
+                    .add_service(LogsServiceServer::new(service))
+                    .serve_with_incoming_shutdown(incoming, async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .expect("collector server");
+            });
+        });
+        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("collector started");
+        Collector {
+            addr,
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Answers the next requests as scripted, then accepts.
+    pub fn script(&self, answers: Vec<Answer>) {
+        self.shared.lock().script = answers;
+    }
+
+    pub fn records(&self) -> Vec<Received> {
+        self.shared.lock().records.clone()
+    }
+
+    pub fn requests(&self) -> usize {
+        self.shared.lock().requests
+    }
+
+    /// Waits until `cond` holds over the received records and the request count, or panics at the
+    /// deadline with what was received.
+    pub fn wait_until(&self, timeout: Duration, what: &str, cond: impl Fn(&[Received], usize) -> bool) {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        loop {
+            if cond(&state.records, state.requests) {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}: {} records in {} requests",
+                    state.records.len(),
+                    state.requests
+                );
+            }
+            state = self
+                .shared
+                .0
+                .1
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    pub fn wait_for_records(&self, n: usize, timeout: Duration) {
+        self.wait_until(timeout, &format!("{n} records"), |r, _| r.len() >= n);
+    }
+
+    /// Stops the server and waits for it to be gone; the port is then free.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+/// Waits until `cond` holds, polling with a short backoff, or panics at the deadline.
+pub fn wait_for(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::park_timeout(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// A builder for tests: no environment, pointed at `endpoint`, short delays.
+pub fn builder(endpoint: &str) -> otel_log_bridge::Builder {
+    otel_log_bridge::builder()
+        .read_env(false)
+        .endpoint(endpoint)
+        .service_name("test-service")
+        .schedule_delay(Duration::from_millis(50))
+        .export_timeout(Duration::from_secs(10))
+        .level(log::LevelFilter::Trace)
+}
+
+pub fn string(v: &str) -> Option<any_value::Value> {
+    Some(any_value::Value::StringValue(v.to_owned()))
+}
