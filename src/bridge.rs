@@ -16,7 +16,7 @@ thread_local! {
 
 /// Crates whose records are never queued: the transport and OpenTelemetry stacks (which would turn
 /// one exported batch into more records, a feedback loop) and this crate itself.
-const INTERNAL_CRATES: [&str; 12] = [
+const INTERNAL_CRATES: [&str; 13] = [
     "h2",
     "hyper",
     "hyper_util",
@@ -29,6 +29,9 @@ const INTERNAL_CRATES: [&str; 12] = [
     "mio",
     "otel_log_bridge",
     "prost",
+    // `tracing::span` / `tracing::span::active`: span lifecycle records that `tracing`'s "log" feature
+    // emits for every span, the transport's own included.
+    "tracing",
 ];
 
 /// Whether `target` belongs to a crate whose records must never enter the pipeline.
@@ -142,6 +145,8 @@ mod tests {
             "opentelemetry_otlp",
             "otel_log_bridge::pipeline",
             "tokio::runtime",
+            "tracing::span",
+            "tracing::span::active",
         ] {
             assert!(is_internal_target(t), "{t}");
         }

@@ -228,14 +228,14 @@ impl Config {
         if self.max_queue_size == 0 || self.max_queue_size > 1 << 28 {
             return bad(
                 "max_queue_size (OTEL_BLRP_MAX_QUEUE_SIZE)",
-                format!("{} is outside 1 to 268435456", self.max_queue_size),
+                format!("{}; expected 1 to 268435456", self.max_queue_size),
             );
         }
         if self.max_export_batch_size == 0 || self.max_export_batch_size > self.max_queue_size {
             return bad(
                 "max_export_batch_size (OTEL_BLRP_MAX_EXPORT_BATCH_SIZE)",
                 format!(
-                    "{} must be from 1 to the queue size ({})",
+                    "{} is larger than the queue size; expected 1 to {} (OTEL_BLRP_MAX_QUEUE_SIZE)",
                     self.max_export_batch_size, self.max_queue_size
                 ),
             );
@@ -243,13 +243,13 @@ impl Config {
         if !(1..=100).contains(&self.high_watermark_percent) {
             return bad(
                 "high_watermark_percent (LOG_QUEUE_HIGH_WATERMARK)",
-                format!("{} is outside 1 to 100", self.high_watermark_percent),
+                format!("{}; expected 1 to 100", self.high_watermark_percent),
             );
         }
         if self.export_timeout.is_zero() || self.request_timeout.is_zero() {
             return bad(
                 "export_timeout / request_timeout",
-                "a timeout of zero would fail every export".to_owned(),
+                "zero would fail every export; expected at least 1 ms".to_owned(),
             );
         }
         Ok(())

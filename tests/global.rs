@@ -1,0 +1,244 @@
+//! Process-global behaviour (the installed `log` logger, environment variables), each case in a child
+//! process of its own: this binary re-executes itself with `OLB_GLOBAL_CASE` naming the case.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Answer, Collector};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+
+const CASE_VAR: &str = "OLB_GLOBAL_CASE";
+const WAIT: Duration = Duration::from_secs(20);
+
+type Case = (&'static str, fn(), &'static [(&'static str, &'static str)]);
+
+const CASES: &[Case] = &[
+    ("second_try_init_is_an_error_not_a_panic", second_try_init_is_an_error_not_a_panic, &[]),
+    ("invalid_log_level_names_the_variable", invalid_env_is_an_error, &[("LOG_LEVEL", "LOUD")]),
+    ("invalid_queue_size_names_the_variable", invalid_env_is_an_error, &[("OTEL_BLRP_MAX_QUEUE_SIZE", "-1")]),
+    (
+        "batch_larger_than_queue_is_an_error",
+        invalid_env_is_an_error,
+        &[("OTEL_BLRP_MAX_QUEUE_SIZE", "100"), ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "200")],
+    ),
+    ("invalid_endpoint_names_the_variable", invalid_env_is_an_error, &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]),
+    (
+        "env_configures_resource_level_and_endpoint",
+        env_configures_resource_level_and_endpoint,
+        &[("OTEL_SERVICE_NAME", "svc-from-env"), ("OTEL_RESOURCE_ATTRIBUTES", "service.name=loses,team=payments"), ("LOG_LEVEL", "warn")],
+    ),
+    ("log_macros_reach_the_collector", log_macros_reach_the_collector, &[]),
+    ("no_feedback_from_transport_records_at_trace", no_feedback_from_transport_records_at_trace, &[]),
+    ("shutdown_from_inside_block_on", shutdown_from_inside_block_on, &[]),
+    ("plain_main_without_any_runtime", plain_main_without_any_runtime, &[]),
+];
+
+fn main() {
+    if let Ok(case) = std::env::var(CASE_VAR) {
+        let (_, run, _) = CASES.iter().find(|(name, _, _)| *name == case).expect("known case");
+        run();
+        return;
+    }
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let exe = std::env::current_exe().expect("current exe");
+    let (mut passed, mut failed, mut filtered) = (0, 0, 0);
+    for (name, _, envs) in CASES {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            filtered += 1;
+            continue;
+        }
+        let mut cmd = Command::new(&exe);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("OTEL_") || key.starts_with("LOG_") || key == "RUST_LOG" {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env(CASE_VAR, name).envs(envs.iter().copied());
+        let (ok, output) = run_child(cmd, Duration::from_secs(60));
+        if ok {
+            passed += 1;
+            println!("test {name} ... ok");
+        } else {
+            failed += 1;
+            println!("test {name} ... FAILED\n{output}");
+        }
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; {filtered} filtered out\n",
+        if failed == 0 { "ok" } else { "FAILED" }
+    );
+    if failed > 0 {
+        std::process::exit(101);
+    }
+}
+
+/// Runs `cmd`, killing it after `timeout`; returns success and its output.
+fn run_child(mut cmd: Command, timeout: Duration) -> (bool, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait child") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::park_timeout(Duration::from_millis(20));
+    };
+    let output = child.wait_with_output().expect("child output");
+    let text = format!(
+        "{}{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        if status.is_none() { "\n(killed: timed out)" } else { "" }
+    );
+    (status.is_some_and(|s| s.success()), text)
+}
+
+fn span_context() -> SpanContext {
+    SpanContext::new(
+        TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+        SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    )
+}
+
+fn test_builder(collector: &Collector) -> otel_log_bridge::Builder {
+    otel_log_bridge::builder()
+        .endpoint(collector.endpoint())
+        .schedule_delay(Duration::from_millis(50))
+}
+
+fn second_try_init_is_an_error_not_a_panic() {
+    let collector = Collector::start();
+    let guard = test_builder(&collector).level(log::LevelFilter::Debug).try_init().unwrap();
+    assert_eq!(log::max_level(), log::LevelFilter::Debug);
+    let second = test_builder(&collector).level(log::LevelFilter::Trace).try_init();
+    assert!(matches!(second, Err(otel_log_bridge::Error::AlreadyInitialized)), "{second:?}");
+    let third = otel_log_bridge::try_init();
+    assert!(matches!(third, Err(otel_log_bridge::Error::AlreadyInitialized)), "{third:?}");
+    assert_eq!(log::max_level(), log::LevelFilter::Debug, "a failed init leaves the level alone");
+    log::debug!("still the first logger");
+    log::logger().flush();
+    assert_eq!(collector.records().len(), 1);
+    drop(guard);
+}
+
+fn invalid_env_is_an_error() {
+    let vars: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("OTEL_") || k.starts_with("LOG_"))
+        .collect();
+    let err = otel_log_bridge::try_init().expect_err("invalid environment must fail").to_string();
+    println!("{err}");
+    let (last_var, last_value) = vars.iter().max_by_key(|(k, _)| k.len()).unwrap();
+    assert!(err.contains(last_var.as_str()), "error must name the variable: {err}");
+    assert!(err.contains(last_value.as_str()), "error must quote the value: {err}");
+    assert!(err.contains("expected"), "error must say what is accepted: {err}");
+}
+
+fn env_configures_resource_level_and_endpoint() {
+    let collector = Collector::start();
+    // SAFETY: no other thread reads the environment at this point (the collector's thread does not).
+    unsafe { std::env::set_var("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", collector.endpoint()) };
+    let guard = otel_log_bridge::builder()
+        .schedule_delay(Duration::from_millis(50))
+        .try_init()
+        .unwrap();
+    assert_eq!(log::max_level(), log::LevelFilter::Warn);
+    log::info!("filtered by LOG_LEVEL=warn");
+    log::warn!("kept");
+    log::logger().flush();
+    let records = collector.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].body(), "kept");
+    assert_eq!(records[0].resource_attr("service.name"), common::string("svc-from-env"));
+    assert_eq!(records[0].resource_attr("team"), common::string("payments"));
+    drop(guard);
+}
+
+fn log_macros_reach_the_collector() {
+    let collector = Collector::start();
+    let guard = test_builder(&collector).try_init().unwrap();
+    {
+        let _cx = opentelemetry::Context::new().with_remote_span_context(span_context()).attach();
+        log::info!(target: "payment.service", amount = 150.0, user_id = 42, currency = "EUR"; "Transaction processed");
+    }
+    log::warn!("outside any span");
+    log::logger().flush();
+    let records = collector.records();
+    assert_eq!(records.len(), 2);
+    let r = &records[0];
+    assert_eq!(r.scope, "payment.service");
+    assert_eq!(r.body(), "Transaction processed");
+    assert_eq!(r.attr("amount"), Some(Value::DoubleValue(150.0)));
+    assert_eq!(r.attr("user_id"), Some(Value::IntValue(42)));
+    assert_eq!(r.attr("currency"), common::string("EUR"));
+    assert_eq!(r.attr("code.file.path"), common::string("tests/global.rs"));
+    assert_eq!(r.attr("code.function.name"), common::string("global"));
+    assert!(matches!(r.attr("code.line.number"), Some(Value::IntValue(n)) if n > 0));
+    assert_eq!(r.record.trace_id, span_context().trace_id().to_bytes().to_vec());
+    assert_eq!(r.record.span_id, span_context().span_id().to_bytes().to_vec());
+    assert_eq!(records[1].scope, "global", "default target is the module path");
+    assert!(records[1].record.trace_id.is_empty());
+    let report = guard.shutdown(WAIT);
+    assert_eq!(report.undelivered, 0);
+}
+
+fn no_feedback_from_transport_records_at_trace() {
+    // `tracing`'s "log" feature is on in the dev-dependencies, so h2, hyper, tower and tonic emit
+    // their tracing events as `log` records into the installed logger, at TRACE.
+    let collector = Collector::start();
+    collector.script(vec![
+        Answer::Fail { code: tonic::Code::Unavailable, retry_after: None },
+        Answer::Fail { code: tonic::Code::Unavailable, retry_after: None },
+        Answer::Fail { code: tonic::Code::Unavailable, retry_after: None },
+    ]);
+    let guard = test_builder(&collector).level(log::LevelFilter::Trace).try_init().unwrap();
+    log::info!(target: "app", "the only application record");
+    log::logger().flush();
+    // The collector failed three times and then accepted exactly one record.
+    collector.wait_until(WAIT, "four requests", |_, requests| requests >= 4);
+    log::logger().flush();
+    let records = collector.records();
+    let scopes: Vec<String> = records.iter().take(5).map(|r| r.scope.clone()).collect();
+    assert_eq!(records.len(), 1, "fed back: {scopes:?}...");
+    let stats = guard.stats();
+    assert_eq!(stats.enqueued, 1, "{stats:?}");
+    assert_eq!(stats.export_errors, 3, "{stats:?}");
+}
+
+fn shutdown_from_inside_block_on() {
+    let collector = Collector::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let guard = test_builder(&collector).try_init().unwrap();
+        for i in 0..100 {
+            log::info!(seq = i; "inside block_on {i}");
+        }
+        let report = guard.shutdown(WAIT);
+        assert!(report.completed);
+        assert_eq!(report.undelivered, 0);
+    });
+    assert_eq!(collector.records().len(), 100);
+}
+
+fn plain_main_without_any_runtime() {
+    let collector = Collector::start();
+    let guard = test_builder(&collector).try_init().unwrap();
+    log::error!(code = 500; "no runtime anywhere in the caller");
+    drop(guard);
+    assert_eq!(collector.records().len(), 1);
+    // After the guard is gone the logger refuses records instead of panicking.
+    log::error!("after shutdown");
+    log::logger().flush();
+}
