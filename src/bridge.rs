@@ -38,7 +38,10 @@ const INTERNAL_CRATES: [&str; 13] = [
 #[inline]
 pub(crate) fn is_internal_target(target: &str) -> bool {
     // Cheap reject: every internal crate name starts with one of these letters.
-    if !matches!(target.as_bytes().first(), Some(b'h' | b't' | b'o' | b'm' | b'p')) {
+    if !matches!(
+        target.as_bytes().first(),
+        Some(b'h' | b't' | b'o' | b'm' | b'p')
+    ) {
         return false;
     }
     let krate = target.split("::").next().unwrap_or(target);
@@ -150,7 +153,16 @@ mod tests {
         ] {
             assert!(is_internal_target(t), "{t}");
         }
-        for t in ["payment.service", "my_app", "h2o", "hyperion::x", "towers", "app::tonic", "", "otel"] {
+        for t in [
+            "payment.service",
+            "my_app",
+            "h2o",
+            "hyperion::x",
+            "towers",
+            "app::tonic",
+            "",
+            "otel",
+        ] {
             assert!(!is_internal_target(t), "{t}");
         }
     }

@@ -210,7 +210,11 @@ mod tests {
         assert!(e.time_unix_nano > 1_600_000_000_000_000_000);
         assert_eq!(e.time_unix_nano, e.observed_time_unix_nano);
         assert_eq!(e.trace, None);
-        let values: Vec<_> = e.attributes.iter().map(|a| (&*a.key, a.value.clone())).collect();
+        let values: Vec<_> = e
+            .attributes
+            .iter()
+            .map(|a| (&*a.key, a.value.clone()))
+            .collect();
         assert_eq!(
             values,
             vec![
@@ -237,7 +241,10 @@ mod tests {
             let s = Severity::from(level);
             assert_eq!((s.number(), s.text()), (number, text));
         }
-        assert_eq!((Severity::Fatal.number(), Severity::Fatal.text()), (21, "FATAL"));
+        assert_eq!(
+            (Severity::Fatal.number(), Severity::Fatal.text()),
+            (21, "FATAL")
+        );
     }
 
     struct Panics;

@@ -76,6 +76,7 @@ impl Builder {
         let guard = Guard {
             pipeline,
             shutdown_timeout: config.shutdown_timeout,
+            endpoint: config.endpoint,
         };
         Ok((logger, guard))
     }
@@ -100,6 +101,7 @@ impl Builder {
 pub struct Guard {
     pipeline: Pipeline,
     shutdown_timeout: Duration,
+    endpoint: String,
 }
 
 /// What [`Guard::shutdown`] could and could not deliver.
@@ -119,6 +121,16 @@ impl Guard {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.pipeline.shared.stats()
+    }
+
+    /// The collector endpoint records are exported to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The configured shutdown timeout (`LOG_SHUTDOWN_TIMEOUT`), which the guard's drop uses.
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.shutdown_timeout
     }
 
     /// The last export error, if any export failed.

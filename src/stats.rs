@@ -123,7 +123,10 @@ impl Counters {
     }
 
     pub(crate) fn add_dropped(&self, reason: DropReason, n: u64) {
-        let i = DropReason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        let i = DropReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
         self.dropped[i].fetch_add(n, Ordering::Relaxed);
     }
 

@@ -7,7 +7,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Answer, Collector};
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
 const CASE_VAR: &str = "OLB_GLOBAL_CASE";
@@ -16,33 +18,81 @@ const WAIT: Duration = Duration::from_secs(20);
 type Case = (&'static str, fn(), &'static [(&'static str, &'static str)]);
 
 const CASES: &[Case] = &[
-    ("second_try_init_is_an_error_not_a_panic", second_try_init_is_an_error_not_a_panic, &[]),
-    ("invalid_log_level_names_the_variable", invalid_env_is_an_error, &[("LOG_LEVEL", "LOUD")]),
-    ("invalid_queue_size_names_the_variable", invalid_env_is_an_error, &[("OTEL_BLRP_MAX_QUEUE_SIZE", "-1")]),
+    (
+        "second_try_init_is_an_error_not_a_panic",
+        second_try_init_is_an_error_not_a_panic,
+        &[],
+    ),
+    (
+        "invalid_log_level_names_the_variable",
+        invalid_env_is_an_error,
+        &[("LOG_LEVEL", "LOUD")],
+    ),
+    (
+        "invalid_queue_size_names_the_variable",
+        invalid_env_is_an_error,
+        &[("OTEL_BLRP_MAX_QUEUE_SIZE", "-1")],
+    ),
     (
         "batch_larger_than_queue_is_an_error",
         invalid_env_is_an_error,
-        &[("OTEL_BLRP_MAX_QUEUE_SIZE", "100"), ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "200")],
+        &[
+            ("OTEL_BLRP_MAX_QUEUE_SIZE", "100"),
+            ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "200"),
+        ],
     ),
-    ("invalid_endpoint_names_the_variable", invalid_env_is_an_error, &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]),
+    (
+        "invalid_endpoint_names_the_variable",
+        invalid_env_is_an_error,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")],
+    ),
     (
         "env_configures_resource_level_and_endpoint",
         env_configures_resource_level_and_endpoint,
-        &[("OTEL_SERVICE_NAME", "svc-from-env"), ("OTEL_RESOURCE_ATTRIBUTES", "service.name=loses,team=payments"), ("LOG_LEVEL", "warn")],
+        &[
+            ("OTEL_SERVICE_NAME", "svc-from-env"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=loses,team=payments",
+            ),
+            ("LOG_LEVEL", "warn"),
+        ],
     ),
-    ("log_macros_reach_the_collector", log_macros_reach_the_collector, &[]),
-    ("no_feedback_from_transport_records_at_trace", no_feedback_from_transport_records_at_trace, &[]),
-    ("shutdown_from_inside_block_on", shutdown_from_inside_block_on, &[]),
-    ("plain_main_without_any_runtime", plain_main_without_any_runtime, &[]),
+    (
+        "log_macros_reach_the_collector",
+        log_macros_reach_the_collector,
+        &[],
+    ),
+    (
+        "no_feedback_from_transport_records_at_trace",
+        no_feedback_from_transport_records_at_trace,
+        &[],
+    ),
+    (
+        "shutdown_from_inside_block_on",
+        shutdown_from_inside_block_on,
+        &[],
+    ),
+    (
+        "plain_main_without_any_runtime",
+        plain_main_without_any_runtime,
+        &[],
+    ),
 ];
 
 fn main() {
     if let Ok(case) = std::env::var(CASE_VAR) {
-        let (_, run, _) = CASES.iter().find(|(name, _, _)| *name == case).expect("known case");
+        let (_, run, _) = CASES
+            .iter()
+            .find(|(name, _, _)| *name == case)
+            .expect("known case");
         run();
         return;
     }
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let exe = std::env::current_exe().expect("current exe");
     let (mut passed, mut failed, mut filtered) = (0, 0, 0);
     for (name, _, envs) in CASES {
@@ -98,7 +148,11 @@ fn run_child(mut cmd: Command, timeout: Duration) -> (bool, String) {
         "{}{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
-        if status.is_none() { "\n(killed: timed out)" } else { "" }
+        if status.is_none() {
+            "\n(killed: timed out)"
+        } else {
+            ""
+        }
     );
     (status.is_some_and(|s| s.success()), text)
 }
@@ -121,13 +175,28 @@ fn test_builder(collector: &Collector) -> otel_log_bridge::Builder {
 
 fn second_try_init_is_an_error_not_a_panic() {
     let collector = Collector::start();
-    let guard = test_builder(&collector).level(log::LevelFilter::Debug).try_init().unwrap();
+    let guard = test_builder(&collector)
+        .level(log::LevelFilter::Debug)
+        .try_init()
+        .unwrap();
     assert_eq!(log::max_level(), log::LevelFilter::Debug);
-    let second = test_builder(&collector).level(log::LevelFilter::Trace).try_init();
-    assert!(matches!(second, Err(otel_log_bridge::Error::AlreadyInitialized)), "{second:?}");
+    let second = test_builder(&collector)
+        .level(log::LevelFilter::Trace)
+        .try_init();
+    assert!(
+        matches!(second, Err(otel_log_bridge::Error::AlreadyInitialized)),
+        "{second:?}"
+    );
     let third = otel_log_bridge::try_init();
-    assert!(matches!(third, Err(otel_log_bridge::Error::AlreadyInitialized)), "{third:?}");
-    assert_eq!(log::max_level(), log::LevelFilter::Debug, "a failed init leaves the level alone");
+    assert!(
+        matches!(third, Err(otel_log_bridge::Error::AlreadyInitialized)),
+        "{third:?}"
+    );
+    assert_eq!(
+        log::max_level(),
+        log::LevelFilter::Debug,
+        "a failed init leaves the level alone"
+    );
     log::debug!("still the first logger");
     log::logger().flush();
     assert_eq!(collector.records().len(), 1);
@@ -138,12 +207,23 @@ fn invalid_env_is_an_error() {
     let vars: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k.starts_with("OTEL_") || k.starts_with("LOG_"))
         .collect();
-    let err = otel_log_bridge::try_init().expect_err("invalid environment must fail").to_string();
+    let err = otel_log_bridge::try_init()
+        .expect_err("invalid environment must fail")
+        .to_string();
     println!("{err}");
     let (last_var, last_value) = vars.iter().max_by_key(|(k, _)| k.len()).unwrap();
-    assert!(err.contains(last_var.as_str()), "error must name the variable: {err}");
-    assert!(err.contains(last_value.as_str()), "error must quote the value: {err}");
-    assert!(err.contains("expected"), "error must say what is accepted: {err}");
+    assert!(
+        err.contains(last_var.as_str()),
+        "error must name the variable: {err}"
+    );
+    assert!(
+        err.contains(last_value.as_str()),
+        "error must quote the value: {err}"
+    );
+    assert!(
+        err.contains("expected"),
+        "error must say what is accepted: {err}"
+    );
 }
 
 fn env_configures_resource_level_and_endpoint() {
@@ -161,7 +241,10 @@ fn env_configures_resource_level_and_endpoint() {
     let records = collector.records();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].body(), "kept");
-    assert_eq!(records[0].resource_attr("service.name"), common::string("svc-from-env"));
+    assert_eq!(
+        records[0].resource_attr("service.name"),
+        common::string("svc-from-env")
+    );
     assert_eq!(records[0].resource_attr("team"), common::string("payments"));
     drop(guard);
 }
@@ -170,7 +253,9 @@ fn log_macros_reach_the_collector() {
     let collector = Collector::start();
     let guard = test_builder(&collector).try_init().unwrap();
     {
-        let _cx = opentelemetry::Context::new().with_remote_span_context(span_context()).attach();
+        let _cx = opentelemetry::Context::new()
+            .with_remote_span_context(span_context())
+            .attach();
         log::info!(target: "payment.service", amount = 150.0, user_id = 42, currency = "EUR"; "Transaction processed");
     }
     log::warn!("outside any span");
@@ -186,9 +271,18 @@ fn log_macros_reach_the_collector() {
     assert_eq!(r.attr("code.file.path"), common::string("tests/global.rs"));
     assert_eq!(r.attr("code.function.name"), common::string("global"));
     assert!(matches!(r.attr("code.line.number"), Some(Value::IntValue(n)) if n > 0));
-    assert_eq!(r.record.trace_id, span_context().trace_id().to_bytes().to_vec());
-    assert_eq!(r.record.span_id, span_context().span_id().to_bytes().to_vec());
-    assert_eq!(records[1].scope, "global", "default target is the module path");
+    assert_eq!(
+        r.record.trace_id,
+        span_context().trace_id().to_bytes().to_vec()
+    );
+    assert_eq!(
+        r.record.span_id,
+        span_context().span_id().to_bytes().to_vec()
+    );
+    assert_eq!(
+        records[1].scope, "global",
+        "default target is the module path"
+    );
     assert!(records[1].record.trace_id.is_empty());
     let report = guard.shutdown(WAIT);
     assert_eq!(report.undelivered, 0);
@@ -199,11 +293,23 @@ fn no_feedback_from_transport_records_at_trace() {
     // their tracing events as `log` records into the installed logger, at TRACE.
     let collector = Collector::start();
     collector.script(vec![
-        Answer::Fail { code: tonic::Code::Unavailable, retry_after: None },
-        Answer::Fail { code: tonic::Code::Unavailable, retry_after: None },
-        Answer::Fail { code: tonic::Code::Unavailable, retry_after: None },
+        Answer::Fail {
+            code: tonic::Code::Unavailable,
+            retry_after: None,
+        },
+        Answer::Fail {
+            code: tonic::Code::Unavailable,
+            retry_after: None,
+        },
+        Answer::Fail {
+            code: tonic::Code::Unavailable,
+            retry_after: None,
+        },
     ]);
-    let guard = test_builder(&collector).level(log::LevelFilter::Trace).try_init().unwrap();
+    let guard = test_builder(&collector)
+        .level(log::LevelFilter::Trace)
+        .try_init()
+        .unwrap();
     log::info!(target: "app", "the only application record");
     log::logger().flush();
     // The collector failed three times and then accepted exactly one record.
@@ -219,7 +325,10 @@ fn no_feedback_from_transport_records_at_trace() {
 
 fn shutdown_from_inside_block_on() {
     let collector = Collector::start();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let guard = test_builder(&collector).try_init().unwrap();
         for i in 0..100 {

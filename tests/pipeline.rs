@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use common::{Answer, Collector, builder, string, wait_for};
 use log::Log as _;
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use otel_log_bridge::Logger;
 use tonic::Code;
@@ -16,7 +18,13 @@ use tonic::Code;
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Logs one record through `logger` (not the global logger), with key-values.
-fn emit(logger: &Logger, level: log::Level, target: &str, msg: std::fmt::Arguments<'_>, kvs: &[(&str, log::kv::Value<'_>)]) {
+fn emit(
+    logger: &Logger,
+    level: log::Level,
+    target: &str,
+    msg: std::fmt::Arguments<'_>,
+    kvs: &[(&str, log::kv::Value<'_>)],
+) {
     logger.log(
         &log::Record::builder()
             .args(msg)
@@ -31,7 +39,13 @@ fn emit(logger: &Logger, level: log::Level, target: &str, msg: std::fmt::Argumen
 }
 
 fn info(logger: &Logger, i: usize) {
-    emit(logger, log::Level::Info, "app", format_args!("record {i}"), &[("seq", (i as u64).into())]);
+    emit(
+        logger,
+        log::Level::Info,
+        "app",
+        format_args!("record {i}"),
+        &[("seq", (i as u64).into())],
+    );
 }
 
 fn span_context() -> SpanContext {
@@ -57,13 +71,11 @@ fn black_hole() -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
-        for conn in l.incoming().take(16) {
-            if let Ok(mut c) = conn {
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 4096];
-                    while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
-                });
-            }
+        for mut c in l.incoming().take(16).flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+            });
         }
     });
     format!("http://{addr}")
@@ -99,7 +111,13 @@ fn records_carry_time_severity_body_typed_attributes_location_and_trace_context(
         );
     }
     let n = 7;
-    emit(&logger, log::Level::Error, "other", format_args!("failed {n} times"), &[]);
+    emit(
+        &logger,
+        log::Level::Error,
+        "other",
+        format_args!("failed {n} times"),
+        &[],
+    );
     guard.flush(WAIT).unwrap();
     let after = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -107,10 +125,19 @@ fn records_carry_time_severity_body_typed_attributes_location_and_trace_context(
         .as_nanos() as u64;
     let records = collector.records();
     assert_eq!(records.len(), 2);
-    let r = records.iter().find(|r| r.scope == "payment.service").expect("scope = target");
+    let r = records
+        .iter()
+        .find(|r| r.scope == "payment.service")
+        .expect("scope = target");
     assert_eq!(r.body(), "Transaction processed");
-    assert_eq!((r.record.severity_number, r.record.severity_text.as_str()), (9, "INFO"));
-    assert!((before..=after).contains(&r.record.time_unix_nano), "timestamp set");
+    assert_eq!(
+        (r.record.severity_number, r.record.severity_text.as_str()),
+        (9, "INFO")
+    );
+    assert!(
+        (before..=after).contains(&r.record.time_unix_nano),
+        "timestamp set"
+    );
     assert_eq!(r.record.observed_time_unix_nano, r.record.time_unix_nano);
     assert_eq!(r.attr("amount"), Some(Value::DoubleValue(150.0)));
     assert_eq!(r.attr("user_id"), Some(Value::IntValue(42)));
@@ -119,18 +146,36 @@ fn records_carry_time_severity_body_typed_attributes_location_and_trace_context(
     assert_eq!(r.attr("big"), string(&u64::MAX.to_string()));
     assert_eq!(r.attr("code.file.path"), string("tests/pipeline.rs"));
     assert_eq!(r.attr("code.line.number"), Some(Value::IntValue(4242)));
-    assert_eq!(r.attr("code.function.name"), string("pipeline_test::handler"));
-    assert_eq!(r.record.trace_id, span_context().trace_id().to_bytes().to_vec());
-    assert_eq!(r.record.span_id, span_context().span_id().to_bytes().to_vec());
+    assert_eq!(
+        r.attr("code.function.name"),
+        string("pipeline_test::handler")
+    );
+    assert_eq!(
+        r.record.trace_id,
+        span_context().trace_id().to_bytes().to_vec()
+    );
+    assert_eq!(
+        r.record.span_id,
+        span_context().span_id().to_bytes().to_vec()
+    );
     assert_eq!(r.record.flags, 1);
     assert_eq!(r.resource_attr("service.name"), string("test-service"));
     assert_eq!(r.resource_attr("deployment.environment"), string("test"));
     let e = records.iter().find(|r| r.scope == "other").unwrap();
     assert_eq!(e.body(), "failed 7 times");
-    assert_eq!((e.record.severity_number, e.record.severity_text.as_str()), (17, "ERROR"));
-    assert!(e.record.trace_id.is_empty() && e.record.span_id.is_empty(), "no span: fields left empty");
+    assert_eq!(
+        (e.record.severity_number, e.record.severity_text.as_str()),
+        (17, "ERROR")
+    );
+    assert!(
+        e.record.trace_id.is_empty() && e.record.span_id.is_empty(),
+        "no span: fields left empty"
+    );
     let stats = guard.stats();
-    assert_eq!((stats.enqueued, stats.exported, stats.dropped.total()), (2, 2, 0));
+    assert_eq!(
+        (stats.enqueued, stats.exported, stats.dropped.total()),
+        (2, 2, 0)
+    );
 }
 
 #[test]
@@ -144,7 +189,11 @@ fn log_flush_drains_the_queue_before_the_schedule() {
         info(&logger, i);
     }
     logger.flush();
-    assert_eq!(collector.records().len(), 100, "flush() returned before the records were exported");
+    assert_eq!(
+        collector.records().len(),
+        100,
+        "flush() returned before the records were exported"
+    );
     assert_eq!(guard.stats().exported, 100);
 }
 
@@ -242,12 +291,20 @@ fn above_the_watermark_info_is_shed_and_warn_kept_and_a_full_queue_drops() {
     for i in 0..10 {
         info(&logger, i);
     }
-    wait_for(WAIT, "the worker to take the first batch", || guard.stats().queue_depth == 0);
+    wait_for(WAIT, "the worker to take the first batch", || {
+        guard.stats().queue_depth == 0
+    });
     for i in 0..60 {
         info(&logger, i);
     }
     for i in 0..60 {
-        emit(&logger, log::Level::Warn, "app", format_args!("warn {i}"), &[]);
+        emit(
+            &logger,
+            log::Level::Warn,
+            "app",
+            format_args!("warn {i}"),
+            &[],
+        );
     }
     let s = guard.stats();
     assert_eq!(s.dropped.shed, 10, "{s:?}");
@@ -257,9 +314,16 @@ fn above_the_watermark_info_is_shed_and_warn_kept_and_a_full_queue_drops() {
     let report = guard.shutdown(Duration::from_millis(300));
     // Every record is accounted for: exported + dropped by reason + queued + in flight = emitted.
     let s = report.stats;
-    assert!(!report.completed, "the export hangs longer than the shutdown timeout");
+    assert!(
+        !report.completed,
+        "the export hangs longer than the shutdown timeout"
+    );
     assert_eq!(s.in_flight, 10, "{s:?}");
-    assert_eq!(s.exported + s.dropped.total() + s.queue_depth + s.in_flight, 130, "{s:?}");
+    assert_eq!(
+        s.exported + s.dropped.total() + s.queue_depth + s.in_flight,
+        130,
+        "{s:?}"
+    );
     assert_eq!(report.undelivered, 130);
 }
 
@@ -267,8 +331,14 @@ fn above_the_watermark_info_is_shed_and_warn_kept_and_a_full_queue_drops() {
 fn retryable_codes_are_retried_until_delivered() {
     let collector = Collector::start();
     collector.script(vec![
-        Answer::Fail { code: Code::Unavailable, retry_after: None },
-        Answer::Fail { code: Code::DeadlineExceeded, retry_after: None },
+        Answer::Fail {
+            code: Code::Unavailable,
+            retry_after: None,
+        },
+        Answer::Fail {
+            code: Code::DeadlineExceeded,
+            retry_after: None,
+        },
     ]);
     let (logger, guard) = builder(&collector.endpoint()).build().unwrap();
     for i in 0..5 {
@@ -283,9 +353,16 @@ fn retryable_codes_are_retried_until_delivered() {
 
 #[test]
 fn permanent_codes_and_resource_exhausted_without_retry_info_are_not_retried() {
-    for code in [Code::ResourceExhausted, Code::InvalidArgument, Code::Unauthenticated] {
+    for code in [
+        Code::ResourceExhausted,
+        Code::InvalidArgument,
+        Code::Unauthenticated,
+    ] {
         let collector = Collector::start();
-        collector.script(vec![Answer::Fail { code, retry_after: None }]);
+        collector.script(vec![Answer::Fail {
+            code,
+            retry_after: None,
+        }]);
         let (logger, guard) = builder(&collector.endpoint()).build().unwrap();
         for i in 0..3 {
             info(&logger, i);
@@ -293,8 +370,15 @@ fn permanent_codes_and_resource_exhausted_without_retry_info_are_not_retried() {
         guard.flush(WAIT).unwrap();
         assert_eq!(collector.requests(), 1, "{code:?} must not be retried");
         let s = guard.stats();
-        assert_eq!((s.exported, s.dropped.export_failed, s.export_errors), (0, 3, 1), "{code:?}");
-        assert!(guard.last_export_error().unwrap().contains("permanent"), "{code:?}");
+        assert_eq!(
+            (s.exported, s.dropped.export_failed, s.export_errors),
+            (0, 3, 1),
+            "{code:?}"
+        );
+        assert!(
+            guard.last_export_error().unwrap().contains("permanent"),
+            "{code:?}"
+        );
     }
 }
 
@@ -302,12 +386,19 @@ fn permanent_codes_and_resource_exhausted_without_retry_info_are_not_retried() {
 fn resource_exhausted_with_retry_info_waits_the_given_delay() {
     let collector = Collector::start();
     let delay = Duration::from_millis(400);
-    collector.script(vec![Answer::Fail { code: Code::ResourceExhausted, retry_after: Some(delay) }]);
+    collector.script(vec![Answer::Fail {
+        code: Code::ResourceExhausted,
+        retry_after: Some(delay),
+    }]);
     let (logger, guard) = builder(&collector.endpoint()).build().unwrap();
     info(&logger, 0);
     let started = Instant::now();
     guard.flush(WAIT).unwrap();
-    assert!(started.elapsed() >= delay, "retried after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= delay,
+        "retried after {:?}",
+        started.elapsed()
+    );
     assert_eq!(collector.requests(), 2);
     assert_eq!(collector.records().len(), 1);
 }
@@ -330,11 +421,38 @@ fn partial_success_is_counted_and_not_retried() {
 fn transport_and_opentelemetry_targets_are_never_queued() {
     let collector = Collector::start();
     let (logger, guard) = builder(&collector.endpoint()).build().unwrap();
-    for target in ["h2::codec", "hyper", "hyper_util::client::legacy", "tonic::transport", "tower::buffer", "opentelemetry_sdk", "otel_log_bridge::worker"] {
-        emit(&logger, log::Level::Trace, target, format_args!("internal"), &[]);
-        assert!(!logger.enabled(&log::Metadata::builder().level(log::Level::Error).target(target).build()));
+    for target in [
+        "h2::codec",
+        "hyper",
+        "hyper_util::client::legacy",
+        "tonic::transport",
+        "tower::buffer",
+        "opentelemetry_sdk",
+        "otel_log_bridge::worker",
+    ] {
+        emit(
+            &logger,
+            log::Level::Trace,
+            target,
+            format_args!("internal"),
+            &[],
+        );
+        assert!(
+            !logger.enabled(
+                &log::Metadata::builder()
+                    .level(log::Level::Error)
+                    .target(target)
+                    .build()
+            )
+        );
     }
-    emit(&logger, log::Level::Trace, "app", format_args!("app record"), &[]);
+    emit(
+        &logger,
+        log::Level::Trace,
+        "app",
+        format_args!("app record"),
+        &[],
+    );
     guard.flush(WAIT).unwrap();
     let records = collector.records();
     assert_eq!(records.len(), 1);
@@ -345,8 +463,17 @@ fn transport_and_opentelemetry_targets_are_never_queued() {
 #[test]
 fn level_filter_applies_in_log_itself() {
     let collector = Collector::start();
-    let (logger, guard) = builder(&collector.endpoint()).level(log::LevelFilter::Warn).build().unwrap();
-    emit(&logger, log::Level::Info, "app", format_args!("too verbose"), &[]);
+    let (logger, guard) = builder(&collector.endpoint())
+        .level(log::LevelFilter::Warn)
+        .build()
+        .unwrap();
+    emit(
+        &logger,
+        log::Level::Info,
+        "app",
+        format_args!("too verbose"),
+        &[],
+    );
     emit(&logger, log::Level::Warn, "app", format_args!("kept"), &[]);
     guard.flush(WAIT).unwrap();
     let records = collector.records();
@@ -363,8 +490,17 @@ struct LogsWhileFormatted<'a> {
 impl std::fmt::Display for LogsWhileFormatted<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.depth > 0 {
-            let inner = LogsWhileFormatted { logger: self.logger, depth: self.depth - 1 };
-            emit(self.logger, log::Level::Info, "nested", format_args!("inner {inner}"), &[]);
+            let inner = LogsWhileFormatted {
+                logger: self.logger,
+                depth: self.depth - 1,
+            };
+            emit(
+                self.logger,
+                log::Level::Info,
+                "nested",
+                format_args!("inner {inner}"),
+                &[],
+            );
         }
         write!(f, "depth {}", self.depth)
     }
@@ -382,21 +518,53 @@ impl std::fmt::Display for PanicsWhenFormatted {
 fn a_display_that_logs_or_panics_neither_deadlocks_nor_escapes() {
     let collector = Collector::start();
     let (logger, guard) = builder(&collector.endpoint()).build().unwrap();
-    let one = LogsWhileFormatted { logger: &logger, depth: 1 };
-    emit(&logger, log::Level::Info, "outer", format_args!("outer {one}"), &[]);
-    let three = LogsWhileFormatted { logger: &logger, depth: 3 };
-    emit(&logger, log::Level::Info, "outer", format_args!("outer {three}"), &[]);
+    let one = LogsWhileFormatted {
+        logger: &logger,
+        depth: 1,
+    };
+    emit(
+        &logger,
+        log::Level::Info,
+        "outer",
+        format_args!("outer {one}"),
+        &[],
+    );
+    let three = LogsWhileFormatted {
+        logger: &logger,
+        depth: 3,
+    };
+    emit(
+        &logger,
+        log::Level::Info,
+        "outer",
+        format_args!("outer {three}"),
+        &[],
+    );
     let panicking = PanicsWhenFormatted;
-    emit(&logger, log::Level::Warn, "outer", format_args!("value {panicking}"), &[]);
+    emit(
+        &logger,
+        log::Level::Warn,
+        "outer",
+        format_args!("value {panicking}"),
+        &[],
+    );
     guard.flush(WAIT).unwrap();
     let bodies: Vec<String> = collector.records().iter().map(|r| r.body()).collect();
     assert!(bodies.contains(&"outer depth 1".to_string()), "{bodies:?}");
     assert!(bodies.contains(&"inner depth 0".to_string()), "{bodies:?}");
     assert!(bodies.contains(&"outer depth 3".to_string()), "{bodies:?}");
     assert!(bodies.contains(&"inner depth 2".to_string()), "{bodies:?}");
-    assert!(bodies.iter().any(|b| b.contains("formatting the message panicked")), "{bodies:?}");
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("formatting the message panicked")),
+        "{bodies:?}"
+    );
     let s = guard.stats();
-    assert_eq!(s.dropped.reentrant, 1, "the third level is dropped and counted: {s:?}");
+    assert_eq!(
+        s.dropped.reentrant, 1,
+        "the third level is dropped and counted: {s:?}"
+    );
     assert_eq!(s.format_panics, 1);
     assert_eq!(bodies.len(), 5);
 }
@@ -424,7 +592,10 @@ async fn works_and_shuts_down_inside_a_multi_thread_runtime() {
 
 #[test]
 fn build_is_created_and_dropped_inside_block_on() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let collector = Collector::start();
         let (logger, guard) = builder(&collector.endpoint()).build().unwrap();
@@ -437,13 +608,19 @@ fn build_is_created_and_dropped_inside_block_on() {
 #[test]
 fn a_bad_endpoint_is_an_error_not_a_panic() {
     let err = builder("localhost:4317").build().unwrap_err().to_string();
-    assert!(err.contains("localhost:4317") && err.contains("http://host:port"), "{err}");
+    assert!(
+        err.contains("localhost:4317") && err.contains("http://host:port"),
+        "{err}"
+    );
 }
 
 #[test]
 fn many_threads_lose_nothing_when_the_queue_is_large_enough() {
     let collector = Collector::start();
-    let (logger, guard) = builder(&collector.endpoint()).max_queue_size(50_000).build().unwrap();
+    let (logger, guard) = builder(&collector.endpoint())
+        .max_queue_size(50_000)
+        .build()
+        .unwrap();
     let logger = std::sync::Arc::new(logger);
     let threads: Vec<_> = (0..4)
         .map(|t| {

@@ -222,8 +222,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Result<EnvSettings, Error> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         from_lookup(|k| map.get(k).cloned())
     }
 
@@ -236,7 +238,10 @@ mod tests {
     fn valid_values_are_read() {
         let s = env(&[
             (OTEL_SERVICE_NAME, "payments"),
-            (OTEL_RESOURCE_ATTRIBUTES, "deployment.environment=prod, team=a%20b,"),
+            (
+                OTEL_RESOURCE_ATTRIBUTES,
+                "deployment.environment=prod, team=a%20b,",
+            ),
             (OTEL_EXPORTER_OTLP_ENDPOINT, "http://general:4317"),
             (OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, "http://logs:4317"),
             (OTEL_EXPORTER_OTLP_TIMEOUT, "2500"),
@@ -257,7 +262,10 @@ mod tests {
                 ("team".into(), "a b".into())
             ]
         );
-        assert_eq!(s.endpoint, Some((OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, "http://logs:4317".into())));
+        assert_eq!(
+            s.endpoint,
+            Some((OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, "http://logs:4317".into()))
+        );
         assert_eq!(s.request_timeout, Some(Duration::from_millis(2500)));
         assert_eq!(s.max_queue_size, Some(4096));
         assert_eq!(s.max_export_batch_size, Some(256));
@@ -276,7 +284,10 @@ mod tests {
             (LOG_LEVEL, "  "),
         ])
         .unwrap();
-        assert_eq!(s.endpoint, Some((OTEL_EXPORTER_OTLP_ENDPOINT, "http://general:4317".into())));
+        assert_eq!(
+            s.endpoint,
+            Some((OTEL_EXPORTER_OTLP_ENDPOINT, "http://general:4317".into()))
+        );
         assert_eq!(s.level, None);
     }
 

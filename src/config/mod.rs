@@ -257,7 +257,10 @@ impl Config {
 
     /// Queue length from which sheddable records are refused.
     pub(crate) fn high_watermark(&self) -> usize {
-        let n = self.max_queue_size.saturating_mul(self.high_watermark_percent as usize) / 100;
+        let n = self
+            .max_queue_size
+            .saturating_mul(self.high_watermark_percent as usize)
+            / 100;
         n.max(1)
     }
 }
@@ -325,8 +328,17 @@ mod tests {
             .config_with(EnvSettings::default())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE") && e.contains("20"), "{e}");
-        for bad in ["localhost:4317", "ftp://x:1", "http://", "http://:4317", "http://a b:1"] {
+        assert!(
+            e.contains("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE") && e.contains("20"),
+            "{e}"
+        );
+        for bad in [
+            "localhost:4317",
+            "ftp://x:1",
+            "http://",
+            "http://:4317",
+            "http://a b:1",
+        ] {
             let e = Builder::new()
                 .endpoint(bad)
                 .config_with(EnvSettings::default())

@@ -95,7 +95,10 @@ impl Shared {
     fn send(&self, msg: Control) -> Result<(), Error> {
         let sent = match self.control.lock() {
             Ok(guard) => guard.as_ref().map(|tx| tx.send(msg).is_ok()),
-            Err(poisoned) => poisoned.into_inner().as_ref().map(|tx| tx.send(msg).is_ok()),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .as_ref()
+                .map(|tx| tx.send(msg).is_ok()),
         };
         self.wake();
         match sent {
@@ -130,7 +133,10 @@ impl Shared {
             deadline: Instant::now() + timeout,
             done,
         });
-        let finished = sent.is_ok() && wait.recv_timeout(timeout + Duration::from_millis(200)).is_ok();
+        let finished = sent.is_ok()
+            && wait
+                .recv_timeout(timeout + Duration::from_millis(200))
+                .is_ok();
         // Dropping the sender lets a worker that missed the message see the channel closed.
         match self.control.lock() {
             Ok(mut g) => g.take(),

@@ -180,11 +180,17 @@ mod tests {
         assert_eq!(q.try_push(1, false).ok(), Some(1));
         assert_eq!(q.try_push(2, false).ok(), Some(2));
         assert_eq!(q.try_push(3, false).ok(), Some(3));
-        assert_eq!(q.try_push(4, false).err().map(|e| e.1), Some(PushError::Full));
+        assert_eq!(
+            q.try_push(4, false).err().map(|e| e.1),
+            Some(PushError::Full)
+        );
         assert_eq!(q.len(), 3);
         assert_eq!(q.pop(), Some(1));
         assert_eq!(q.try_push(5, false).ok(), Some(3));
-        assert_eq!((q.pop(), q.pop(), q.pop(), q.pop()), (Some(2), Some(3), Some(5), None));
+        assert_eq!(
+            (q.pop(), q.pop(), q.pop(), q.pop()),
+            (Some(2), Some(3), Some(5), None)
+        );
         assert_eq!(q.pushed(), 4);
     }
 
@@ -194,10 +200,16 @@ mod tests {
         for i in 0..8 {
             q.try_push(i, true).unwrap();
         }
-        assert_eq!(q.try_push(8, true).err().map(|e| e.1), Some(PushError::Shed));
+        assert_eq!(
+            q.try_push(8, true).err().map(|e| e.1),
+            Some(PushError::Shed)
+        );
         assert!(q.try_push(8, false).is_ok());
         assert!(q.try_push(9, false).is_ok());
-        assert_eq!(q.try_push(10, false).err().map(|e| e.1), Some(PushError::Full));
+        assert_eq!(
+            q.try_push(10, false).err().map(|e| e.1),
+            Some(PushError::Full)
+        );
     }
 
     #[test]
@@ -237,14 +249,17 @@ mod tests {
             })
             .collect();
         let mut seen = vec![false; THREADS * PER_THREAD];
-        let mut last_per_thread = vec![None::<usize>; THREADS];
+        let mut last_per_thread = [None::<usize>; THREADS];
         let mut count = 0;
         while count < THREADS * PER_THREAD {
             if let Some(v) = q.pop() {
                 assert!(!seen[v], "duplicate {v}");
                 seen[v] = true;
                 let t = v / PER_THREAD;
-                assert!(last_per_thread[t].is_none_or(|last| last < v), "per-producer order");
+                assert!(
+                    last_per_thread[t].is_none_or(|last| last < v),
+                    "per-producer order"
+                );
                 last_per_thread[t] = Some(v);
                 count += 1;
             } else {

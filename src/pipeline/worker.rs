@@ -109,7 +109,8 @@ impl Worker {
     fn drain(&mut self, deadline: Instant) {
         let target = self.shared.queue.pushed();
         loop {
-            while self.batch.len() < self.batcher.max_size() && self.shared.queue.popped() < target {
+            while self.batch.len() < self.batcher.max_size() && self.shared.queue.popped() < target
+            {
                 match self.shared.queue.pop() {
                     Some(e) => self.batch.push(e),
                     None => break,
@@ -147,11 +148,15 @@ impl Worker {
                 let rejected = rejected.min(n);
                 self.shared.counters.add_exported(n - rejected);
                 if rejected > 0 {
-                    self.shared.counters.add_dropped(DropReason::Rejected, rejected);
+                    self.shared
+                        .counters
+                        .add_dropped(DropReason::Rejected, rejected);
                 }
             }
             ExportOutcome::Failed { reason } => {
-                self.shared.counters.add_dropped(DropReason::ExportFailed, n);
+                self.shared
+                    .counters
+                    .add_dropped(DropReason::ExportFailed, n);
                 self.diagnose(&format!("export of {n} records failed: {reason}"));
             }
         }

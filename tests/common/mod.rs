@@ -61,7 +61,10 @@ impl Received {
 pub enum Answer {
     Accept,
     /// Fail with `code`, carrying a RetryInfo with this delay when `Some`.
-    Fail { code: Code, retry_after: Option<Duration> },
+    Fail {
+        code: Code,
+        retry_after: Option<Duration>,
+    },
     /// Accept, but report `n` records of the request as rejected.
     PartialReject(i64),
 }
@@ -102,7 +105,11 @@ impl LogsService for Shared {
             Answer::Fail { code, retry_after } => {
                 self.0.1.notify_all();
                 return Err(match retry_after {
-                    Some(d) => Status::with_error_details(code, "scripted failure", ErrorDetails::with_retry_info(Some(d))),
+                    Some(d) => Status::with_error_details(
+                        code,
+                        "scripted failure",
+                        ErrorDetails::with_retry_info(Some(d)),
+                    ),
                     None => Status::new(code, "scripted failure"),
                 });
             }
@@ -158,8 +165,12 @@ impl Collector {
                 .build()
                 .expect("collector runtime");
             rt.block_on(async move {
-                let incoming = TcpIncoming::bind(addr).expect("bind collector").with_nodelay(Some(true));
-                addr_tx.send(incoming.local_addr().expect("local addr")).unwrap();
+                let incoming = TcpIncoming::bind(addr)
+                    .expect("bind collector")
+                    .with_nodelay(Some(true));
+                addr_tx
+                    .send(incoming.local_addr().expect("local addr"))
+                    .unwrap();
                 tonic::transport::Server::builder()
                     .add_service(LogsServiceServer::new(service))
                     .serve_with_incoming_shutdown(incoming, async {
@@ -169,7 +180,9 @@ impl Collector {
                     .expect("collector server");
             });
         });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("collector started");
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("collector started");
         Collector {
             addr,
             shared,
@@ -197,7 +210,12 @@ impl Collector {
 
     /// Waits until `cond` holds over the received records and the request count, or panics at the
     /// deadline with what was received.
-    pub fn wait_until(&self, timeout: Duration, what: &str, cond: impl Fn(&[Received], usize) -> bool) {
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        cond: impl Fn(&[Received], usize) -> bool,
+    ) {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.lock();
         loop {
@@ -252,7 +270,10 @@ pub fn wait_for(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(1);
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::park_timeout(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     }

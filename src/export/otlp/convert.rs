@@ -37,7 +37,10 @@ pub(crate) fn resource(service_name: &str, attributes: &[(String, String)]) -> R
         ("service.name".into(), service_name.into()),
         ("telemetry.sdk.language".into(), "rust".into()),
         ("telemetry.sdk.name".into(), env!("CARGO_PKG_NAME").into()),
-        ("telemetry.sdk.version".into(), env!("CARGO_PKG_VERSION").into()),
+        (
+            "telemetry.sdk.version".into(),
+            env!("CARGO_PKG_VERSION").into(),
+        ),
     ];
     for (k, v) in attributes {
         if k == "service.name" {
@@ -179,7 +182,10 @@ mod tests {
         assert_eq!(rec.span_id, vec![2; 8]);
         assert_eq!(rec.flags, 1);
         let keys: Vec<_> = rec.attributes.iter().map(|k| k.key.as_str()).collect();
-        assert_eq!(keys, ["n", CODE_FILE_PATH, CODE_LINE_NUMBER, CODE_FUNCTION_NAME]);
+        assert_eq!(
+            keys,
+            ["n", CODE_FILE_PATH, CODE_LINE_NUMBER, CODE_FUNCTION_NAME]
+        );
         let untraced = &scopes[0].log_records[1];
         assert!(untraced.trace_id.is_empty() && untraced.span_id.is_empty());
         assert_eq!(untraced.flags, 0);
@@ -187,7 +193,13 @@ mod tests {
 
     #[test]
     fn resource_has_service_name_and_attributes() {
-        let r = resource("svc", &[("service.name".into(), "ignored".into()), ("env".into(), "prod".into())]);
+        let r = resource(
+            "svc",
+            &[
+                ("service.name".into(), "ignored".into()),
+                ("env".into(), "prod".into()),
+            ],
+        );
         let get = |k: &str| {
             r.attributes
                 .iter()
@@ -195,7 +207,13 @@ mod tests {
                 .and_then(|a| a.value.clone())
                 .and_then(|v| v.value)
         };
-        assert_eq!(get("service.name"), Some(any_value::Value::StringValue("svc".into())));
-        assert_eq!(get("env"), Some(any_value::Value::StringValue("prod".into())));
+        assert_eq!(
+            get("service.name"),
+            Some(any_value::Value::StringValue("svc".into()))
+        );
+        assert_eq!(
+            get("env"),
+            Some(any_value::Value::StringValue("prod".into()))
+        );
     }
 }

@@ -14,13 +14,12 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use tonic::transport::{Channel, Endpoint};
 use tonic_types::StatusExt as _;
 
+use crate::Error;
 use crate::config::Config;
 use crate::event::LogEvent;
 use crate::export::{ExportOutcome, Exporter};
 use crate::stats::Counters;
-use crate::Error;
 use retry::{Jitter, Retry};
-
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -115,10 +114,16 @@ impl Exporter for OtlpExporter {
                 let wait = match retry::classify(status.code(), retry_delay) {
                     Retry::Permanent => {
                         return ExportOutcome::Failed {
-                            reason: format!("permanent error {:?}: {}", status.code(), status.message()),
+                            reason: format!(
+                                "permanent error {:?}: {}",
+                                status.code(),
+                                status.message()
+                            ),
                         };
                     }
-                    Retry::Retryable => retry::backoff(attempt, INITIAL_BACKOFF, MAX_BACKOFF, jitter.next()),
+                    Retry::Retryable => {
+                        retry::backoff(attempt, INITIAL_BACKOFF, MAX_BACKOFF, jitter.next())
+                    }
                     Retry::Throttled(delay) => delay,
                 };
                 if Instant::now() + wait >= deadline {

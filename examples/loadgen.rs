@@ -1,0 +1,214 @@
+//! Load generator: emits `--count` records from `--threads` threads, optionally at `--rate` records per
+//! second in total, each thread inside an active span context, then shuts down (flush) and prints
+//! exactly one JSON summary line on stdout. Configuration comes from the environment only.
+//!
+//! ```sh
+//! cargo run --release --example loadgen -- --count N [--threads T] [--rate PER_SEC] \
+//!     [--trace-id HEX32] [--span-id HEX16]
+//! ```
+//!
+//! Summary line (a public contract: fields are only ever added):
+//! `{"emitted":N,"emit_seconds":S,"ns_per_call":X,"p99_ns":P,"max_ns":M,"exported":E,
+//!   "dropped":{"queue_full":..,...},"shutdown_seconds":D, ...}`
+//! `ns_per_call` is `emit_seconds / emitted`; `p99_ns` and `max_ns` come from every 8th call, timed
+//! on its own. Exit code 0 when it ran; 2 with the error on stderr for bad arguments or configuration.
+
+use std::process::ExitCode;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+};
+
+const USAGE: &str =
+    "usage: loadgen --count N [--threads T] [--rate PER_SEC] [--trace-id HEX32] [--span-id HEX16]";
+const SAMPLE_EVERY: u64 = 8;
+
+struct Args {
+    count: u64,
+    threads: u64,
+    rate: Option<f64>,
+    trace_id: TraceId,
+    span_id: SpanId,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        count: 0,
+        threads: 1,
+        rate: None,
+        trace_id: TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736")
+            .map_err(|e| e.to_string())?,
+        span_id: SpanId::from_hex("00f067aa0ba902b7").map_err(|e| e.to_string())?,
+    };
+    let mut count = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--count" => {
+                count = Some(
+                    value()?
+                        .parse::<u64>()
+                        .map_err(|e| format!("--count: {e}"))?,
+                )
+            }
+            "--threads" => {
+                args.threads = value()?
+                    .parse::<u64>()
+                    .map_err(|e| format!("--threads: {e}"))?;
+                if args.threads == 0 {
+                    return Err("--threads must be at least 1".into());
+                }
+            }
+            "--rate" => {
+                let rate = value()?
+                    .parse::<f64>()
+                    .map_err(|e| format!("--rate: {e}"))?;
+                if !(rate > 0.0 && rate.is_finite()) {
+                    return Err("--rate must be a positive number of records per second".into());
+                }
+                args.rate = Some(rate);
+            }
+            "--trace-id" => {
+                let v = value()?;
+                args.trace_id = TraceId::from_hex(&v)
+                    .ok()
+                    .filter(|t| *t != TraceId::INVALID && v.len() == 32)
+                    .ok_or(format!(
+                        "--trace-id: {v:?} is not 32 hex digits (not all zero)"
+                    ))?;
+            }
+            "--span-id" => {
+                let v = value()?;
+                args.span_id = SpanId::from_hex(&v)
+                    .ok()
+                    .filter(|s| *s != SpanId::INVALID && v.len() == 16)
+                    .ok_or(format!(
+                        "--span-id: {v:?} is not 16 hex digits (not all zero)"
+                    ))?;
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    args.count = count.ok_or_else(|| format!("--count is required\n{USAGE}"))?;
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let guard = match otel_log_bridge::try_init() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let span = SpanContext::new(
+        args.trace_id,
+        args.span_id,
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    let threads = args.threads;
+    let per_thread_rate = args.rate.map(|r| r / threads as f64);
+    let barrier = Arc::new(Barrier::new(threads as usize + 1));
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let barrier = barrier.clone();
+            let span = span.clone();
+            let count = args.count;
+            std::thread::spawn(move || emit(t, threads, count, per_thread_rate, span, &barrier))
+        })
+        .collect();
+    barrier.wait();
+    let started = Instant::now();
+    let mut samples: Vec<u64> = Vec::new();
+    for w in workers {
+        samples.extend(w.join().unwrap_or_default());
+    }
+    let emit_seconds = started.elapsed().as_secs_f64();
+
+    let shutdown_started = Instant::now();
+    let timeout = guard.shutdown_timeout();
+    let report = guard.shutdown(timeout);
+    let shutdown_seconds = shutdown_started.elapsed().as_secs_f64();
+
+    samples.sort_unstable();
+    let p99 = samples
+        .get((samples.len() as f64 * 0.99) as usize)
+        .or(samples.last())
+        .copied()
+        .unwrap_or(0);
+    let s = report.stats;
+    let mut dropped = serde_json::Map::new();
+    for reason in otel_log_bridge::DropReason::ALL {
+        dropped.insert(reason.as_str().into(), s.dropped.get(reason).into());
+    }
+    let summary = serde_json::json!({
+        "emitted": args.count,
+        "emit_seconds": emit_seconds,
+        "ns_per_call": if args.count > 0 { emit_seconds * 1e9 / args.count as f64 } else { 0.0 },
+        "p99_ns": p99,
+        "max_ns": samples.last().copied().unwrap_or(0),
+        "exported": s.exported,
+        "dropped": dropped,
+        "shutdown_seconds": shutdown_seconds,
+        "threads": threads,
+        "enqueued": s.enqueued,
+        "export_errors": s.export_errors,
+        "undelivered": report.undelivered,
+    });
+    println!("{summary}");
+    ExitCode::SUCCESS
+}
+
+/// Emits this thread's share (`i = t, t + threads, ...`); returns sampled call latencies in ns.
+fn emit(
+    t: u64,
+    threads: u64,
+    count: u64,
+    rate: Option<f64>,
+    span: SpanContext,
+    barrier: &Barrier,
+) -> Vec<u64> {
+    let _cx = opentelemetry::Context::new()
+        .with_remote_span_context(span)
+        .attach();
+    let mut samples = Vec::with_capacity((count / threads / SAMPLE_EVERY + 1) as usize);
+    barrier.wait();
+    let start = Instant::now();
+    let mut k = 0u64;
+    let mut i = t;
+    while i < count {
+        if let Some(rate) = rate {
+            let due = start + Duration::from_secs_f64(k as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        if k % SAMPLE_EVERY == 0 {
+            let t0 = Instant::now();
+            log::info!(target: "payment.service", amount = 150.0, user_id = 42, currency = "EUR", seq = i; "Transaction processed {}", i);
+            samples.push(t0.elapsed().as_nanos() as u64);
+        } else {
+            log::info!(target: "payment.service", amount = 150.0, user_id = 42, currency = "EUR", seq = i; "Transaction processed {}", i);
+        }
+        k += 1;
+        i += threads;
+    }
+    samples
+}
