@@ -12,8 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
@@ -64,12 +68,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--listen" => listen = args.next().ok_or("--listen needs an address")?.parse()?,
-            "--exit-after" => exit_after = Some(args.next().ok_or("--exit-after needs a count")?.parse()?),
+            "--exit-after" => {
+                exit_after = Some(args.next().ok_or("--exit-after needs a count")?.parse()?)
+            }
             "--print" => counter.print.store(true, Ordering::Relaxed),
             other => return Err(format!("unknown argument {other:?}").into()),
         }
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let incoming = TcpIncoming::bind(listen)?.with_nodelay(Some(true));
         eprintln!("collector: listening on {}", incoming.local_addr()?);
@@ -95,7 +103,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 loop {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     if exit_after.is_some_and(|n| done.records.load(Ordering::Relaxed) >= n) {
-                        eprintln!("collector: received {} records", done.records.load(Ordering::Relaxed));
+                        eprintln!(
+                            "collector: received {} records",
+                            done.records.load(Ordering::Relaxed)
+                        );
                         break;
                     }
                 }
