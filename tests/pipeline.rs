@@ -179,6 +179,34 @@ fn records_carry_time_severity_body_typed_attributes_location_and_trace_context(
 }
 
 #[test]
+fn a_tracing_opentelemetry_span_is_the_active_context() {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let collector = Collector::start();
+    let (logger, guard) = builder(&collector.endpoint()).build().unwrap();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let expected = tracing::subscriber::with_default(subscriber, || {
+        let _span = tracing::info_span!("handle_request").entered();
+        info(&logger, 0);
+        opentelemetry::Context::map_current(|cx| cx.span().span_context().clone())
+    });
+    assert!(expected.is_valid());
+    guard.flush(WAIT).unwrap();
+    let records = collector.records();
+    assert_eq!(
+        records[0].record.trace_id,
+        expected.trace_id().to_bytes().to_vec()
+    );
+    assert_eq!(
+        records[0].record.span_id,
+        expected.span_id().to_bytes().to_vec()
+    );
+}
+
+#[test]
 fn log_flush_drains_the_queue_before_the_schedule() {
     let collector = Collector::start();
     let (logger, guard) = builder(&collector.endpoint())
