@@ -1,6 +1,7 @@
 //! Export stage: where batches leave the process. The worker sees only the [`Exporter`] trait; the
 //! OTLP/gRPC exporter implements it today, and the file sink and spool plug in behind the same seam.
 
+pub(crate) mod file;
 pub(crate) mod otlp;
 
 use std::time::Instant;

@@ -1,0 +1,498 @@
+//! The JSON lines format of the local files: one record is one line, always. Encoder and decoder
+//! live here and nowhere else; `decode(encode(r))` keeps every field.
+//!
+//! Fields, in this order (names from the production-logging guide, numbers from OpenTelemetry):
+//!
+//! | field | content |
+//! |---|---|
+//! | `timestamp` | RFC 3339 UTC with nanoseconds, `Z` |
+//! | `observed_timestamp` | only when it differs from `timestamp` |
+//! | `severity_text`, `severity_number` | `INFO`, 9 (see the severity table) |
+//! | `logger` | the target |
+//! | `message` | the formatted message |
+//! | `trace_id`, `span_id`, `trace_flags` | lowercase hex, hex, integer; only when a span was active |
+//! | `service.name` | the resource's service name |
+//! | `code.file.path`, `code.line.number`, `code.function.name` | code location, when known |
+//! | (attribute keys) | each attribute at top level, keeping its JSON type |
+//! | `attributes` | an object holding the attributes whose key is one of the reserved names above (or a repeat of an earlier key), so they never overwrite a field |
+//!
+//! One line per record: serde_json escapes every control character (newline, carriage return, NUL,
+//! ESC, ...), and the writer here also escapes U+2028 and U+2029, which some line readers split on.
+//! Doubles that JSON cannot hold (NaN, infinities) are written as the strings `"NaN"`, `"inf"`,
+//! `"-inf"` and read back as strings.
+
+use std::borrow::Cow;
+use std::io;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::ser::{SerializeMap, Serializer as _};
+use serde_json::ser::{CompactFormatter, Formatter};
+
+use crate::event::{Attr, AttrValue, LogEvent, Severity, TraceContext};
+
+/// Names that are fields of the line; an attribute with one of these keys is nested.
+pub(crate) const RESERVED: [&str; 15] = [
+    "timestamp",
+    "observed_timestamp",
+    "severity_text",
+    "severity_number",
+    "logger",
+    "message",
+    "trace_id",
+    "span_id",
+    "trace_flags",
+    "service.name",
+    "code.file.path",
+    "code.line.number",
+    "code.function.name",
+    "attributes",
+    "",
+];
+
+/// Compact JSON that also escapes U+2028 and U+2029.
+struct LineFormatter;
+
+impl Formatter for LineFormatter {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut rest = fragment;
+        while let Some(i) = rest.find(['\u{2028}', '\u{2029}']) {
+            writer.write_all(&rest.as_bytes()[..i])?;
+            let c = rest[i..].chars().next().unwrap_or('\u{2028}');
+            writer.write_all(if c == '\u{2028}' {
+                b"\\u2028"
+            } else {
+                b"\\u2029"
+            })?;
+            rest = &rest[i + c.len_utf8()..];
+        }
+        CompactFormatter.write_string_fragment(writer, rest)
+    }
+}
+
+fn timestamp(nanos: u64) -> String {
+    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(nanos)).to_string()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != N * 2 {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16);
+        out[i] = (digit(chunk[0])? * 16 + digit(chunk[1])?) as u8;
+    }
+    Some(out)
+}
+
+enum JsonValue<'a> {
+    Attr(&'a AttrValue),
+}
+
+impl serde::Serialize for JsonValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let JsonValue::Attr(v) = self;
+        match v {
+            AttrValue::Int(i) => s.serialize_i64(*i),
+            AttrValue::Double(d) if d.is_finite() => s.serialize_f64(*d),
+            AttrValue::Double(d) => s.serialize_str(if d.is_nan() {
+                "NaN"
+            } else if *d > 0.0 {
+                "inf"
+            } else {
+                "-inf"
+            }),
+            AttrValue::Bool(b) => s.serialize_bool(*b),
+            AttrValue::Str(t) => s.serialize_str(t),
+        }
+    }
+}
+
+struct Nested<'a>(&'a [&'a Attr]);
+
+impl serde::Serialize for Nested<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for a in self.0 {
+            map.serialize_entry(&*a.key, &JsonValue::Attr(&a.value))?;
+        }
+        map.end()
+    }
+}
+
+/// Appends `event` as one JSON line, newline included, to `out`.
+pub(crate) fn encode(event: &LogEvent, service_name: &str, out: &mut Vec<u8>) {
+    let mut ser = serde_json::Serializer::with_formatter(&mut *out, LineFormatter);
+    // Writing to a Vec cannot fail, and every key is a string: the result is always Ok.
+    let _ = (|| -> Result<(), serde_json::Error> {
+        let mut map = ser.serialize_map(None)?;
+        map.serialize_entry("timestamp", &timestamp(event.time_unix_nano))?;
+        if event.observed_time_unix_nano != event.time_unix_nano {
+            map.serialize_entry(
+                "observed_timestamp",
+                &timestamp(event.observed_time_unix_nano),
+            )?;
+        }
+        map.serialize_entry("severity_text", event.severity.text())?;
+        map.serialize_entry("severity_number", &event.severity.number())?;
+        map.serialize_entry("logger", &*event.target)?;
+        map.serialize_entry("message", &*event.body)?;
+        if let Some(t) = &event.trace {
+            map.serialize_entry("trace_id", &hex(&t.trace_id))?;
+            map.serialize_entry("span_id", &hex(&t.span_id))?;
+            map.serialize_entry("trace_flags", &t.flags)?;
+        }
+        map.serialize_entry("service.name", service_name)?;
+        if let Some(f) = &event.file {
+            map.serialize_entry("code.file.path", &**f)?;
+        }
+        if let Some(l) = event.line {
+            map.serialize_entry("code.line.number", &l)?;
+        }
+        if let Some(m) = &event.module_path {
+            map.serialize_entry("code.function.name", &**m)?;
+        }
+        let mut nested: Vec<&Attr> = Vec::new();
+        for (i, a) in event.attributes.iter().enumerate() {
+            let repeated = event.attributes[..i].iter().any(|b| b.key == a.key);
+            if repeated || RESERVED.contains(&&*a.key) {
+                nested.push(a);
+            } else {
+                map.serialize_entry(&*a.key, &JsonValue::Attr(&a.value))?;
+            }
+        }
+        if !nested.is_empty() {
+            map.serialize_entry("attributes", &Nested(&nested))?;
+        }
+        map.end()
+    })();
+    out.push(b'\n');
+}
+
+/// Why a line could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DecodeError {
+    #[error("not a JSON object: {0}")]
+    NotJson(String),
+    #[error("missing or invalid field {0}")]
+    Field(&'static str),
+}
+
+/// A record read back from a line, with the service name it was written under.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Decoded {
+    pub event: LogEvent,
+    pub service_name: String,
+}
+
+fn severity_from_number(n: i64) -> Option<Severity> {
+    Some(match n {
+        1..=4 => Severity::Trace,
+        5..=8 => Severity::Debug,
+        9..=12 => Severity::Info,
+        13..=16 => Severity::Warn,
+        17..=20 => Severity::Error,
+        21..=24 => Severity::Fatal,
+        _ => return None,
+    })
+}
+
+fn parse_time(v: &serde_json::Value, field: &'static str) -> Result<u64, DecodeError> {
+    let t = v
+        .as_str()
+        .and_then(|s| humantime::parse_rfc3339(s).ok())
+        .ok_or(DecodeError::Field(field))?;
+    let d = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_err(|_| DecodeError::Field(field))?;
+    u64::try_from(d.as_nanos()).map_err(|_| DecodeError::Field(field))
+}
+
+fn attr_value(v: serde_json::Value) -> AttrValue {
+    match v {
+        serde_json::Value::Bool(b) => AttrValue::Bool(b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => AttrValue::Int(i),
+            None => n
+                .as_f64()
+                .map(AttrValue::Double)
+                .unwrap_or_else(|| AttrValue::Str(n.to_string().into())),
+        },
+        serde_json::Value::String(s) => AttrValue::Str(s.into()),
+        other => AttrValue::Str(other.to_string().into()),
+    }
+}
+
+/// Reads one line (with or without its newline) back into a record.
+pub(crate) fn decode(line: &[u8]) -> Result<Decoded, DecodeError> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let mut map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(line).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    let mut take = |k: &str| map.shift_remove(k);
+    let time = parse_time(
+        &take("timestamp").ok_or(DecodeError::Field("timestamp"))?,
+        "timestamp",
+    )?;
+    let observed = match take("observed_timestamp") {
+        Some(v) => parse_time(&v, "observed_timestamp")?,
+        None => time,
+    };
+    let _ = take("severity_text");
+    let severity = take("severity_number")
+        .and_then(|v| v.as_i64())
+        .and_then(severity_from_number)
+        .ok_or(DecodeError::Field("severity_number"))?;
+    let string = |v: Option<serde_json::Value>, f: &'static str| match v {
+        Some(serde_json::Value::String(s)) => Ok(s),
+        _ => Err(DecodeError::Field(f)),
+    };
+    let target = string(take("logger"), "logger")?;
+    let body = string(take("message"), "message")?;
+    let trace = match (take("trace_id"), take("span_id"), take("trace_flags")) {
+        (None, None, None) => None,
+        (Some(t), Some(s), f) => Some(TraceContext {
+            trace_id: t
+                .as_str()
+                .and_then(unhex::<16>)
+                .ok_or(DecodeError::Field("trace_id"))?,
+            span_id: s
+                .as_str()
+                .and_then(unhex::<8>)
+                .ok_or(DecodeError::Field("span_id"))?,
+            flags: match f {
+                None => 0,
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|n| u8::try_from(n).ok())
+                    .ok_or(DecodeError::Field("trace_flags"))?,
+            },
+        }),
+        _ => return Err(DecodeError::Field("trace_id")),
+    };
+    let service_name = string(take("service.name"), "service.name").unwrap_or_default();
+    let file = take("code.file.path")
+        .map(|v| string(Some(v), "code.file.path"))
+        .transpose()?;
+    let line_no = take("code.line.number")
+        .map(|v| {
+            v.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or(DecodeError::Field("code.line.number"))
+        })
+        .transpose()?;
+    let module = take("code.function.name")
+        .map(|v| string(Some(v), "code.function.name"))
+        .transpose()?;
+    let nested = take("attributes");
+    let mut attributes: Vec<Attr> = map
+        .into_iter()
+        .map(|(k, v)| Attr {
+            key: k.into(),
+            value: attr_value(v),
+        })
+        .collect();
+    match nested {
+        None => {}
+        Some(serde_json::Value::Object(m)) => attributes.extend(m.into_iter().map(|(k, v)| Attr {
+            key: k.into(),
+            value: attr_value(v),
+        })),
+        Some(_) => return Err(DecodeError::Field("attributes")),
+    }
+    Ok(Decoded {
+        event: LogEvent {
+            time_unix_nano: time,
+            observed_time_unix_nano: observed,
+            severity,
+            body: Cow::Owned(body),
+            target: Cow::Owned(target),
+            module_path: module.map(Cow::Owned),
+            file: file.map(Cow::Owned),
+            line: line_no,
+            trace,
+            attributes,
+        },
+        service_name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> LogEvent {
+        LogEvent {
+            time_unix_nano: 1_781_856_862_105_312_123,
+            observed_time_unix_nano: 1_781_856_862_105_312_123,
+            severity: Severity::Info,
+            body: Cow::Borrowed("Transaction processed"),
+            target: Cow::Borrowed("payment.service"),
+            module_path: Some(Cow::Borrowed("app::pay")),
+            file: Some(Cow::Borrowed("src/pay.rs")),
+            line: Some(12),
+            trace: Some(TraceContext {
+                trace_id: unhex::<16>("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+                span_id: unhex::<8>("00f067aa0ba902b7").unwrap(),
+                flags: 1,
+            }),
+            attributes: vec![
+                Attr {
+                    key: "amount".into(),
+                    value: AttrValue::Double(150.0),
+                },
+                Attr {
+                    key: "user_id".into(),
+                    value: AttrValue::Int(42),
+                },
+                Attr {
+                    key: "ok".into(),
+                    value: AttrValue::Bool(true),
+                },
+                Attr {
+                    key: "currency".into(),
+                    value: AttrValue::Str("EUR".into()),
+                },
+            ],
+        }
+    }
+
+    fn line(e: &LogEvent) -> String {
+        let mut out = Vec::new();
+        encode(e, "payments", &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_line_matches_the_contract() {
+        assert_eq!(
+            line(&sample()),
+            concat!(
+                r#"{"timestamp":"2026-06-19T08:14:22.105312123Z","severity_text":"INFO","severity_number":9,"#,
+                r#""logger":"payment.service","message":"Transaction processed","#,
+                r#""trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","trace_flags":1,"#,
+                r#""service.name":"payments","code.file.path":"src/pay.rs","code.line.number":12,"#,
+                r#""code.function.name":"app::pay","amount":150.0,"user_id":42,"ok":true,"currency":"EUR"}"#,
+                "\n"
+            )
+        );
+        let d = decode(line(&sample()).as_bytes()).unwrap();
+        assert_eq!(d.event, sample());
+        assert_eq!(d.service_name, "payments");
+    }
+
+    #[test]
+    fn colliding_and_repeated_keys_are_nested_not_overwriting() {
+        let mut e = sample();
+        e.trace = None;
+        e.attributes = vec![
+            Attr {
+                key: "message".into(),
+                value: AttrValue::Str("fake".into()),
+            },
+            Attr {
+                key: "x".into(),
+                value: AttrValue::Int(1),
+            },
+            Attr {
+                key: "x".into(),
+                value: AttrValue::Int(2),
+            },
+        ];
+        let l = line(&e);
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(v["message"], "Transaction processed");
+        assert_eq!(v["attributes"]["message"], "fake");
+        assert_eq!(v["x"], 1);
+        assert_eq!(v["attributes"]["x"], 2);
+        assert!(v.get("trace_id").is_none(), "no span: no trace fields");
+        let d = decode(l.as_bytes()).unwrap();
+        assert_eq!(d.event.attributes[0].key.as_ref(), "x");
+        assert_eq!(line(&d.event), l);
+    }
+
+    #[test]
+    fn hostile_text_stays_on_one_line() {
+        let mut e = sample();
+        e.body = Cow::Owned(format!(
+            "a\nb\r\n{{\"timestamp\":\"fake\"}}\u{2028}\u{2029}\0\x1b[31m{}",
+            "x".repeat(1 << 20)
+        ));
+        let l = line(&e);
+        assert_eq!(l.matches('\n').count(), 1);
+        assert!(l.ends_with('\n'));
+        assert!(!l.contains('\u{2028}') && !l.contains('\r') && !l.contains('\0'));
+        assert_eq!(decode(l.as_bytes()).unwrap().event.body, e.body);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bad in [
+            &b""[..],
+            b"{",
+            b"[]",
+            b"{\"timestamp\":1}",
+            b"\xff\xfe",
+            b"{\"timestamp\":\"2026-01-01T00:00:00Z\"}",
+        ] {
+            assert!(decode(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    fn attr_value_strategy() -> impl Strategy<Value = AttrValue> {
+        prop_oneof![
+            any::<i64>().prop_map(AttrValue::Int),
+            any::<f64>()
+                .prop_filter("finite", |d| d.is_finite())
+                .prop_map(AttrValue::Double),
+            any::<bool>().prop_map(AttrValue::Bool),
+            any::<String>().prop_map(|s| AttrValue::Str(s.into())),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip_is_exact_and_one_line(
+            body in any::<String>(),
+            target in any::<String>(),
+            nanos in 0u64..4_000_000_000_000_000_000,
+            sev in prop::sample::select(vec![Severity::Trace, Severity::Debug, Severity::Info, Severity::Warn, Severity::Error, Severity::Fatal]),
+            attrs in prop::collection::btree_map("[a-z._]{1,12}|timestamp|message", attr_value_strategy(), 0..8),
+            traced in any::<bool>(),
+        ) {
+            let mut e = sample();
+            e.body = Cow::Owned(body);
+            e.target = Cow::Owned(target);
+            e.time_unix_nano = nanos;
+            e.observed_time_unix_nano = nanos;
+            e.severity = sev;
+            if !traced { e.trace = None; }
+            // Keys that are not reserved first: that is the order a decoded record has.
+            let (plain, reserved): (Vec<_>, Vec<_>) = attrs
+                .into_iter()
+                .map(|(k, v)| Attr { key: k.into(), value: v })
+                .partition(|a| !RESERVED.contains(&&*a.key));
+            e.attributes = plain.into_iter().chain(reserved).collect();
+            let l = line(&e);
+            prop_assert_eq!(l.matches('\n').count(), 1);
+            prop_assert!(l.ends_with('\n'));
+            let d = decode(l.as_bytes()).unwrap();
+            prop_assert_eq!(&d.event, &e);
+            prop_assert_eq!(line(&d.event), l);
+        }
+    }
+}
