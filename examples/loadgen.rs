@@ -170,6 +170,11 @@ fn main() -> ExitCode {
         "enqueued": s.enqueued,
         "export_errors": s.export_errors,
         "undelivered": report.undelivered,
+        "spooled": s.spooled,
+        "replayed": s.replayed,
+        "written": s.written,
+        "spool_bytes": s.spool_bytes,
+        "corrupt_skipped": s.corrupt_skipped,
     });
     println!("{summary}");
     ExitCode::SUCCESS
@@ -200,7 +205,7 @@ fn emit(
                 std::thread::sleep(due - now);
             }
         }
-        if k % SAMPLE_EVERY == 0 {
+        if k.is_multiple_of(SAMPLE_EVERY) {
             let t0 = Instant::now();
             log::info!(target: "payment.service", amount = 150.0, user_id = 42, currency = "EUR", seq = i; "Transaction processed {}", i);
             samples.push(t0.elapsed().as_nanos() as u64);

@@ -14,11 +14,14 @@ use opentelemetry::trace::{
 };
 
 fn main() -> ExitCode {
-    // Configuration comes from the environment (OTEL_*, LOG_LEVEL, ...); code overrides it. A short
-    // export timeout keeps the demo quick when no collector answers.
+    // Configuration comes from the environment (OTEL_*, LOG_*); code overrides it. The default mode
+    // is failover: OTLP first, and what the collector cannot take goes to ./logs/app.log, to be
+    // replayed when it answers. A short export timeout keeps the demo quick without a collector; the
+    // JSON lines also go to stdout, as a container would want.
     let guard = match otel_log_bridge::builder()
         .service_name("quickstart")
         .export_timeout(Duration::from_secs(2))
+        .stdout(true)
         .try_init()
     {
         Ok(guard) => guard,
@@ -28,7 +31,14 @@ fn main() -> ExitCode {
         }
     };
     let endpoint = guard.endpoint().to_owned();
-    println!("quickstart: sending records over OTLP/gRPC to {endpoint}");
+    let file = guard
+        .local_path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    println!(
+        "quickstart: sending records over OTLP/gRPC to {endpoint} (mode {})",
+        guard.mode().as_str()
+    );
 
     for (request_id, user_id, amount) in [(1u64, 42i64, 150.0f64), (2, 7, 99.5)] {
         handle_payment(request_id, user_id, amount);
@@ -37,20 +47,32 @@ fn main() -> ExitCode {
 
     let report = guard.shutdown(Duration::from_secs(5));
     let s = report.stats;
-    if report.undelivered == 0 {
+    if s.replayed > 0 {
         println!(
-            "quickstart: all {} records were delivered to the collector at {endpoint}",
+            "quickstart: {} records spooled by an earlier run were delivered to {endpoint}",
+            s.replayed
+        );
+    }
+    if s.exported > 0 {
+        println!(
+            "quickstart: {} records were delivered to the collector at {endpoint}",
             s.exported
         );
-    } else {
+    }
+    if s.written > 0 {
+        println!("quickstart: {} records were written to {file}", s.written);
+    }
+    if s.spooled > 0 {
         println!(
-            "quickstart: {} of {} records were NOT delivered: no collector accepted them at {endpoint} \
-             (export failures: {}, dropped by reason: {:?}).",
-            report.undelivered, s.enqueued, s.export_errors, s.dropped
+            "quickstart: no collector answered at {endpoint}: {} records were saved to {file} (JSON lines, \
+             also printed above); they are sent when a collector answers, on this program's next run",
+            s.spooled
         );
+    }
+    if report.undelivered > 0 {
         println!(
-            "quickstart: start an OTLP/gRPC collector there, or point OTEL_EXPORTER_OTLP_ENDPOINT at \
-             one, and run again. (This version has no local file fallback yet.)"
+            "quickstart: {} records were lost (dropped by reason: {:?})",
+            report.undelivered, s.dropped
         );
     }
     ExitCode::SUCCESS
@@ -76,7 +98,8 @@ fn new_span_context(request_id: u64) -> SpanContext {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(1);
-    let trace_id = (now << 16) | u128::from(request_id);
+    let trace_id =
+        now.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835) ^ u128::from(request_id);
     SpanContext::new(
         TraceId::from_bytes(trace_id.to_be_bytes()),
         SpanId::from_bytes((trace_id as u64 | 1).to_be_bytes()),

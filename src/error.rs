@@ -27,6 +27,10 @@ pub enum Error {
     /// `try_init` found another logger already installed through `log::set_logger`.
     #[error("a logger is already installed in this process (log::set_boxed_logger failed)")]
     AlreadyInitialized,
+    /// The local log directory or files cannot be used (unwritable, not a directory, or the spool is
+    /// locked by another process); the message names the path.
+    #[error("local log files: {0}")]
+    Files(#[source] std::io::Error),
     /// The worker thread or its runtime could not be started.
     #[error("could not start the otel-log-bridge worker: {0}")]
     Worker(#[source] std::io::Error),

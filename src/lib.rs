@@ -33,20 +33,28 @@ mod error;
 mod event;
 mod export;
 mod pipeline;
+mod spool;
 mod stats;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub use bridge::Logger;
-pub use config::Builder;
+pub use config::{Builder, Mode};
 pub use error::Error;
 pub use event::Severity;
 pub use stats::{DropReason, Dropped, Stats};
 
+use export::file::rotate::RotatingFile;
 use export::otlp::OtlpExporter;
-use pipeline::Pipeline;
+use pipeline::{Pipeline, Sinks};
+use spool::Spool;
 use stats::Counters;
+
+/// Whether this crate's logger was installed in this process.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// A builder reading the environment for every setting left unset.
 pub fn builder() -> Builder {
@@ -68,8 +76,34 @@ impl Builder {
     pub fn build(self) -> Result<(Logger, Guard), Error> {
         let config = self.config()?;
         let counters = Arc::new(Counters::default());
-        let exporter = OtlpExporter::new(&config, counters.clone())?;
-        let pipeline = Pipeline::start(&config, counters, Box::new(exporter))?;
+        let otlp: Option<Box<dyn export::Exporter>> = if config.mode.uses_otlp() {
+            Some(Box::new(OtlpExporter::new(&config, counters.clone())?))
+        } else {
+            None
+        };
+        let (file, spool, local_path) = match config.mode {
+            Mode::Tee | Mode::FileOnly => {
+                let file = RotatingFile::open(&config.files).map_err(Error::Files)?;
+                let path = file.active_path();
+                (Some(file), None, Some(path))
+            }
+            Mode::Failover => {
+                let spool = Spool::open(&config.files, &config.service_name, counters.clone())
+                    .map_err(Error::Files)?;
+                let path = spool.path();
+                (None, Some(spool), Some(path))
+            }
+            Mode::OtlpOnly => (None, None, None),
+        };
+        let sinks = Sinks {
+            mode: config.mode,
+            otlp,
+            file,
+            spool,
+            stdout: config.stdout,
+            service_name: config.service_name.clone(),
+        };
+        let pipeline = Pipeline::start(&config, counters, sinks)?;
         let logger = Logger {
             shared: pipeline.shared.clone(),
         };
@@ -77,15 +111,23 @@ impl Builder {
             pipeline,
             shutdown_timeout: config.shutdown_timeout,
             endpoint: config.endpoint,
+            mode: config.mode,
+            local_path,
         };
         Ok((logger, guard))
     }
 
     /// Starts the pipeline and installs it as the `log` logger; see [`try_init`].
     pub fn try_init(self) -> Result<Guard, Error> {
+        // Checked first so that a second call reports the real problem rather than, say, the spool
+        // lock the first pipeline holds.
+        if INSTALLED.load(Ordering::SeqCst) {
+            return Err(Error::AlreadyInitialized);
+        }
         let (logger, guard) = self.build()?;
         let level = logger.max_level();
         log::set_boxed_logger(Box::new(logger)).map_err(|_| Error::AlreadyInitialized)?;
+        INSTALLED.store(true, Ordering::SeqCst);
         log::set_max_level(level);
         Ok(guard)
     }
@@ -102,6 +144,8 @@ pub struct Guard {
     pipeline: Pipeline,
     shutdown_timeout: Duration,
     endpoint: String,
+    mode: Mode,
+    local_path: Option<PathBuf>,
 }
 
 /// What [`Guard::shutdown`] could and could not deliver.
@@ -126,6 +170,17 @@ impl Guard {
     /// The collector endpoint records are exported to.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// Where records go.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The local file records are written to: the rotating log (`tee`, `file-only`) or the spool's
+    /// active segment (`failover`); `None` in `otlp-only` mode.
+    pub fn local_path(&self) -> Option<&Path> {
+        self.local_path.as_deref()
     }
 
     /// The configured shutdown timeout (`LOG_SHUTDOWN_TIMEOUT`), which the guard's drop uses.

@@ -21,17 +21,23 @@ pub enum DropReason {
     Shutdown,
     /// Logged from inside the formatting of another record, more than one level deep.
     Reentrant,
+    /// Undelivered records removed from the spool to keep it within its size limit.
+    SpoolFull,
+    /// A local file (spool or rotating log) could not be written.
+    IoError,
 }
 
 impl DropReason {
     /// Every reason, in the order of [`Dropped`]'s fields.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::QueueFull,
         DropReason::Shed,
         DropReason::ExportFailed,
         DropReason::Rejected,
         DropReason::Shutdown,
         DropReason::Reentrant,
+        DropReason::SpoolFull,
+        DropReason::IoError,
     ];
 
     /// The reason's name as used in `loadgen`'s JSON line and the README.
@@ -43,6 +49,8 @@ impl DropReason {
             DropReason::Rejected => "rejected",
             DropReason::Shutdown => "shutdown",
             DropReason::Reentrant => "reentrant",
+            DropReason::SpoolFull => "spool_full",
+            DropReason::IoError => "io_error",
         }
     }
 }
@@ -63,6 +71,10 @@ pub struct Dropped {
     pub shutdown: u64,
     /// See [`DropReason::Reentrant`].
     pub reentrant: u64,
+    /// See [`DropReason::SpoolFull`].
+    pub spool_full: u64,
+    /// See [`DropReason::IoError`].
+    pub io_error: u64,
 }
 
 impl Dropped {
@@ -75,6 +87,8 @@ impl Dropped {
             DropReason::Rejected => self.rejected,
             DropReason::Shutdown => self.shutdown,
             DropReason::Reentrant => self.reentrant,
+            DropReason::SpoolFull => self.spool_full,
+            DropReason::IoError => self.io_error,
         }
     }
 
@@ -106,6 +120,16 @@ pub struct Stats {
     pub export_errors: u64,
     /// Records whose message `Display` panicked; they are kept with a marker body.
     pub format_panics: u64,
+    /// Records written to the spool (failover mode) because OTLP could not deliver them.
+    pub spooled: u64,
+    /// Records from the spool that the collector acknowledged.
+    pub replayed: u64,
+    /// Bytes in the spool's files now.
+    pub spool_bytes: u64,
+    /// Spool lines that could not be read back (torn by a crash, or corrupt), skipped.
+    pub corrupt_skipped: u64,
+    /// Records written to the rotating file (`tee` and `file-only` modes).
+    pub written: u64,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +139,11 @@ pub(crate) struct Counters {
     export_errors: AtomicU64,
     format_panics: AtomicU64,
     in_flight: AtomicU64,
+    spooled: AtomicU64,
+    replayed: AtomicU64,
+    spool_bytes: AtomicU64,
+    corrupt: AtomicU64,
+    written: AtomicU64,
 }
 
 impl Counters {
@@ -138,6 +167,26 @@ impl Counters {
         self.in_flight.store(n, Ordering::Relaxed);
     }
 
+    pub(crate) fn add_spooled(&self, n: u64) {
+        self.spooled.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_replayed(&self, n: u64) {
+        self.replayed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_spool_bytes(&self, n: u64) {
+        self.spool_bytes.store(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_corrupt(&self, n: u64) {
+        self.corrupt.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_written(&self, n: u64) {
+        self.written.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub(crate) fn add_format_panic(&self) {
         self.format_panics.fetch_add(1, Ordering::Relaxed);
     }
@@ -157,11 +206,18 @@ impl Counters {
                 rejected: d(DropReason::Rejected),
                 shutdown: d(DropReason::Shutdown),
                 reentrant: d(DropReason::Reentrant),
+                spool_full: d(DropReason::SpoolFull),
+                io_error: d(DropReason::IoError),
             },
             queue_depth,
             in_flight: self.in_flight.load(Ordering::Relaxed),
             export_errors: self.export_errors.load(Ordering::Relaxed),
             format_panics: self.format_panics.load(Ordering::Relaxed),
+            spooled: self.spooled.load(Ordering::Relaxed),
+            replayed: self.replayed.load(Ordering::Relaxed),
+            spool_bytes: self.spool_bytes.load(Ordering::Relaxed),
+            corrupt_skipped: self.corrupt.load(Ordering::Relaxed),
+            written: self.written.load(Ordering::Relaxed),
         }
     }
 }

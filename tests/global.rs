@@ -106,7 +106,10 @@ fn main() {
                 cmd.env_remove(key);
             }
         }
-        cmd.env(CASE_VAR, name).envs(envs.iter().copied());
+        let log_dir = tempfile::tempdir().expect("temp dir");
+        cmd.env(CASE_VAR, name)
+            .env("LOG_DIR", log_dir.path())
+            .envs(envs.iter().copied());
         let (ok, output) = run_child(cmd, Duration::from_secs(60));
         if ok {
             passed += 1;
@@ -205,7 +208,7 @@ fn second_try_init_is_an_error_not_a_panic() {
 
 fn invalid_env_is_an_error() {
     let vars: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("OTEL_") || k.starts_with("LOG_"))
+        .filter(|(k, _)| (k.starts_with("OTEL_") || k.starts_with("LOG_")) && k != "LOG_DIR")
         .collect();
     let err = otel_log_bridge::try_init()
         .expect_err("invalid environment must fail")

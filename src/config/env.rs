@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::Error;
+use crate::config::Mode;
 
 /// Service name for the resource (`service.name`).
 pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
@@ -52,10 +53,48 @@ pub const LOG_SHUTDOWN_TIMEOUT: &str = "LOG_SHUTDOWN_TIMEOUT";
 /// Default for [`LOG_SHUTDOWN_TIMEOUT`].
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(5000);
 
+/// Where records go: `failover`, `tee`, `file-only`, `otlp-only`.
+pub const LOG_MODE: &str = "LOG_MODE";
+/// Directory of the local files (rotating log or spool).
+pub const LOG_DIR: &str = "LOG_DIR";
+/// Default for [`LOG_DIR`].
+pub const DEFAULT_LOG_DIR: &str = "./logs";
+/// Name of the active file in [`LOG_DIR`].
+pub const LOG_FILE_NAME: &str = "LOG_FILE_NAME";
+/// Default for [`LOG_FILE_NAME`].
+pub const DEFAULT_FILE_NAME: &str = "app.log";
+/// Size at which a file is rotated (also the spool's segment size), bytes.
+pub const LOG_FILE_MAX_BYTES: &str = "LOG_FILE_MAX_BYTES";
+/// Default for [`LOG_FILE_MAX_BYTES`].
+pub const DEFAULT_FILE_MAX_BYTES: u64 = 10_000_000;
+/// Rotated files kept in `tee` and `file-only` modes.
+pub const LOG_FILE_BACKUPS: &str = "LOG_FILE_BACKUPS";
+/// Default for [`LOG_FILE_BACKUPS`].
+pub const DEFAULT_FILE_BACKUPS: usize = 5;
+/// Permissions of created files, octal.
+pub const LOG_FILE_MODE: &str = "LOG_FILE_MODE";
+/// Default for [`LOG_FILE_MODE`].
+pub const DEFAULT_FILE_MODE: u32 = 0o600;
+/// Permissions of created directories, octal.
+pub const LOG_DIR_MODE: &str = "LOG_DIR_MODE";
+/// Default for [`LOG_DIR_MODE`].
+pub const DEFAULT_DIR_MODE: u32 = 0o700;
+/// JSON lines to stdout as well: `true` or `false`.
+pub const LOG_STDOUT: &str = "LOG_STDOUT";
+/// Bound on the spool's total size on disk, bytes.
+pub const LOG_SPOOL_MAX_BYTES: &str = "LOG_SPOOL_MAX_BYTES";
+/// Default for [`LOG_SPOOL_MAX_BYTES`].
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
 const LEVELS: &str = "one of off, error, warn, info, debug, trace (any case)";
 const MILLIS: &str = "a whole number of milliseconds, 0 to 86400000";
 const COUNT: &str = "a whole number from 1 to 268435456";
 const PERCENT: &str = "a whole number from 1 to 100";
+const MODES: &str = "one of failover, tee, file-only, otlp-only";
+const BYTES: &str = "a whole number of bytes from 1024 to 1099511627776";
+const BACKUPS: &str = "a whole number from 0 to 1000";
+const OCTAL_MODE: &str = "octal permissions such as 0600 or 0640 (owner must have read and write)";
+const BOOL: &str = "true or false (also 1/0, yes/no, on/off)";
 
 /// Settings as found in the environment; `None` where a variable is unset or empty.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -71,6 +110,15 @@ pub(crate) struct EnvSettings {
     pub level: Option<log::LevelFilter>,
     pub high_watermark_percent: Option<u8>,
     pub shutdown_timeout: Option<Duration>,
+    pub mode: Option<Mode>,
+    pub log_dir: Option<std::path::PathBuf>,
+    pub file_name: Option<String>,
+    pub file_max_bytes: Option<u64>,
+    pub file_backups: Option<usize>,
+    pub file_mode: Option<u32>,
+    pub dir_mode: Option<u32>,
+    pub stdout: Option<bool>,
+    pub spool_max_bytes: Option<u64>,
 }
 
 /// Reads the process environment.
@@ -141,6 +189,61 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         shutdown_timeout: get(LOG_SHUTDOWN_TIMEOUT)
             .map(|v| millis(LOG_SHUTDOWN_TIMEOUT, &v))
             .transpose()?,
+        mode: get(LOG_MODE)
+            .map(|v| {
+                Mode::parse(&v).ok_or(Error::InvalidEnv {
+                    var: LOG_MODE,
+                    value: v.clone(),
+                    expected: MODES,
+                })
+            })
+            .transpose()?,
+        log_dir: get(LOG_DIR).map(std::path::PathBuf::from),
+        file_name: get(LOG_FILE_NAME)
+            .map(|v| {
+                valid_file_name(&v)
+                    .then(|| v.clone())
+                    .ok_or(Error::InvalidEnv {
+                        var: LOG_FILE_NAME,
+                        value: v,
+                        expected: "a plain file name (no '/', not '.' or '..')",
+                    })
+            })
+            .transpose()?,
+        file_max_bytes: get(LOG_FILE_MAX_BYTES)
+            .map(|v| bytes(LOG_FILE_MAX_BYTES, &v))
+            .transpose()?,
+        file_backups: get(LOG_FILE_BACKUPS)
+            .map(|v| {
+                v.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n <= 1000)
+                    .ok_or(Error::InvalidEnv {
+                        var: LOG_FILE_BACKUPS,
+                        value: v.clone(),
+                        expected: BACKUPS,
+                    })
+            })
+            .transpose()?,
+        file_mode: get(LOG_FILE_MODE)
+            .map(|v| octal_mode(LOG_FILE_MODE, &v))
+            .transpose()?,
+        dir_mode: get(LOG_DIR_MODE)
+            .map(|v| octal_mode(LOG_DIR_MODE, &v))
+            .transpose()?,
+        stdout: get(LOG_STDOUT)
+            .map(|v| {
+                parse_bool(&v).ok_or(Error::InvalidEnv {
+                    var: LOG_STDOUT,
+                    value: v.clone(),
+                    expected: BOOL,
+                })
+            })
+            .transpose()?,
+        spool_max_bytes: get(LOG_SPOOL_MAX_BYTES)
+            .map(|v| bytes(LOG_SPOOL_MAX_BYTES, &v))
+            .transpose()?,
     })
 }
 
@@ -155,6 +258,43 @@ pub(crate) fn parse_level(v: &str) -> Option<log::LevelFilter> {
         "trace" => Some(log::LevelFilter::Trace),
         _ => None,
     }
+}
+
+/// Whether `name` can be a file name inside the log directory.
+pub(crate) fn valid_file_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn bytes(var: &'static str, v: &str) -> Result<u64, Error> {
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (1024..=1 << 40).contains(n))
+        .ok_or_else(|| Error::InvalidEnv {
+            var,
+            value: v.to_owned(),
+            expected: BYTES,
+        })
+}
+
+/// Octal permission bits; the owner must keep read and write.
+pub(crate) fn octal_mode(var: &'static str, v: &str) -> Result<u32, Error> {
+    u32::from_str_radix(v.trim().trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777 && m & 0o600 == 0o600)
+        .ok_or_else(|| Error::InvalidEnv {
+            var,
+            value: v.to_owned(),
+            expected: OCTAL_MODE,
+        })
 }
 
 fn millis(var: &'static str, v: &str) -> Result<Duration, Error> {
@@ -252,6 +392,15 @@ mod tests {
             (LOG_LEVEL, "DEBUG"),
             (LOG_QUEUE_HIGH_WATERMARK, "90"),
             (LOG_SHUTDOWN_TIMEOUT, "750"),
+            (LOG_MODE, "File-Only"),
+            (LOG_DIR, "/var/log/app"),
+            (LOG_FILE_NAME, "svc.log"),
+            (LOG_FILE_MAX_BYTES, "2048"),
+            (LOG_FILE_BACKUPS, "0"),
+            (LOG_FILE_MODE, "0640"),
+            (LOG_DIR_MODE, "750"),
+            (LOG_STDOUT, "on"),
+            (LOG_SPOOL_MAX_BYTES, "1048576"),
         ])
         .unwrap();
         assert_eq!(s.service_name.as_deref(), Some("payments"));
@@ -274,6 +423,15 @@ mod tests {
         assert_eq!(s.level, Some(log::LevelFilter::Debug));
         assert_eq!(s.high_watermark_percent, Some(90));
         assert_eq!(s.shutdown_timeout, Some(Duration::from_millis(750)));
+        assert_eq!(s.mode, Some(Mode::FileOnly));
+        assert_eq!(s.log_dir, Some("/var/log/app".into()));
+        assert_eq!(s.file_name.as_deref(), Some("svc.log"));
+        assert_eq!(s.file_max_bytes, Some(2048));
+        assert_eq!(s.file_backups, Some(0));
+        assert_eq!(s.file_mode, Some(0o640));
+        assert_eq!(s.dir_mode, Some(0o750));
+        assert_eq!(s.stdout, Some(true));
+        assert_eq!(s.spool_max_bytes, Some(1 << 20));
     }
 
     #[test]
@@ -305,6 +463,15 @@ mod tests {
             (LOG_QUEUE_HIGH_WATERMARK, "101", "1 to 100"),
             (LOG_SHUTDOWN_TIMEOUT, "soon", "milliseconds"),
             (OTEL_RESOURCE_ATTRIBUTES, "novalue", "key=value"),
+            (LOG_MODE, "sometimes", "failover, tee, file-only, otlp-only"),
+            (LOG_FILE_NAME, "../escape.log", "plain file name"),
+            (LOG_FILE_MAX_BYTES, "10", "bytes"),
+            (LOG_FILE_BACKUPS, "-2", "0 to 1000"),
+            (LOG_FILE_MODE, "0400", "octal"),
+            (LOG_FILE_MODE, "rw-------", "octal"),
+            (LOG_DIR_MODE, "0999", "octal"),
+            (LOG_STDOUT, "maybe", "true or false"),
+            (LOG_SPOOL_MAX_BYTES, "lots", "bytes"),
         ];
         for (var, value, accepted) in cases {
             let err = env(&[(var, value)]).expect_err(var).to_string();

@@ -2,9 +2,66 @@
 
 pub mod env;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::Error;
+
+/// Where records go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Mode {
+    /// OTLP first; what OTLP cannot deliver goes to the spool in the log directory and is replayed
+    /// when the collector answers again (also after a restart).
+    #[default]
+    Failover,
+    /// Every record both to OTLP and to the rotating file; the file is never replayed.
+    Tee,
+    /// Only the rotating file; no collector.
+    FileOnly,
+    /// Only OTLP; what cannot be delivered is dropped and counted.
+    OtlpOnly,
+}
+
+impl Mode {
+    /// Parses `failover`, `tee`, `file-only` or `otlp-only` (any case, `_` for `-`).
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "failover" => Some(Mode::Failover),
+            "tee" => Some(Mode::Tee),
+            "file-only" | "file" => Some(Mode::FileOnly),
+            "otlp-only" | "otlp" => Some(Mode::OtlpOnly),
+            _ => None,
+        }
+    }
+
+    /// The mode's name as `LOG_MODE` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Failover => "failover",
+            Mode::Tee => "tee",
+            Mode::FileOnly => "file-only",
+            Mode::OtlpOnly => "otlp-only",
+        }
+    }
+
+    /// Whether records are exported over OTLP.
+    pub(crate) fn uses_otlp(self) -> bool {
+        self != Mode::FileOnly
+    }
+}
+
+/// Settings of the local files.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FileConfig {
+    pub dir: PathBuf,
+    pub name: String,
+    pub max_bytes: u64,
+    pub backups: usize,
+    pub file_mode: u32,
+    pub dir_mode: u32,
+    pub spool_max_bytes: u64,
+}
 
 /// The validated settings of one pipeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +77,9 @@ pub(crate) struct Config {
     pub level: log::LevelFilter,
     pub high_watermark_percent: u8,
     pub shutdown_timeout: Duration,
+    pub mode: Mode,
+    pub files: FileConfig,
+    pub stdout: bool,
 }
 
 /// Configures and starts a pipeline; every setting overrides its environment variable.
@@ -50,6 +110,15 @@ pub struct Builder {
     level: Option<log::LevelFilter>,
     high_watermark_percent: Option<u8>,
     shutdown_timeout: Option<Duration>,
+    mode: Option<Mode>,
+    log_dir: Option<PathBuf>,
+    file_name: Option<String>,
+    file_max_bytes: Option<u64>,
+    file_backups: Option<usize>,
+    file_mode: Option<u32>,
+    dir_mode: Option<u32>,
+    stdout: Option<bool>,
+    spool_max_bytes: Option<u64>,
 }
 
 impl Builder {
@@ -134,6 +203,62 @@ impl Builder {
         self
     }
 
+    /// Where records go (`LOG_MODE`); see [`Mode`].
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// Directory of the rotating file or the spool (`LOG_DIR`, default `./logs`); created at start
+    /// if missing. An unwritable directory is an error at start, naming the path.
+    pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.log_dir = Some(dir.into());
+        self
+    }
+
+    /// Name of the active file in the log directory (`LOG_FILE_NAME`, default `app.log`).
+    pub fn file_name(mut self, name: impl Into<String>) -> Self {
+        self.file_name = Some(name.into());
+        self
+    }
+
+    /// Size at which the file is rotated, also the spool's segment size (`LOG_FILE_MAX_BYTES`).
+    pub fn file_max_bytes(mut self, bytes: u64) -> Self {
+        self.file_max_bytes = Some(bytes);
+        self
+    }
+
+    /// Rotated files kept in `tee` and `file-only` modes (`LOG_FILE_BACKUPS`).
+    pub fn file_backups(mut self, backups: usize) -> Self {
+        self.file_backups = Some(backups);
+        self
+    }
+
+    /// Permission bits of created files, e.g. `0o640` (`LOG_FILE_MODE`, default `0o600`).
+    pub fn file_mode(mut self, mode: u32) -> Self {
+        self.file_mode = Some(mode);
+        self
+    }
+
+    /// Permission bits of created directories, e.g. `0o750` (`LOG_DIR_MODE`, default `0o700`).
+    pub fn dir_mode(mut self, mode: u32) -> Self {
+        self.dir_mode = Some(mode);
+        self
+    }
+
+    /// Writes every record as a JSON line to stdout as well (`LOG_STDOUT`, default off).
+    pub fn stdout(mut self, on: bool) -> Self {
+        self.stdout = Some(on);
+        self
+    }
+
+    /// Bound on the spool's total size (`LOG_SPOOL_MAX_BYTES`, default 256 MiB); past it the oldest
+    /// undelivered records are dropped and counted as `spool_full`.
+    pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
+        self.spool_max_bytes = Some(bytes);
+        self
+    }
+
     /// Resolves the settings: builder, then environment, then defaults; validated.
     pub(crate) fn config(&self) -> Result<Config, Error> {
         let env = if self.read_env.unwrap_or(true) {
@@ -198,6 +323,40 @@ impl Builder {
                 .shutdown_timeout
                 .or(env.shutdown_timeout)
                 .unwrap_or(env::DEFAULT_SHUTDOWN_TIMEOUT),
+            mode: self.mode.or(env.mode).unwrap_or_default(),
+            files: FileConfig {
+                dir: self
+                    .log_dir
+                    .clone()
+                    .or(env.log_dir)
+                    .unwrap_or_else(|| PathBuf::from(env::DEFAULT_LOG_DIR)),
+                name: self
+                    .file_name
+                    .clone()
+                    .or(env.file_name)
+                    .unwrap_or_else(|| env::DEFAULT_FILE_NAME.to_owned()),
+                max_bytes: self
+                    .file_max_bytes
+                    .or(env.file_max_bytes)
+                    .unwrap_or(env::DEFAULT_FILE_MAX_BYTES),
+                backups: self
+                    .file_backups
+                    .or(env.file_backups)
+                    .unwrap_or(env::DEFAULT_FILE_BACKUPS),
+                file_mode: self
+                    .file_mode
+                    .or(env.file_mode)
+                    .unwrap_or(env::DEFAULT_FILE_MODE),
+                dir_mode: self
+                    .dir_mode
+                    .or(env.dir_mode)
+                    .unwrap_or(env::DEFAULT_DIR_MODE),
+                spool_max_bytes: self
+                    .spool_max_bytes
+                    .or(env.spool_max_bytes)
+                    .unwrap_or(env::DEFAULT_SPOOL_MAX_BYTES),
+            },
+            stdout: self.stdout.or(env.stdout).unwrap_or(false),
         };
         config.validate()?;
         Ok(config)
@@ -251,6 +410,38 @@ impl Config {
                 "export_timeout / request_timeout",
                 "zero would fail every export; expected at least 1 ms".to_owned(),
             );
+        }
+        if !env::valid_file_name(&self.files.name) {
+            return bad(
+                "file_name (LOG_FILE_NAME)",
+                format!("{:?}; expected a plain file name", self.files.name),
+            );
+        }
+        if self.files.max_bytes < 1024 {
+            return bad(
+                "file_max_bytes (LOG_FILE_MAX_BYTES)",
+                format!("{}; expected at least 1024 bytes", self.files.max_bytes),
+            );
+        }
+        if self.files.spool_max_bytes < self.files.max_bytes {
+            return bad(
+                "spool_max_bytes (LOG_SPOOL_MAX_BYTES)",
+                format!(
+                    "{} is below the segment size; expected at least LOG_FILE_MAX_BYTES ({})",
+                    self.files.spool_max_bytes, self.files.max_bytes
+                ),
+            );
+        }
+        for (setting, m) in [
+            ("file_mode (LOG_FILE_MODE)", self.files.file_mode),
+            ("dir_mode (LOG_DIR_MODE)", self.files.dir_mode),
+        ] {
+            if m > 0o777 || m & 0o600 != 0o600 {
+                return bad(
+                    setting,
+                    format!("{m:o}; expected octal permissions the owner can read and write"),
+                );
+            }
         }
         Ok(())
     }

@@ -14,12 +14,19 @@ pub(crate) enum ExportOutcome {
     /// The collector acknowledged the batch; `rejected` records of it were refused (partial success)
     /// and will not be retried.
     Delivered { rejected: u64 },
-    /// The batch was not delivered: retries exhausted, deadline passed, or a permanent error.
-    Failed { reason: String },
+    /// The batch was not delivered. `permanent`: the collector refused it for good (retrying or
+    /// spooling would not help); otherwise retries were exhausted or the deadline passed.
+    Failed { reason: String, permanent: bool },
 }
 
 /// A destination for batches. Runs on the worker thread only; may block that thread, never a caller.
 pub(crate) trait Exporter: Send {
-    /// Exports `batch`, giving up by `deadline`.
-    fn export(&mut self, batch: &[LogEvent], deadline: Instant) -> ExportOutcome;
+    /// Exports `batch`, giving up by `deadline`. While it waits on the network it calls `idle` every
+    /// few milliseconds, so the worker can keep the queue from overflowing (by spooling).
+    fn export(
+        &mut self,
+        batch: &[LogEvent],
+        deadline: Instant,
+        idle: &mut dyn FnMut(),
+    ) -> ExportOutcome;
 }

@@ -20,11 +20,10 @@ use std::time::{Duration, Instant};
 use crate::Error;
 use crate::config::Config;
 use crate::event::LogEvent;
-use crate::export::Exporter;
 use crate::stats::{Counters, Stats};
 use queue::Queue;
 
-pub(crate) use worker::in_worker;
+pub(crate) use worker::{Sinks, in_worker};
 
 /// What the worker is asked to do besides its batching.
 pub(crate) enum Control {
@@ -153,11 +152,11 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts the worker thread with `exporter`.
+    /// Starts the worker thread sending batches to `sinks`.
     pub(crate) fn start(
         config: &Config,
         counters: Arc<Counters>,
-        exporter: Box<dyn Exporter>,
+        sinks: Sinks,
     ) -> Result<Self, Error> {
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
@@ -176,11 +175,12 @@ impl Pipeline {
             batch_size: config.max_export_batch_size,
             schedule_delay: config.schedule_delay,
             export_timeout: config.export_timeout,
+            request_timeout: config.request_timeout,
         };
         let worker_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("otel-log-bridge".into())
-            .spawn(move || worker::run(worker_shared, exporter, rx, settings))
+            .spawn(move || worker::run(worker_shared, sinks, rx, settings))
             .map_err(Error::Worker)?;
         let _ = shared.worker.set(handle.thread().clone());
         Ok(Pipeline {

@@ -1,15 +1,31 @@
-//! The worker thread: drains the queue into batches and hands them to the exporter.
-//! It never logs through `log`, and anything logged on it is discarded by the bridge.
+//! The worker thread: drains the queue into batches and sends them where the mode says; in
+//! `failover` mode it also spools what OTLP cannot take and replays the spool when the collector
+//! answers again. It never logs through `log`, and anything logged on it is discarded by the bridge.
+//!
+//! Failover state machine:
+//! - `Up`: live batches go to OTLP (retries until the export timeout). A retryable failure or a
+//!   timeout spools the batch and turns `Down`. Between live batches, one spooled batch is replayed,
+//!   so replay never starves live records and vice versa.
+//! - `Down`: live batches go straight to the spool at disk speed. At the next probe time (backoff
+//!   250 ms doubling to 5 s) one batch, live or spooled, is tried with a short timeout; success turns
+//!   `Up`.
+//! - While any export waits on the network, the queue is spilled to the spool whenever it holds more
+//!   than one batch, so a hanging collector never fills the queue.
 
 use std::cell::Cell;
+use std::io::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use super::batch::Batcher;
 use super::{Control, Shared};
+use crate::config::Mode;
 use crate::event::LogEvent;
+use crate::export::file::format;
+use crate::export::file::rotate::RotatingFile;
 use crate::export::{ExportOutcome, Exporter};
+use crate::spool::Spool;
 use crate::stats::DropReason;
 
 thread_local! {
@@ -26,34 +42,91 @@ pub(crate) struct Settings {
     pub batch_size: usize,
     pub schedule_delay: Duration,
     pub export_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+/// Where batches go.
+pub(crate) struct Sinks {
+    pub mode: Mode,
+    pub otlp: Option<Box<dyn Exporter>>,
+    pub file: Option<RotatingFile>,
+    pub spool: Option<Spool>,
+    pub stdout: bool,
+    pub service_name: String,
 }
 
 /// Minimum interval between two diagnostics written to stderr.
 const DIAGNOSTIC_INTERVAL: Duration = Duration::from_secs(30);
+const PROBE_INITIAL: Duration = Duration::from_millis(250);
+const PROBE_MAX: Duration = Duration::from_secs(5);
+/// Bound on one probe of a collector believed down.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Up,
+    Down {
+        next_probe: Instant,
+        backoff: Duration,
+    },
+}
+
+impl Health {
+    fn should_try(&self, now: Instant) -> bool {
+        match self {
+            Health::Up => true,
+            Health::Down { next_probe, .. } => now >= *next_probe,
+        }
+    }
+
+    fn failed(&mut self, now: Instant) {
+        let backoff = match *self {
+            Health::Up => PROBE_INITIAL,
+            Health::Down { backoff, .. } => (backoff * 2).min(PROBE_MAX),
+        };
+        *self = Health::Down {
+            next_probe: now + backoff,
+            backoff,
+        };
+    }
+
+    /// The deadline for an attempt at `now`: short while probing.
+    fn deadline(&self, now: Instant, deadline: Instant) -> Instant {
+        match self {
+            Health::Up => deadline,
+            Health::Down { .. } => deadline.min(now + PROBE_TIMEOUT),
+        }
+    }
+}
 
 struct Worker {
     shared: Arc<Shared>,
-    exporter: Box<dyn Exporter>,
+    sinks: Sinks,
     batch: Vec<LogEvent>,
     batcher: Batcher,
     export_timeout: Duration,
+    health: Health,
     last_diagnostic: Option<Instant>,
+    lines: Vec<u8>,
 }
 
 pub(crate) fn run(
     shared: Arc<Shared>,
-    exporter: Box<dyn Exporter>,
+    sinks: Sinks,
     control: mpsc::Receiver<Control>,
     settings: Settings,
 ) {
     IN_WORKER.with(|w| w.set(true));
+    let _ = settings.request_timeout;
     let mut w = Worker {
         batch: Vec::with_capacity(settings.batch_size),
         batcher: Batcher::new(settings.batch_size, settings.schedule_delay, Instant::now()),
         shared,
-        exporter,
+        sinks,
         export_timeout: settings.export_timeout,
+        health: Health::Up,
         last_diagnostic: None,
+        lines: Vec::new(),
     };
     loop {
         match control.try_recv() {
@@ -64,12 +137,14 @@ pub(crate) fn run(
             }
             Ok(Control::Shutdown { deadline, done }) => {
                 w.drain(deadline);
-                w.discard_rest();
+                // Ship the spool while the collector answers and time remains.
+                while Instant::now() < deadline && w.replay_one(deadline) {}
+                w.last_resort();
                 let _ = done.send(());
                 return;
             }
             Err(mpsc::TryRecvError::Disconnected) => {
-                w.discard_rest();
+                w.last_resort();
                 return;
             }
             Err(mpsc::TryRecvError::Empty) => {}
@@ -77,19 +152,65 @@ pub(crate) fn run(
         w.fill();
         let now = Instant::now();
         if w.batcher.should_export(w.batch.len(), now) {
-            w.export(now + w.export_timeout);
+            w.export_live(now + w.export_timeout);
             w.batcher.restart(Instant::now());
+            w.replay_one(Instant::now() + w.export_timeout);
+            continue;
+        }
+        if w.replay_one(now + w.export_timeout) {
             continue;
         }
         w.batcher.idle(w.batch.len(), now);
+        let mut sleep = w.batcher.sleep_for(now);
+        if let Health::Down { next_probe, .. } = w.health
+            && w.sinks.spool.as_ref().is_some_and(Spool::has_backlog)
+        {
+            sleep = sleep.min(next_probe.saturating_duration_since(now));
+        }
         // Announce the sleep, then look again, so a producer that filled a batch meanwhile is not
         // missed (it reads `worker_sleeping` after its push).
         w.shared.worker_sleeping.store(true, Ordering::SeqCst);
         if w.shared.queue.len() + w.batch.len() < w.batcher.max_size() {
-            std::thread::park_timeout(w.batcher.sleep_for(now));
+            std::thread::park_timeout(sleep);
         }
         w.shared.worker_sleeping.store(false, Ordering::SeqCst);
     }
+}
+
+/// Moves queued records to the spool while an export waits, once more than a batch is queued.
+fn spill(
+    shared: &Shared,
+    spool: &mut Spool,
+    batch_size: usize,
+    stdout: &mut Option<(&mut Vec<u8>, &str)>,
+) {
+    if shared.queue.len() <= batch_size {
+        return;
+    }
+    let mut spilled = Vec::with_capacity(batch_size);
+    while spilled.len() < batch_size {
+        match shared.queue.pop() {
+            Some(e) => spilled.push(e),
+            None => break,
+        }
+    }
+    if let Some((buf, service)) = stdout {
+        write_stdout(&spilled, service, buf);
+    }
+    if spool.append(&spilled).is_err() {
+        shared
+            .counters
+            .add_dropped(DropReason::IoError, spilled.len() as u64);
+    }
+}
+
+fn write_stdout(events: &[LogEvent], service_name: &str, buf: &mut Vec<u8>) {
+    buf.clear();
+    for e in events {
+        format::encode(e, service_name, buf);
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(buf).and_then(|()| out.flush());
 }
 
 impl Worker {
@@ -119,49 +240,231 @@ impl Worker {
             if self.batch.is_empty() || Instant::now() >= deadline {
                 break;
             }
-            self.export(deadline.min(Instant::now() + self.export_timeout));
+            self.export_live(deadline.min(Instant::now() + self.export_timeout));
         }
         self.batcher.restart(Instant::now());
     }
 
-    /// Counts what is left in the batch and the queue as dropped at shutdown.
-    fn discard_rest(&mut self) {
-        let mut n = self.batch.len() as u64;
-        self.batch.clear();
-        while self.shared.queue.pop().is_some() {
-            n += 1;
-        }
-        if n > 0 {
-            self.shared.counters.add_dropped(DropReason::Shutdown, n);
+    /// At shutdown, after the deadline: what is left goes where it costs no network time (the spool or
+    /// the file), else it is counted as dropped.
+    fn last_resort(&mut self) {
+        loop {
+            self.fill();
+            if self.batch.is_empty() {
+                break;
+            }
+            let n = self.batch.len() as u64;
+            match self.sinks.mode {
+                Mode::Failover => self.spool_batch(),
+                Mode::FileOnly => self.write_file(true),
+                Mode::Tee => {
+                    self.write_file(false);
+                    self.shared.counters.add_dropped(DropReason::Shutdown, n);
+                }
+                Mode::OtlpOnly => self.shared.counters.add_dropped(DropReason::Shutdown, n),
+            }
+            self.batch.clear();
         }
     }
 
-    fn export(&mut self, deadline: Instant) {
+    /// Sends the current batch where the mode says; every record ends counted.
+    fn export_live(&mut self, deadline: Instant) {
         if self.batch.is_empty() {
             return;
         }
         let n = self.batch.len() as u64;
         self.shared.counters.set_in_flight(n);
-        let outcome = self.exporter.export(&self.batch, deadline);
-        match outcome {
-            ExportOutcome::Delivered { rejected } => {
-                let rejected = rejected.min(n);
-                self.shared.counters.add_exported(n - rejected);
-                if rejected > 0 {
-                    self.shared
-                        .counters
-                        .add_dropped(DropReason::Rejected, rejected);
+        if self.sinks.stdout {
+            write_stdout(&self.batch, &self.sinks.service_name, &mut self.lines);
+        }
+        match self.sinks.mode {
+            Mode::FileOnly => self.write_file(true),
+            Mode::Tee => {
+                self.write_file(false);
+                match self.otlp_export(deadline, false) {
+                    ExportOutcome::Delivered { rejected } => self.delivered(n, rejected, false),
+                    ExportOutcome::Failed { reason, .. } => self.export_failed(n, &reason),
                 }
             }
-            ExportOutcome::Failed { reason } => {
-                self.shared
-                    .counters
-                    .add_dropped(DropReason::ExportFailed, n);
-                self.diagnose(&format!("export of {n} records failed: {reason}"));
+            Mode::OtlpOnly => match self.otlp_export(deadline, false) {
+                ExportOutcome::Delivered { rejected } => self.delivered(n, rejected, false),
+                ExportOutcome::Failed { reason, .. } => self.export_failed(n, &reason),
+            },
+            Mode::Failover => {
+                let now = Instant::now();
+                if self.health.should_try(now) {
+                    let deadline = self.health.deadline(now, deadline);
+                    match self.otlp_export(deadline, true) {
+                        ExportOutcome::Delivered { rejected } => {
+                            self.health = Health::Up;
+                            self.delivered(n, rejected, false);
+                        }
+                        ExportOutcome::Failed {
+                            reason,
+                            permanent: true,
+                        } => self.export_failed(n, &reason),
+                        ExportOutcome::Failed {
+                            reason,
+                            permanent: false,
+                        } => {
+                            self.health.failed(Instant::now());
+                            self.diagnose(&format!(
+                                "collector unavailable ({reason}); spooling to disk"
+                            ));
+                            self.spool_batch();
+                        }
+                    }
+                } else {
+                    self.spool_batch();
+                }
             }
         }
         self.batch.clear();
         self.shared.counters.set_in_flight(0);
+    }
+
+    /// Exports `self.batch` over OTLP; with `spill`, spools the queue's excess while waiting.
+    fn otlp_export(&mut self, deadline: Instant, spill_queue: bool) -> ExportOutcome {
+        let Some(otlp) = self.sinks.otlp.as_mut() else {
+            return ExportOutcome::Failed {
+                reason: "no OTLP exporter".into(),
+                permanent: true,
+            };
+        };
+        let shared = &self.shared;
+        let batch_size = self.batcher.max_size();
+        let mut stdout = self
+            .sinks
+            .stdout
+            .then_some((&mut self.lines, self.sinks.service_name.as_str()));
+        match (spill_queue, self.sinks.spool.as_mut()) {
+            (true, Some(spool)) => otlp.export(&self.batch, deadline, &mut || {
+                spill(shared, spool, batch_size, &mut stdout)
+            }),
+            _ => otlp.export(&self.batch, deadline, &mut || {}),
+        }
+    }
+
+    fn delivered(&mut self, n: u64, rejected: u64, replay: bool) {
+        let rejected = rejected.min(n);
+        if replay {
+            self.shared.counters.add_replayed(n - rejected);
+        } else {
+            self.shared.counters.add_exported(n - rejected);
+        }
+        if rejected > 0 {
+            self.shared
+                .counters
+                .add_dropped(DropReason::Rejected, rejected);
+        }
+    }
+
+    fn export_failed(&mut self, n: u64, reason: &str) {
+        self.shared
+            .counters
+            .add_dropped(DropReason::ExportFailed, n);
+        self.diagnose(&format!("export of {n} records failed: {reason}"));
+    }
+
+    fn spool_batch(&mut self) {
+        let Some(spool) = self.sinks.spool.as_mut() else {
+            return;
+        };
+        if let Err(e) = spool.append(&self.batch) {
+            let n = self.batch.len() as u64;
+            self.shared.counters.add_dropped(DropReason::IoError, n);
+            let msg = format!(
+                "could not spool {n} records to {}: {e}",
+                spool.path().display()
+            );
+            self.diagnose(&msg);
+        }
+    }
+
+    /// Writes the batch to the rotating file; `count_loss`: a failed write drops the records.
+    fn write_file(&mut self, count_loss: bool) {
+        let Some(file) = self.sinks.file.as_mut() else {
+            return;
+        };
+        self.lines.clear();
+        for e in &self.batch {
+            format::encode(e, &self.sinks.service_name, &mut self.lines);
+        }
+        let n = self.batch.len() as u64;
+        match file.write_lines(&self.lines) {
+            Ok(()) => self.shared.counters.add_written(n),
+            Err(e) => {
+                let path = file.active_path();
+                if count_loss {
+                    self.shared.counters.add_dropped(DropReason::IoError, n);
+                }
+                self.diagnose(&format!(
+                    "could not write {n} records to {}: {e}",
+                    path.display()
+                ));
+            }
+        }
+    }
+
+    /// Replays one batch from the spool if there is a backlog and the collector may be tried.
+    /// Returns whether it did any work.
+    fn replay_one(&mut self, deadline: Instant) -> bool {
+        let now = Instant::now();
+        let batch_size = self.batcher.max_size();
+        let Some(spool) = self.sinks.spool.as_mut() else {
+            return false;
+        };
+        if !spool.has_backlog() || !self.health.should_try(now) {
+            return false;
+        }
+        let rb = match spool.next_batch(batch_size) {
+            Ok(Some(rb)) => rb,
+            Ok(None) => return false,
+            Err(e) => {
+                let msg = format!("could not read the spool {}: {e}", spool.path().display());
+                self.health.failed(now);
+                self.diagnose(&msg);
+                return false;
+            }
+        };
+        let n = rb.events.len() as u64;
+        let outcome = if n == 0 {
+            ExportOutcome::Delivered { rejected: 0 }
+        } else {
+            let deadline = self.health.deadline(now, deadline);
+            let Some(otlp) = self.sinks.otlp.as_mut() else {
+                return false;
+            };
+            let shared = &self.shared;
+            let mut stdout = self
+                .sinks
+                .stdout
+                .then_some((&mut self.lines, self.sinks.service_name.as_str()));
+            otlp.export(&rb.events, deadline, &mut || {
+                spill(shared, spool, batch_size, &mut stdout)
+            })
+        };
+        match outcome {
+            ExportOutcome::Delivered { rejected } => {
+                self.health = Health::Up;
+                self.delivered(n, rejected, true);
+            }
+            ExportOutcome::Failed {
+                reason,
+                permanent: true,
+            } => self.export_failed(n, &reason),
+            ExportOutcome::Failed { .. } => {
+                self.health.failed(Instant::now());
+                return true;
+            }
+        }
+        if let Some(spool) = self.sinks.spool.as_mut()
+            && let Err(e) = spool.ack(&rb)
+        {
+            let msg = format!("could not update the spool cursor: {e}");
+            self.diagnose(&msg);
+        }
+        true
     }
 
     /// Keeps the last error for the guard and writes it to stderr, at most once per interval.

@@ -279,10 +279,12 @@ pub fn wait_for(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// A builder for tests: no environment, pointed at `endpoint`, short delays.
+/// A builder for tests of the OTLP path: no environment, `otlp-only`, pointed at `endpoint`, short
+/// delays.
 pub fn builder(endpoint: &str) -> otel_log_bridge::Builder {
     otel_log_bridge::builder()
         .read_env(false)
+        .mode(otel_log_bridge::Mode::OtlpOnly)
         .endpoint(endpoint)
         .service_name("test-service")
         .schedule_delay(Duration::from_millis(50))

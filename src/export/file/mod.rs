@@ -1,5 +1,6 @@
-//! Local files: the JSON lines format and (next) the rotating file sink, stdout sink and spool.
+//! Local files: the JSON lines format, the rotating log of `tee` / `file-only` modes, and the
+//! file-system helpers the spool shares.
 
-// The sinks that use the format are the next step; until then only its tests call it.
-#[allow(dead_code)]
 pub(crate) mod format;
+pub(crate) mod fs;
+pub(crate) mod rotate;

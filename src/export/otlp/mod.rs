@@ -24,6 +24,8 @@ use retry::{Jitter, Retry};
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often `idle` is called while an export waits.
+const IDLE_TICK: Duration = Duration::from_millis(5);
 
 pub(crate) struct OtlpExporter {
     /// `Some` until drop; shut down in the background so dropping never blocks or panics, whatever
@@ -74,10 +76,16 @@ impl OtlpExporter {
 }
 
 impl Exporter for OtlpExporter {
-    fn export(&mut self, batch: &[LogEvent], deadline: Instant) -> ExportOutcome {
+    fn export(
+        &mut self,
+        batch: &[LogEvent],
+        deadline: Instant,
+        idle: &mut dyn FnMut(),
+    ) -> ExportOutcome {
         let Some(runtime) = self.runtime.as_ref() else {
             return ExportOutcome::Failed {
                 reason: "exporter shut down".into(),
+                permanent: true,
             };
         };
         let request = convert::request(&self.resource, batch);
@@ -85,13 +93,14 @@ impl Exporter for OtlpExporter {
         let request_timeout = self.request_timeout;
         let counters = &self.counters;
         let jitter = &mut self.jitter;
-        runtime.block_on(async move {
+        let work = async move {
             let mut attempt = 0u32;
             loop {
                 let now = Instant::now();
                 if now >= deadline {
                     return ExportOutcome::Failed {
                         reason: "export timeout passed".into(),
+                        permanent: false,
                     };
                 }
                 let per_try = request_timeout.min(deadline - now);
@@ -119,6 +128,7 @@ impl Exporter for OtlpExporter {
                                 status.code(),
                                 status.message()
                             ),
+                            permanent: true,
                         };
                     }
                     Retry::Retryable => {
@@ -134,10 +144,20 @@ impl Exporter for OtlpExporter {
                             status.code(),
                             status.message()
                         ),
+                        permanent: false,
                     };
                 }
                 tokio::time::sleep(wait).await;
                 attempt += 1;
+            }
+        };
+        runtime.block_on(async move {
+            tokio::pin!(work);
+            loop {
+                tokio::select! {
+                    outcome = &mut work => return outcome,
+                    () = tokio::time::sleep(IDLE_TICK) => idle(),
+                }
             }
         })
     }

@@ -1,0 +1,373 @@
+//! The spool: in `failover` mode, the records OTLP could not deliver, kept on disk in the log
+//! directory and replayed to the collector when it answers again, also after a restart.
+//!
+//! # On disk (in `LOG_DIR`, with `name` = `LOG_FILE_NAME`, default `app.log`)
+//!
+//! | file | content |
+//! |---|---|
+//! | `name` | the active segment: JSON lines (the format of `export::file::format`), appended to |
+//! | `name.spool.NNNNNNNNNNNN` | closed segments; a larger number is newer |
+//! | `name.spool.cursor` | `SEQ OFFSET`: every record of segments before `SEQ`, and of segment `SEQ` before byte `OFFSET`, was acknowledged by the collector |
+//! | `name.lock` | locked (`flock`) by the one process that owns the spool |
+//!
+//! # Invariants
+//! 1. One record is one line ending in `\n`, written as part of one `write` call per batch. A torn
+//!    tail (a crash mid-write) is a last line with no `\n` or a line that is not a valid record: it is
+//!    skipped and counted (`corrupt_skipped`), and replay goes on.
+//! 2. Replay reads closed segments only, oldest first. The active segment is closed (renamed to the
+//!    next number) when it reaches the segment size, when replay has nothing older to read, and at
+//!    start, so a segment is never read while it is written.
+//! 3. The cursor moves only after the collector acknowledged a replayed batch, and is written to a
+//!    temporary file then renamed. A closed segment is deleted once the cursor passed its end. A crash
+//!    between an acknowledgement and the cursor write replays that one batch again: the duplicate
+//!    bound is one batch per restart.
+//! 4. The spool's total size stays within `LOG_SPOOL_MAX_BYTES` (plus one batch): before a batch is
+//!    appended, the oldest closed segments are deleted until it fits, and their unacknowledged records
+//!    counted as dropped (`spool_full`).
+//! 5. Only one process uses a spool: a second one pointed at the same directory and name fails at
+//!    start with an error naming the lock file.
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::{self, BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::FileConfig;
+use crate::event::LogEvent;
+use crate::export::file::format;
+use crate::export::file::fs::{create_dir, open_append, with_path};
+use crate::stats::{Counters, DropReason};
+
+const SEGMENT_INFIX: &str = ".spool.";
+
+#[derive(Debug, Clone)]
+struct Segment {
+    seq: u64,
+    size: u64,
+}
+
+/// Records read back from the spool, to be acknowledged with [`Spool::ack`] once delivered.
+pub(crate) struct ReplayBatch {
+    pub events: Vec<LogEvent>,
+    seq: u64,
+    end: u64,
+    /// Lines that could not be read back (torn or corrupt), skipped.
+    corrupt: u64,
+    /// Whether `end` is the end of the segment.
+    finished: bool,
+}
+
+pub(crate) struct Spool {
+    dir: PathBuf,
+    name: String,
+    file_mode: u32,
+    segment_max: u64,
+    total_max: u64,
+    service_name: String,
+    counters: Arc<Counters>,
+    _lock: File,
+    active: File,
+    active_size: u64,
+    closed: VecDeque<Segment>,
+    next_seq: u64,
+    cursor: (u64, u64),
+    buf: Vec<u8>,
+}
+
+impl Spool {
+    /// Opens the spool in `config.dir`, taking its lock; closes a segment left active by an earlier
+    /// process so it is replayed. Errors name the path concerned.
+    pub(crate) fn open(
+        config: &FileConfig,
+        service_name: &str,
+        counters: Arc<Counters>,
+    ) -> io::Result<Spool> {
+        let dir = config.dir.clone();
+        create_dir(&dir, config.dir_mode)
+            .map_err(|e| with_path(e, "cannot create log directory", &dir))?;
+        let lock_path = dir.join(format!("{}.lock", config.name));
+        let lock = open_append(&lock_path, config.file_mode)
+            .map_err(|e| with_path(e, "cannot open spool lock", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "the spool in {} is in use by another process (lock {} is held); give each process its own LOG_DIR or LOG_FILE_NAME",
+                        dir.display(),
+                        lock_path.display()
+                    ),
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(with_path(e, "cannot lock", &lock_path)),
+        }
+        let mut closed: Vec<Segment> = Vec::new();
+        let prefix = format!("{}{SEGMENT_INFIX}", config.name);
+        for entry in
+            fs::read_dir(&dir).map_err(|e| with_path(e, "cannot read log directory", &dir))?
+        {
+            let entry = entry?;
+            let file_name = entry.file_name();
+            let Some(seq) = file_name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|s| s.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            closed.push(Segment {
+                seq,
+                size: entry.metadata()?.len(),
+            });
+        }
+        closed.sort_by_key(|s| s.seq);
+        let cursor_path = dir.join(format!("{}{SEGMENT_INFIX}cursor", config.name));
+        let cursor = fs::read_to_string(&cursor_path)
+            .ok()
+            .and_then(|t| {
+                let mut it = t.split_whitespace().map(|n| n.parse::<u64>().ok());
+                Some((it.next()??, it.next()??))
+            })
+            .unwrap_or((0, 0));
+        let next_seq = closed.last().map_or(1, |s| s.seq + 1).max(cursor.0 + 1);
+        let active_path = dir.join(&config.name);
+        let active = open_append(&active_path, config.file_mode)
+            .map_err(|e| with_path(e, "cannot open spool file", &active_path))?;
+        let active_size = active.metadata()?.len();
+        let mut spool = Spool {
+            dir,
+            name: config.name.clone(),
+            file_mode: config.file_mode,
+            segment_max: config.max_bytes,
+            total_max: config.spool_max_bytes,
+            service_name: service_name.to_owned(),
+            counters,
+            _lock: lock,
+            active,
+            active_size,
+            closed: closed.into(),
+            next_seq,
+            cursor,
+            buf: Vec::new(),
+        };
+        // Segments wholly before the cursor were acknowledged before a crash: remove them.
+        while spool.closed.front().is_some_and(|s| s.seq < spool.cursor.0) {
+            spool.delete_oldest()?;
+        }
+        if spool.active_size > 0 {
+            spool.close_active()?;
+        }
+        spool.publish_size();
+        Ok(spool)
+    }
+
+    fn segment_path(&self, seq: u64) -> PathBuf {
+        self.dir
+            .join(format!("{}{SEGMENT_INFIX}{seq:012}", self.name))
+    }
+
+    fn active_path(&self) -> PathBuf {
+        self.dir.join(&self.name)
+    }
+
+    /// The path of the active segment, for messages.
+    pub(crate) fn path(&self) -> PathBuf {
+        self.active_path()
+    }
+
+    fn total_size(&self) -> u64 {
+        self.active_size + self.closed.iter().map(|s| s.size).sum::<u64>()
+    }
+
+    fn publish_size(&self) {
+        self.counters.set_spool_bytes(self.total_size());
+    }
+
+    /// Whether records wait to be replayed.
+    pub(crate) fn has_backlog(&self) -> bool {
+        self.active_size > 0 || !self.closed.is_empty()
+    }
+
+    /// Appends `batch`; makes room first by dropping the oldest segments if the spool is full.
+    pub(crate) fn append(&mut self, batch: &[LogEvent]) -> io::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.buf.clear();
+        for e in batch {
+            format::encode(e, &self.service_name, &mut self.buf);
+        }
+        let len = self.buf.len() as u64;
+        if self.active_size > 0 && self.active_size + len > self.segment_max {
+            self.close_active()?;
+        }
+        while self.total_size() + len > self.total_max && !self.closed.is_empty() {
+            let lost = self.unacked_records_of_oldest();
+            self.delete_oldest()?;
+            self.counters.add_dropped(DropReason::SpoolFull, lost);
+        }
+        let result = self.active.write_all(&self.buf);
+        // A failed write may have left part of the batch: count what the file now holds.
+        self.active_size = self
+            .active
+            .metadata()
+            .map(|m| m.len())
+            .unwrap_or(self.active_size + len);
+        self.publish_size();
+        result?;
+        self.counters.add_spooled(batch.len() as u64);
+        Ok(())
+    }
+
+    fn close_active(&mut self) -> io::Result<()> {
+        if self.active_size == 0 {
+            return Ok(());
+        }
+        let seq = self.next_seq;
+        fs::rename(self.active_path(), self.segment_path(seq))?;
+        self.next_seq += 1;
+        self.closed.push_back(Segment {
+            seq,
+            size: self.active_size,
+        });
+        self.active = open_append(&self.active_path(), self.file_mode)?;
+        self.active_size = 0;
+        Ok(())
+    }
+
+    fn delete_oldest(&mut self) -> io::Result<()> {
+        if let Some(s) = self.closed.pop_front() {
+            match fs::remove_file(self.segment_path(s.seq)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.publish_size();
+        Ok(())
+    }
+
+    fn unacked_records_of_oldest(&self) -> u64 {
+        let Some(s) = self.closed.front() else {
+            return 0;
+        };
+        let offset = if self.cursor.0 == s.seq {
+            self.cursor.1
+        } else {
+            0
+        };
+        let Ok(mut f) = File::open(self.segment_path(s.seq)) else {
+            return 0;
+        };
+        if f.seek(SeekFrom::Start(offset)).is_err() {
+            return 0;
+        }
+        let mut data = Vec::new();
+        let _ = f.read_to_end(&mut data);
+        data.iter().filter(|b| **b == b'\n').count() as u64
+    }
+
+    /// Reads up to `max` records from the oldest unacknowledged position.
+    pub(crate) fn next_batch(&mut self, max: usize) -> io::Result<Option<ReplayBatch>> {
+        if self.closed.is_empty() {
+            self.close_active()?;
+        }
+        let Some(segment) = self.closed.front().cloned() else {
+            return Ok(None);
+        };
+        let offset = if self.cursor.0 == segment.seq {
+            self.cursor.1
+        } else {
+            0
+        };
+        let mut reader = BufReader::new(File::open(self.segment_path(segment.seq))?);
+        reader.seek(SeekFrom::Start(offset))?;
+        let mut batch = ReplayBatch {
+            events: Vec::with_capacity(max.min(4096)),
+            seq: segment.seq,
+            end: offset,
+            corrupt: 0,
+            finished: false,
+        };
+        let mut line = Vec::new();
+        while batch.events.len() < max {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line)?;
+            if n == 0 {
+                batch.finished = true;
+                break;
+            }
+            batch.end += n as u64;
+            if line.last() != Some(&b'\n') {
+                // A torn tail: the writer died mid-line.
+                batch.corrupt += 1;
+                batch.finished = true;
+                break;
+            }
+            match format::decode(&line) {
+                Ok(d) => batch.events.push(d.event),
+                Err(_) => batch.corrupt += 1,
+            }
+        }
+        if !batch.finished && reader.fill_buf()?.is_empty() {
+            batch.finished = true;
+        }
+        Ok(Some(batch))
+    }
+
+    /// Records that `batch` was delivered (or given up): moves the cursor past it, persists it, and
+    /// deletes the segment when it is done.
+    pub(crate) fn ack(&mut self, batch: &ReplayBatch) -> io::Result<()> {
+        if batch.corrupt > 0 {
+            self.counters.add_corrupt(batch.corrupt);
+        }
+        if batch.finished {
+            if self.closed.front().is_some_and(|s| s.seq == batch.seq) {
+                self.delete_oldest()?;
+            }
+            self.cursor = (batch.seq + 1, 0);
+        } else {
+            self.cursor = (batch.seq, batch.end);
+        }
+        self.write_cursor()
+    }
+
+    fn write_cursor(&self) -> io::Result<()> {
+        let path = self.dir.join(format!("{}{SEGMENT_INFIX}cursor", self.name));
+        let tmp = self
+            .dir
+            .join(format!("{}{SEGMENT_INFIX}cursor.tmp", self.name));
+        {
+            let _ = fs::remove_file(&tmp);
+            let mut f = open_append(&tmp, self.file_mode)?;
+            writeln!(f, "{} {}", self.cursor.0, self.cursor.1)?;
+        }
+        fs::rename(&tmp, &path)
+    }
+}
+
+/// The directory's spool segment files, oldest first (for tests and tools).
+#[allow(dead_code)]
+pub(crate) fn segment_files(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let prefix = format!("{name}{SEGMENT_INFIX}");
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_prefix(&prefix))
+                        .is_some_and(|s| s.parse::<u64>().is_ok())
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[cfg(test)]
+mod tests;
