@@ -171,13 +171,27 @@ impl Collector {
                 addr_tx
                     .send(incoming.local_addr().expect("local addr"))
                     .unwrap();
-                tonic::transport::Server::builder()
+                let (stop_all, mut stop_serve) = tokio::sync::watch::channel(false);
+                let mut stop_force = stop_all.subscribe();
+                let serve = tonic::transport::Server::builder()
                     .add_service(LogsServiceServer::new(service))
-                    .serve_with_incoming_shutdown(incoming, async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .expect("collector server");
+                    .serve_with_incoming_shutdown(incoming, async move {
+                        let _ = stop_serve.changed().await;
+                    });
+                // A graceful shutdown waits for clients to acknowledge it; an idle client may not
+                // answer, so after a short grace the server is dropped and its connections with it.
+                let force = async move {
+                    let _ = stop_force.changed().await;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                };
+                tokio::spawn(async move {
+                    let _ = stopped.await;
+                    let _ = stop_all.send(true);
+                });
+                tokio::select! {
+                    result = serve => result.expect("collector server"),
+                    () = force => {}
+                }
             });
         });
         let addr = addr_rx
@@ -294,4 +308,82 @@ pub fn builder(endpoint: &str) -> otel_log_bridge::Builder {
 
 pub fn string(v: &str) -> Option<any_value::Value> {
     Some(any_value::Value::StringValue(v.to_owned()))
+}
+
+/// A TCP listener on 127.0.0.1 that accepts connections and never answers: a hung collector.
+pub struct BlackHole {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BlackHole {
+    pub fn start() -> BlackHole {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("black hole runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let mut held = Vec::new();
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => break,
+                        accepted = listener.accept() => match accepted {
+                            Ok((conn, _)) => held.push(conn),
+                            Err(_) => break,
+                        },
+                    }
+                }
+                // Dropping the listener and every held connection closes them.
+            });
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("black hole started");
+        BlackHole {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Closes the listener and every connection; the port is then free.
+    pub fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The `seq` attribute of every received record.
+pub fn seqs(records: &[Received]) -> Vec<i64> {
+    records
+        .iter()
+        .filter_map(|r| match r.attr("seq") {
+            Some(any_value::Value::IntValue(i)) => Some(i),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A port on 127.0.0.1 that nobody listens on.
+pub fn closed_endpoint() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}")
 }

@@ -120,7 +120,8 @@ impl Exporter for OtlpExporter {
                 };
                 counters.add_export_error();
                 let retry_delay = status.get_details_retry_info().and_then(|r| r.retry_delay);
-                let wait = match retry::classify(status.code(), retry_delay) {
+                let transport = std::error::Error::source(&status).is_some();
+                let wait = match retry::classify(status.code(), retry_delay, transport) {
                     Retry::Permanent => {
                         return ExportOutcome::Failed {
                             reason: format!(

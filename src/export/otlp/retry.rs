@@ -15,9 +15,15 @@ pub(crate) enum Retry {
     Permanent,
 }
 
-/// Classifies a status code. `retry_delay` is the delay of a `google.rpc.RetryInfo` detail, if the
+/// Classifies a failed RPC. `retry_delay` is the delay of a `google.rpc.RetryInfo` detail, if the
 /// status carried one: RESOURCE_EXHAUSTED is retryable only then, and its delay is honoured.
-pub(crate) fn classify(code: Code, retry_delay: Option<Duration>) -> Retry {
+/// `transport`: the status was made on this side from a transport failure (the connection broke, no
+/// answer came), not sent by the collector; whatever its code (tonic says UNKNOWN "transport error"),
+/// the request may not have reached the collector, so it is retryable.
+pub(crate) fn classify(code: Code, retry_delay: Option<Duration>, transport: bool) -> Retry {
+    if transport {
+        return retry_delay.map_or(Retry::Retryable, Retry::Throttled);
+    }
     match code {
         Code::Cancelled
         | Code::DeadlineExceeded
@@ -100,8 +106,21 @@ mod tests {
             (Code::Unauthenticated, Retry::Permanent, Retry::Permanent),
         ];
         for (code, without, with) in table {
-            assert_eq!(classify(code, None), without, "{code:?} without RetryInfo");
-            assert_eq!(classify(code, Some(d)), with, "{code:?} with RetryInfo");
+            assert_eq!(
+                classify(code, None, false),
+                without,
+                "{code:?} without RetryInfo"
+            );
+            assert_eq!(
+                classify(code, Some(d), false),
+                with,
+                "{code:?} with RetryInfo"
+            );
+            assert_eq!(
+                classify(code, None, true),
+                Retry::Retryable,
+                "{code:?} from a transport failure"
+            );
         }
     }
 

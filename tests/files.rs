@@ -1,0 +1,447 @@
+//! Local files, failover, spool and replay, against a real in-process collector and real files in
+//! temporary directories.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{BlackHole, Collector, closed_endpoint, seqs, wait_for};
+use log::Log as _;
+use otel_log_bridge::{Logger, Mode};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn failover(endpoint: &str, dir: &Path) -> otel_log_bridge::Builder {
+    otel_log_bridge::builder()
+        .read_env(false)
+        .mode(Mode::Failover)
+        .endpoint(endpoint)
+        .log_dir(dir)
+        .service_name("files-test")
+        .level(log::LevelFilter::Trace)
+        .schedule_delay(Duration::from_millis(20))
+        .max_export_batch_size(100)
+        .export_timeout(Duration::from_secs(2))
+        .request_timeout(Duration::from_millis(500))
+}
+
+fn info(logger: &Logger, i: usize) {
+    let kvs: [(&str, log::kv::Value<'_>); 1] = [("seq", (i as u64).into())];
+    logger.log(
+        &log::Record::builder()
+            .args(format_args!("record {i}"))
+            .level(log::Level::Info)
+            .target("app")
+            .key_values(&kvs)
+            .build(),
+    );
+}
+
+/// Emits `range` at a steady `per_sec` (load shaping, not synchronisation).
+fn emit_steady(logger: &Logger, range: std::ops::Range<usize>, per_sec: u64) {
+    let start = std::time::Instant::now();
+    for (k, i) in range.enumerate() {
+        if k % 50 == 0 {
+            let due = start + Duration::from_micros(k as u64 * 1_000_000 / per_sec);
+            std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+        }
+        info(logger, i);
+    }
+}
+
+fn spool_segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("app.log.spool.0")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn spool_is_empty(dir: &Path) -> bool {
+    spool_segments(dir).is_empty()
+        && std::fs::metadata(dir.join("app.log"))
+            .map(|m| m.len())
+            .unwrap_or(0)
+            == 0
+}
+
+/// Every seq in `0..n` at least once; returns how many came more than once.
+fn check_all_delivered(seqs: &[i64], n: usize) -> usize {
+    let mut counts: HashMap<i64, usize> = HashMap::new();
+    for s in seqs {
+        *counts.entry(*s).or_default() += 1;
+    }
+    let missing: Vec<usize> = (0..n)
+        .filter(|i| !counts.contains_key(&(*i as i64)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} records lost, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    counts.values().map(|c| c - 1).sum()
+}
+
+#[test]
+fn a_collector_down_for_a_window_loses_nothing_and_the_spool_empties() {
+    let tmp = tempfile::tempdir().unwrap();
+    let collector = Collector::start();
+    let addr = collector.addr;
+    let (logger, guard) = failover(&collector.endpoint(), tmp.path()).build().unwrap();
+    // A steady 5,000 records/s; the collector goes away after the first 1,000 and is back for the
+    // last 1,000.
+    emit_steady(&logger, 0..1000, 5000);
+    collector.wait_for_records(1000, WAIT);
+    let mut received = collector.records();
+    collector.stop();
+    emit_steady(&logger, 1000..3000, 5000);
+    wait_for(WAIT, "records to be spooled", || {
+        guard.stats().spooled >= 2000
+    });
+    assert!(!spool_is_empty(tmp.path()));
+    let collector = Collector::start_on(addr);
+    emit_steady(&logger, 3000..4000, 5000);
+    wait_for(WAIT, "the spool to be replayed", || {
+        let s = guard.stats();
+        s.queue_depth == 0
+            && s.in_flight == 0
+            && s.spool_bytes == 0
+            && s.exported + s.replayed >= 4000
+    });
+    received.extend(collector.records());
+    let duplicates = check_all_delivered(&seqs(&received), 4000);
+    assert!(
+        duplicates <= 2 * 100,
+        "{duplicates} duplicates: more than one batch per outage boundary"
+    );
+    assert!(spool_is_empty(tmp.path()));
+    let s = guard.stats();
+    assert_eq!(s.dropped.total(), 0, "{s:?}");
+    assert_eq!(s.enqueued, s.exported + s.spooled, "{s:?}");
+    assert_eq!(s.spooled, s.replayed, "{s:?}");
+}
+
+#[test]
+fn a_collector_that_never_answers_slows_nobody_and_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hole = BlackHole::start();
+    let addr = hole.addr;
+    let (logger, guard) = failover(&hole.endpoint(), tmp.path())
+        .max_queue_size(300)
+        .build()
+        .unwrap();
+    // 10,000 records at 5,000/s through a queue of 300: while the worker waits on the hung collector
+    // it spills the queue to disk, so no caller is ever refused.
+    emit_steady(&logger, 0..10_000, 5000);
+    let s = guard.stats();
+    assert_eq!(
+        (s.dropped.queue_full, s.dropped.shed),
+        (0, 0),
+        "the callers were refused: {s:?}"
+    );
+    wait_for(WAIT, "everything to be spooled", || {
+        let s = guard.stats();
+        s.queue_depth == 0 && s.in_flight == 0 && s.spooled == 10_000
+    });
+    hole.stop();
+    let collector = Collector::start_on(addr);
+    collector.wait_until(WAIT, "10,000 distinct records", |r, _| {
+        seqs(r)
+            .into_iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            >= 10_000
+    });
+    wait_for(WAIT, "the spool to empty", || {
+        guard.stats().spool_bytes == 0
+    });
+    check_all_delivered(&seqs(&collector.records()), 10_000);
+    assert_eq!(guard.stats().dropped.total(), 0);
+}
+
+#[test]
+fn a_spool_left_by_one_process_is_shipped_by_the_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (logger, guard) = failover(&closed_endpoint(), tmp.path()).build().unwrap();
+    for i in 0..300 {
+        info(&logger, i);
+    }
+    let report = guard.shutdown(Duration::from_secs(10));
+    assert!(report.completed);
+    assert_eq!(
+        (report.stats.spooled, report.undelivered),
+        (300, 0),
+        "{report:?}"
+    );
+    assert!(!spool_is_empty(tmp.path()));
+
+    let collector = Collector::start();
+    let (_logger, guard) = failover(&collector.endpoint(), tmp.path()).build().unwrap();
+    collector.wait_for_records(300, WAIT);
+    wait_for(WAIT, "the spool to empty", || spool_is_empty(tmp.path()));
+    check_all_delivered(&seqs(&collector.records()), 300);
+    assert_eq!(guard.stats().replayed, 300);
+    let stdout = guard.shutdown(WAIT);
+    assert_eq!(stdout.undelivered, 0);
+}
+
+#[test]
+fn two_pipelines_on_one_spool_directory_the_second_gets_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_l, _g) = failover(&closed_endpoint(), tmp.path()).build().unwrap();
+    let err = failover(&closed_endpoint(), tmp.path())
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("in use by another process")
+            && err.contains(&tmp.path().display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unusable_log_directory_is_an_error_at_start_naming_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    for mode in [Mode::Failover, Mode::Tee, Mode::FileOnly] {
+        let err = failover(&closed_endpoint(), &file.join("logs"))
+            .mode(mode)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a-file"), "{mode:?}: {err}");
+    }
+}
+
+/// Child half of the crash test: spools records, says so, then waits to be killed.
+#[test]
+#[ignore = "run by kill_9_mid_spool_then_the_next_process_replays_everything_before_the_torn_tail"]
+fn spool_writer_child() {
+    let Ok(dir) = std::env::var("OLB_SPOOL_DIR") else {
+        return;
+    };
+    let (logger, guard) = failover(&closed_endpoint(), Path::new(&dir))
+        .build()
+        .unwrap();
+    for i in 0..500 {
+        info(&logger, i);
+    }
+    guard.flush(WAIT).unwrap();
+    assert_eq!(guard.stats().spooled, 500);
+    println!("SPOOLED 500");
+    std::io::stdout().flush().unwrap();
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn kill_9_mid_spool_then_the_next_process_replays_everything_before_the_torn_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "spool_writer_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("OLB_SPOOL_DIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines
+        .by_ref()
+        .take(50)
+        .map_while(Result::ok)
+        .any(|l| l.contains("SPOOLED 500"));
+    assert!(ready, "the child did not spool");
+    // The record it was writing when killed: a line cut short.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(tmp.path().join("app.log"))
+        .unwrap();
+    f.write_all(br#"{"timestamp":"2026-11-25T00:00:00Z","severity_text":"IN"#)
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let collector = Collector::start();
+    let (_logger, guard) = failover(&collector.endpoint(), tmp.path()).build().unwrap();
+    collector.wait_for_records(500, WAIT);
+    wait_for(WAIT, "the spool to empty", || spool_is_empty(tmp.path()));
+    check_all_delivered(&seqs(&collector.records()), 500);
+    let s = guard.stats();
+    assert_eq!((s.replayed, s.corrupt_skipped), (500, 1), "{s:?}");
+}
+
+fn read_lines(dir: &Path) -> (Vec<String>, Vec<(String, usize)>) {
+    let mut lines = Vec::new();
+    let mut sizes = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name == "app.log" || name.starts_with("app.log.")) || name.ends_with(".lock") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "{name} ends mid-line"
+        );
+        sizes.push((name, text.len()));
+        lines.extend(text.lines().map(str::to_owned));
+    }
+    (lines, sizes)
+}
+
+#[test]
+fn rotation_under_two_writing_threads_splits_and_loses_no_record() {
+    for (backups, expect_all) in [(100, true), (3, false)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (logger, guard) = failover(&closed_endpoint(), tmp.path())
+            .mode(Mode::FileOnly)
+            .file_max_bytes(20_000)
+            .file_backups(backups)
+            .max_queue_size(10_000)
+            .build()
+            .unwrap();
+        let logger = Arc::new(logger);
+        let threads: Vec<_> = (0..2)
+            .map(|t| {
+                let logger = logger.clone();
+                std::thread::spawn(move || {
+                    for i in 0..2000 {
+                        info(&logger, t * 2000 + i);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let report = guard.shutdown(WAIT);
+        assert_eq!(
+            (report.stats.written, report.undelivered),
+            (4000, 0),
+            "{report:?}"
+        );
+        let (lines, sizes) = read_lines(tmp.path());
+        assert!(
+            sizes.len() <= backups + 1,
+            "{} files for {backups} backups",
+            sizes.len()
+        );
+        let longest = lines.iter().map(|l| l.len() + 1).max().unwrap();
+        for (name, size) in &sizes {
+            assert!(*size <= 20_000 + longest, "{name} is {size} bytes");
+        }
+        let mut seen = Vec::new();
+        for l in &lines {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            assert_eq!(v["service.name"], "files-test");
+            seen.push(v["seq"].as_i64().unwrap());
+        }
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), seen.len(), "a record was written twice");
+        if expect_all {
+            check_all_delivered(&seen, 4000);
+        }
+    }
+}
+
+#[test]
+fn tee_sends_every_record_to_both_the_collector_and_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let collector = Collector::start();
+    let (logger, guard) = failover(&collector.endpoint(), tmp.path())
+        .mode(Mode::Tee)
+        .build()
+        .unwrap();
+    for i in 0..250 {
+        info(&logger, i);
+    }
+    let report = guard.shutdown(WAIT);
+    assert_eq!((report.stats.exported, report.stats.written), (250, 250));
+    check_all_delivered(&seqs(&collector.records()), 250);
+    let (lines, _) = read_lines(tmp.path());
+    assert_eq!(lines.len(), 250);
+    assert!(
+        !tmp.path().join("app.log.lock").exists(),
+        "tee keeps a plain log, no spool"
+    );
+}
+
+fn quickstart() -> PathBuf {
+    // target/debug/deps/files-HASH -> target/debug/examples/quickstart
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("quickstart")
+}
+
+#[test]
+fn quickstart_without_a_collector_saves_its_records_and_ships_them_on_the_next_run() {
+    let bin = quickstart();
+    if !bin.exists() {
+        // `cargo test` builds the examples; a filtered run of this binary alone may not have.
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", "quickstart"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |endpoint: &str| {
+        let out = Command::new(&bin)
+            .current_dir(tmp.path())
+            .env_clear()
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = run(&closed_endpoint());
+    assert!(
+        first.contains("6 records were saved to ./logs/app.log"),
+        "{first}"
+    );
+    let json_lines = first.lines().filter(|l| l.starts_with('{')).count();
+    assert_eq!(json_lines, 6, "the records also go to stdout: {first}");
+    let saved = std::fs::read_to_string(tmp.path().join("logs/app.log")).unwrap();
+    assert_eq!(saved.lines().count(), 6);
+
+    let collector = Collector::start();
+    let second = run(&collector.endpoint());
+    assert!(
+        second.contains("6 records spooled by an earlier run were delivered"),
+        "{second}"
+    );
+    assert_eq!(collector.records().len(), 12);
+    assert!(spool_is_empty(&tmp.path().join("logs")));
+}
