@@ -22,11 +22,12 @@ pub(crate) enum ExportOutcome {
 /// A destination for batches. Runs on the worker thread only; may block that thread, never a caller.
 pub(crate) trait Exporter: Send {
     /// Exports `batch`, giving up by `deadline`. While it waits on the network it calls `idle` every
-    /// few milliseconds, so the worker can keep the queue from overflowing (by spooling).
+    /// few milliseconds, so the worker can keep the queue from overflowing (by spooling); when `idle`
+    /// returns `true` the export is abandoned at once (a retryable failure).
     fn export(
         &mut self,
         batch: &[LogEvent],
         deadline: Instant,
-        idle: &mut dyn FnMut(),
+        idle: &mut dyn FnMut() -> bool,
     ) -> ExportOutcome;
 }

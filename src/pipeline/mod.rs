@@ -51,6 +51,9 @@ pub(crate) struct Shared {
     pub batch_size: usize,
     pub flush_timeout: Duration,
     pub last_error: Mutex<Option<String>>,
+    /// Set at shutdown: exports still waiting at this instant are abandoned, so what they carry can
+    /// still be spooled before the shutdown deadline.
+    abort_exports_at: Mutex<Option<Instant>>,
 }
 
 impl Shared {
@@ -84,6 +87,15 @@ impl Shared {
         if let Some(t) = self.worker.get() {
             t.unpark();
         }
+    }
+
+    /// Whether an export waiting now should be abandoned (shutdown is near its deadline).
+    pub(crate) fn abort_exports(&self) -> bool {
+        let at = match self.abort_exports_at.lock() {
+            Ok(g) => *g,
+            Err(p) => *p.into_inner(),
+        };
+        at.is_some_and(|t| Instant::now() >= t)
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -127,9 +139,16 @@ impl Shared {
     /// finished in time.
     fn shutdown(&self, timeout: Duration) -> bool {
         self.closed.store(true, Ordering::SeqCst);
+        let now = Instant::now();
+        // Leave the last quarter of the timeout (at most 500 ms) for spooling what is in flight.
+        let abort_at = now + timeout - (timeout / 4).min(Duration::from_millis(500));
+        match self.abort_exports_at.lock() {
+            Ok(mut g) => *g = Some(abort_at),
+            Err(p) => *p.into_inner() = Some(abort_at),
+        }
         let (done, wait) = mpsc::sync_channel(1);
         let sent = self.send(Control::Shutdown {
-            deadline: Instant::now() + timeout,
+            deadline: now + timeout,
             done,
         });
         let finished = sent.is_ok()
@@ -170,6 +189,7 @@ impl Pipeline {
             batch_size: config.max_export_batch_size,
             flush_timeout: config.shutdown_timeout,
             last_error: Mutex::new(None),
+            abort_exports_at: Mutex::new(None),
         });
         let settings = worker::Settings {
             batch_size: config.max_export_batch_size,

@@ -138,7 +138,7 @@ pub(crate) fn run(
             Ok(Control::Shutdown { deadline, done }) => {
                 w.drain(deadline);
                 // Ship the spool while the collector answers and time remains.
-                while Instant::now() < deadline && w.replay_one(deadline) {}
+                while !w.shared.abort_exports() && w.replay_one(deadline) {}
                 w.last_resort();
                 let _ = done.send(());
                 return;
@@ -177,31 +177,32 @@ pub(crate) fn run(
     }
 }
 
-/// Moves queued records to the spool while an export waits, once more than a batch is queued.
+/// Moves queued records to the spool while an export waits, down to one batch left queued. Returns
+/// whether the export should be abandoned (shutdown is near its deadline).
 fn spill(
     shared: &Shared,
     spool: &mut Spool,
     batch_size: usize,
     stdout: &mut Option<(&mut Vec<u8>, &str)>,
-) {
-    if shared.queue.len() <= batch_size {
-        return;
-    }
-    let mut spilled = Vec::with_capacity(batch_size);
-    while spilled.len() < batch_size {
-        match shared.queue.pop() {
-            Some(e) => spilled.push(e),
-            None => break,
+) -> bool {
+    while shared.queue.len() > batch_size {
+        let mut spilled = Vec::with_capacity(batch_size);
+        while spilled.len() < batch_size {
+            match shared.queue.pop() {
+                Some(e) => spilled.push(e),
+                None => break,
+            }
+        }
+        if let Some((buf, service)) = stdout {
+            write_stdout(&spilled, service, buf);
+        }
+        if spool.append(&spilled).is_err() {
+            let n = spilled.len() as u64;
+            shared.counters.add_dropped(DropReason::IoError, n);
+            break;
         }
     }
-    if let Some((buf, service)) = stdout {
-        write_stdout(&spilled, service, buf);
-    }
-    if spool.append(&spilled).is_err() {
-        shared
-            .counters
-            .add_dropped(DropReason::IoError, spilled.len() as u64);
-    }
+    shared.abort_exports()
 }
 
 fn write_stdout(events: &[LogEvent], service_name: &str, buf: &mut Vec<u8>) {
@@ -341,7 +342,7 @@ impl Worker {
             (true, Some(spool)) => otlp.export(&self.batch, deadline, &mut || {
                 spill(shared, spool, batch_size, &mut stdout)
             }),
-            _ => otlp.export(&self.batch, deadline, &mut || {}),
+            _ => otlp.export(&self.batch, deadline, &mut || shared.abort_exports()),
         }
     }
 

@@ -80,7 +80,7 @@ impl Exporter for OtlpExporter {
         &mut self,
         batch: &[LogEvent],
         deadline: Instant,
-        idle: &mut dyn FnMut(),
+        idle: &mut dyn FnMut() -> bool,
     ) -> ExportOutcome {
         let Some(runtime) = self.runtime.as_ref() else {
             return ExportOutcome::Failed {
@@ -157,7 +157,14 @@ impl Exporter for OtlpExporter {
             loop {
                 tokio::select! {
                     outcome = &mut work => return outcome,
-                    () = tokio::time::sleep(IDLE_TICK) => idle(),
+                    () = tokio::time::sleep(IDLE_TICK) => {
+                        if idle() {
+                            return ExportOutcome::Failed {
+                                reason: "export abandoned: shutting down".into(),
+                                permanent: false,
+                            };
+                        }
+                    }
                 }
             }
         })
