@@ -346,7 +346,10 @@ fn above_the_watermark_info_is_shed_and_warn_kept_and_a_full_queue_drops() {
     assert!(report.completed, "{report:?}");
     assert_eq!((s.in_flight, s.queue_depth), (0, 0), "{s:?}");
     assert_eq!(s.dropped.export_failed, 10, "the abandoned batch: {s:?}");
-    assert_eq!(s.dropped.shutdown, 100, "still queued at the deadline: {s:?}");
+    assert_eq!(
+        s.dropped.shutdown, 100,
+        "still queued at the deadline: {s:?}"
+    );
     assert_eq!(
         s.exported + s.dropped.total() + s.queue_depth + s.in_flight,
         130,

@@ -238,7 +238,7 @@ impl Worker {
                     None => break,
                 }
             }
-            if self.batch.is_empty() || Instant::now() >= deadline {
+            if self.batch.is_empty() || Instant::now() >= deadline || self.shared.abort_exports() {
                 break;
             }
             self.export_live(deadline.min(Instant::now() + self.export_timeout));
