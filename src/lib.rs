@@ -6,9 +6,11 @@
 //! ```text
 //! app thread (sync, never blocks, never panics)       | one worker thread (owns its own tokio runtime)
 //! log::Record -> filter -> capture -> queue.try_push   | -> batch (size | delay) -> OTLP/gRPC export
-//!                                     (bounded; sheds  |      retry with backoff on retryable codes
-//!                                      DEBUG/INFO when |      failure -> counted as dropped
-//!                                      high; counted)  |
+//!                                     (bounded; sheds  |      retry with backoff       | fail / timeout
+//!                                      DEBUG/INFO when |                               v
+//!                                      high; counted)  |      spool: JSON lines in LOG_DIR (failover)
+//!                                                      |                               | collector back
+//!                                                      |      replay -> OTLP (ack) -> cursor, delete
 //! ```
 //!
 //! ```no_run
@@ -19,6 +21,9 @@
 //! drop(guard); // bounded flush + shutdown
 //! # Ok(()) }
 //! ```
+//!
+//! Modes (`LOG_MODE`): `failover` (default: OTLP, spool what it cannot take, replay later), `tee`
+//! (OTLP and a rotating JSON log), `file-only`, `otlp-only`; stdout JSON lines on request.
 //!
 //! Each record is captured on the calling thread with the active OpenTelemetry span context
 //! (`opentelemetry::Context::current()`), its key-values as typed attributes, its target (exported
