@@ -90,7 +90,10 @@ impl Drop for DepthGuard {
 impl log::Log for Logger {
     #[inline]
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= self.shared.level() && !is_internal_target(metadata.target())
+        self.shared
+            .levels
+            .enabled(metadata.level(), metadata.target())
+            && !is_internal_target(metadata.target())
     }
 
     fn log(&self, record: &log::Record<'_>) {

@@ -37,6 +37,7 @@ pub mod config;
 mod error;
 mod event;
 mod export;
+mod level;
 mod pipeline;
 mod spool;
 mod stats;
@@ -50,6 +51,7 @@ pub use bridge::Logger;
 pub use config::{Builder, Mode};
 pub use error::Error;
 pub use event::Severity;
+pub use level::{AUDIT_TARGET, Directive, LevelChange, LevelError, Levels, format_directives};
 pub use stats::{DropReason, Dropped, Stats};
 
 use export::file::rotate::RotatingFile;
@@ -131,8 +133,10 @@ impl Builder {
         }
         let (logger, guard) = self.build()?;
         let level = logger.max_level();
+        let shared = logger.shared.clone();
         log::set_boxed_logger(Box::new(logger)).map_err(|_| Error::AlreadyInitialized)?;
         INSTALLED.store(true, Ordering::SeqCst);
+        shared.set_installed();
         log::set_max_level(level);
         Ok(guard)
     }
@@ -170,6 +174,13 @@ impl Guard {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.pipeline.shared.stats()
+    }
+
+    /// A cloneable handle to read and change the level filter at run time.
+    pub fn levels(&self) -> Levels {
+        Levels {
+            shared: self.pipeline.shared.clone(),
+        }
     }
 
     /// The collector endpoint records are exported to.

@@ -78,6 +78,19 @@ const CASES: &[Case] = &[
         plain_main_without_any_runtime,
         &[],
     ),
+    (
+        "rust_log_directives_and_runtime_changes_move_max_level",
+        rust_log_directives_and_runtime_changes_move_max_level,
+        &[
+            ("RUST_LOG", "warn,global::db=debug"),
+            ("LOG_LEVEL_COOLDOWN", "0"),
+        ],
+    ),
+    (
+        "invalid_rust_log_names_the_variable",
+        invalid_env_is_an_error,
+        &[("RUST_LOG", "info,my_crate=LOUD")],
+    ),
 ];
 
 fn main() {
@@ -208,7 +221,9 @@ fn second_try_init_is_an_error_not_a_panic() {
 
 fn invalid_env_is_an_error() {
     let vars: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| (k.starts_with("OTEL_") || k.starts_with("LOG_")) && k != "LOG_DIR")
+        .filter(|(k, _)| {
+            (k.starts_with("OTEL_") || k.starts_with("LOG_") || k == "RUST_LOG") && k != "LOG_DIR"
+        })
         .collect();
     let err = otel_log_bridge::try_init()
         .expect_err("invalid environment must fail")
@@ -353,4 +368,49 @@ fn plain_main_without_any_runtime() {
     // After the guard is gone the logger refuses records instead of panicking.
     log::error!("after shutdown");
     log::logger().flush();
+}
+
+mod db {
+    pub fn query() {
+        log::debug!("db query");
+        log::trace!("db trace");
+    }
+}
+
+fn rust_log_directives_and_runtime_changes_move_max_level() {
+    let collector = Collector::start();
+    // SAFETY: no other thread reads the environment at this point.
+    unsafe { std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()) };
+    let guard = otel_log_bridge::builder()
+        .schedule_delay(Duration::from_millis(50))
+        .try_init()
+        .unwrap();
+    assert_eq!(
+        log::max_level(),
+        log::LevelFilter::Debug,
+        "the widest directive"
+    );
+    log::info!("filtered: default is warn");
+    db::query();
+    let levels = guard.levels();
+    levels.set("*", "trace", "test").unwrap();
+    assert_eq!(log::max_level(), log::LevelFilter::Trace);
+    log::trace!("now kept");
+    levels.set_directives("error", "test").unwrap();
+    assert_eq!(log::max_level(), log::LevelFilter::Error);
+    log::logger().flush();
+    // The collector groups records by scope, so compare without order.
+    let mut bodies: Vec<String> = collector.records().iter().map(|r| r.body()).collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        [
+            "db query",
+            "log level changed",
+            "log level changed",
+            "now kept"
+        ],
+        "{bodies:?}"
+    );
+    drop(guard);
 }

@@ -679,3 +679,130 @@ fn many_threads_lose_nothing_when_the_queue_is_large_enough() {
     seqs.sort();
     assert_eq!(seqs, (0..20_000).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_runtime_level_change_applies_to_the_next_record_and_is_audited() {
+    let collector = Collector::start();
+    let (logger, guard) = builder(&collector.endpoint())
+        .level(log::LevelFilter::Info)
+        .level_change_cooldown(Duration::ZERO)
+        .build()
+        .unwrap();
+    let levels = guard.levels();
+    assert_eq!(levels.to_string(), "info");
+    emit(
+        &logger,
+        log::Level::Debug,
+        "app::db",
+        format_args!("before"),
+        &[],
+    );
+    let change = levels.set("app::db", "DEBUG", "alice").unwrap();
+    assert_eq!(
+        (change.previous.as_str(), change.directives.as_str()),
+        ("info", "info,app::db=debug")
+    );
+    emit(
+        &logger,
+        log::Level::Debug,
+        "app::db",
+        format_args!("after"),
+        &[],
+    );
+    emit(
+        &logger,
+        log::Level::Debug,
+        "app::api",
+        format_args!("other target"),
+        &[],
+    );
+    guard.flush(WAIT).unwrap();
+    let records = collector.records();
+    let bodies: Vec<String> = records.iter().map(|r| r.body()).collect();
+    assert_eq!(bodies, ["log level changed", "after"], "{bodies:?}");
+    let audit = &records[0];
+    assert_eq!(audit.scope, otel_log_bridge::AUDIT_TARGET);
+    assert_eq!(
+        (
+            audit.record.severity_number,
+            audit.record.severity_text.as_str()
+        ),
+        (13, "WARN")
+    );
+    assert_eq!(audit.attr("target"), string("app::db"));
+    assert_eq!(audit.attr("level"), string("debug"));
+    assert_eq!(audit.attr("actor"), string("alice"));
+    assert_eq!(audit.attr("previous"), string("info"));
+
+    // The default level, then the whole set at once.
+    levels.set("*", "warn", "bob").unwrap();
+    assert_eq!(levels.to_string(), "warn,app::db=debug");
+    levels.set_directives("error,app=trace", "carol").unwrap();
+    assert_eq!(levels.to_string(), "error,app=trace");
+    assert_eq!(logger.max_level(), log::LevelFilter::Trace);
+}
+
+#[test]
+fn level_changes_are_validated_and_refused_within_the_cooldown() {
+    let collector = Collector::start();
+    let (logger, guard) = builder(&collector.endpoint())
+        .level(log::LevelFilter::Info)
+        .directives("trace,app::db=warn")
+        .level_change_cooldown(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let levels = guard.levels();
+    assert_eq!(levels.to_string(), "info,app::db=warn");
+    for (target, level) in [
+        ("app", "LOUD"),
+        ("app", ""),
+        ("a,b", "info"),
+        ("a=b", "info"),
+    ] {
+        let err = levels.set(target, level, "mallory").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                otel_log_bridge::LevelError::InvalidLevel { .. }
+                    | otel_log_bridge::LevelError::InvalidTarget { .. }
+            ),
+            "{target} {level}: {err}"
+        );
+    }
+    assert!(levels.set_directives("app=loud", "mallory").is_err());
+    levels.set("app::db", "trace", "alice").unwrap();
+    let err = levels.set("app::db", "info", "bob").unwrap_err();
+    assert!(
+        matches!(err, otel_log_bridge::LevelError::Cooldown { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("retry in"), "{err}");
+    assert_eq!(
+        levels.to_string(),
+        "info,app::db=trace",
+        "a refused change changes nothing"
+    );
+    emit(
+        &logger,
+        log::Level::Trace,
+        "app::db::pool",
+        format_args!("kept"),
+        &[],
+    );
+    emit(
+        &logger,
+        log::Level::Debug,
+        "app::api",
+        format_args!("dropped"),
+        &[],
+    );
+    guard.flush(WAIT).unwrap();
+    let audits = collector
+        .records()
+        .iter()
+        .filter(|r| r.scope == otel_log_bridge::AUDIT_TARGET)
+        .count();
+    assert_eq!(audits, 1, "only the accepted change is audited");
+    assert!(collector.records().iter().any(|r| r.body() == "kept"));
+    assert!(!collector.records().iter().any(|r| r.body() == "dropped"));
+}

@@ -53,6 +53,12 @@ pub const LOG_SHUTDOWN_TIMEOUT: &str = "LOG_SHUTDOWN_TIMEOUT";
 /// Default for [`LOG_SHUTDOWN_TIMEOUT`].
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(5000);
 
+/// Per-target directives in `env_logger` syntax, e.g. `info,my_crate::db=debug,hyper=off`.
+pub const RUST_LOG: &str = "RUST_LOG";
+/// Least time between two runtime level changes, in milliseconds.
+pub const LOG_LEVEL_COOLDOWN: &str = "LOG_LEVEL_COOLDOWN";
+/// Default for [`LOG_LEVEL_COOLDOWN`].
+pub const DEFAULT_LEVEL_COOLDOWN: Duration = Duration::from_millis(5000);
 /// Where records go: `failover`, `tee`, `file-only`, `otlp-only`.
 pub const LOG_MODE: &str = "LOG_MODE";
 /// Directory of the local files (rotating log or spool).
@@ -119,6 +125,8 @@ pub(crate) struct EnvSettings {
     pub dir_mode: Option<u32>,
     pub stdout: Option<bool>,
     pub spool_max_bytes: Option<u64>,
+    pub directives: Option<Vec<crate::level::Directive>>,
+    pub level_cooldown: Option<Duration>,
 }
 
 /// Reads the process environment.
@@ -243,6 +251,18 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
             .transpose()?,
         spool_max_bytes: get(LOG_SPOOL_MAX_BYTES)
             .map(|v| bytes(LOG_SPOOL_MAX_BYTES, &v))
+            .transpose()?,
+        directives: get(RUST_LOG)
+            .map(|v| {
+                crate::level::parse_directives(&v).map_err(|_| Error::InvalidEnv {
+                    var: RUST_LOG,
+                    value: v.clone(),
+                    expected: "env_logger directives such as info,my_crate::db=debug,hyper=off (levels off, error, warn, info, debug, trace; no /regex)",
+                })
+            })
+            .transpose()?,
+        level_cooldown: get(LOG_LEVEL_COOLDOWN)
+            .map(|v| millis(LOG_LEVEL_COOLDOWN, &v))
             .transpose()?,
     })
 }
@@ -401,6 +421,8 @@ mod tests {
             (LOG_DIR_MODE, "750"),
             (LOG_STDOUT, "on"),
             (LOG_SPOOL_MAX_BYTES, "1048576"),
+            (RUST_LOG, "warn,my_crate::db=debug,hyper=off"),
+            (LOG_LEVEL_COOLDOWN, "0"),
         ])
         .unwrap();
         assert_eq!(s.service_name.as_deref(), Some("payments"));
@@ -432,6 +454,13 @@ mod tests {
         assert_eq!(s.dir_mode, Some(0o750));
         assert_eq!(s.stdout, Some(true));
         assert_eq!(s.spool_max_bytes, Some(1 << 20));
+        assert_eq!(
+            s.directives
+                .map(|d| crate::level::format_directives(&d))
+                .as_deref(),
+            Some("warn,my_crate::db=debug,hyper=off")
+        );
+        assert_eq!(s.level_cooldown, Some(Duration::ZERO));
     }
 
     #[test]
@@ -472,6 +501,9 @@ mod tests {
             (LOG_DIR_MODE, "0999", "octal"),
             (LOG_STDOUT, "maybe", "true or false"),
             (LOG_SPOOL_MAX_BYTES, "lots", "bytes"),
+            (RUST_LOG, "my_crate=loud", "env_logger directives"),
+            (RUST_LOG, "info/foo.*", "no /regex"),
+            (LOG_LEVEL_COOLDOWN, "5s", "milliseconds"),
         ];
         for (var, value, accepted) in cases {
             let err = env(&[(var, value)]).expect_err(var).to_string();

@@ -80,6 +80,9 @@ pub(crate) struct Config {
     pub mode: Mode,
     pub files: FileConfig,
     pub stdout: bool,
+    /// Per-target directives (the default level is `level`).
+    pub directives: Vec<crate::level::Directive>,
+    pub level_cooldown: Duration,
 }
 
 /// Configures and starts a pipeline; every setting overrides its environment variable.
@@ -119,6 +122,8 @@ pub struct Builder {
     dir_mode: Option<u32>,
     stdout: Option<bool>,
     spool_max_bytes: Option<u64>,
+    directives: Option<String>,
+    level_cooldown: Option<Duration>,
 }
 
 impl Builder {
@@ -259,6 +264,20 @@ impl Builder {
         self
     }
 
+    /// Per-target directives in `env_logger` syntax (`RUST_LOG`), e.g.
+    /// `"info,my_crate::db=debug,hyper=off"`. A bare level in them is the default level unless
+    /// [`Builder::level`] or `LOG_LEVEL` sets it.
+    pub fn directives(mut self, spec: impl Into<String>) -> Self {
+        self.directives = Some(spec.into());
+        self
+    }
+
+    /// Least time between two runtime level changes (`LOG_LEVEL_COOLDOWN`, default 5 s).
+    pub fn level_change_cooldown(mut self, cooldown: Duration) -> Self {
+        self.level_cooldown = Some(cooldown);
+        self
+    }
+
     /// Resolves the settings: builder, then environment, then defaults; validated.
     pub(crate) fn config(&self) -> Result<Config, Error> {
         let env = if self.read_env.unwrap_or(true) {
@@ -290,6 +309,26 @@ impl Builder {
             (None, None) => ("default endpoint", env::DEFAULT_ENDPOINT.to_owned()),
         };
         validate_endpoint(endpoint_setting, &endpoint)?;
+        let directives = match &self.directives {
+            Some(spec) => {
+                crate::level::parse_directives(spec).map_err(|reason| Error::InvalidConfig {
+                    setting: "Builder::directives",
+                    reason: format!(
+                        "{reason}; expected env_logger syntax such as info,my_crate::db=debug"
+                    ),
+                })?
+            }
+            None => env.directives.unwrap_or_default(),
+        };
+        let bare_level = directives
+            .iter()
+            .rev()
+            .find(|d| d.target.is_none())
+            .map(|d| d.level);
+        let directives: Vec<_> = directives
+            .into_iter()
+            .filter(|d| d.target.is_some())
+            .collect();
         let config = Config {
             service_name,
             resource_attributes,
@@ -314,7 +353,11 @@ impl Builder {
                 .export_timeout
                 .or(env.export_timeout)
                 .unwrap_or(env::DEFAULT_EXPORT_TIMEOUT),
-            level: self.level.or(env.level).unwrap_or(env::DEFAULT_LEVEL),
+            level: self
+                .level
+                .or(env.level)
+                .or(bare_level)
+                .unwrap_or(env::DEFAULT_LEVEL),
             high_watermark_percent: self
                 .high_watermark_percent
                 .or(env.high_watermark_percent)
@@ -357,6 +400,11 @@ impl Builder {
                     .unwrap_or(env::DEFAULT_SPOOL_MAX_BYTES),
             },
             stdout: self.stdout.or(env.stdout).unwrap_or(false),
+            directives,
+            level_cooldown: self
+                .level_cooldown
+                .or(env.level_cooldown)
+                .unwrap_or(env::DEFAULT_LEVEL_COOLDOWN),
         };
         config.validate()?;
         Ok(config)

@@ -11,7 +11,7 @@ pub(crate) mod batch;
 pub(crate) mod queue;
 mod worker;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{JoinHandle, Thread};
@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use crate::Error;
 use crate::config::Config;
 use crate::event::LogEvent;
+use crate::level::{LevelControl, LevelState};
+use crate::stats::DropReason;
 use crate::stats::{Counters, Stats};
 use queue::Queue;
 
@@ -43,8 +45,9 @@ pub(crate) enum Control {
 pub(crate) struct Shared {
     pub queue: Queue<LogEvent>,
     pub counters: Arc<Counters>,
-    level: AtomicUsize,
+    pub levels: LevelControl,
     closed: AtomicBool,
+    installed: AtomicBool,
     worker_sleeping: AtomicBool,
     worker: OnceLock<Thread>,
     control: Mutex<Option<mpsc::Sender<Control>>>,
@@ -57,14 +60,35 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The widest level the filter keeps.
     pub(crate) fn level(&self) -> log::LevelFilter {
-        match self.level.load(Ordering::Relaxed) {
-            0 => log::LevelFilter::Off,
-            1 => log::LevelFilter::Error,
-            2 => log::LevelFilter::Warn,
-            3 => log::LevelFilter::Info,
-            4 => log::LevelFilter::Debug,
-            _ => log::LevelFilter::Trace,
+        self.levels.max()
+    }
+
+    /// Whether this pipeline's logger is the one installed with `log::set_logger`.
+    pub(crate) fn is_installed(&self) -> bool {
+        self.installed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_installed(&self) {
+        self.installed.store(true, Ordering::Relaxed);
+    }
+
+    /// Queues a record made by the bridge itself (audit, panic), bypassing filters and shedding.
+    pub(crate) fn push_internal(&self, event: LogEvent) -> bool {
+        if self.is_closed() {
+            self.counters.add_dropped(DropReason::Shutdown, 1);
+            return false;
+        }
+        match self.queue.try_push(event, false) {
+            Ok(len) => {
+                self.pushed(len);
+                true
+            }
+            Err(_) => {
+                self.counters.add_dropped(DropReason::QueueFull, 1);
+                false
+            }
         }
     }
 
@@ -181,8 +205,12 @@ impl Pipeline {
         let shared = Arc::new(Shared {
             queue: Queue::new(config.max_queue_size, config.high_watermark()),
             counters,
-            level: AtomicUsize::new(config.level as usize),
+            levels: LevelControl::new(
+                LevelState::new(config.level, &config.directives),
+                config.level_cooldown,
+            ),
             closed: AtomicBool::new(false),
+            installed: AtomicBool::new(false),
             worker_sleeping: AtomicBool::new(false),
             worker: OnceLock::new(),
             control: Mutex::new(Some(tx)),
