@@ -34,6 +34,11 @@ const INTERNAL_CRATES: [&str; 13] = [
     "tracing",
 ];
 
+/// Whether this thread is capturing a record right now.
+pub(crate) fn capturing() -> bool {
+    DEPTH.try_with(Cell::get).unwrap_or(0) > 0
+}
+
 /// Whether `target` belongs to a crate whose records must never enter the pipeline.
 #[inline]
 pub(crate) fn is_internal_target(target: &str) -> bool {

@@ -38,6 +38,7 @@ mod error;
 mod event;
 mod export;
 mod level;
+mod panic;
 mod pipeline;
 mod spool;
 mod stats;
@@ -48,10 +49,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub use bridge::Logger;
-pub use config::{Builder, Mode};
+pub use config::{Builder, Compression, Mode};
 pub use error::Error;
 pub use event::Severity;
 pub use level::{AUDIT_TARGET, Directive, LevelChange, LevelError, Levels, format_directives};
+pub use panic::PANIC_TARGET;
 pub use stats::{DropReason, Dropped, Stats};
 
 use export::file::rotate::RotatingFile;
@@ -111,6 +113,9 @@ impl Builder {
             service_name: config.service_name.clone(),
         };
         let pipeline = Pipeline::start(&config, counters, sinks)?;
+        if config.panic_hook {
+            panic::install(&pipeline.shared);
+        }
         let logger = Logger {
             shared: pipeline.shared.clone(),
         };

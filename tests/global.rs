@@ -87,6 +87,11 @@ const CASES: &[Case] = &[
         ],
     ),
     (
+        "a_panic_in_a_thread_is_one_fatal_record_with_its_location",
+        a_panic_in_a_thread_is_one_fatal_record_with_its_location,
+        &[("LOG_PANIC_HOOK", "true")],
+    ),
+    (
         "invalid_rust_log_names_the_variable",
         invalid_env_is_an_error,
         &[("RUST_LOG", "info,my_crate=LOUD")],
@@ -411,6 +416,44 @@ fn rust_log_directives_and_runtime_changes_move_max_level() {
             "now kept"
         ],
         "{bodies:?}"
+    );
+    drop(guard);
+}
+
+fn a_panic_in_a_thread_is_one_fatal_record_with_its_location() {
+    let collector = Collector::start();
+    let guard = test_builder(&collector).try_init().unwrap();
+    let line = line!() + 5;
+    let worker = std::thread::Builder::new()
+        .name("payment-worker".into())
+        .spawn(|| {
+            let _cx = opentelemetry::Context::new()
+                .with_remote_span_context(span_context())
+                .attach();
+            panic!("card processor exploded: {}", 42);
+        })
+        .unwrap();
+    assert!(worker.join().is_err());
+    // The hook flushed before the thread died: the record is there without any flush here.
+    let records = collector.records();
+    let fatal: Vec<_> = records
+        .iter()
+        .filter(|r| r.record.severity_number == 21)
+        .collect();
+    assert_eq!(fatal.len(), 1, "{records:?}");
+    let r = fatal[0];
+    assert_eq!(r.record.severity_text, "FATAL");
+    assert_eq!(r.scope, otel_log_bridge::PANIC_TARGET);
+    assert_eq!(r.body(), "panic: card processor exploded: 42");
+    assert_eq!(r.attr("code.file.path"), common::string("tests/global.rs"));
+    assert_eq!(
+        r.attr("code.line.number"),
+        Some(Value::IntValue(line as i64))
+    );
+    assert_eq!(r.attr("thread.name"), common::string("payment-worker"));
+    assert_eq!(
+        r.record.trace_id,
+        span_context().trace_id().to_bytes().to_vec()
     );
     drop(guard);
 }

@@ -806,3 +806,38 @@ fn level_changes_are_validated_and_refused_within_the_cooldown() {
     assert!(collector.records().iter().any(|r| r.body() == "kept"));
     assert!(!collector.records().iter().any(|r| r.body() == "dropped"));
 }
+
+#[test]
+fn headers_reach_the_collector_and_gzip_is_accepted() {
+    let collector = Collector::start();
+    let (logger, guard) = builder(&collector.endpoint())
+        .header("authorization", "Bearer s3cr3t")
+        .header("x-tenant", "payments")
+        .compression(otel_log_bridge::Compression::Gzip)
+        .build()
+        .unwrap();
+    for i in 0..200 {
+        info(&logger, i);
+    }
+    guard.flush(WAIT).unwrap();
+    assert_eq!(collector.records().len(), 200);
+    let headers = collector.headers();
+    let h = &headers[0];
+    assert_eq!(h.get("authorization").unwrap(), "Bearer s3cr3t");
+    assert_eq!(h.get("x-tenant").unwrap(), "payments");
+    assert_eq!(
+        h.get("grpc-encoding").map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
+    assert!(!format!("{guard:?}").contains("s3cr3t"));
+}
+
+#[test]
+fn an_invalid_header_is_an_error_that_does_not_show_its_value() {
+    let err = builder("http://127.0.0.1:1")
+        .header("Bad Key", "s3cr3t")
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Bad Key") && !err.contains("s3cr3t"), "{err}");
+}

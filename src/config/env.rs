@@ -24,6 +24,20 @@ pub const OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_LOGS_TIMEO
 pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
 /// Default timeout of one export RPC.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(10_000);
+/// Headers sent with every export (`key=value,...`, values percent-decoded); wins over
+/// [`OTEL_EXPORTER_OTLP_HEADERS`]. Values are secrets: never written to files or diagnostics.
+pub const OTEL_EXPORTER_OTLP_LOGS_HEADERS: &str = "OTEL_EXPORTER_OTLP_LOGS_HEADERS";
+/// Headers sent with every export, all signals.
+pub const OTEL_EXPORTER_OTLP_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+/// `gzip` or `none`; wins over [`OTEL_EXPORTER_OTLP_COMPRESSION`].
+pub const OTEL_EXPORTER_OTLP_LOGS_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION";
+/// `gzip` or `none`, all signals.
+pub const OTEL_EXPORTER_OTLP_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
+/// PEM file of the CA that signs the collector's certificate (https endpoints); wins over
+/// [`OTEL_EXPORTER_OTLP_CERTIFICATE`].
+pub const OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE";
+/// PEM file of the CA for https endpoints, all signals.
+pub const OTEL_EXPORTER_OTLP_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
 /// Queue capacity in records.
 pub const OTEL_BLRP_MAX_QUEUE_SIZE: &str = "OTEL_BLRP_MAX_QUEUE_SIZE";
 /// Default queue capacity.
@@ -59,6 +73,8 @@ pub const RUST_LOG: &str = "RUST_LOG";
 pub const LOG_LEVEL_COOLDOWN: &str = "LOG_LEVEL_COOLDOWN";
 /// Default for [`LOG_LEVEL_COOLDOWN`].
 pub const DEFAULT_LEVEL_COOLDOWN: Duration = Duration::from_millis(5000);
+/// Record panics as FATAL records: `true` or `false`.
+pub const LOG_PANIC_HOOK: &str = "LOG_PANIC_HOOK";
 /// Where records go: `failover`, `tee`, `file-only`, `otlp-only`.
 pub const LOG_MODE: &str = "LOG_MODE";
 /// Directory of the local files (rotating log or spool).
@@ -108,6 +124,9 @@ pub(crate) struct EnvSettings {
     pub service_name: Option<String>,
     pub resource_attributes: Vec<(String, String)>,
     pub endpoint: Option<(&'static str, String)>,
+    pub headers: Option<Vec<(String, String)>>,
+    pub compression: Option<crate::config::Compression>,
+    pub certificate: Option<std::path::PathBuf>,
     pub request_timeout: Option<Duration>,
     pub max_queue_size: Option<usize>,
     pub max_export_batch_size: Option<usize>,
@@ -127,6 +146,7 @@ pub(crate) struct EnvSettings {
     pub spool_max_bytes: Option<u64>,
     pub directives: Option<Vec<crate::level::Directive>>,
     pub level_cooldown: Option<Duration>,
+    pub panic_hook: Option<bool>,
 }
 
 /// Reads the process environment.
@@ -147,6 +167,39 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
             .map(|v| millis(OTEL_EXPORTER_OTLP_TIMEOUT, &v))
             .transpose()?,
     };
+    let headers = match get(OTEL_EXPORTER_OTLP_LOGS_HEADERS)
+        .map(|v| (OTEL_EXPORTER_OTLP_LOGS_HEADERS, v))
+        .or_else(|| get(OTEL_EXPORTER_OTLP_HEADERS).map(|v| (OTEL_EXPORTER_OTLP_HEADERS, v)))
+    {
+        Some((var, v)) => Some(
+            parse_resource_attributes(&v)
+                .filter(|h| h.iter().all(|(k, v)| crate::config::valid_header(k, v)))
+                .ok_or(Error::InvalidEnv {
+                    var,
+                    // Header values are secrets: never echoed.
+                    value: "<redacted>".to_owned(),
+                    expected: "comma-separated key=value pairs: keys lowercase ASCII letters, digits, '-', '_', '.'; values printable ASCII (percent-encoded)",
+                })?,
+        ),
+        None => None,
+    };
+    let compression = match get(OTEL_EXPORTER_OTLP_LOGS_COMPRESSION)
+        .map(|v| (OTEL_EXPORTER_OTLP_LOGS_COMPRESSION, v))
+        .or_else(|| {
+            get(OTEL_EXPORTER_OTLP_COMPRESSION).map(|v| (OTEL_EXPORTER_OTLP_COMPRESSION, v))
+        }) {
+        Some((var, v)) => Some(
+            crate::config::Compression::parse(&v).ok_or(Error::InvalidEnv {
+                var,
+                value: v.clone(),
+                expected: "gzip or none",
+            })?,
+        ),
+        None => None,
+    };
+    let certificate = get(OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE)
+        .or_else(|| get(OTEL_EXPORTER_OTLP_CERTIFICATE))
+        .map(std::path::PathBuf::from);
     let resource_attributes = match get(OTEL_RESOURCE_ATTRIBUTES) {
         Some(v) => parse_resource_attributes(&v).ok_or_else(|| Error::InvalidEnv {
             var: OTEL_RESOURCE_ATTRIBUTES,
@@ -159,6 +212,9 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         service_name: get(OTEL_SERVICE_NAME).map(|v| v.trim().to_owned()),
         resource_attributes,
         endpoint,
+        headers,
+        compression,
+        certificate,
         request_timeout,
         max_queue_size: get(OTEL_BLRP_MAX_QUEUE_SIZE)
             .map(|v| count(OTEL_BLRP_MAX_QUEUE_SIZE, &v))
@@ -263,6 +319,15 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
             .transpose()?,
         level_cooldown: get(LOG_LEVEL_COOLDOWN)
             .map(|v| millis(LOG_LEVEL_COOLDOWN, &v))
+            .transpose()?,
+        panic_hook: get(LOG_PANIC_HOOK)
+            .map(|v| {
+                parse_bool(&v).ok_or(Error::InvalidEnv {
+                    var: LOG_PANIC_HOOK,
+                    value: v.clone(),
+                    expected: BOOL,
+                })
+            })
             .transpose()?,
     })
 }
@@ -423,6 +488,12 @@ mod tests {
             (LOG_SPOOL_MAX_BYTES, "1048576"),
             (RUST_LOG, "warn,my_crate::db=debug,hyper=off"),
             (LOG_LEVEL_COOLDOWN, "0"),
+            (
+                OTEL_EXPORTER_OTLP_HEADERS,
+                "authorization=Bearer%20abc,x-tenant=7",
+            ),
+            (OTEL_EXPORTER_OTLP_COMPRESSION, "GZIP"),
+            (OTEL_EXPORTER_OTLP_CERTIFICATE, "/etc/ca.pem"),
         ])
         .unwrap();
         assert_eq!(s.service_name.as_deref(), Some("payments"));
@@ -461,6 +532,15 @@ mod tests {
             Some("warn,my_crate::db=debug,hyper=off")
         );
         assert_eq!(s.level_cooldown, Some(Duration::ZERO));
+        assert_eq!(
+            s.headers,
+            Some(vec![
+                ("authorization".into(), "Bearer abc".into()),
+                ("x-tenant".into(), "7".into())
+            ])
+        );
+        assert_eq!(s.compression, Some(crate::config::Compression::Gzip));
+        assert_eq!(s.certificate, Some("/etc/ca.pem".into()));
     }
 
     #[test]
@@ -476,6 +556,21 @@ mod tests {
             Some((OTEL_EXPORTER_OTLP_ENDPOINT, "http://general:4317".into()))
         );
         assert_eq!(s.level, None);
+    }
+
+    #[test]
+    fn an_invalid_header_never_echoes_its_value() {
+        for v in [
+            "Authorization=Bearer secret-token",
+            "x=secret-token\n",
+            "novalue-secret-token",
+        ] {
+            let err = env(&[(OTEL_EXPORTER_OTLP_HEADERS, v)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(OTEL_EXPORTER_OTLP_HEADERS), "{err}");
+            assert!(!err.contains("secret-token"), "{err}");
+        }
     }
 
     #[test]
@@ -504,6 +599,7 @@ mod tests {
             (RUST_LOG, "my_crate=loud", "env_logger directives"),
             (RUST_LOG, "info/foo.*", "no /regex"),
             (LOG_LEVEL_COOLDOWN, "5s", "milliseconds"),
+            (OTEL_EXPORTER_OTLP_COMPRESSION, "zstd", "gzip or none"),
         ];
         for (var, value, accepted) in cases {
             let err = env(&[(var, value)]).expect_err(var).to_string();

@@ -51,6 +51,50 @@ impl Mode {
     }
 }
 
+/// Compression of export requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Compression {
+    /// No compression.
+    #[default]
+    None,
+    /// gzip.
+    Gzip,
+}
+
+impl Compression {
+    /// Parses `gzip` or `none` (any case).
+    pub fn parse(s: &str) -> Option<Compression> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "gzip" => Some(Compression::Gzip),
+            "none" => Some(Compression::None),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `key` and `value` can be a gRPC metadata entry (ASCII).
+pub(crate) fn valid_header(key: &str, value: &str) -> bool {
+    !key.is_empty()
+        && !key.ends_with("-bin")
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+        && value.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
+/// Export headers; their values are secrets, so `Debug` shows only the keys.
+#[derive(Clone, PartialEq, Default)]
+pub(crate) struct Headers(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| format!("{k}: <redacted>")))
+            .finish()
+    }
+}
+
 /// Settings of the local files.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FileConfig {
@@ -69,6 +113,9 @@ pub(crate) struct Config {
     pub service_name: String,
     pub resource_attributes: Vec<(String, String)>,
     pub endpoint: String,
+    pub headers: Headers,
+    pub compression: Compression,
+    pub certificate: Option<PathBuf>,
     pub request_timeout: Duration,
     pub max_queue_size: usize,
     pub max_export_batch_size: usize,
@@ -83,6 +130,7 @@ pub(crate) struct Config {
     /// Per-target directives (the default level is `level`).
     pub directives: Vec<crate::level::Directive>,
     pub level_cooldown: Duration,
+    pub panic_hook: bool,
 }
 
 /// Configures and starts a pipeline; every setting overrides its environment variable.
@@ -105,6 +153,9 @@ pub struct Builder {
     service_name: Option<String>,
     resource_attributes: Vec<(String, String)>,
     endpoint: Option<String>,
+    headers: Vec<(String, String)>,
+    compression: Option<Compression>,
+    certificate: Option<PathBuf>,
     request_timeout: Option<Duration>,
     max_queue_size: Option<usize>,
     max_export_batch_size: Option<usize>,
@@ -124,6 +175,7 @@ pub struct Builder {
     spool_max_bytes: Option<u64>,
     directives: Option<String>,
     level_cooldown: Option<Duration>,
+    panic_hook: Option<bool>,
 }
 
 impl Builder {
@@ -155,6 +207,27 @@ impl Builder {
     /// (`OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Adds a header to every export request (after `OTEL_EXPORTER_OTLP_HEADERS`, replacing an equal
+    /// key), e.g. `("authorization", "Bearer ...")`. Keys are lowercase ASCII; values are never
+    /// written to files or diagnostics.
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((key.into(), value.into()));
+        self
+    }
+
+    /// Compression of export requests (`OTEL_EXPORTER_OTLP_COMPRESSION`, default none).
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = Some(compression);
+        self
+    }
+
+    /// PEM file of the CA that signs the collector's certificate, for `https://` endpoints
+    /// (`OTEL_EXPORTER_OTLP_CERTIFICATE`); without it the system's roots are used.
+    pub fn certificate(mut self, pem_path: impl Into<PathBuf>) -> Self {
+        self.certificate = Some(pem_path.into());
         self
     }
 
@@ -278,6 +351,14 @@ impl Builder {
         self
     }
 
+    /// Records every panic as a FATAL record (severity 21) with its message, location, thread and
+    /// (when `RUST_BACKTRACE` enables it) backtrace, waits up to 2 s for it to be exported or spooled,
+    /// then runs the panic hook installed before (`LOG_PANIC_HOOK`, default off).
+    pub fn panic_hook(mut self, on: bool) -> Self {
+        self.panic_hook = Some(on);
+        self
+    }
+
     /// Resolves the settings: builder, then environment, then defaults; validated.
     pub(crate) fn config(&self) -> Result<Config, Error> {
         let env = if self.read_env.unwrap_or(true) {
@@ -329,10 +410,26 @@ impl Builder {
             .into_iter()
             .filter(|d| d.target.is_some())
             .collect();
+        let mut headers = env.headers.unwrap_or_default();
+        for (k, v) in &self.headers {
+            if !valid_header(k, v) {
+                return Err(Error::InvalidConfig {
+                    setting: "Builder::header",
+                    reason: format!(
+                        "header {k:?} (value not shown); expected a lowercase ASCII key and a printable ASCII value"
+                    ),
+                });
+            }
+            headers.retain(|(ek, _)| ek != k);
+            headers.push((k.clone(), v.clone()));
+        }
         let config = Config {
             service_name,
             resource_attributes,
             endpoint,
+            headers: Headers(headers),
+            compression: self.compression.or(env.compression).unwrap_or_default(),
+            certificate: self.certificate.clone().or(env.certificate),
             request_timeout: self
                 .request_timeout
                 .or(env.request_timeout)
@@ -405,6 +502,7 @@ impl Builder {
                 .level_cooldown
                 .or(env.level_cooldown)
                 .unwrap_or(env::DEFAULT_LEVEL_COOLDOWN),
+            panic_hook: self.panic_hook.or(env.panic_hook).unwrap_or(false),
         };
         config.validate()?;
         Ok(config)

@@ -73,6 +73,8 @@ pub enum Answer {
 struct State {
     records: Vec<Received>,
     requests: usize,
+    /// Headers of every request, in order.
+    headers: Vec<tonic::metadata::MetadataMap>,
     /// Scripted answers for the next requests, in order; `Accept` once empty.
     script: Vec<Answer>,
 }
@@ -92,9 +94,11 @@ impl LogsService for Shared {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let headers = request.metadata().clone();
         let req = request.into_inner();
         let mut state = self.lock();
         state.requests += 1;
+        state.headers.push(headers);
         let answer = if state.script.is_empty() {
             Answer::Accept
         } else {
@@ -174,7 +178,10 @@ impl Collector {
                 let (stop_all, mut stop_serve) = tokio::sync::watch::channel(false);
                 let mut stop_force = stop_all.subscribe();
                 let serve = tonic::transport::Server::builder()
-                    .add_service(LogsServiceServer::new(service))
+                    .add_service(
+                        LogsServiceServer::new(service)
+                            .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                    )
                     .serve_with_incoming_shutdown(incoming, async move {
                         let _ = stop_serve.changed().await;
                     });
@@ -220,6 +227,11 @@ impl Collector {
 
     pub fn requests(&self) -> usize {
         self.shared.lock().requests
+    }
+
+    /// The headers of every request so far.
+    pub fn headers(&self) -> Vec<tonic::metadata::MetadataMap> {
+        self.shared.lock().headers.clone()
     }
 
     /// Waits until `cond` holds over the received records and the request count, or panics at the

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use tonic::transport::{Channel, Endpoint};
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic_types::StatusExt as _;
 
 use crate::Error;
-use crate::config::Config;
+use crate::config::{Compression, Config};
 use crate::event::LogEvent;
 use crate::export::{ExportOutcome, Exporter};
 use crate::stats::Counters;
@@ -32,6 +34,8 @@ pub(crate) struct OtlpExporter {
     /// runtime context the drop happens in.
     runtime: Option<tokio::runtime::Runtime>,
     client: LogsServiceClient<Channel>,
+    /// Headers of every request (secrets: never printed).
+    metadata: MetadataMap,
     resource: Resource,
     request_timeout: Duration,
     counters: std::sync::Arc<Counters>,
@@ -40,22 +44,50 @@ pub(crate) struct OtlpExporter {
 
 impl OtlpExporter {
     pub(crate) fn new(config: &Config, counters: std::sync::Arc<Counters>) -> Result<Self, Error> {
-        if config.endpoint.starts_with("https://") {
-            return Err(Error::InvalidConfig {
-                setting: "endpoint",
-                reason: format!(
-                    "{:?}: TLS (https) endpoints are not supported by this version; use http://",
-                    config.endpoint
-                ),
-            });
-        }
-        let endpoint = Endpoint::from_shared(config.endpoint.clone())
+        let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
             .map_err(|e| Error::InvalidConfig {
                 setting: "endpoint",
                 reason: format!("{:?} is not a usable gRPC endpoint: {e}", config.endpoint),
             })?
             .connect_timeout(config.request_timeout.min(MAX_CONNECT_TIMEOUT))
             .tcp_nodelay(true);
+        if config.endpoint.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(path) = &config.certificate {
+                let pem = std::fs::read(path).map_err(|e| Error::InvalidConfig {
+                    setting: "certificate (OTEL_EXPORTER_OTLP_CERTIFICATE)",
+                    reason: format!("cannot read {}: {e}; expected a PEM file", path.display()),
+                })?;
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| Error::InvalidConfig {
+                setting: "endpoint",
+                reason: format!("TLS for {:?}: {e}", config.endpoint),
+            })?;
+        } else if !is_loopback(&config.endpoint) {
+            eprintln!(
+                "otel-log-bridge: warning: records go to {} over plaintext http; use https:// to encrypt them",
+                config.endpoint
+            );
+        }
+        let mut metadata = MetadataMap::new();
+        for (k, v) in &config.headers.0 {
+            let key = MetadataKey::from_bytes(k.as_bytes());
+            let value = MetadataValue::try_from(v.as_str());
+            match (key, value) {
+                (Ok(key), Ok(value)) => {
+                    metadata.insert(key, value);
+                }
+                _ => {
+                    return Err(Error::InvalidConfig {
+                        setting: "headers (OTEL_EXPORTER_OTLP_HEADERS)",
+                        reason: format!(
+                            "header {k:?} (value not shown) is not valid gRPC metadata"
+                        ),
+                    });
+                }
+            }
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -64,14 +96,34 @@ impl OtlpExporter {
             let _entered = runtime.enter();
             endpoint.connect_lazy()
         };
+        let mut client = LogsServiceClient::new(channel).max_encoding_message_size(usize::MAX);
+        if config.compression == Compression::Gzip {
+            client = client.send_compressed(CompressionEncoding::Gzip);
+        }
         Ok(OtlpExporter {
             runtime: Some(runtime),
-            client: LogsServiceClient::new(channel),
+            client,
+            metadata,
             resource: convert::resource(&config.service_name, &config.resource_attributes),
             request_timeout: config.request_timeout,
             counters,
             jitter: Jitter::new(),
         })
+    }
+}
+
+/// Whether the endpoint's host is a loopback name or address.
+fn is_loopback(endpoint: &str) -> bool {
+    let host = endpoint
+        .parse::<tonic::transport::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_owned()));
+    match host.as_deref() {
+        Some("localhost") => true,
+        Some(h) => h
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
     }
 }
 
@@ -90,6 +142,7 @@ impl Exporter for OtlpExporter {
         };
         let request = convert::request(&self.resource, batch);
         let mut client = self.client.clone();
+        let metadata = &self.metadata;
         let request_timeout = self.request_timeout;
         let counters = &self.counters;
         let jitter = &mut self.jitter;
@@ -105,6 +158,7 @@ impl Exporter for OtlpExporter {
                 }
                 let per_try = request_timeout.min(deadline - now);
                 let mut rpc = tonic::Request::new(request.clone());
+                *rpc.metadata_mut() = metadata.clone();
                 rpc.set_timeout(per_try);
                 let status = match tokio::time::timeout(per_try, client.export(rpc)).await {
                     Ok(Ok(response)) => {
