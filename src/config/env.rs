@@ -124,7 +124,7 @@ pub(crate) struct EnvSettings {
     pub service_name: Option<String>,
     pub resource_attributes: Vec<(String, String)>,
     pub endpoint: Option<(&'static str, String)>,
-    pub headers: Option<Vec<(String, String)>>,
+    pub headers: Option<crate::config::Headers>,
     pub compression: Option<crate::config::Compression>,
     pub certificate: Option<std::path::PathBuf>,
     pub request_timeout: Option<Duration>,
@@ -174,6 +174,7 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         Some((var, v)) => Some(
             parse_resource_attributes(&v)
                 .filter(|h| h.iter().all(|(k, v)| crate::config::valid_header(k, v)))
+                .map(crate::config::Headers)
                 .ok_or(Error::InvalidEnv {
                     var,
                     // Header values are secrets: never echoed.
@@ -534,10 +535,10 @@ mod tests {
         assert_eq!(s.level_cooldown, Some(Duration::ZERO));
         assert_eq!(
             s.headers,
-            Some(vec![
+            Some(crate::config::Headers(vec![
                 ("authorization".into(), "Bearer abc".into()),
                 ("x-tenant".into(), "7".into())
-            ])
+            ]))
         );
         assert_eq!(s.compression, Some(crate::config::Compression::Gzip));
         assert_eq!(s.certificate, Some("/etc/ca.pem".into()));
@@ -562,7 +563,7 @@ mod tests {
     fn an_invalid_header_never_echoes_its_value() {
         for v in [
             "Authorization=Bearer secret-token",
-            "x=secret-token\n",
+            "x=secret-token\u{1}",
             "novalue-secret-token",
         ] {
             let err = env(&[(OTEL_EXPORTER_OTLP_HEADERS, v)])

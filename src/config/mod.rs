@@ -410,7 +410,7 @@ impl Builder {
             .into_iter()
             .filter(|d| d.target.is_some())
             .collect();
-        let mut headers = env.headers.unwrap_or_default();
+        let mut headers = env.headers.unwrap_or_default().0;
         for (k, v) in &self.headers {
             if !valid_header(k, v) {
                 return Err(Error::InvalidConfig {
