@@ -423,13 +423,14 @@ fn rust_log_directives_and_runtime_changes_move_max_level() {
 fn a_panic_in_a_thread_is_one_fatal_record_with_its_location() {
     let collector = Collector::start();
     let guard = test_builder(&collector).try_init().unwrap();
-    let line = line!() + 5;
+    static PANIC_LINE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let worker = std::thread::Builder::new()
         .name("payment-worker".into())
         .spawn(|| {
             let _cx = opentelemetry::Context::new()
                 .with_remote_span_context(span_context())
                 .attach();
+            PANIC_LINE.store(line!() + 1, std::sync::atomic::Ordering::SeqCst);
             panic!("card processor exploded: {}", 42);
         })
         .unwrap();
