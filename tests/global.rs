@@ -447,9 +447,10 @@ fn a_panic_in_a_thread_is_one_fatal_record_with_its_location() {
     assert_eq!(r.scope, otel_log_bridge::PANIC_TARGET);
     assert_eq!(r.body(), "panic: card processor exploded: 42");
     assert_eq!(r.attr("code.file.path"), common::string("tests/global.rs"));
+    let line = PANIC_LINE.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(
         r.attr("code.line.number"),
-        Some(Value::IntValue(line as i64))
+        Some(Value::IntValue(line.into()))
     );
     assert_eq!(r.attr("thread.name"), common::string("payment-worker"));
     assert_eq!(
