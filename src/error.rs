@@ -31,6 +31,9 @@ pub enum Error {
     /// locked by another process); the message names the path.
     #[error("local log files: {0}")]
     Files(#[source] std::io::Error),
+    /// The admin server could not be started (its address cannot be bound, or no token was given).
+    #[error("{0}")]
+    Admin(#[source] std::io::Error),
     /// The worker thread or its runtime could not be started.
     #[error("could not start the otel-log-bridge worker: {0}")]
     Worker(#[source] std::io::Error),

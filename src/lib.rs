@@ -31,6 +31,8 @@
 //! table, the severity and attribute mappings, and what is dropped when.
 #![warn(missing_docs)]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 mod bridge;
 mod capture;
 pub mod config;
@@ -116,6 +118,14 @@ impl Builder {
         if config.panic_hook {
             panic::install(&pipeline.shared);
         }
+        #[cfg(feature = "admin")]
+        let admin = match &self.admin {
+            Some((addr, token)) => Some(
+                admin::AdminServerHandle::start(*addr, token.0.clone(), pipeline.shared.clone())
+                    .map_err(Error::Admin)?,
+            ),
+            None => None,
+        };
         let logger = Logger {
             shared: pipeline.shared.clone(),
         };
@@ -125,6 +135,8 @@ impl Builder {
             endpoint: config.endpoint,
             mode: config.mode,
             local_path,
+            #[cfg(feature = "admin")]
+            admin,
         };
         Ok((logger, guard))
     }
@@ -160,6 +172,8 @@ pub struct Guard {
     endpoint: String,
     mode: Mode,
     local_path: Option<PathBuf>,
+    #[cfg(feature = "admin")]
+    admin: Option<admin::AdminServerHandle>,
 }
 
 /// What [`Guard::shutdown`] could and could not deliver.
@@ -191,6 +205,12 @@ impl Guard {
     /// The collector endpoint records are exported to.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The address the admin gRPC server listens on, if one was started.
+    #[cfg(feature = "admin")]
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr)
     }
 
     /// Where records go.
@@ -232,6 +252,8 @@ impl Guard {
     }
 
     fn shutdown_inner(&mut self, timeout: Duration) -> ShutdownReport {
+        #[cfg(feature = "admin")]
+        drop(self.admin.take());
         let completed = self.pipeline.shutdown(timeout);
         let stats = self.stats();
         ShutdownReport {

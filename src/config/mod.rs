@@ -95,6 +95,16 @@ impl std::fmt::Debug for Headers {
     }
 }
 
+/// A secret (the admin token): `Debug` never shows it.
+#[derive(Clone, PartialEq, Default)]
+pub(crate) struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Settings of the local files.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FileConfig {
@@ -176,6 +186,8 @@ pub struct Builder {
     directives: Option<String>,
     level_cooldown: Option<Duration>,
     panic_hook: Option<bool>,
+    #[cfg(feature = "admin")]
+    pub(crate) admin: Option<(std::net::SocketAddr, Secret)>,
 }
 
 impl Builder {
@@ -359,6 +371,15 @@ impl Builder {
         self
     }
 
+    /// Serves the admin gRPC API (`proto/admin.proto`: SetLevel, GetLevels, GetStats) on `listen`
+    /// (use `127.0.0.1:PORT`; port 0 picks a free one, see `Guard::admin_addr`), requiring the header
+    /// `authorization: Bearer <token>` on every call. Feature `admin`.
+    #[cfg(feature = "admin")]
+    pub fn admin_server(mut self, listen: std::net::SocketAddr, token: impl Into<String>) -> Self {
+        self.admin = Some((listen, Secret(token.into())));
+        self
+    }
+
     /// Resolves the settings: builder, then environment, then defaults; validated.
     pub(crate) fn config(&self) -> Result<Config, Error> {
         let env = if self.read_env.unwrap_or(true) {
@@ -505,6 +526,15 @@ impl Builder {
             panic_hook: self.panic_hook.or(env.panic_hook).unwrap_or(false),
         };
         config.validate()?;
+        #[cfg(feature = "admin")]
+        if let Some((_, token)) = &self.admin
+            && token.0.trim().len() < 16
+        {
+            return Err(Error::InvalidConfig {
+                setting: "Builder::admin_server",
+                reason: "the token is shorter than 16 characters (not shown); expected a long random secret".to_owned(),
+            });
+        }
         Ok(config)
     }
 }

@@ -25,7 +25,8 @@ use crate::stats::DropReason;
 use crate::stats::{Counters, Stats};
 use queue::Queue;
 
-pub(crate) use worker::{Sinks, in_worker};
+#[allow(unused_imports)]
+pub(crate) use worker::{Sinks, in_worker, mark_internal_thread};
 
 /// What the worker is asked to do besides its batching.
 pub(crate) enum Control {

@@ -32,6 +32,11 @@ thread_local! {
     static IN_WORKER: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Marks the current thread as internal: nothing logged on it enters a pipeline.
+pub(crate) fn mark_internal_thread() {
+    let _ = IN_WORKER.try_with(|w| w.set(true));
+}
+
 /// Whether the current thread is a pipeline worker.
 #[inline]
 pub(crate) fn in_worker() -> bool {
@@ -116,7 +121,7 @@ pub(crate) fn run(
     control: mpsc::Receiver<Control>,
     settings: Settings,
 ) {
-    IN_WORKER.with(|w| w.set(true));
+    mark_internal_thread();
     let _ = settings.request_timeout;
     let mut w = Worker {
         batch: Vec::with_capacity(settings.batch_size),
