@@ -96,9 +96,11 @@ impl std::fmt::Debug for Headers {
 }
 
 /// A secret (the admin token): `Debug` never shows it.
+#[cfg(feature = "admin")]
 #[derive(Clone, PartialEq, Default)]
 pub(crate) struct Secret(pub String);
 
+#[cfg(feature = "admin")]
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<redacted>")
