@@ -31,6 +31,12 @@ pub(crate) fn now_unix_nanos() -> u64 {
 
 /// The span context active on this thread, if a valid one is.
 pub(crate) fn current_trace_context() -> Option<TraceContext> {
+    // `map_current` panics when OpenTelemetry's thread-local is gone (a record logged from another
+    // thread-local's destructor): then there is no context to read.
+    catch_unwind(read_trace_context).ok().flatten()
+}
+
+fn read_trace_context() -> Option<TraceContext> {
     opentelemetry::Context::map_current(|cx| {
         if !cx.has_active_span() {
             return None;

@@ -445,3 +445,43 @@ fn quickstart_without_a_collector_saves_its_records_and_ships_them_on_the_next_r
     assert_eq!(collector.records().len(), 12);
     assert!(spool_is_empty(&tmp.path().join("logs")));
 }
+
+#[test]
+fn permanent_refusals_in_failover_spool_and_pause_instead_of_dropping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let collector = Collector::start();
+    collector.script(vec![
+        // The live batch: an expired token, say. Spooled, the collector taken as down.
+        common::Answer::Fail {
+            code: tonic::Code::Unauthenticated,
+            retry_after: None,
+        },
+        // The spooled batch at the first probe: refused for good. Replay pauses; nothing dropped.
+        common::Answer::Fail {
+            code: tonic::Code::InvalidArgument,
+            retry_after: None,
+        },
+    ]);
+    let (logger, guard) = failover(&collector.endpoint(), tmp.path()).build().unwrap();
+    for i in 0..10 {
+        info(&logger, i);
+    }
+    guard.flush(WAIT).unwrap();
+    assert_eq!(
+        (guard.stats().spooled, guard.stats().dropped.export_failed),
+        (10, 0)
+    );
+    wait_for(WAIT, "the refused replay", || collector.requests() >= 2);
+    // Live records get through once the collector accepts again; then the spool follows.
+    let mut i = 10;
+    wait_for(WAIT, "everything delivered", || {
+        info(&logger, i);
+        i += 1;
+        let s = guard.stats();
+        s.spool_bytes == 0 && s.replayed == 10
+    });
+    guard.flush(WAIT).unwrap();
+    let s = guard.stats();
+    assert_eq!(s.dropped.total(), 0, "{s:?}");
+    check_all_delivered(&seqs(&collector.records()), i);
+}

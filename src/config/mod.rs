@@ -583,6 +583,32 @@ impl Config {
                 format!("{}; expected 1 to 100", self.high_watermark_percent),
             );
         }
+        for (setting, d) in [
+            (
+                "schedule_delay (OTEL_BLRP_SCHEDULE_DELAY)",
+                self.schedule_delay,
+            ),
+            (
+                "export_timeout (OTEL_BLRP_EXPORT_TIMEOUT)",
+                self.export_timeout,
+            ),
+            (
+                "request_timeout (OTEL_EXPORTER_OTLP_TIMEOUT)",
+                self.request_timeout,
+            ),
+            (
+                "shutdown_timeout (LOG_SHUTDOWN_TIMEOUT)",
+                self.shutdown_timeout,
+            ),
+            (
+                "level_change_cooldown (LOG_LEVEL_COOLDOWN)",
+                self.level_cooldown,
+            ),
+        ] {
+            if d > Duration::from_secs(86_400) {
+                return bad(setting, format!("{d:?}; expected at most 24 hours"));
+            }
+        }
         if self.export_timeout.is_zero() || self.request_timeout.is_zero() {
             return bad(
                 "export_timeout / request_timeout",
@@ -622,6 +648,12 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The batch size the worker uses: at most the high watermark, so that a full batch can form
+    /// even while INFO records are being shed.
+    pub(crate) fn effective_batch_size(&self) -> usize {
+        self.max_export_batch_size.min(self.high_watermark()).max(1)
     }
 
     /// Queue length from which sheddable records are refused.

@@ -101,7 +101,12 @@ impl Shared {
     #[inline]
     pub(crate) fn pushed(&self, queue_len: usize) {
         if queue_len >= self.batch_size
-            && self.worker_sleeping.load(Ordering::SeqCst)
+            && {
+                // Pairs with the worker's fence after it announces its sleep: either it sees this
+                // record, or this sees it sleeping.
+                std::sync::atomic::fence(Ordering::SeqCst);
+                self.worker_sleeping.load(Ordering::SeqCst)
+            }
             && self.worker_sleeping.swap(false, Ordering::SeqCst)
         {
             self.wake();
@@ -153,7 +158,7 @@ impl Shared {
         }
         let (done, wait) = mpsc::sync_channel(1);
         self.send(Control::Flush {
-            deadline: Instant::now() + timeout,
+            deadline: deadline_after(timeout),
             done,
         })?;
         wait.recv_timeout(timeout)
@@ -164,21 +169,20 @@ impl Shared {
     /// finished in time.
     fn shutdown(&self, timeout: Duration) -> bool {
         self.closed.store(true, Ordering::SeqCst);
-        let now = Instant::now();
         // Leave the last quarter of the timeout (at most 500 ms) for spooling what is in flight.
-        let abort_at = now + timeout - (timeout / 4).min(Duration::from_millis(500));
+        let abort_at = deadline_after(timeout - (timeout / 4).min(Duration::from_millis(500)));
         match self.abort_exports_at.lock() {
             Ok(mut g) => *g = Some(abort_at),
             Err(p) => *p.into_inner() = Some(abort_at),
         }
         let (done, wait) = mpsc::sync_channel(1);
         let sent = self.send(Control::Shutdown {
-            deadline: now + timeout,
+            deadline: deadline_after(timeout),
             done,
         });
         let finished = sent.is_ok()
             && wait
-                .recv_timeout(timeout + Duration::from_millis(200))
+                .recv_timeout(timeout.saturating_add(Duration::from_millis(200)))
                 .is_ok();
         // Dropping the sender lets a worker that missed the message see the channel closed.
         match self.control.lock() {
@@ -187,6 +191,13 @@ impl Shared {
         };
         finished
     }
+}
+
+/// `now + d`, saturating far in the future instead of overflowing.
+pub(crate) fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// A running pipeline: what the guard holds.
@@ -215,13 +226,13 @@ impl Pipeline {
             worker_sleeping: AtomicBool::new(false),
             worker: OnceLock::new(),
             control: Mutex::new(Some(tx)),
-            batch_size: config.max_export_batch_size,
+            batch_size: config.effective_batch_size(),
             flush_timeout: config.shutdown_timeout,
             last_error: Mutex::new(None),
             abort_exports_at: Mutex::new(None),
         });
         let settings = worker::Settings {
-            batch_size: config.max_export_batch_size,
+            batch_size: config.effective_batch_size(),
             schedule_delay: config.schedule_delay,
             export_timeout: config.export_timeout,
             request_timeout: config.request_timeout,

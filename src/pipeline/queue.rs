@@ -95,7 +95,13 @@ impl<T> Queue<T> {
     pub(crate) fn try_push(&self, value: T, sheddable: bool) -> Result<usize, (T, PushError)> {
         let mut pos = self.tail.0.load(Ordering::Relaxed);
         loop {
-            let len = pos.wrapping_sub(self.head.0.load(Ordering::Relaxed));
+            let signed_len = pos.wrapping_sub(self.head.0.load(Ordering::Relaxed)) as isize;
+            if signed_len < 0 {
+                // `pos` is stale: other producers pushed and the consumer popped past it.
+                pos = self.tail.0.load(Ordering::Relaxed);
+                continue;
+            }
+            let len = signed_len as usize;
             if len >= self.capacity {
                 return Err((value, PushError::Full));
             }
@@ -210,6 +216,17 @@ mod tests {
             q.try_push(10, false).err().map(|e| e.1),
             Some(PushError::Full)
         );
+    }
+
+    #[test]
+    fn a_stale_tail_is_not_taken_for_a_full_queue() {
+        let q = Queue::new(4, 4);
+        // Drive head past where a preempted producer last saw tail, many laps around.
+        for i in 0..1000 {
+            q.try_push(i, false).unwrap();
+            assert_eq!(q.pop(), Some(i));
+        }
+        assert!(q.try_push(1, true).is_ok());
     }
 
     #[test]

@@ -113,6 +113,10 @@ struct Worker {
     health: Health,
     last_diagnostic: Option<Instant>,
     lines: Vec<u8>,
+    /// Whether a live batch was delivered since the collector last refused a batch for good.
+    live_ok_since_refusal: bool,
+    /// Replay waits for a live batch to be accepted after the collector refused a spooled one.
+    replay_paused: bool,
 }
 
 pub(crate) fn run(
@@ -132,6 +136,8 @@ pub(crate) fn run(
         health: Health::Up,
         last_diagnostic: None,
         lines: Vec::new(),
+        live_ok_since_refusal: false,
+        replay_paused: false,
     };
     loop {
         match control.try_recv() {
@@ -168,6 +174,7 @@ pub(crate) fn run(
         w.batcher.idle(w.batch.len(), now);
         let mut sleep = w.batcher.sleep_for(now);
         if let Health::Down { next_probe, .. } = w.health
+            && !w.replay_paused
             && w.sinks.spool.as_ref().is_some_and(Spool::has_backlog)
         {
             sleep = sleep.min(next_probe.saturating_duration_since(now));
@@ -175,7 +182,11 @@ pub(crate) fn run(
         // Announce the sleep, then look again, so a producer that filled a batch meanwhile is not
         // missed (it reads `worker_sleeping` after its push).
         w.shared.worker_sleeping.store(true, Ordering::SeqCst);
-        if w.shared.queue.len() + w.batch.len() < w.batcher.max_size() {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        // Counting by what can be popped, not by `queue.len()`: a slot a producer claimed but has
+        // not filled yet must not keep the worker spinning (that producer wakes it when done).
+        w.fill();
+        if w.batch.len() < w.batcher.max_size() {
             std::thread::park_timeout(sleep);
         }
         w.shared.worker_sleeping.store(false, Ordering::SeqCst);
@@ -197,6 +208,10 @@ fn spill(
                 Some(e) => spilled.push(e),
                 None => break,
             }
+        }
+        if spilled.is_empty() {
+            // Claimed by a producer but not filled yet: nothing to move now.
+            break;
         }
         if let Some((buf, service)) = stdout {
             write_stdout(&spilled, service, buf);
@@ -228,6 +243,7 @@ impl Worker {
                 None => break,
             }
         }
+        self.shared.counters.set_in_flight(self.batch.len() as u64);
     }
 
     /// Exports everything enqueued before the call, in batches, each bounded by `deadline`. Records
@@ -243,10 +259,13 @@ impl Worker {
                     None => break,
                 }
             }
+            self.shared.counters.set_in_flight(self.batch.len() as u64);
             if self.batch.is_empty() || Instant::now() >= deadline || self.shared.abort_exports() {
                 break;
             }
-            self.export_live(deadline.min(Instant::now() + self.export_timeout));
+            // The caller stops waiting at its deadline; a batch already started keeps its own export
+            // timeout, so a short flush never turns a slow answer into a drop or a duplicate.
+            self.export_live(Instant::now() + self.export_timeout);
         }
         self.batcher.restart(Instant::now());
     }
@@ -303,19 +322,26 @@ impl Worker {
                     match self.otlp_export(deadline, true) {
                         ExportOutcome::Delivered { rejected } => {
                             self.health = Health::Up;
+                            self.live_ok_since_refusal = true;
+                            self.replay_paused = false;
                             self.delivered(n, rejected, false);
                         }
-                        ExportOutcome::Failed {
-                            reason,
-                            permanent: true,
-                        } => self.export_failed(n, &reason),
-                        ExportOutcome::Failed {
-                            reason,
-                            permanent: false,
-                        } => {
+                        ExportOutcome::Failed { reason, permanent } => {
+                            // A permanent refusal (an expired token, a proxy answering 404) would
+                            // drop every record until someone fixes it: in failover the batch is
+                            // spooled and the collector treated as down instead. A batch the
+                            // collector refuses while it accepts others is dropped at replay.
                             self.health.failed(Instant::now());
+                            if permanent {
+                                self.live_ok_since_refusal = false;
+                            }
+                            let what = if permanent {
+                                "refused the batch"
+                            } else {
+                                "unavailable"
+                            };
                             self.diagnose(&format!(
-                                "collector unavailable ({reason}); spooling to disk"
+                                "collector {what} ({reason}); spooling to disk"
                             ));
                             self.spool_batch();
                         }
@@ -420,7 +446,7 @@ impl Worker {
         let Some(spool) = self.sinks.spool.as_mut() else {
             return false;
         };
-        if !spool.has_backlog() || !self.health.should_try(now) {
+        if self.replay_paused || !spool.has_backlog() || !self.health.should_try(now) {
             return false;
         }
         let rb = match spool.next_batch(batch_size) {
@@ -458,9 +484,33 @@ impl Worker {
             ExportOutcome::Failed {
                 reason,
                 permanent: true,
-            } => self.export_failed(n, &reason),
+            } if self.live_ok_since_refusal => {
+                // The collector takes live batches but refuses this one for good: a poison batch.
+                // Dropping it (counted) keeps the spool moving.
+                self.live_ok_since_refusal = false;
+                self.export_failed(n, &format!("spooled batch refused for good: {reason}"));
+            }
+            ExportOutcome::Failed {
+                reason,
+                permanent: true,
+            } => {
+                // Keep the batch and pause replay until a live batch gets through: then the
+                // collector works and this batch, if refused again, is poison.
+                self.replay_paused = true;
+                self.diagnose(&format!(
+                    "collector refused a spooled batch ({reason}); replay paused until a live batch is accepted"
+                ));
+                if let Some(spool) = self.sinks.spool.as_mut() {
+                    spool.abandon(&rb);
+                }
+                return true;
+            }
             ExportOutcome::Failed { .. } => {
+                // Keep the batch; replay resumes when a probe succeeds.
                 self.health.failed(Instant::now());
+                if let Some(spool) = self.sinks.spool.as_mut() {
+                    spool.abandon(&rb);
+                }
                 return true;
             }
         }

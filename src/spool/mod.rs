@@ -73,6 +73,9 @@ pub(crate) struct Spool {
     next_seq: u64,
     cursor: (u64, u64),
     buf: Vec<u8>,
+    /// The segment a replay batch was read from and not yet acknowledged or abandoned: never removed
+    /// to make room, so its records are not counted both as `spool_full` and as replayed.
+    reading: Option<u64>,
 }
 
 impl Spool {
@@ -133,6 +136,24 @@ impl Spool {
             .unwrap_or((0, 0));
         let next_seq = closed.last().map_or(1, |s| s.seq + 1).max(cursor.0 + 1);
         let active_path = dir.join(&config.name);
+        let has_cursor = cursor_path.exists();
+        if !has_cursor && fs::metadata(&active_path).is_ok_and(|m| m.len() > 0) {
+            // Every spool writes its cursor file when it opens, so a non-empty active file without
+            // one was written by something else (the plain log of `tee` or `file-only` mode): it
+            // is set aside, not replayed as if it were undelivered.
+            let aside = dir.join(format!(
+                "{}.not-spooled.{}",
+                config.name,
+                crate::capture::now_unix_nanos() / 1_000_000_000
+            ));
+            fs::rename(&active_path, &aside)
+                .map_err(|e| with_path(e, "cannot set aside", &active_path))?;
+            eprintln!(
+                "otel-log-bridge: {} was not written by the spool (another LOG_MODE?); moved to {} and not replayed",
+                active_path.display(),
+                aside.display()
+            );
+        }
         let active = open_append(&active_path, config.file_mode)
             .map_err(|e| with_path(e, "cannot open spool file", &active_path))?;
         let active_size = active.metadata()?.len();
@@ -151,6 +172,7 @@ impl Spool {
             next_seq,
             cursor,
             buf: Vec::new(),
+            reading: None,
         };
         // Segments wholly before the cursor were acknowledged before a crash: remove them.
         while spool.closed.front().is_some_and(|s| s.seq < spool.cursor.0) {
@@ -158,6 +180,11 @@ impl Spool {
         }
         if spool.active_size > 0 {
             spool.close_active()?;
+        }
+        if !has_cursor {
+            spool
+                .write_cursor()
+                .map_err(|e| with_path(e, "cannot write the spool cursor in", &spool.dir))?;
         }
         spool.publish_size();
         Ok(spool)
@@ -203,20 +230,24 @@ impl Spool {
         if self.active_size > 0 && self.active_size + len > self.segment_max {
             self.close_active()?;
         }
-        while self.total_size() + len > self.total_max && !self.closed.is_empty() {
-            let lost = self.unacked_records_of_oldest();
-            self.delete_oldest()?;
+        while self.total_size() + len > self.total_max {
+            let reading = self.reading;
+            let Some(i) = self.closed.iter().position(|s| Some(s.seq) != reading) else {
+                break;
+            };
+            let lost = self.unacked_records_of(i);
+            self.delete_at(i)?;
             self.counters.add_dropped(DropReason::SpoolFull, lost);
         }
-        let result = self.active.write_all(&self.buf);
-        // A failed write may have left part of the batch: count what the file now holds.
-        self.active_size = self
-            .active
-            .metadata()
-            .map(|m| m.len())
-            .unwrap_or(self.active_size + len);
+        if let Err(e) = self.active.write_all(&self.buf) {
+            // Cut a partial batch off again, so no torn line is left for the next append to be
+            // glued onto; the whole batch is reported as not spooled.
+            let _ = self.active.set_len(self.active_size);
+            self.publish_size();
+            return Err(e);
+        }
+        self.active_size += len;
         self.publish_size();
-        result?;
         self.counters.add_spooled(batch.len() as u64);
         Ok(())
     }
@@ -238,7 +269,11 @@ impl Spool {
     }
 
     fn delete_oldest(&mut self) -> io::Result<()> {
-        if let Some(s) = self.closed.pop_front() {
+        self.delete_at(0)
+    }
+
+    fn delete_at(&mut self, i: usize) -> io::Result<()> {
+        if let Some(s) = self.closed.remove(i) {
             match fs::remove_file(self.segment_path(s.seq)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -249,8 +284,8 @@ impl Spool {
         Ok(())
     }
 
-    fn unacked_records_of_oldest(&self) -> u64 {
-        let Some(s) = self.closed.front() else {
+    fn unacked_records_of(&self, i: usize) -> u64 {
+        let Some(s) = self.closed.get(i) else {
             return 0;
         };
         let offset = if self.cursor.0 == s.seq {
@@ -284,6 +319,7 @@ impl Spool {
         };
         let mut reader = BufReader::new(File::open(self.segment_path(segment.seq))?);
         reader.seek(SeekFrom::Start(offset))?;
+        self.reading = Some(segment.seq);
         let mut batch = ReplayBatch {
             events: Vec::with_capacity(max.min(4096)),
             seq: segment.seq,
@@ -319,7 +355,13 @@ impl Spool {
 
     /// Records that `batch` was delivered (or given up): moves the cursor past it, persists it, and
     /// deletes the segment when it is done.
+    /// Gives a batch back unacknowledged: it is read again next time.
+    pub(crate) fn abandon(&mut self, _batch: &ReplayBatch) {
+        self.reading = None;
+    }
+
     pub(crate) fn ack(&mut self, batch: &ReplayBatch) -> io::Result<()> {
+        self.reading = None;
         if batch.corrupt > 0 {
             self.counters.add_corrupt(batch.corrupt);
         }
@@ -343,6 +385,8 @@ impl Spool {
             let _ = fs::remove_file(&tmp);
             let mut f = open_append(&tmp, self.file_mode)?;
             writeln!(f, "{} {}", self.cursor.0, self.cursor.1)?;
+            // Durable before it replaces the old cursor: a power loss must not leave an empty one.
+            f.sync_all()?;
         }
         fs::rename(&tmp, &path)
     }

@@ -160,3 +160,50 @@ fn a_second_owner_of_the_same_spool_gets_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_plain_log_left_by_another_mode_is_set_aside_not_replayed() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("app.log"), "{\"not\":\"spooled\"}\n").unwrap();
+    let mut spool = Spool::open(
+        &config(tmp.path(), 4096, 1 << 20),
+        "svc",
+        Arc::new(Counters::default()),
+    )
+    .unwrap();
+    assert!(!spool.has_backlog());
+    assert!(spool.next_batch(10).unwrap().is_none());
+    let aside: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("app.log.not-spooled.")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1);
+}
+
+#[test]
+fn a_failed_write_leaves_no_torn_line_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let counters = Arc::new(Counters::default());
+    let mut spool = Spool::open(
+        &config(tmp.path(), 1 << 20, 1 << 22),
+        "svc",
+        counters.clone(),
+    )
+    .unwrap();
+    spool.append(&[event(0)]).unwrap();
+    // Simulate a failed write: swap the active file for a read-only handle.
+    let good = std::mem::replace(
+        &mut spool.active,
+        File::open(tmp.path().join("app.log")).unwrap(),
+    );
+    assert!(spool.append(&[event(1), event(2)]).is_err());
+    spool.active = good;
+    spool.append(&[event(3)]).unwrap();
+    assert_eq!(replay_all(&mut spool, 10), vec![0, 3]);
+    assert_eq!(counters.snapshot(0, 0).corrupt_skipped, 0);
+}
