@@ -73,6 +73,11 @@ impl<T> Queue<T> {
         }
     }
 
+    /// The configured capacity.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Values queued now (a snapshot).
     pub(crate) fn len(&self) -> usize {
         let head = self.head.0.load(Ordering::Acquire);

@@ -193,15 +193,17 @@ pub(crate) fn run(
     }
 }
 
-/// Moves queued records to the spool while an export waits, down to one batch left queued. Returns
-/// whether the export should be abandoned (shutdown is near its deadline).
+/// Moves queued records to the spool while an export waits and the queue is more than half full,
+/// down to half: memory absorbs bursts while the collector keeps up, the disk takes over when it does
+/// not. Returns whether the export should be abandoned (shutdown is near its deadline).
 fn spill(
     shared: &Shared,
     spool: &mut Spool,
     batch_size: usize,
     stdout: &mut Option<(&mut Vec<u8>, &str)>,
 ) -> bool {
-    while shared.queue.len() > batch_size {
+    let threshold = batch_size.max(shared.queue.capacity() / 2);
+    while shared.queue.len() > threshold {
         let mut spilled = Vec::with_capacity(batch_size);
         while spilled.len() < batch_size {
             match shared.queue.pop() {
