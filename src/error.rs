@@ -16,6 +16,16 @@ pub enum Error {
         /// What is accepted.
         expected: &'static str,
     },
+    /// The configuration file cannot be read, or a key in it holds a value that cannot be used.
+    #[error("config file {}: {key}: {message}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The key (`section.key`), empty when the file as a whole is at fault.
+        key: String,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
     /// A setting (from the builder, or a combination of settings) cannot be used.
     #[error("invalid setting {setting}: {reason}")]
     InvalidConfig {

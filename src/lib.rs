@@ -119,7 +119,7 @@ impl Builder {
             panic::install(&pipeline.shared);
         }
         #[cfg(feature = "admin")]
-        let admin = match &self.admin {
+        let admin = match &config.admin {
             Some((addr, token)) => Some(
                 admin::AdminServerHandle::start(*addr, token.0.clone(), pipeline.shared.clone())
                     .map_err(Error::Admin)?,

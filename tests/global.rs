@@ -92,6 +92,11 @@ const CASES: &[Case] = &[
         &[("LOG_PANIC_HOOK", "true")],
     ),
     (
+        "log_config_file_applies_under_the_environment",
+        log_config_file_applies_under_the_environment,
+        &[("LOG_LEVEL", "error")],
+    ),
+    (
         "invalid_rust_log_names_the_variable",
         invalid_env_is_an_error,
         &[("RUST_LOG", "info,my_crate=LOUD")],
@@ -456,6 +461,43 @@ fn a_panic_in_a_thread_is_one_fatal_record_with_its_location() {
     assert_eq!(
         r.record.trace_id,
         span_context().trace_id().to_bytes().to_vec()
+    );
+    drop(guard);
+}
+
+fn log_config_file_applies_under_the_environment() {
+    let collector = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logging.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "service_name = \"svc-from-file\"\nmode = \"otlp-only\"\n[levels]\ndefault = \"trace\"\n[otlp]\nendpoint = \"{}\"\n[queue]\nschedule_delay_ms = 20\n",
+            collector.endpoint()
+        ),
+    )
+    .unwrap();
+    // SAFETY: no other thread reads the environment at this point.
+    unsafe { std::env::set_var("LOG_CONFIG", &path) };
+    let guard = otel_log_bridge::try_init().unwrap();
+    assert_eq!(
+        guard.mode(),
+        otel_log_bridge::Mode::OtlpOnly,
+        "from the file"
+    );
+    assert_eq!(
+        log::max_level(),
+        log::LevelFilter::Error,
+        "LOG_LEVEL=error beats the file's trace"
+    );
+    log::warn!("filtered");
+    log::error!("kept");
+    log::logger().flush();
+    let records = collector.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0].resource_attr("service.name"),
+        common::string("svc-from-file")
     );
     drop(guard);
 }

@@ -149,6 +149,43 @@ pub(crate) struct EnvSettings {
     pub panic_hook: Option<bool>,
 }
 
+impl EnvSettings {
+    /// These settings, with `lower`'s where these have none (resource attributes: `lower`'s first,
+    /// so these win on an equal key).
+    pub(crate) fn or(self, lower: EnvSettings) -> EnvSettings {
+        let mut resource_attributes = lower.resource_attributes;
+        resource_attributes.extend(self.resource_attributes);
+        EnvSettings {
+            service_name: self.service_name.or(lower.service_name),
+            resource_attributes,
+            endpoint: self.endpoint.or(lower.endpoint),
+            headers: self.headers.or(lower.headers),
+            compression: self.compression.or(lower.compression),
+            certificate: self.certificate.or(lower.certificate),
+            request_timeout: self.request_timeout.or(lower.request_timeout),
+            max_queue_size: self.max_queue_size.or(lower.max_queue_size),
+            max_export_batch_size: self.max_export_batch_size.or(lower.max_export_batch_size),
+            schedule_delay: self.schedule_delay.or(lower.schedule_delay),
+            export_timeout: self.export_timeout.or(lower.export_timeout),
+            level: self.level.or(lower.level),
+            high_watermark_percent: self.high_watermark_percent.or(lower.high_watermark_percent),
+            shutdown_timeout: self.shutdown_timeout.or(lower.shutdown_timeout),
+            mode: self.mode.or(lower.mode),
+            log_dir: self.log_dir.or(lower.log_dir),
+            file_name: self.file_name.or(lower.file_name),
+            file_max_bytes: self.file_max_bytes.or(lower.file_max_bytes),
+            file_backups: self.file_backups.or(lower.file_backups),
+            file_mode: self.file_mode.or(lower.file_mode),
+            dir_mode: self.dir_mode.or(lower.dir_mode),
+            stdout: self.stdout.or(lower.stdout),
+            spool_max_bytes: self.spool_max_bytes.or(lower.spool_max_bytes),
+            directives: self.directives.or(lower.directives),
+            level_cooldown: self.level_cooldown.or(lower.level_cooldown),
+            panic_hook: self.panic_hook.or(lower.panic_hook),
+        }
+    }
+}
+
 /// Reads the process environment.
 pub(crate) fn from_process() -> Result<EnvSettings, Error> {
     from_lookup(|name| std::env::var(name).ok())

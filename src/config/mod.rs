@@ -1,6 +1,7 @@
 //! Typed configuration and the builder. Precedence: builder (code) > environment > defaults.
 
 pub mod env;
+pub mod file;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -143,6 +144,9 @@ pub(crate) struct Config {
     pub directives: Vec<crate::level::Directive>,
     pub level_cooldown: Duration,
     pub panic_hook: bool,
+    /// The admin server's address and token (feature `admin`).
+    #[cfg(feature = "admin")]
+    pub admin: Option<(std::net::SocketAddr, Secret)>,
 }
 
 /// Configures and starts a pipeline; every setting overrides its environment variable.
@@ -188,6 +192,7 @@ pub struct Builder {
     directives: Option<String>,
     level_cooldown: Option<Duration>,
     panic_hook: Option<bool>,
+    config_file: Option<PathBuf>,
     #[cfg(feature = "admin")]
     pub(crate) admin: Option<(std::net::SocketAddr, Secret)>,
 }
@@ -382,14 +387,41 @@ impl Builder {
         self
     }
 
+    /// Reads settings from a TOML file (overriding `LOG_CONFIG`): they apply where neither code nor
+    /// the environment set a value. See `examples/otel-log-bridge.toml` for every key.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_file = Some(path.into());
+        self
+    }
+
     /// Resolves the settings: builder, then environment, then defaults; validated.
     pub(crate) fn config(&self) -> Result<Config, Error> {
-        let env = if self.read_env.unwrap_or(true) {
+        let read_env = self.read_env.unwrap_or(true);
+        let env = if read_env {
             env::from_process()?
         } else {
             env::EnvSettings::default()
         };
-        self.config_with(env)
+        let path = self.config_file.clone().or_else(|| {
+            read_env
+                .then(|| std::env::var_os(file::LOG_CONFIG))
+                .flatten()
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+        });
+        match path {
+            Some(path) => {
+                let from_file = file::load(&path)?;
+                #[cfg(feature = "admin")]
+                if self.admin.is_none() && from_file.admin.is_some() {
+                    let mut with_admin = self.clone();
+                    with_admin.admin = from_file.admin;
+                    return with_admin.config_with(env.or(from_file.settings));
+                }
+                self.config_with(env.or(from_file.settings))
+            }
+            None => self.config_with(env),
+        }
     }
 
     pub(crate) fn config_with(&self, env: env::EnvSettings) -> Result<Config, Error> {
@@ -526,10 +558,12 @@ impl Builder {
                 .or(env.level_cooldown)
                 .unwrap_or(env::DEFAULT_LEVEL_COOLDOWN),
             panic_hook: self.panic_hook.or(env.panic_hook).unwrap_or(false),
+            #[cfg(feature = "admin")]
+            admin: self.admin.clone(),
         };
         config.validate()?;
         #[cfg(feature = "admin")]
-        if let Some((_, token)) = &self.admin
+        if let Some((_, token)) = &config.admin
             && token.0.trim().len() < 16
         {
             return Err(Error::InvalidConfig {
@@ -704,6 +738,32 @@ mod tests {
         assert_eq!(c.max_export_batch_size, 10);
         assert_eq!(c.level, log::LevelFilter::Warn);
         assert_eq!(c.endpoint, "http://env:4317");
+    }
+
+    #[test]
+    fn code_beats_env_beats_file_beats_defaults() {
+        let file = super::file::parse(
+            std::path::Path::new("f.toml"),
+            "service_name = \"from-file\"\nmode = \"tee\"\n[queue]\nmax_size = 300\nbatch_size = 30\nschedule_delay_ms = 7\n[levels]\ndefault = \"warn\"\n",
+        )
+        .unwrap()
+        .settings;
+        let env = EnvSettings {
+            max_queue_size: Some(200),
+            service_name: Some("from-env".into()),
+            ..EnvSettings::default()
+        };
+        let c = Builder::new()
+            .service_name("from-code")
+            .config_with(env.or(file))
+            .unwrap();
+        assert_eq!(c.service_name, "from-code");
+        assert_eq!(c.max_queue_size, 200, "env over file");
+        assert_eq!(c.max_export_batch_size, 30, "file over default");
+        assert_eq!(c.schedule_delay, Duration::from_millis(7));
+        assert_eq!(c.mode, Mode::Tee);
+        assert_eq!(c.level, log::LevelFilter::Warn);
+        assert_eq!(c.export_timeout, Duration::from_millis(30_000), "default");
     }
 
     #[test]
