@@ -237,15 +237,15 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
     #[cfg(feature = "admin")]
     let admin = match doc.admin {
         Some(a) => Some((
-            a.listen.parse().map_err(|e| {
-                c.err(
-                    "admin.listen",
-                    format!(
-                        "{:?}: {e}; expected an address such as 127.0.0.1:4320",
-                        a.listen
-                    ),
-                )
-            })?,
+            {
+                let listen = a.listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN);
+                listen.parse().map_err(|e| {
+                    c.err(
+                        "admin.listen",
+                        format!("{listen:?}: {e}; expected an address such as 127.0.0.1:4320"),
+                    )
+                })?
+            },
             super::Secret(a.token),
         )),
         None => None,
