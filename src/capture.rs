@@ -95,7 +95,7 @@ fn format_body(args: &std::fmt::Arguments<'_>) -> (Cow<'static, str>, bool) {
         return (Cow::Borrowed(s), false);
     }
     match catch_unwind(AssertUnwindSafe(|| {
-        let mut s = String::new();
+        let mut s = String::with_capacity(64);
         // A `Display` returning `Err` leaves what was written so far; keep it.
         let _ = s.write_fmt(*args);
         s

@@ -33,6 +33,8 @@
 
 #[cfg(feature = "admin")]
 pub mod admin;
+#[doc(hidden)]
+pub mod bench_support;
 mod bridge;
 mod capture;
 pub mod config;

@@ -4,7 +4,7 @@
 //! or blocks the host program's runtime (there may be none). One batch is one `Export` RPC, retried
 //! with exponential backoff and jitter on the retryable codes until the batch's deadline.
 
-mod convert;
+pub(crate) mod convert;
 pub(crate) mod retry;
 
 use std::time::{Duration, Instant};

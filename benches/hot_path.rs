@@ -1,0 +1,219 @@
+//! Calling-thread cost of a record, ours against the official stack (`opentelemetry-appender-log` ->
+//! SDK `BatchLogProcessor` -> `opentelemetry-otlp` tonic exporter) in the same run, plus the encoders.
+//!
+//! `cargo bench --bench hot_path`. Both stacks export to the same in-process collector on 127.0.0.1;
+//! each sample logs into queues large enough to hold it, and the queues are flushed between samples
+//! (untimed), so the figures are the enqueue path with the queue not full.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+};
+use otel_log_bridge::bench_support;
+
+const QUEUE: usize = 1 << 21;
+
+fn span() -> opentelemetry::ContextGuard {
+    opentelemetry::Context::new()
+        .with_remote_span_context(SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        ))
+        .attach()
+}
+
+/// Logs loadgen's record (`i` as the sequence number) through `logger`.
+fn loadgen_record(logger: &dyn log::Log, i: u64) {
+    let kvs: [(&str, log::kv::Value<'_>); 4] = [
+        ("amount", 150.0f64.into()),
+        ("user_id", 42i64.into()),
+        ("currency", "EUR".into()),
+        ("seq", i.into()),
+    ];
+    logger.log(
+        &log::Record::builder()
+            .args(format_args!("Transaction processed {i}"))
+            .level(log::Level::Info)
+            .target("payment.service")
+            .module_path_static(Some("loadgen"))
+            .file_static(Some("examples/loadgen.rs"))
+            .line(Some(42))
+            .key_values(&kvs)
+            .build(),
+    );
+}
+
+fn static_record(logger: &dyn log::Log, level: log::Level) {
+    logger.log(
+        &log::Record::builder()
+            .args(format_args!("Transaction processed"))
+            .level(level)
+            .target("payment.service")
+            .module_path_static(Some("loadgen"))
+            .build(),
+    );
+}
+
+fn hot_path(c: &mut Criterion) {
+    let collector = common::Collector::start();
+    let (ours, guard) = otel_log_bridge::builder()
+        .read_env(false)
+        .mode(otel_log_bridge::Mode::OtlpOnly)
+        .endpoint(collector.endpoint())
+        .level(log::LevelFilter::Info)
+        .max_queue_size(QUEUE)
+        .build()
+        .unwrap();
+
+    // The official stack, set up as its documentation shows, with a queue as large as ours.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let provider = {
+        let _entered = rt.enter();
+        use opentelemetry_otlp::WithExportConfig as _;
+        let exporter = opentelemetry_otlp::LogExporter::builder()
+            .with_tonic()
+            .with_endpoint(collector.endpoint())
+            .build()
+            .unwrap();
+        let processor = opentelemetry_sdk::logs::BatchLogProcessor::builder(exporter)
+            .with_batch_config(
+                opentelemetry_sdk::logs::BatchConfigBuilder::default()
+                    .with_max_queue_size(QUEUE)
+                    .build(),
+            )
+            .build();
+        opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+            .with_log_processor(processor)
+            .build()
+    };
+    let official = opentelemetry_appender_log::OpenTelemetryLogBridge::new(&provider);
+
+    let _cx = span();
+    let mut g = c.benchmark_group("hot_path");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("ours/disabled", |b| {
+        b.iter(|| static_record(black_box(&ours), log::Level::Debug))
+    });
+    let flush_ours = || guard.flush(Duration::from_secs(60)).unwrap();
+    g.bench_function("ours/static_message", |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                static_record(&ours, log::Level::Info);
+            }
+            let elapsed = t.elapsed();
+            flush_ours();
+            elapsed
+        })
+    });
+    g.bench_function("ours/loadgen_record", |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            for i in 0..iters {
+                loadgen_record(&ours, i);
+            }
+            let elapsed = t.elapsed();
+            flush_ours();
+            elapsed
+        })
+    });
+    g.bench_function("official/loadgen_record", |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            for i in 0..iters {
+                loadgen_record(&official, i);
+            }
+            let elapsed = t.elapsed();
+            let _ = provider.force_flush();
+            elapsed
+        })
+    });
+    g.finish();
+    let s = guard.stats();
+    assert_eq!(
+        s.dropped.total(),
+        0,
+        "the queue must not have been full: {s:?}"
+    );
+    drop(guard);
+    let _ = provider.shutdown();
+}
+
+fn queue_full(c: &mut Criterion) {
+    // A one-record queue whose worker hangs on a collector that never answers: every record after
+    // the first is refused at the queue.
+    let hole = common::BlackHole::start();
+    let (ours, guard) = otel_log_bridge::builder()
+        .read_env(false)
+        .mode(otel_log_bridge::Mode::OtlpOnly)
+        .endpoint(hole.endpoint())
+        .max_queue_size(1)
+        .max_export_batch_size(1)
+        .export_timeout(Duration::from_secs(3600))
+        .request_timeout(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let _cx = span();
+    c.bench_function("hot_path/ours/queue_full", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            loadgen_record(&ours, i)
+        })
+    });
+    let _ = guard.shutdown(Duration::from_millis(10));
+}
+
+fn encoders(c: &mut Criterion) {
+    let _cx = span();
+    let kvs: [(&str, log::kv::Value<'_>); 4] = [
+        ("amount", 150.0f64.into()),
+        ("user_id", 42i64.into()),
+        ("currency", "EUR".into()),
+        ("seq", 7u64.into()),
+    ];
+    let event = bench_support::capture(
+        &log::Record::builder()
+            .args(format_args!("Transaction processed {}", 7))
+            .level(log::Level::Info)
+            .target("payment.service")
+            .key_values(&kvs)
+            .build(),
+    );
+    let mut out = Vec::with_capacity(1024);
+    c.bench_function("encode/json_line", |b| {
+        b.iter(|| {
+            out.clear();
+            bench_support::encode_json(black_box(&event), &mut out);
+        })
+    });
+    let mut g = c.benchmark_group("encode/otlp_request");
+    for n in [1usize, 64, 512] {
+        let batch = vec![event.clone(); n];
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &batch, |b, batch| {
+            b.iter(|| bench_support::otlp_request(black_box(batch)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = hot_path, queue_full, encoders
+}
+criterion_main!(benches);
