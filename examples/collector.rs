@@ -2,10 +2,12 @@
 //! what it receives, answers every export with success, and sets TCP_NODELAY on its sockets.
 //!
 //! ```sh
-//! cargo run --release --example collector -- [--listen 127.0.0.1:4317] [--exit-after N] [--print]
+//! cargo run --release --example collector -- [--listen 127.0.0.1:4317] [--exit-after N] [--idle-exit MS] [--print]
 //! ```
 //! Every second with new data it writes `received N records in M requests` to stderr; `--print`
-//! also writes each record's severity, scope and body; `--exit-after N` exits once N records arrived.
+//! also writes each record's severity, scope and body; `--exit-after N` exits once N records arrived;
+//! `--idle-exit MS` exits once records have arrived and none came for MS milliseconds. On exit it
+//! prints one JSON line on stdout: `{"received":N,"requests":M}`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,6 +65,7 @@ impl LogsService for Sink {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut listen: SocketAddr = "127.0.0.1:4317".parse()?;
     let mut exit_after: Option<u64> = None;
+    let mut idle_exit: Option<Duration> = None;
     let counter = Arc::new(Counter::default());
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -70,6 +73,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--listen" => listen = args.next().ok_or("--listen needs an address")?.parse()?,
             "--exit-after" => {
                 exit_after = Some(args.next().ok_or("--exit-after needs a count")?.parse()?)
+            }
+            "--idle-exit" => {
+                let ms: u64 = args
+                    .next()
+                    .ok_or("--idle-exit needs milliseconds")?
+                    .parse()?;
+                idle_exit = Some(Duration::from_millis(ms));
             }
             "--print" => counter.print.store(true, Ordering::Relaxed),
             other => return Err(format!("unknown argument {other:?}").into()),
@@ -98,20 +108,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         let done = counter.clone();
         tonic::transport::Server::builder()
-            .add_service(LogsServiceServer::new(Sink(counter)))
+            .add_service(
+                LogsServiceServer::new(Sink(counter.clone()))
+                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+            )
             .serve_with_incoming_shutdown(incoming, async move {
+                let mut last = (0, std::time::Instant::now());
                 loop {
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    if exit_after.is_some_and(|n| done.records.load(Ordering::Relaxed) >= n) {
-                        eprintln!(
-                            "collector: received {} records",
-                            done.records.load(Ordering::Relaxed)
-                        );
+                    let n = done.records.load(Ordering::Relaxed);
+                    if n != last.0 {
+                        last = (n, std::time::Instant::now());
+                    }
+                    let idle = idle_exit.is_some_and(|d| n > 0 && last.1.elapsed() >= d);
+                    if idle || exit_after.is_some_and(|want| n >= want) {
+                        eprintln!("collector: received {n} records");
                         break;
                     }
                 }
             })
             .await?;
+        println!(
+            "{{\"received\":{},\"requests\":{}}}",
+            counter.records.load(Ordering::Relaxed),
+            counter.requests.load(Ordering::Relaxed)
+        );
         Ok(())
     })
 }

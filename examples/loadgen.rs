@@ -12,6 +12,10 @@
 //!   "dropped":{"queue_full":..,...},"shutdown_seconds":D, ...}`
 //! `ns_per_call` is `emit_seconds / emitted`; `p99_ns` and `max_ns` come from every 8th call, timed
 //! on its own. Exit code 0 when it ran; 2 with the error on stderr for bad arguments or configuration.
+//!
+//! `--stack official` runs the same workload through the official stack (`opentelemetry-appender-log`
+//! -> SDK batch processor -> `opentelemetry-otlp`), for side-by-side measurements; it counts nothing
+//! itself, so its line has `"exported":null,"dropped":null` and the collector tells what arrived.
 
 use std::process::ExitCode;
 use std::sync::{Arc, Barrier};
@@ -21,8 +25,7 @@ use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
 
-const USAGE: &str =
-    "usage: loadgen --count N [--threads T] [--rate PER_SEC] [--trace-id HEX32] [--span-id HEX16]";
+const USAGE: &str = "usage: loadgen --count N [--threads T] [--rate PER_SEC] [--trace-id HEX32] [--span-id HEX16] [--stack ours|official]";
 const SAMPLE_EVERY: u64 = 8;
 
 struct Args {
@@ -31,6 +34,7 @@ struct Args {
     rate: Option<f64>,
     trace_id: TraceId,
     span_id: SpanId,
+    official: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -41,6 +45,7 @@ fn parse_args() -> Result<Args, String> {
         trace_id: TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736")
             .map_err(|e| e.to_string())?,
         span_id: SpanId::from_hex("00f067aa0ba902b7").map_err(|e| e.to_string())?,
+        official: false,
     };
     let mut count = None;
     let mut it = std::env::args().skip(1);
@@ -92,6 +97,11 @@ fn parse_args() -> Result<Args, String> {
                         "--span-id: {v:?} is not 16 hex digits (not all zero)"
                     ))?;
             }
+            "--stack" => match value()?.as_str() {
+                "ours" => args.official = false,
+                "official" => args.official = true,
+                other => return Err(format!("--stack: {other:?}; expected ours or official")),
+            },
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -108,11 +118,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let guard = match otel_log_bridge::try_init() {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("loadgen: {e}");
-            return ExitCode::from(2);
+    let stack = if args.official {
+        match official::Stack::install() {
+            Ok(s) => Stack::Official(s),
+            Err(e) => {
+                eprintln!("loadgen: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        match otel_log_bridge::try_init() {
+            Ok(g) => Stack::Ours(g),
+            Err(e) => {
+                eprintln!("loadgen: {e}");
+                return ExitCode::from(2);
+            }
         }
     };
     let span = SpanContext::new(
@@ -142,16 +162,34 @@ fn main() -> ExitCode {
     let emit_seconds = started.elapsed().as_secs_f64();
 
     let shutdown_started = Instant::now();
+    let guard = match stack {
+        Stack::Ours(guard) => guard,
+        Stack::Official(official) => {
+            official.shutdown();
+            let shutdown_seconds = shutdown_started.elapsed().as_secs_f64();
+            // The official stack counts nothing; the collector tells what arrived.
+            let summary = serde_json::json!({
+                "emitted": args.count,
+                "emit_seconds": emit_seconds,
+                "ns_per_call": if args.count > 0 { emit_seconds * 1e9 / args.count as f64 } else { 0.0 },
+                "p99_ns": percentile(&mut samples, 0.99),
+                "max_ns": samples.last().copied().unwrap_or(0),
+                "exported": null,
+                "dropped": null,
+                "shutdown_seconds": shutdown_seconds,
+                "threads": threads,
+                "stack": "official",
+                "peak_rss_bytes": peak_rss_bytes(),
+            });
+            println!("{summary}");
+            return ExitCode::SUCCESS;
+        }
+    };
     let timeout = guard.shutdown_timeout();
     let report = guard.shutdown(timeout);
     let shutdown_seconds = shutdown_started.elapsed().as_secs_f64();
 
-    samples.sort_unstable();
-    let p99 = samples
-        .get((samples.len() as f64 * 0.99) as usize)
-        .or(samples.last())
-        .copied()
-        .unwrap_or(0);
+    let p99 = percentile(&mut samples, 0.99);
     let s = report.stats;
     let mut dropped = serde_json::Map::new();
     for reason in otel_log_bridge::DropReason::ALL {
@@ -175,9 +213,78 @@ fn main() -> ExitCode {
         "written": s.written,
         "spool_bytes": s.spool_bytes,
         "corrupt_skipped": s.corrupt_skipped,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "stack": "ours",
     });
     println!("{summary}");
     ExitCode::SUCCESS
+}
+
+enum Stack {
+    Ours(otel_log_bridge::Guard),
+    Official(official::Stack),
+}
+
+/// Sorts `samples` and returns the `q` quantile (0 when empty).
+fn percentile(samples: &mut [u64], q: f64) -> u64 {
+    samples.sort_unstable();
+    samples
+        .get((samples.len() as f64 * q) as usize)
+        .or(samples.last())
+        .copied()
+        .unwrap_or(0)
+}
+
+/// The official stack for side-by-side runs: `opentelemetry-appender-log` -> SDK `BatchLogProcessor`
+/// -> `opentelemetry-otlp` tonic exporter, configured from the same `OTEL_*` variables (the SDK reads
+/// `OTEL_BLRP_*` and the exporter `OTEL_EXPORTER_OTLP_*` itself).
+mod official {
+    pub struct Stack {
+        provider: opentelemetry_sdk::logs::SdkLoggerProvider,
+        // The tonic exporter needs a tokio runtime; the official stack does not bring its own.
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    impl Stack {
+        pub fn install() -> Result<Stack, Box<dyn std::error::Error>> {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
+            let provider = {
+                let _entered = runtime.enter();
+                let exporter = opentelemetry_otlp::LogExporter::builder()
+                    .with_tonic()
+                    .build()?;
+                opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .build()
+            };
+            let bridge = opentelemetry_appender_log::OpenTelemetryLogBridge::new(&provider);
+            log::set_boxed_logger(Box::new(bridge))?;
+            log::set_max_level(log::LevelFilter::Info);
+            Ok(Stack {
+                provider,
+                _runtime: runtime,
+            })
+        }
+
+        pub fn shutdown(self) {
+            let _ = self.provider.shutdown();
+        }
+    }
+}
+
+/// The process's peak resident set size (`VmHWM`), 0 where `/proc` does not tell.
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
 }
 
 /// Emits this thread's share (`i = t, t + threads, ...`); returns sampled call latencies in ns.

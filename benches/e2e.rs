@@ -1,0 +1,173 @@
+//! End-to-end comparison, ours against the official stack, in one run: `cargo bench --bench e2e`.
+//!
+//! Builds the `collector` and `loadgen` examples (release), then for each stack and queue setting
+//! starts the collector on a free 127.0.0.1 port (TCP_NODELAY), runs `loadgen --count N` against it
+//! and prints one table: ns per call, records delivered (counted by the collector), delivered
+//! records/s end to end, dropped, peak RSS of the logging process, and our ratio to the official
+//! stack. `E2E_COUNT` sets N (default 1,000,000); `E2E_THREADS` the loadgen threads (default 1).
+
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+struct Run {
+    label: String,
+    ns_per_call: f64,
+    delivered: u64,
+    emitted: u64,
+    seconds: f64,
+    peak_rss: u64,
+}
+
+fn examples_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("release").join("examples")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn json_line(text: &str) -> serde_json::Value {
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON line in: {text}"))
+}
+
+fn run(label: &str, stack: &str, count: u64, threads: u64, env: &[(&str, &str)]) -> Run {
+    let dir = examples_dir();
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut collector = Command::new(dir.join("collector"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--idle-exit",
+            "3000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the collector");
+    // Ready once it says it listens.
+    let mut stderr = BufReader::new(collector.stderr.take().unwrap()).lines();
+    assert!(
+        stderr.any(|l| l.is_ok_and(|l| l.contains("listening"))),
+        "collector did not start"
+    );
+    std::thread::spawn(move || stderr.for_each(drop));
+    let spool = tempfile::tempdir().unwrap();
+    let out = Command::new(dir.join("loadgen"))
+        .args([
+            "--count",
+            &count.to_string(),
+            "--threads",
+            &threads.to_string(),
+            "--stack",
+            stack,
+        ])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("LOG_DIR", spool.path())
+        .env("LOG_SHUTDOWN_TIMEOUT", "120000")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run loadgen");
+    assert!(
+        out.status.success(),
+        "loadgen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = json_line(&String::from_utf8_lossy(&out.stdout));
+    let collected = collector.wait_with_output().expect("collector output");
+    let received = json_line(&String::from_utf8_lossy(&collected.stdout))["received"]
+        .as_u64()
+        .unwrap_or(0);
+    let f = |k: &str| summary[k].as_f64().unwrap_or(0.0);
+    Run {
+        label: label.to_owned(),
+        ns_per_call: f("ns_per_call"),
+        delivered: received,
+        emitted: count,
+        seconds: f("emit_seconds") + f("shutdown_seconds"),
+        peak_rss: summary["peak_rss_bytes"].as_u64().unwrap_or(0),
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let count: u64 = std::env::var("E2E_COUNT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let threads: u64 = std::env::var("E2E_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--example",
+            "collector",
+            "--example",
+            "loadgen",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo build");
+    assert!(built.success());
+    let big = [
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", "2097152"),
+        ("LOG_MODE", "otlp-only"),
+    ];
+    let default = [("LOG_MODE", "otlp-only")];
+    let runs = [
+        run("ours, queue 2097152", "ours", count, threads, &big),
+        run("official, queue 2097152", "official", count, threads, &big),
+        run("ours, default queue", "ours", count, threads, &default),
+        run(
+            "official, default queue",
+            "official",
+            count,
+            threads,
+            &default,
+        ),
+    ];
+    println!(
+        "\nloadgen --count {count} --threads {threads}, collector on 127.0.0.1 (same machine)\n"
+    );
+    println!("| stack | ns per call | delivered | dropped | records/s delivered | peak RSS |");
+    println!("|---|---|---|---|---|---|");
+    for r in &runs {
+        println!(
+            "| {} | {:.0} | {} | {} | {:.0} | {:.0} MiB |",
+            r.label,
+            r.ns_per_call,
+            r.delivered,
+            r.emitted.saturating_sub(r.delivered),
+            r.delivered as f64 / r.seconds.max(1e-9),
+            r.peak_rss as f64 / (1 << 20) as f64
+        );
+    }
+    let ratio = |a: &Run, b: &Run| {
+        (
+            b.ns_per_call / a.ns_per_call.max(1e-9),
+            (a.delivered as f64 / a.seconds) / (b.delivered as f64 / b.seconds).max(1e-9),
+        )
+    };
+    let (cost, speed) = ratio(&runs[0], &runs[1]);
+    println!(
+        "\nours vs official, large queue: {cost:.1}x cheaper per call, {speed:.1}x the delivered records/s"
+    );
+}
