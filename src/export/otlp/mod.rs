@@ -140,7 +140,10 @@ impl Exporter for OtlpExporter {
                 permanent: true,
             };
         };
-        let request = convert::request(&self.resource, batch);
+        // The first attempt takes the request by value; a retry converts the batch again, so the
+        // common case makes one copy of the records, not two.
+        let mut first = Some(convert::request(&self.resource, batch));
+        let resource = &self.resource;
         let mut client = self.client.clone();
         let metadata = &self.metadata;
         let request_timeout = self.request_timeout;
@@ -157,7 +160,8 @@ impl Exporter for OtlpExporter {
                     };
                 }
                 let per_try = request_timeout.min(deadline - now);
-                let mut rpc = tonic::Request::new(request.clone());
+                let request = first.take().unwrap_or_else(|| convert::request(resource, batch));
+                let mut rpc = tonic::Request::new(request);
                 *rpc.metadata_mut() = metadata.clone();
                 rpc.set_timeout(per_try);
                 let status = match tokio::time::timeout(per_try, client.export(rpc)).await {
