@@ -44,6 +44,7 @@ mod export;
 mod level;
 mod panic;
 mod pipeline;
+mod redact;
 mod spool;
 mod stats;
 
@@ -58,6 +59,7 @@ pub use error::Error;
 pub use event::Severity;
 pub use level::{AUDIT_TARGET, Directive, LevelChange, LevelError, Levels, format_directives};
 pub use panic::PANIC_TARGET;
+pub use redact::{DEFAULT_REDACT_KEYS, REDACTED};
 pub use stats::{DropReason, Dropped, Stats};
 
 use export::file::rotate::RotatingFile;

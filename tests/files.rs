@@ -485,3 +485,46 @@ fn permanent_refusals_in_failover_spool_and_pause_instead_of_dropping() {
     assert_eq!(s.dropped.total(), 0, "{s:?}");
     check_all_delivered(&seqs(&collector.records()), i);
 }
+
+#[test]
+fn secret_attributes_are_redacted_in_files_and_export_and_injection_stays_one_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let collector = Collector::start();
+    let (logger, guard) = failover(&collector.endpoint(), tmp.path())
+        .mode(Mode::Tee)
+        .build()
+        .unwrap();
+    let kvs: [(&str, log::kv::Value<'_>); 3] = [
+        ("db_password", "hunter2".into()),
+        ("Authorization", "Bearer abc".into()),
+        ("user_id", 42i64.into()),
+    ];
+    logger.log(
+        &log::Record::builder()
+            .args(format_args!(
+                "login\n{{\"timestamp\":\"fake\",\"message\":\"injected\"}}"
+            ))
+            .level(log::Level::Info)
+            .target("app")
+            .key_values(&kvs)
+            .build(),
+    );
+    let report = guard.shutdown(WAIT);
+    assert_eq!((report.stats.exported, report.stats.written), (1, 1));
+    let (lines, _) = read_lines(tmp.path());
+    assert_eq!(lines.len(), 1, "one record, one line: {lines:?}");
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(v["db_password"], otel_log_bridge::REDACTED);
+    assert_eq!(v["Authorization"], otel_log_bridge::REDACTED);
+    assert_eq!(v["user_id"], 42);
+    assert!(!lines[0].contains("hunter2") && !lines[0].contains("Bearer abc"));
+    let r = &collector.records()[0];
+    assert_eq!(
+        r.attr("db_password"),
+        common::string(otel_log_bridge::REDACTED)
+    );
+    assert_eq!(
+        r.attr("user_id"),
+        Some(opentelemetry_proto::tonic::common::v1::any_value::Value::IntValue(42))
+    );
+}

@@ -73,6 +73,8 @@ pub const RUST_LOG: &str = "RUST_LOG";
 pub const LOG_LEVEL_COOLDOWN: &str = "LOG_LEVEL_COOLDOWN";
 /// Default for [`LOG_LEVEL_COOLDOWN`].
 pub const DEFAULT_LEVEL_COOLDOWN: Duration = Duration::from_millis(5000);
+/// Words that mark attribute keys as secret (comma-separated; `none` turns redaction off).
+pub const LOG_REDACT_KEYS: &str = "LOG_REDACT_KEYS";
 /// Record panics as FATAL records: `true` or `false`.
 pub const LOG_PANIC_HOOK: &str = "LOG_PANIC_HOOK";
 /// Where records go: `failover`, `tee`, `file-only`, `otlp-only`.
@@ -147,6 +149,7 @@ pub(crate) struct EnvSettings {
     pub directives: Option<Vec<crate::level::Directive>>,
     pub level_cooldown: Option<Duration>,
     pub panic_hook: Option<bool>,
+    pub redact_keys: Option<Vec<String>>,
 }
 
 impl EnvSettings {
@@ -182,6 +185,7 @@ impl EnvSettings {
             directives: self.directives.or(lower.directives),
             level_cooldown: self.level_cooldown.or(lower.level_cooldown),
             panic_hook: self.panic_hook.or(lower.panic_hook),
+            redact_keys: self.redact_keys.or(lower.redact_keys),
         }
     }
 }
@@ -358,6 +362,7 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         level_cooldown: get(LOG_LEVEL_COOLDOWN)
             .map(|v| millis(LOG_LEVEL_COOLDOWN, &v))
             .transpose()?,
+        redact_keys: get(LOG_REDACT_KEYS).map(|v| parse_redact_keys(&v)),
         panic_hook: get(LOG_PANIC_HOOK)
             .map(|v| {
                 parse_bool(&v).ok_or(Error::InvalidEnv {
@@ -386,6 +391,17 @@ pub(crate) fn parse_level(v: &str) -> Option<log::LevelFilter> {
 /// Whether `name` can be a file name inside the log directory.
 pub(crate) fn valid_file_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
+/// `a,b,c`; `none` (any case) for no redaction.
+pub(crate) fn parse_redact_keys(v: &str) -> Vec<String> {
+    if v.trim().eq_ignore_ascii_case("none") {
+        return Vec::new();
+    }
+    v.split(',')
+        .map(|w| w.trim().to_owned())
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
 fn parse_bool(v: &str) -> Option<bool> {

@@ -27,6 +27,7 @@ struct Document {
     mode: Option<String>,
     stdout: Option<bool>,
     panic_hook: Option<bool>,
+    redact_keys: Option<Vec<String>>,
     resource: Option<BTreeMap<String, String>>,
     levels: Option<Levels>,
     otlp: Option<Otlp>,
@@ -142,6 +143,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
         service_name: doc.service_name,
         stdout: doc.stdout,
         panic_hook: doc.panic_hook,
+        redact_keys: doc.redact_keys,
         resource_attributes: doc.resource.unwrap_or_default().into_iter().collect(),
         ..EnvSettings::default()
     };
@@ -288,6 +290,7 @@ mod tests {
             "mode",
             "stdout",
             "panic_hook",
+            "redact_keys",
             "[resource]",
             "[levels]",
             "default",

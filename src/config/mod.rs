@@ -144,6 +144,8 @@ pub(crate) struct Config {
     pub directives: Vec<crate::level::Directive>,
     pub level_cooldown: Duration,
     pub panic_hook: bool,
+    /// Words marking attribute keys as secret.
+    pub redact_keys: Vec<String>,
     /// The admin server's address and token (feature `admin`).
     #[cfg(feature = "admin")]
     pub admin: Option<(std::net::SocketAddr, Secret)>,
@@ -192,6 +194,7 @@ pub struct Builder {
     directives: Option<String>,
     level_cooldown: Option<Duration>,
     panic_hook: Option<bool>,
+    redact_keys: Option<Vec<String>>,
     config_file: Option<PathBuf>,
     #[cfg(feature = "admin")]
     pub(crate) admin: Option<(std::net::SocketAddr, Secret)>,
@@ -387,6 +390,14 @@ impl Builder {
         self
     }
 
+    /// Words that mark an attribute key as secret (case-insensitive substring): its value becomes
+    /// `[REDACTED]` before export, spool, files and stdout (`LOG_REDACT_KEYS`; default
+    /// [`DEFAULT_REDACT_KEYS`](crate::DEFAULT_REDACT_KEYS); an empty list turns it off).
+    pub fn redact_keys<S: Into<String>>(mut self, words: impl IntoIterator<Item = S>) -> Self {
+        self.redact_keys = Some(words.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Reads settings from a TOML file (overriding `LOG_CONFIG`): they apply where neither code nor
     /// the environment set a value. See `examples/otel-log-bridge.toml` for every key.
     pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
@@ -558,6 +569,16 @@ impl Builder {
                 .or(env.level_cooldown)
                 .unwrap_or(env::DEFAULT_LEVEL_COOLDOWN),
             panic_hook: self.panic_hook.or(env.panic_hook).unwrap_or(false),
+            redact_keys: self
+                .redact_keys
+                .clone()
+                .or(env.redact_keys)
+                .unwrap_or_else(|| {
+                    crate::redact::DEFAULT_REDACT_KEYS
+                        .iter()
+                        .map(|w| (*w).to_owned())
+                        .collect()
+                }),
             #[cfg(feature = "admin")]
             admin: self.admin.clone(),
         };

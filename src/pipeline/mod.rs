@@ -55,6 +55,7 @@ pub(crate) struct Shared {
     pub batch_size: usize,
     pub flush_timeout: Duration,
     pub last_error: Mutex<Option<String>>,
+    redactor: crate::redact::Redactor,
     /// Set at shutdown: exports still waiting at this instant are abandoned, so what they carry can
     /// still be spooled before the shutdown deadline.
     abort_exports_at: Mutex<Option<Instant>>,
@@ -117,6 +118,13 @@ impl Shared {
         if let Some(t) = self.worker.get() {
             t.unpark();
         }
+    }
+
+    /// Takes the oldest queued record, with secret attribute values masked.
+    pub(crate) fn pop(&self) -> Option<LogEvent> {
+        let mut e = self.queue.pop()?;
+        self.redactor.apply(&mut e);
+        Some(e)
     }
 
     /// Whether an export waiting now should be abandoned (shutdown is near its deadline).
@@ -229,6 +237,7 @@ impl Pipeline {
             batch_size: config.effective_batch_size(),
             flush_timeout: config.shutdown_timeout,
             last_error: Mutex::new(None),
+            redactor: crate::redact::Redactor::new(&config.redact_keys),
             abort_exports_at: Mutex::new(None),
         });
         let settings = worker::Settings {

@@ -160,9 +160,13 @@ pub(crate) fn run(
             }
             Err(mpsc::TryRecvError::Empty) => {}
         }
-        w.fill();
+        // The batch is assembled only when it is due, so the worker holds no records while it
+        // sleeps, and a producer's "a full batch is queued" test (the queue's length) is exact.
         let now = Instant::now();
-        if w.batcher.should_export(w.batch.len(), now) {
+        if w.batcher
+            .should_export(w.shared.queue.len() + w.batch.len(), now)
+        {
+            w.fill();
             w.export_live(now + w.export_timeout);
             w.batcher.restart(Instant::now());
             w.replay_one(Instant::now() + w.export_timeout);
@@ -171,7 +175,7 @@ pub(crate) fn run(
         if w.replay_one(now + w.export_timeout) {
             continue;
         }
-        w.batcher.idle(w.batch.len(), now);
+        w.batcher.idle(w.shared.queue.len() + w.batch.len(), now);
         let mut sleep = w.batcher.sleep_for(now);
         if let Health::Down { next_probe, .. } = w.health
             && !w.replay_paused
@@ -180,13 +184,10 @@ pub(crate) fn run(
             sleep = sleep.min(next_probe.saturating_duration_since(now));
         }
         // Announce the sleep, then look again, so a producer that filled a batch meanwhile is not
-        // missed (it reads `worker_sleeping` after its push).
+        // missed (it reads `worker_sleeping` after its push, behind a fence that pairs with this one).
         w.shared.worker_sleeping.store(true, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
-        // Counting by what can be popped, not by `queue.len()`: a slot a producer claimed but has
-        // not filled yet must not keep the worker spinning (that producer wakes it when done).
-        w.fill();
-        if w.batch.len() < w.batcher.max_size() {
+        if w.shared.queue.len() < w.batcher.max_size() {
             std::thread::park_timeout(sleep);
         }
         w.shared.worker_sleeping.store(false, Ordering::SeqCst);
@@ -206,7 +207,7 @@ fn spill(
     while shared.queue.len() > threshold {
         let mut spilled = Vec::with_capacity(batch_size);
         while spilled.len() < batch_size {
-            match shared.queue.pop() {
+            match shared.pop() {
                 Some(e) => spilled.push(e),
                 None => break,
             }
@@ -240,7 +241,7 @@ impl Worker {
     /// Moves queued records into the batch until it is full or the queue is empty.
     fn fill(&mut self) {
         while self.batch.len() < self.batcher.max_size() {
-            match self.shared.queue.pop() {
+            match self.shared.pop() {
                 Some(e) => self.batch.push(e),
                 None => break,
             }
@@ -256,7 +257,7 @@ impl Worker {
         loop {
             while self.batch.len() < self.batcher.max_size() && self.shared.queue.popped() < target
             {
-                match self.shared.queue.pop() {
+                match self.shared.pop() {
                     Some(e) => self.batch.push(e),
                     None => break,
                 }

@@ -160,7 +160,9 @@ impl Exporter for OtlpExporter {
                     };
                 }
                 let per_try = request_timeout.min(deadline - now);
-                let request = first.take().unwrap_or_else(|| convert::request(resource, batch));
+                let request = first
+                    .take()
+                    .unwrap_or_else(|| convert::request(resource, batch));
                 let mut rpc = tonic::Request::new(request);
                 *rpc.metadata_mut() = metadata.clone();
                 rpc.set_timeout(per_try);
