@@ -97,6 +97,11 @@ const CASES: &[Case] = &[
         &[("LOG_LEVEL", "error")],
     ),
     (
+        "file_permissions_do_not_depend_on_the_umask",
+        file_permissions_do_not_depend_on_the_umask,
+        &[],
+    ),
+    (
         "invalid_rust_log_names_the_variable",
         invalid_env_is_an_error,
         &[("RUST_LOG", "info,my_crate=LOUD")],
@@ -500,4 +505,38 @@ fn log_config_file_applies_under_the_environment() {
         common::string("svc-from-file")
     );
     drop(guard);
+}
+
+fn file_permissions_do_not_depend_on_the_umask() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for (umask, file_mode, dir_mode) in [(0o000, None, None), (0o077, Some(0o640), Some(0o750))] {
+        // SAFETY: umask is process-wide; this child process runs one case at a time.
+        unsafe { libc::umask(umask) };
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("new").join("logs");
+        let mut b = otel_log_bridge::builder()
+            .read_env(false)
+            .mode(otel_log_bridge::Mode::FileOnly)
+            .log_dir(&dir);
+        if let (Some(f), Some(d)) = (file_mode, dir_mode) {
+            b = b.file_mode(f).dir_mode(d);
+        }
+        let (logger, guard) = b.build().unwrap();
+        log::Log::log(
+            &logger,
+            &log::Record::builder()
+                .args(format_args!("x"))
+                .level(log::Level::Error)
+                .target("t")
+                .build(),
+        );
+        drop(guard);
+        assert_eq!(mode(&dir), dir_mode.unwrap_or(0o700), "umask {umask:o}");
+        assert_eq!(
+            mode(&dir.join("app.log")),
+            file_mode.unwrap_or(0o600),
+            "umask {umask:o}"
+        );
+    }
 }

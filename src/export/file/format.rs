@@ -466,6 +466,16 @@ mod tests {
 
     proptest! {
         #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn decoding_json_shaped_garbage_never_panics(s in r#"\{("[a-z_.]{1,12}":("[^"]{0,8}"|-?[0-9]{1,25}|true|null|\[\]|\{\}),?){0,8}\}"#) {
+            let _ = decode(s.as_bytes());
+        }
+
+        #[test]
         fn round_trip_is_exact_and_one_line(
             body in any::<String>(),
             target in any::<String>(),
