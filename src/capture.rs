@@ -57,7 +57,7 @@ pub(crate) fn capture(record: &log::Record<'_>) -> (LogEvent, bool) {
     let (body, format_panicked) = format_body(record.args());
     let target = match record.module_path_static() {
         Some(m) if m == record.target() => Cow::Borrowed(m),
-        _ => Cow::Owned(record.target().to_owned()),
+        _ => crate::intern::intern(record.target()),
     };
     let module_path = record
         .module_path_static()
@@ -115,7 +115,7 @@ impl<'kvs> VisitSource<'kvs> for AttrCollector<'_> {
         }
         if let Some(value) = typed.0 {
             self.0.push(Attr {
-                key: key.as_str().into(),
+                key: crate::intern::intern(key.as_str()),
                 value,
             });
         }

@@ -75,7 +75,7 @@ pub(crate) enum AttrValue {
 /// One key-value attribute of a record.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Attr {
-    pub key: Box<str>,
+    pub key: Cow<'static, str>,
     pub value: AttrValue,
 }
 

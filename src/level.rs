@@ -385,7 +385,7 @@ impl Levels {
         *last = Some(now);
         drop(last);
         let time = now_unix_nanos();
-        let attr = |k: &str, v: String| Attr {
+        let attr = |k: &'static str, v: String| Attr {
             key: k.into(),
             value: AttrValue::Str(v.into()),
         };

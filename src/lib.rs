@@ -41,6 +41,7 @@ pub mod config;
 mod error;
 mod event;
 mod export;
+mod intern;
 mod level;
 mod panic;
 mod pipeline;

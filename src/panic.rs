@@ -40,7 +40,7 @@ fn panic_event(info: &std::panic::PanicHookInfo<'_>) -> LogEvent {
         .unwrap_or_else(|| "Box<dyn Any>".to_owned());
     let thread = std::thread::current();
     let thread_name = thread.name().unwrap_or("<unnamed>").to_owned();
-    let str_attr = |k: &str, v: String| Attr {
+    let str_attr = |k: &'static str, v: String| Attr {
         key: k.into(),
         value: AttrValue::Str(v.into()),
     };

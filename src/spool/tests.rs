@@ -20,7 +20,7 @@ fn event(i: i64) -> LogEvent {
         observed_time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
         severity: Severity::Info,
         body: Cow::Owned(format!("record {i}")),
-        target: Cow::Borrowed("app"),
+        target: "app".into(),
         module_path: None,
         file: None,
         line: None,

@@ -319,7 +319,7 @@ pub(crate) fn decode(line: &[u8]) -> Result<Decoded, DecodeError> {
             observed_time_unix_nano: observed,
             severity,
             body: Cow::Owned(body),
-            target: Cow::Owned(target),
+            target: target.into(),
             module_path: module.map(Cow::Owned),
             file: file.map(Cow::Owned),
             line: line_no,
@@ -341,7 +341,7 @@ mod tests {
             observed_time_unix_nano: 1_781_856_862_105_312_123,
             severity: Severity::Info,
             body: Cow::Borrowed("Transaction processed"),
-            target: Cow::Borrowed("payment.service"),
+            target: "payment.service".into(),
             module_path: Some(Cow::Borrowed("app::pay")),
             file: Some(Cow::Borrowed("src/pay.rs")),
             line: Some(12),
@@ -486,7 +486,7 @@ mod tests {
         ) {
             let mut e = sample();
             e.body = Cow::Owned(body);
-            e.target = Cow::Owned(target);
+            e.target = target.into();
             e.time_unix_nano = nanos;
             e.observed_time_unix_nano = nanos;
             e.severity = sev;

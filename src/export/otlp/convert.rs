@@ -148,7 +148,7 @@ mod tests {
             observed_time_unix_nano: 1_700_000_000_000_000_001,
             severity: Severity::Info,
             body: Cow::Borrowed("hello"),
-            target: Cow::Borrowed(target),
+            target: target.into(),
             module_path: Some(Cow::Borrowed("app::m")),
             file: Some(Cow::Borrowed("src/m.rs")),
             line: Some(7),
