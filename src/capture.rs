@@ -90,15 +90,37 @@ pub(crate) fn capture(record: &log::Record<'_>) -> (LogEvent, bool) {
     (event, format_panicked)
 }
 
+thread_local! {
+    static FORMAT_BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// A scratch buffer grown past this by a huge message is released rather than kept.
+const MAX_KEPT_BUFFER: usize = 64 * 1024;
+
 fn format_body(args: &std::fmt::Arguments<'_>) -> (Cow<'static, str>, bool) {
     if let Some(s) = args.as_str() {
         return (Cow::Borrowed(s), false);
     }
     match catch_unwind(AssertUnwindSafe(|| {
-        let mut s = String::with_capacity(64);
-        // A `Display` returning `Err` leaves what was written so far; keep it.
-        let _ = s.write_fmt(*args);
-        s
+        // Formatted into this thread's scratch buffer, then copied once into an allocation of the
+        // exact size: no reallocations while formatting and no slack kept in the queue. A `Display`
+        // that logs finds the buffer busy and formats into a fresh one.
+        let formatted = FORMAT_BUFFER.try_with(|b| {
+            let mut b = b.try_borrow_mut().ok()?;
+            b.clear();
+            // A `Display` returning `Err` leaves what was written so far; keep it.
+            let _ = b.write_fmt(*args);
+            let s = String::from(b.as_str());
+            if b.capacity() > MAX_KEPT_BUFFER {
+                *b = String::new();
+            }
+            Some(s)
+        });
+        formatted.ok().flatten().unwrap_or_else(|| {
+            let mut s = String::new();
+            let _ = s.write_fmt(*args);
+            s
+        })
     })) {
         Ok(s) => (Cow::Owned(s), false),
         Err(_) => (Cow::Borrowed(FORMAT_PANIC_BODY), true),

@@ -106,3 +106,17 @@ pub(crate) struct LogEvent {
     pub trace: Option<TraceContext>,
     pub attributes: Vec<Attr>,
 }
+
+#[cfg(test)]
+mod size {
+    /// A queue slot holds one event: its size is memory per queued record before any heap data.
+    #[test]
+    fn the_event_stays_within_its_budget() {
+        assert!(
+            size_of::<super::LogEvent>() <= 176,
+            "{}",
+            size_of::<super::LogEvent>()
+        );
+        assert!(size_of::<super::Attr>() <= 48);
+    }
+}
