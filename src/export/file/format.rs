@@ -73,18 +73,46 @@ impl Formatter for LineFormatter {
     }
 }
 
-fn timestamp(nanos: u64) -> String {
-    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(nanos)).to_string()
+/// A timestamp serialised as an RFC 3339 string straight into the output (no intermediate `String`).
+struct Timestamp(u64);
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_nanos(
+            UNIX_EPOCH + Duration::from_nanos(self.0),
+        ))
+    }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
+fn timestamp(nanos: u64) -> Timestamp {
+    Timestamp(nanos)
+}
+
+/// Bytes serialised as lowercase hex straight into the output.
+struct Hex<'a>(&'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 32];
+        let n = self.0.len().min(16);
+        for (i, b) in self.0[..n].iter().enumerate() {
+            buf[2 * i] = DIGITS[(b >> 4) as usize];
+            buf[2 * i + 1] = DIGITS[(b & 15) as usize];
+        }
+        // Only ASCII hex digits were written.
+        f.write_str(std::str::from_utf8(&buf[..2 * n]).unwrap_or_default())
     }
-    s
+}
+
+impl serde::Serialize for Hex<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+fn hex(bytes: &[u8]) -> Hex<'_> {
+    Hex(bytes)
 }
 
 fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
