@@ -37,11 +37,14 @@ impl Redactor {
     }
 
     fn is_secret(&self, key: &str) -> bool {
-        if self.words.is_empty() {
-            return false;
-        }
-        let key = key.to_ascii_lowercase();
-        self.words.iter().any(|w| key.contains(w.as_str()))
+        let key = key.as_bytes();
+        self.words.iter().any(|w| {
+            let w = w.as_bytes();
+            w.len() <= key.len()
+                && key
+                    .windows(w.len())
+                    .any(|window| window.eq_ignore_ascii_case(w))
+        })
     }
 
     pub(crate) fn apply(&self, event: &mut LogEvent) {
