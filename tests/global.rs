@@ -6,10 +6,8 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Answer, Collector};
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
-};
+use common::{Answer, Collector, span_context};
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
 const CASE_VAR: &str = "OLB_GLOBAL_CASE";
@@ -186,16 +184,6 @@ fn run_child(mut cmd: Command, timeout: Duration) -> (bool, String) {
         }
     );
     (status.is_some_and(|s| s.success()), text)
-}
-
-fn span_context() -> SpanContext {
-    SpanContext::new(
-        TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
-        SpanId::from_hex("00f067aa0ba902b7").unwrap(),
-        TraceFlags::SAMPLED,
-        true,
-        TraceState::default(),
-    )
 }
 
 fn test_builder(collector: &Collector) -> otel_log_bridge::Builder {

@@ -2,15 +2,11 @@
 
 mod common;
 
-use std::io::Read;
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{Answer, Collector, builder, string, wait_for};
+use common::{Answer, Collector, builder, closed_endpoint, span_context, string, wait_for};
 use log::Log as _;
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
-};
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use otel_log_bridge::Logger;
 use tonic::Code;
@@ -46,39 +42,6 @@ fn info(logger: &Logger, i: usize) {
         format_args!("record {i}"),
         &[("seq", (i as u64).into())],
     );
-}
-
-fn span_context() -> SpanContext {
-    SpanContext::new(
-        TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
-        SpanId::from_hex("00f067aa0ba902b7").unwrap(),
-        TraceFlags::SAMPLED,
-        true,
-        TraceState::default(),
-    )
-}
-
-/// A port nobody listens on.
-fn closed_endpoint() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    format!("http://{addr}")
-}
-
-/// A listener that accepts connections and never answers.
-fn black_hole() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut c in l.incoming().take(16).flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
-            });
-        }
-    });
-    format!("http://{addr}")
 }
 
 #[test]
@@ -259,14 +222,7 @@ fn shutdown_exports_what_is_queued_and_reports_nothing_undelivered() {
     assert_eq!(collector.records().len(), 1000);
     // After shutdown records are refused and counted, not queued.
     info(&logger, 1000);
-    let mut seqs: Vec<_> = collector
-        .records()
-        .iter()
-        .map(|r| match r.attr("seq") {
-            Some(Value::IntValue(i)) => i,
-            other => panic!("seq {other:?}"),
-        })
-        .collect();
+    let mut seqs = common::seqs(&collector.records());
     seqs.sort();
     assert_eq!(seqs, (0..1000).collect::<Vec<_>>());
 }
@@ -308,7 +264,8 @@ fn without_a_collector_shutdown_is_bounded_and_reports_the_undelivered() {
 fn above_the_watermark_info_is_shed_and_warn_kept_and_a_full_queue_drops() {
     // The worker takes the first batch and hangs on a collector that never answers, so the queue
     // only fills.
-    let (logger, guard) = builder(&black_hole())
+    let hole = common::BlackHole::start();
+    let (logger, guard) = builder(&hole.endpoint())
         .max_queue_size(100)
         .max_export_batch_size(10)
         .high_watermark_percent(50)
@@ -668,14 +625,7 @@ fn many_threads_lose_nothing_when_the_queue_is_large_enough() {
     }
     let report = guard.shutdown(WAIT);
     assert_eq!(report.undelivered, 0, "{report:?}");
-    let mut seqs: Vec<i64> = collector
-        .records()
-        .iter()
-        .map(|r| match r.attr("seq") {
-            Some(Value::IntValue(i)) => i,
-            other => panic!("seq {other:?}"),
-        })
-        .collect();
+    let mut seqs = common::seqs(&collector.records());
     seqs.sort();
     assert_eq!(seqs, (0..20_000).collect::<Vec<_>>());
 }

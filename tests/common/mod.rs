@@ -399,3 +399,15 @@ pub fn closed_endpoint() -> String {
     drop(l);
     format!("http://{addr}")
 }
+
+/// The span context loadgen uses: trace 4bf92f35..., span 00f067aa..., sampled, remote.
+pub fn span_context() -> opentelemetry::trace::SpanContext {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    SpanContext::new(
+        TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+        SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    )
+}
