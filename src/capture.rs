@@ -147,6 +147,14 @@ impl<'kvs> VisitSource<'kvs> for AttrCollector<'_> {
 
 struct TypedValue(Option<AttrValue>);
 
+/// An integer that fits `i64` as an int, else as its decimal string.
+fn int_or_decimal<T: TryInto<i64> + ToString + Copy>(value: T) -> AttrValue {
+    match value.try_into() {
+        Ok(v) => AttrValue::Int(v),
+        Err(_) => AttrValue::Str(value.to_string().into_boxed_str()),
+    }
+}
+
 impl<'v> VisitValue<'v> for TypedValue {
     fn visit_any(&mut self, value: kv::Value<'_>) -> Result<(), kv::Error> {
         self.0 = Some(AttrValue::Str(value.to_string().into_boxed_str()));
@@ -157,10 +165,7 @@ impl<'v> VisitValue<'v> for TypedValue {
         Ok(())
     }
     fn visit_u64(&mut self, value: u64) -> Result<(), kv::Error> {
-        self.0 = Some(match i64::try_from(value) {
-            Ok(v) => AttrValue::Int(v),
-            Err(_) => AttrValue::Str(value.to_string().into_boxed_str()),
-        });
+        self.0 = Some(int_or_decimal(value));
         Ok(())
     }
     fn visit_i64(&mut self, value: i64) -> Result<(), kv::Error> {
@@ -168,17 +173,11 @@ impl<'v> VisitValue<'v> for TypedValue {
         Ok(())
     }
     fn visit_u128(&mut self, value: u128) -> Result<(), kv::Error> {
-        self.0 = Some(match i64::try_from(value) {
-            Ok(v) => AttrValue::Int(v),
-            Err(_) => AttrValue::Str(value.to_string().into_boxed_str()),
-        });
+        self.0 = Some(int_or_decimal(value));
         Ok(())
     }
     fn visit_i128(&mut self, value: i128) -> Result<(), kv::Error> {
-        self.0 = Some(match i64::try_from(value) {
-            Ok(v) => AttrValue::Int(v),
-            Err(_) => AttrValue::Str(value.to_string().into_boxed_str()),
-        });
+        self.0 = Some(int_or_decimal(value));
         Ok(())
     }
     fn visit_f64(&mut self, value: f64) -> Result<(), kv::Error> {
