@@ -791,3 +791,47 @@ fn an_invalid_header_is_an_error_that_does_not_show_its_value() {
         .to_string();
     assert!(err.contains("Bad Key") && !err.contains("s3cr3t"), "{err}");
 }
+
+#[test]
+fn https_verifies_the_collector_with_the_configured_ca_and_refuses_an_unknown_one() {
+    let key =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let cert_pem = key.cert.pem();
+    let identity = tonic::transport::Identity::from_pem(&cert_pem, key.signing_key.serialize_pem());
+    let collector = Collector::start_tls(identity);
+    let endpoint = format!("https://{}", collector.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &cert_pem).unwrap();
+
+    // Trusted through the configured CA: delivered over TLS.
+    let (logger, guard) = builder(&endpoint).certificate(&ca).build().unwrap();
+    info(&logger, 1);
+    guard.flush(WAIT).unwrap();
+    assert_eq!(
+        collector.records().len(),
+        1,
+        "{:?}",
+        guard.last_export_error()
+    );
+    drop(guard);
+
+    // Without it, the self-signed certificate is not trusted: nothing is delivered.
+    let (logger, guard) = builder(&endpoint)
+        .export_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    info(&logger, 2);
+    guard.flush(WAIT).unwrap();
+    assert_eq!(collector.records().len(), 1);
+    assert_eq!(guard.stats().dropped.export_failed, 1);
+
+    // A missing CA file is an error at start naming the path.
+    let err = builder(&endpoint)
+        .certificate(dir.path().join("missing.pem"))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.pem"), "{err}");
+}

@@ -158,6 +158,15 @@ impl Collector {
 
     /// Starts a collector on `addr` (to come back on the port of one that was stopped).
     pub fn start_on(addr: SocketAddr) -> Collector {
+        Self::start_with(addr, None)
+    }
+
+    /// Starts a collector serving TLS with `identity` (certificate and key, PEM).
+    pub fn start_tls(identity: tonic::transport::Identity) -> Collector {
+        Self::start_with("127.0.0.1:0".parse().unwrap(), Some(identity))
+    }
+
+    fn start_with(addr: SocketAddr, tls: Option<tonic::transport::Identity>) -> Collector {
         let shared = Shared::default();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -177,7 +186,13 @@ impl Collector {
                     .unwrap();
                 let (stop_all, mut stop_serve) = tokio::sync::watch::channel(false);
                 let mut stop_force = stop_all.subscribe();
-                let serve = tonic::transport::Server::builder()
+                let mut server = tonic::transport::Server::builder();
+                if let Some(identity) = tls {
+                    server = server
+                        .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                        .expect("server TLS");
+                }
+                let serve = server
                     .add_service(
                         LogsServiceServer::new(service)
                             .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
