@@ -285,9 +285,11 @@ impl Collector {
         self.wait_until(timeout, &format!("{n} records"), |r, _| r.len() >= n);
     }
 
-    /// Stops the server and waits for it to be gone; the port is then free.
-    pub fn stop(mut self) {
+    /// Stops the server and waits for it to be gone (the port is then free); returns everything it
+    /// received, including what arrived while it was stopping.
+    pub fn stop(mut self) -> Vec<Received> {
         self.stop_inner();
+        self.records()
     }
 
     fn stop_inner(&mut self) {
