@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Most distinct strings kept for the life of the process.
 pub(crate) const MAX_STRINGS: usize = 4096;
@@ -25,12 +26,17 @@ struct Table {
 }
 
 static TABLE: Mutex<Option<Table>> = Mutex::new(None);
+/// Set once the table is full: then a miss allocates without taking the lock.
+static FULL: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     static RECENT: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
 }
 
 fn global(s: &str) -> Option<&'static str> {
+    if FULL.load(Ordering::Relaxed) {
+        return None;
+    }
     let mut guard = TABLE.lock().unwrap_or_else(|p| p.into_inner());
     let table = guard.get_or_insert_with(|| Table {
         strings: HashSet::new(),
@@ -40,6 +46,7 @@ fn global(s: &str) -> Option<&'static str> {
         return Some(found);
     }
     if table.strings.len() >= MAX_STRINGS || table.bytes + s.len() > MAX_BYTES {
+        FULL.store(true, Ordering::Relaxed);
         return None;
     }
     let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());

@@ -120,29 +120,35 @@ impl Builder {
             service_name: config.service_name.clone(),
         };
         let pipeline = Pipeline::start(&config, counters, sinks)?;
-        if config.panic_hook {
-            panic::install(&pipeline.shared);
-        }
-        #[cfg(feature = "admin")]
-        let admin = match &config.admin {
-            Some((addr, token)) => Some(
-                admin::AdminServerHandle::start(*addr, token.0.clone(), pipeline.shared.clone())
-                    .map_err(Error::Admin)?,
-            ),
-            None => None,
-        };
         let logger = Logger {
             shared: pipeline.shared.clone(),
         };
-        let guard = Guard {
+        // The guard exists before anything else can fail, so its drop stops the worker (and frees
+        // the spool's lock) on every error path below.
+        #[cfg_attr(not(feature = "admin"), allow(unused_mut))]
+        let mut guard = Guard {
             pipeline,
             shutdown_timeout: config.shutdown_timeout,
             endpoint: config.endpoint,
             mode: config.mode,
             local_path,
             #[cfg(feature = "admin")]
-            admin,
+            admin: None,
         };
+        #[cfg(feature = "admin")]
+        if let Some((addr, token)) = &config.admin {
+            guard.admin = Some(
+                admin::AdminServerHandle::start(
+                    *addr,
+                    token.0.trim().to_owned(),
+                    guard.pipeline.shared.clone(),
+                )
+                .map_err(Error::Admin)?,
+            );
+        }
+        if config.panic_hook {
+            panic::install(&guard.pipeline.shared);
+        }
         Ok((logger, guard))
     }
 

@@ -137,3 +137,24 @@ fn a_short_token_or_a_busy_address_is_an_error_at_start() {
         "{err}"
     );
 }
+
+#[test]
+fn a_failed_admin_start_leaves_no_pipeline_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let failover = || {
+        otel_log_bridge::builder()
+            .read_env(false)
+            .endpoint("http://127.0.0.1:1")
+            .log_dir(dir.path())
+    };
+    assert!(
+        failover()
+            .admin_server(taken.local_addr().unwrap(), TOKEN)
+            .build()
+            .is_err()
+    );
+    // The first attempt's spool lock is gone: a retry without the admin server starts.
+    let (_logger, guard) = failover().build().unwrap();
+    drop(guard);
+}

@@ -152,6 +152,15 @@ pub(crate) struct EnvSettings {
     pub redact_keys: Option<Vec<String>>,
 }
 
+/// The level of a directive without a target, if there is one.
+fn bare_level(d: &Option<Vec<crate::level::Directive>>) -> Option<log::LevelFilter> {
+    d.as_ref()?
+        .iter()
+        .rev()
+        .find(|x| x.target.is_none())
+        .map(|x| x.level)
+}
+
 impl EnvSettings {
     /// These settings, with `lower`'s where these have none (resource attributes: `lower`'s first,
     /// so these win on an equal key).
@@ -170,7 +179,11 @@ impl EnvSettings {
             max_export_batch_size: self.max_export_batch_size.or(lower.max_export_batch_size),
             schedule_delay: self.schedule_delay.or(lower.schedule_delay),
             export_timeout: self.export_timeout.or(lower.export_timeout),
-            level: self.level.or(lower.level),
+            level: self
+                .level
+                .or(bare_level(&self.directives))
+                .or(lower.level)
+                .or(bare_level(&lower.directives)),
             high_watermark_percent: self.high_watermark_percent.or(lower.high_watermark_percent),
             shutdown_timeout: self.shutdown_timeout.or(lower.shutdown_timeout),
             mode: self.mode.or(lower.mode),

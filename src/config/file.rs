@@ -137,8 +137,25 @@ pub(crate) fn load(path: &Path) -> Result<FileSettings, Error> {
 
 pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
     let c = Ctx { path };
-    let doc: Document =
-        toml::from_str(text).map_err(|e| c.err("", e.to_string().trim().replace('\n', " ")))?;
+    let doc: Document = toml::from_str(text).map_err(|e| {
+        // Only the message and the position: the error's own display quotes the line, which
+        // may hold a secret (a header value, the admin token).
+        let (key, at) = e
+            .span()
+            .map(|s| {
+                let start = s.start.min(text.len());
+                let line = text[..start].matches('\n').count() + 1;
+                // The key of that line (what stands before `=`), never its value.
+                let line_text = text.lines().nth(line - 1).unwrap_or("");
+                let key = line_text
+                    .split_once('=')
+                    .map(|(k, _)| k.trim().trim_matches('"').to_owned())
+                    .unwrap_or_default();
+                (key, format!(" (line {line})"))
+            })
+            .unwrap_or_default();
+        c.err(&key, format!("{}{at}", e.message().trim()))
+    })?;
     let mut s = EnvSettings {
         service_name: doc.service_name,
         stdout: doc.stdout,

@@ -171,7 +171,7 @@ pub struct Builder {
     service_name: Option<String>,
     resource_attributes: Vec<(String, String)>,
     endpoint: Option<String>,
-    headers: Vec<(String, String)>,
+    headers: Headers,
     compression: Option<Compression>,
     certificate: Option<PathBuf>,
     request_timeout: Option<Duration>,
@@ -236,7 +236,7 @@ impl Builder {
     /// key), e.g. `("authorization", "Bearer ...")`. Keys are lowercase ASCII; values are never
     /// written to files or diagnostics.
     pub fn header(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((key.into(), value.into()));
+        self.headers.0.push((key.into(), value.into()));
         self
     }
 
@@ -472,12 +472,19 @@ impl Builder {
             .rev()
             .find(|d| d.target.is_none())
             .map(|d| d.level);
+        // Code's own directives outrank the environment; the environment's bare level is already
+        // ranked by `EnvSettings::or` when a file is read.
+        let (builder_bare, env_bare) = if self.directives.is_some() {
+            (bare_level, None)
+        } else {
+            (None, bare_level)
+        };
         let directives: Vec<_> = directives
             .into_iter()
             .filter(|d| d.target.is_some())
             .collect();
         let mut headers = env.headers.unwrap_or_default().0;
-        for (k, v) in &self.headers {
+        for (k, v) in &self.headers.0 {
             if !valid_header(k, v) {
                 return Err(Error::InvalidConfig {
                     setting: "Builder::header",
@@ -518,8 +525,9 @@ impl Builder {
                 .unwrap_or(env::DEFAULT_EXPORT_TIMEOUT),
             level: self
                 .level
+                .or(builder_bare)
                 .or(env.level)
-                .or(bare_level)
+                .or(env_bare)
                 .unwrap_or(env::DEFAULT_LEVEL),
             high_watermark_percent: self
                 .high_watermark_percent
@@ -785,6 +793,49 @@ mod tests {
         assert_eq!(c.mode, Mode::Tee);
         assert_eq!(c.level, log::LevelFilter::Warn);
         assert_eq!(c.export_timeout, Duration::from_millis(30_000), "default");
+    }
+
+    #[test]
+    fn default_level_precedence_counts_bare_levels_in_directives() {
+        let file = super::file::parse(
+            std::path::Path::new("f.toml"),
+            "[levels]\ndefault = \"warn\"\ndirectives = \"error,a=trace\"\n",
+        )
+        .unwrap()
+        .settings;
+        let rust_log = EnvSettings {
+            directives: Some(crate::level::parse_directives("debug").unwrap()),
+            ..EnvSettings::default()
+        };
+        let c = Builder::new()
+            .config_with(rust_log.or(file.clone()))
+            .unwrap();
+        assert_eq!(
+            c.level,
+            log::LevelFilter::Debug,
+            "RUST_LOG's bare level beats the file"
+        );
+        let c = Builder::new()
+            .config_with(EnvSettings::default().or(file.clone()))
+            .unwrap();
+        assert_eq!(
+            c.level,
+            log::LevelFilter::Warn,
+            "the file's default beats its directives' bare level"
+        );
+        let log_level = EnvSettings {
+            level: Some(log::LevelFilter::Trace),
+            ..EnvSettings::default()
+        };
+        let c = Builder::new()
+            .directives("info")
+            .config_with(log_level.or(file))
+            .unwrap();
+        assert_eq!(
+            c.level,
+            log::LevelFilter::Info,
+            "code's directives beat LOG_LEVEL and the file"
+        );
     }
 
     #[test]

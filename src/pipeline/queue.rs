@@ -73,6 +73,11 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Queue length from which sheddable values are refused.
+    pub(crate) fn high_watermark(&self) -> usize {
+        self.high_watermark
+    }
+
     /// The configured capacity.
     pub(crate) fn capacity(&self) -> usize {
         self.capacity

@@ -117,6 +117,8 @@ struct Worker {
     live_ok_since_refusal: bool,
     /// Replay waits for a live batch to be accepted after the collector refused a spooled one.
     replay_paused: bool,
+    /// The spooled batch the collector last refused for good.
+    refused_batch: Option<(u64, u64)>,
 }
 
 pub(crate) fn run(
@@ -138,6 +140,7 @@ pub(crate) fn run(
         lines: Vec::new(),
         live_ok_since_refusal: false,
         replay_paused: false,
+        refused_batch: None,
     };
     loop {
         match control.try_recv() {
@@ -167,6 +170,11 @@ pub(crate) fn run(
             .should_export(w.shared.queue.len() + w.batch.len(), now)
         {
             w.fill();
+            if w.batch.is_empty() {
+                // Only slots claimed by producers not done writing them: let them run.
+                std::thread::park_timeout(Duration::from_micros(200));
+                continue;
+            }
             w.export_live(now + w.export_timeout);
             w.batcher.restart(Instant::now());
             w.replay_one(Instant::now() + w.export_timeout);
@@ -203,7 +211,10 @@ fn spill(
     batch_size: usize,
     stdout: &mut Option<(&mut Vec<u8>, &str)>,
 ) -> bool {
-    let threshold = batch_size.max(shared.queue.capacity() / 2);
+    // Below the shedding watermark, so spilling starts before any INFO record is refused.
+    let threshold = (shared.queue.capacity() / 2)
+        .min(shared.queue.high_watermark().saturating_sub(1))
+        .max(batch_size);
     while shared.queue.len() > threshold {
         let mut spilled = Vec::with_capacity(batch_size);
         while spilled.len() < batch_size {
@@ -276,9 +287,16 @@ impl Worker {
     /// At shutdown, after the deadline: what is left goes where it costs no network time (the spool or
     /// the file), else it is counted as dropped.
     fn last_resort(&mut self) {
+        // A producer may have claimed a slot just before the close and not written it yet: give it
+        // a moment, so its record is handled rather than silently freed with the queue.
+        let grace = Instant::now() + Duration::from_millis(50);
         loop {
             self.fill();
             if self.batch.is_empty() {
+                if self.shared.queue.len() > 0 && Instant::now() < grace {
+                    std::thread::yield_now();
+                    continue;
+                }
                 break;
             }
             let n = self.batch.len() as u64;
@@ -456,8 +474,9 @@ impl Worker {
             Ok(Some(rb)) => rb,
             Ok(None) => return false,
             Err(e) => {
+                // A local problem, not the collector's: replay waits for the next live success.
                 let msg = format!("could not read the spool {}: {e}", spool.path().display());
-                self.health.failed(now);
+                self.replay_paused = true;
                 self.diagnose(&msg);
                 return false;
             }
@@ -487,10 +506,12 @@ impl Worker {
             ExportOutcome::Failed {
                 reason,
                 permanent: true,
-            } if self.live_ok_since_refusal => {
-                // The collector takes live batches but refuses this one for good: a poison batch.
-                // Dropping it (counted) keeps the spool moving.
+            } if self.live_ok_since_refusal && self.refused_batch == Some(rb.id()) => {
+                // The same batch, refused for good again after the collector accepted live
+                // batches since its first refusal: a poison batch. Dropped (counted) so the spool
+                // keeps moving.
                 self.live_ok_since_refusal = false;
+                self.refused_batch = None;
                 self.export_failed(n, &format!("spooled batch refused for good: {reason}"));
             }
             ExportOutcome::Failed {
@@ -500,6 +521,8 @@ impl Worker {
                 // Keep the batch and pause replay until a live batch gets through: then the
                 // collector works and this batch, if refused again, is poison.
                 self.replay_paused = true;
+                self.live_ok_since_refusal = false;
+                self.refused_batch = Some(rb.id());
                 self.diagnose(&format!(
                     "collector refused a spooled batch ({reason}); replay paused until a live batch is accepted"
                 ));

@@ -47,6 +47,13 @@ struct Segment {
     size: u64,
 }
 
+impl ReplayBatch {
+    /// Where the batch lies in the spool: the same records read again give the same id.
+    pub(crate) fn id(&self) -> (u64, u64) {
+        (self.seq, self.end)
+    }
+}
+
 /// Records read back from the spool, to be acknowledged with [`Spool::ack`] once delivered.
 pub(crate) struct ReplayBatch {
     pub events: Vec<LogEvent>,
@@ -309,15 +316,26 @@ impl Spool {
         if self.closed.is_empty() {
             self.close_active()?;
         }
-        let Some(segment) = self.closed.front().cloned() else {
-            return Ok(None);
+        let (segment, file) = loop {
+            let Some(segment) = self.closed.front().cloned() else {
+                return Ok(None);
+            };
+            match File::open(self.segment_path(segment.seq)) {
+                Ok(f) => break (segment, f),
+                // Removed by someone else: nothing left to replay from it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.closed.pop_front();
+                    self.publish_size();
+                }
+                Err(e) => return Err(e),
+            }
         };
         let offset = if self.cursor.0 == segment.seq {
             self.cursor.1
         } else {
             0
         };
-        let mut reader = BufReader::new(File::open(self.segment_path(segment.seq))?);
+        let mut reader = BufReader::new(file);
         reader.seek(SeekFrom::Start(offset))?;
         self.reading = Some(segment.seq);
         let mut batch = ReplayBatch {
@@ -388,7 +406,9 @@ impl Spool {
             // Durable before it replaces the old cursor: a power loss must not leave an empty one.
             f.sync_all()?;
         }
-        fs::rename(&tmp, &path)
+        fs::rename(&tmp, &path)?;
+        // Make the rename itself durable.
+        File::open(&self.dir).and_then(|d| d.sync_all())
     }
 }
 
