@@ -573,3 +573,45 @@ fn a_flapping_collector_loses_nothing_and_every_record_is_accounted_for() {
     // At most one batch per outage boundary comes twice (12 boundaries, batches of 100).
     assert!(duplicates <= 12 * 100, "{duplicates} duplicates");
 }
+
+#[test]
+fn a_spool_directory_removed_while_running_is_made_again_and_the_loss_is_counted() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("spool");
+    let endpoint = closed_endpoint();
+    let (logger, guard) = failover(&endpoint, &dir).build().unwrap();
+    for i in 0..100 {
+        info(&logger, i);
+    }
+    guard.flush(WAIT).unwrap();
+    assert_eq!(guard.stats().spooled, 100);
+    // An over-eager cleanup removes the whole directory, spool included.
+    std::fs::remove_dir_all(&dir).unwrap();
+    for i in 100..150 {
+        info(&logger, i);
+    }
+    guard.flush(WAIT).unwrap();
+    let s = guard.stats();
+    assert_eq!(
+        (s.spooled, s.dropped.io_error),
+        (150, 100),
+        "the loss is counted: {s:?}"
+    );
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert!(
+        dir.join("app.log.spool.cursor").exists(),
+        "marked as a spool again"
+    );
+    // The collector comes: what survived is delivered.
+    let collector = Collector::start_on(endpoint.trim_start_matches("http://").parse().unwrap());
+    wait_for(WAIT, "the spool to be replayed", || {
+        guard.stats().replayed == 50
+    });
+    let mut got = seqs(&collector.records());
+    got.sort();
+    assert_eq!(got, (100..150).collect::<Vec<_>>());
+}

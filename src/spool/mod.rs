@@ -45,6 +45,8 @@ const SEGMENT_INFIX: &str = ".spool.";
 struct Segment {
     seq: u64,
     size: u64,
+    /// Records written into it by this process; `None` for a segment found at start.
+    records: Option<u64>,
 }
 
 impl ReplayBatch {
@@ -80,6 +82,9 @@ pub(crate) struct Spool {
     next_seq: u64,
     cursor: (u64, u64),
     buf: Vec<u8>,
+    /// Records in the active segment, written by this process.
+    active_records: u64,
+    dir_mode: u32,
     /// The segment a replay batch was read from and not yet acknowledged or abandoned: never removed
     /// to make room, so its records are not counted both as `spool_full` and as replayed.
     reading: Option<u64>,
@@ -128,6 +133,7 @@ impl Spool {
                 continue;
             };
             closed.push(Segment {
+                records: None,
                 seq,
                 size: entry.metadata()?.len(),
             });
@@ -180,6 +186,8 @@ impl Spool {
             cursor,
             buf: Vec::new(),
             reading: None,
+            active_records: 0,
+            dir_mode: config.dir_mode,
         };
         // Segments wholly before the cursor were acknowledged before a crash: remove them.
         while spool.closed.front().is_some_and(|s| s.seq < spool.cursor.0) {
@@ -229,6 +237,7 @@ impl Spool {
         if batch.is_empty() {
             return Ok(());
         }
+        self.recover_if_removed()?;
         self.buf.clear();
         for e in batch {
             format::encode(e, &self.service_name, &mut self.buf);
@@ -254,8 +263,42 @@ impl Spool {
             return Err(e);
         }
         self.active_size += len;
+        self.active_records += batch.len() as u64;
         self.publish_size();
         self.counters.add_spooled(batch.len() as u64);
+        Ok(())
+    }
+
+    /// If the active file (or the whole directory) was removed from under the spool, what was
+    /// written to it is gone: it is counted as lost (`io_error`), and the directory, the active file,
+    /// the lock and the cursor are made again, so spooling goes on.
+    fn recover_if_removed(&mut self) -> io::Result<()> {
+        if self.active_path().exists() {
+            return Ok(());
+        }
+        if self.active_records > 0 {
+            self.counters
+                .add_dropped(DropReason::IoError, self.active_records);
+        }
+        self.active_records = 0;
+        self.active_size = 0;
+        create_dir(&self.dir, self.dir_mode)
+            .map_err(|e| with_path(e, "cannot create log directory", &self.dir))?;
+        let lock_path = self.dir.join(format!("{}.lock", self.name));
+        let lock = open_append(&lock_path, self.file_mode)?;
+        lock.try_lock().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "the spool lock {} was taken by another process",
+                    lock_path.display()
+                ),
+            )
+        })?;
+        self._lock = lock;
+        self.active = open_append(&self.active_path(), self.file_mode)?;
+        self.write_cursor()?;
+        self.publish_size();
         Ok(())
     }
 
@@ -269,9 +312,12 @@ impl Spool {
         self.closed.push_back(Segment {
             seq,
             size: self.active_size,
+            records: Some(self.active_records),
         });
-        self.active = open_append(&self.active_path(), self.file_mode)?;
+        // The records are in the closed segment now, whatever happens to the new active file.
         self.active_size = 0;
+        self.active_records = 0;
+        self.active = open_append(&self.active_path(), self.file_mode)?;
         Ok(())
     }
 
@@ -322,9 +368,19 @@ impl Spool {
             };
             match File::open(self.segment_path(segment.seq)) {
                 Ok(f) => break (segment, f),
-                // Removed by someone else: nothing left to replay from it.
+                // Removed by someone else: nothing left to replay from it; what this process had
+                // written there is counted as lost.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.closed.pop_front();
+                    if let Some(s) = self.closed.pop_front() {
+                        let lost = if self.cursor.0 == s.seq {
+                            0
+                        } else {
+                            s.records.unwrap_or(0)
+                        };
+                        if lost > 0 {
+                            self.counters.add_dropped(DropReason::IoError, lost);
+                        }
+                    }
                     self.publish_size();
                 }
                 Err(e) => return Err(e),
