@@ -615,3 +615,98 @@ fn a_spool_directory_removed_while_running_is_made_again_and_the_loss_is_counted
     got.sort();
     assert_eq!(got, (100..150).collect::<Vec<_>>());
 }
+
+/// Child half of the crash loop: spools records from `OLB_START` on, saying after each flush how far
+/// it is sure they are on disk, until it is killed.
+#[test]
+#[ignore = "run by fifty_kill_9_at_random_moments_lose_nothing_that_reached_the_spool"]
+fn spool_writer_loop_child() {
+    let (Ok(dir), Ok(start)) = (std::env::var("OLB_SPOOL_DIR"), std::env::var("OLB_START")) else {
+        return;
+    };
+    let start: usize = start.parse().unwrap();
+    let (logger, guard) = failover(&closed_endpoint(), Path::new(&dir))
+        .export_timeout(Duration::from_millis(50))
+        .file_max_bytes(4096)
+        .build()
+        .unwrap();
+    let mut next = start;
+    loop {
+        for _ in 0..37 {
+            info(&logger, next);
+            next += 1;
+        }
+        guard.flush(WAIT).unwrap();
+        println!("SPOOLED {next}");
+        std::io::stdout().flush().unwrap();
+    }
+}
+
+#[test]
+fn fifty_kill_9_at_random_moments_lose_nothing_that_reached_the_spool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut confirmed: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut next = 0usize;
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..50 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "spool_writer_loop_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("OLB_SPOOL_DIR", tmp.path())
+            .env("OLB_START", next.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        // Let it confirm between 1 and 4 flushes, then kill it while it writes the next ones.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let flushes = 1 + (rng % 4) as usize;
+        let mut sure = next;
+        let mut seen = 0;
+        for line in lines.by_ref().map_while(Result::ok) {
+            if let Some(n) = line.strip_prefix("SPOOLED ") {
+                sure = n.trim().parse().unwrap();
+                seen += 1;
+                if seen == flushes {
+                    break;
+                }
+            }
+        }
+        // A random moment within its next few writes (timing, not synchronisation).
+        std::thread::sleep(Duration::from_micros(rng % 3000));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(seen > 0, "the child never spooled");
+        confirmed.push(next..sure);
+        next = sure + 1000; // later children use fresh numbers
+    }
+    let collector = Collector::start();
+    let (_logger, guard) = failover(&collector.endpoint(), tmp.path()).build().unwrap();
+    wait_for(WAIT, "the whole spool to be replayed", || {
+        spool_is_empty(tmp.path())
+    });
+    let got: std::collections::HashSet<i64> = seqs(&collector.records()).into_iter().collect();
+    for range in &confirmed {
+        for i in range.clone() {
+            assert!(
+                got.contains(&(i as i64)),
+                "record {i} reached the spool but was not delivered"
+            );
+        }
+    }
+    // Torn tails are counted, and nothing stopped the replay.
+    let s = guard.stats();
+    eprintln!("after 50 kills: {s:?}");
+    assert!(
+        s.replayed as usize >= confirmed.iter().map(|r| r.len()).sum::<usize>(),
+        "{s:?}"
+    );
+}
