@@ -710,3 +710,36 @@ fn fifty_kill_9_at_random_moments_lose_nothing_that_reached_the_spool() {
         "{s:?}"
     );
 }
+
+#[test]
+fn a_slow_collector_neither_blocks_callers_nor_loses_or_doubles_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let collector = Collector::start();
+    // Three answers come after 1 s, longer than the 300 ms a request may take.
+    collector.script(vec![common::Answer::Delay(Duration::from_secs(1)); 3]);
+    let (logger, guard) = failover(&collector.endpoint(), tmp.path())
+        .request_timeout(Duration::from_millis(300))
+        .export_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for i in 0..200 {
+        info(&logger, i);
+    }
+    let s = guard.stats();
+    assert_eq!(s.dropped.total(), 0, "callers are never refused: {s:?}");
+    guard.flush(WAIT).unwrap();
+    wait_for(WAIT, "everything delivered", || {
+        let s = guard.stats();
+        s.exported + s.replayed == 200 && s.spool_bytes == 0
+    });
+    let s = guard.stats();
+    assert!(s.export_errors >= 3, "{s:?}");
+    assert_eq!(s.dropped.total(), 0, "{s:?}");
+    let mut got = seqs(&collector.records());
+    got.sort();
+    assert_eq!(
+        got,
+        (0..200).collect::<Vec<_>>(),
+        "each record exactly once: the slow answers were cancelled"
+    );
+}

@@ -67,6 +67,8 @@ pub enum Answer {
     },
     /// Accept, but report `n` records of the request as rejected.
     PartialReject(i64),
+    /// Accept, after this long (a slow collector); a client that gives up first cancels it.
+    Delay(Duration),
 }
 
 #[derive(Default)]
@@ -96,14 +98,20 @@ impl LogsService for Shared {
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
         let headers = request.metadata().clone();
         let req = request.into_inner();
-        let mut state = self.lock();
-        state.requests += 1;
-        state.headers.push(headers);
-        let answer = if state.script.is_empty() {
-            Answer::Accept
-        } else {
-            state.script.remove(0)
+        let answer = {
+            let mut state = self.lock();
+            state.requests += 1;
+            state.headers.push(headers);
+            if state.script.is_empty() {
+                Answer::Accept
+            } else {
+                state.script.remove(0)
+            }
         };
+        if let Answer::Delay(d) = answer {
+            tokio::time::sleep(d).await;
+        }
+        let mut state = self.lock();
         let mut rejected = 0;
         match answer {
             Answer::Fail { code, retry_after } => {
@@ -118,7 +126,7 @@ impl LogsService for Shared {
                 });
             }
             Answer::PartialReject(n) => rejected = n,
-            Answer::Accept => {}
+            Answer::Accept | Answer::Delay(_) => {}
         }
         for rl in req.resource_logs {
             let resource = rl.resource.unwrap_or_default();

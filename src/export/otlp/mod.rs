@@ -64,11 +64,8 @@ impl OtlpExporter {
                 setting: "endpoint",
                 reason: format!("TLS for {:?}: {e}", config.endpoint),
             })?;
-        } else if !is_loopback(&config.endpoint) {
-            eprintln!(
-                "otel-log-bridge: warning: records go to {} over plaintext http; use https:// to encrypt them",
-                config.endpoint
-            );
+        } else if let Some(warning) = plaintext_warning(&config.endpoint) {
+            eprintln!("otel-log-bridge: warning: {warning}");
         }
         let mut metadata = MetadataMap::new();
         for (k, v) in &config.headers.0 {
@@ -110,6 +107,13 @@ impl OtlpExporter {
             jitter: Jitter::new(),
         })
     }
+}
+
+/// The warning printed once at start for a plaintext endpoint off this machine, if any.
+fn plaintext_warning(endpoint: &str) -> Option<String> {
+    (endpoint.starts_with("http://") && !is_loopback(endpoint)).then(|| {
+        format!("records go to {endpoint} over plaintext http; use https:// to encrypt them")
+    })
 }
 
 /// Whether the endpoint's host is a loopback name or address.
@@ -235,6 +239,32 @@ impl Drop for OtlpExporter {
     fn drop(&mut self) {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plaintext_warning;
+
+    #[test]
+    fn plaintext_off_this_machine_is_warned_about_and_loopback_or_tls_is_not() {
+        for quiet in [
+            "http://localhost:4317",
+            "http://127.0.0.1:4317",
+            "http://127.8.9.10:4317",
+            "http://[::1]:4317",
+            "https://collector.example:4317",
+        ] {
+            assert_eq!(plaintext_warning(quiet), None, "{quiet}");
+        }
+        for loud in [
+            "http://collector.example:4317",
+            "http://10.0.0.7:4317",
+            "http://[2001:db8::1]:4317",
+        ] {
+            let w = plaintext_warning(loud).unwrap_or_default();
+            assert!(w.contains(loud) && w.contains("https://"), "{loud}: {w}");
         }
     }
 }
