@@ -66,7 +66,8 @@ fn main() {
                         std::thread::sleep(wait);
                     }
                     let seq = k * threads + t;
-                    let kvs: [(&str, log::kv::Value<'_>); 2] = [("seq", seq.into()), ("amount", 150.0f64.into())];
+                    let kvs: [(&str, log::kv::Value<'_>); 2] =
+                        [("seq", seq.into()), ("amount", 150.0f64.into())];
                     let t0 = Instant::now();
                     logger.log(
                         &log::Record::builder()
@@ -76,7 +77,7 @@ fn main() {
                             .key_values(&kvs)
                             .build(),
                     );
-                    if k % 8 == 0 {
+                    if k.is_multiple_of(8) {
                         samples.push(t0.elapsed().as_nanos() as u64);
                     }
                     k += 1;
