@@ -68,12 +68,14 @@ pub(crate) fn capture(record: &log::Record<'_>) -> (LogEvent, bool) {
         .map(Cow::Borrowed)
         .or_else(|| record.file().map(|f| Cow::Owned(f.to_owned())));
     let mut attributes = Vec::new();
+    let mut dropped_attributes = 0;
     let source = record.key_values();
     if source.count() > 0 {
-        attributes.reserve_exact(source.count());
-        let mut collector = AttrCollector(&mut attributes);
+        attributes.reserve_exact(source.count().min(MAX_ATTRIBUTES));
+        let mut collector = AttrCollector(&mut attributes, 0);
         // A visitor that never fails; an error from a broken `Source` only ends the visit early.
         let _ = catch_unwind(AssertUnwindSafe(|| source.visit(&mut collector)));
+        dropped_attributes = collector.1;
     }
     let event = LogEvent {
         time_unix_nano: now,
@@ -86,6 +88,7 @@ pub(crate) fn capture(record: &log::Record<'_>) -> (LogEvent, bool) {
         line: record.line(),
         trace: current_trace_context(),
         attributes,
+        dropped_attributes,
     };
     (event, format_panicked)
 }
@@ -96,6 +99,61 @@ thread_local! {
 
 /// A scratch buffer grown past this by a huge message is released rather than kept.
 const MAX_KEPT_BUFFER: usize = 64 * 1024;
+/// Longest message kept, in bytes; a longer one is cut at a character boundary and marked.
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Longest string attribute value kept, in bytes; longer ones are cut and marked.
+pub(crate) const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// Most attributes kept per record; the rest are counted in `dropped_attributes_count`.
+pub(crate) const MAX_ATTRIBUTES: usize = 128;
+
+/// Writes at most `limit` bytes (whole characters) into `buf`, counting what it leaves out.
+struct Bounded<'a> {
+    buf: &'a mut String,
+    limit: usize,
+    cut: usize,
+}
+
+impl std::fmt::Write for Bounded<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = self.limit.saturating_sub(self.buf.len());
+        if s.len() <= room && self.cut == 0 {
+            self.buf.push_str(s);
+        } else {
+            let mut end = room.min(s.len());
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            if self.cut == 0 {
+                self.buf.push_str(&s[..end]);
+                self.cut += s.len() - end;
+            } else {
+                self.cut += s.len();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Formats `args` into `buf`, at most `limit` bytes, marking a cut.
+fn write_bounded(buf: &mut String, args: &std::fmt::Arguments<'_>, limit: usize) {
+    let mut w = Bounded { buf, limit, cut: 0 };
+    // A `Display` returning `Err` leaves what was written so far; keep it.
+    let _ = w.write_fmt(*args);
+    if w.cut > 0 {
+        let cut = w.cut;
+        let _ = write!(w.buf, "…[truncated {cut} bytes]");
+    }
+}
+
+/// `s`, cut to `limit` bytes (whole characters) and marked when longer.
+fn bounded_value(s: &str) -> Box<str> {
+    if s.len() <= MAX_VALUE_BYTES {
+        return s.into();
+    }
+    let mut out = String::with_capacity(MAX_VALUE_BYTES + 32);
+    write_bounded(&mut out, &format_args!("{s}"), MAX_VALUE_BYTES);
+    out.into_boxed_str()
+}
 
 fn format_body(args: &std::fmt::Arguments<'_>) -> (Cow<'static, str>, bool) {
     if let Some(s) = args.as_str() {
@@ -108,8 +166,7 @@ fn format_body(args: &std::fmt::Arguments<'_>) -> (Cow<'static, str>, bool) {
         let formatted = FORMAT_BUFFER.try_with(|b| {
             let mut b = b.try_borrow_mut().ok()?;
             b.clear();
-            // A `Display` returning `Err` leaves what was written so far; keep it.
-            let _ = b.write_fmt(*args);
+            write_bounded(&mut b, args, MAX_BODY_BYTES);
             let s = String::from(b.as_str());
             if b.capacity() > MAX_KEPT_BUFFER {
                 *b = String::new();
@@ -118,7 +175,7 @@ fn format_body(args: &std::fmt::Arguments<'_>) -> (Cow<'static, str>, bool) {
         });
         formatted.ok().flatten().unwrap_or_else(|| {
             let mut s = String::new();
-            let _ = s.write_fmt(*args);
+            write_bounded(&mut s, args, MAX_BODY_BYTES);
             s
         })
     })) {
@@ -127,15 +184,24 @@ fn format_body(args: &std::fmt::Arguments<'_>) -> (Cow<'static, str>, bool) {
     }
 }
 
-struct AttrCollector<'a>(&'a mut Vec<Attr>);
+struct AttrCollector<'a>(&'a mut Vec<Attr>, u32);
 
 impl<'kvs> VisitSource<'kvs> for AttrCollector<'_> {
     fn visit_pair(&mut self, key: kv::Key<'kvs>, value: kv::Value<'kvs>) -> Result<(), kv::Error> {
+        if self.0.len() >= MAX_ATTRIBUTES {
+            self.1 = self.1.saturating_add(1);
+            return Ok(());
+        }
         let mut typed = TypedValue(None);
         if value.visit(&mut typed).is_err() || typed.0.is_none() {
             typed.0 = Some(AttrValue::Str(value.to_string().into_boxed_str()));
         }
-        if let Some(value) = typed.0 {
+        if let Some(mut value) = typed.0 {
+            if let AttrValue::Str(s) = &value
+                && s.len() > MAX_VALUE_BYTES
+            {
+                value = AttrValue::Str(bounded_value(s));
+            }
             self.0.push(Attr {
                 key: crate::intern::intern(key.as_str()),
                 value,

@@ -105,6 +105,8 @@ pub(crate) struct LogEvent {
     /// `None` when no valid span was active: the fields are left empty, never zero-filled.
     pub trace: Option<TraceContext>,
     pub attributes: Vec<Attr>,
+    /// Attributes left out because the record had more than the limit (128).
+    pub dropped_attributes: u32,
 }
 
 #[cfg(test)]

@@ -409,6 +409,7 @@ impl Levels {
                 ),
                 attr("directives", change.directives.clone()),
             ],
+            dropped_attributes: 0,
         });
         Ok(change)
     }

@@ -65,5 +65,6 @@ fn panic_event(info: &std::panic::PanicHookInfo<'_>) -> LogEvent {
         line: info.location().map(|l| l.line()),
         trace: current_trace_context(),
         attributes,
+        dropped_attributes: 0,
     }
 }

@@ -91,6 +91,7 @@ mod tests {
                     value: AttrValue::Int(42),
                 },
             ],
+            dropped_attributes: 0,
         };
         Redactor::new(DEFAULT_REDACT_KEYS).apply(&mut e);
         let values: Vec<_> = e.attributes.iter().map(|a| a.value.clone()).collect();

@@ -835,3 +835,55 @@ fn https_verifies_the_collector_with_the_configured_ca_and_refuses_an_unknown_on
         .to_string();
     assert!(err.contains("missing.pem"), "{err}");
 }
+
+#[test]
+fn huge_records_are_truncated_visibly_and_large_batches_split_under_the_grpc_limit() {
+    let collector = Collector::start();
+    let (logger, guard) = builder(&collector.endpoint())
+        .schedule_delay(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    // 40 records of 300 KiB: 12 MiB in one batch would exceed the 4 MiB a gRPC server accepts.
+    let chunk = "x".repeat(300 * 1024);
+    for i in 0..40 {
+        emit(
+            &logger,
+            log::Level::Info,
+            "big",
+            format_args!("{i} {chunk}"),
+            &[],
+        );
+    }
+    // A 2 MiB message and 200 attributes.
+    let huge = "é".repeat(1024 * 1024);
+    let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
+    let kvs: Vec<(&str, log::kv::Value<'_>)> =
+        keys.iter().map(|k| (k.as_str(), 1i64.into())).collect();
+    emit(
+        &logger,
+        log::Level::Warn,
+        "huge",
+        format_args!("{huge}"),
+        &kvs,
+    );
+    guard.flush(WAIT).unwrap();
+    let records = collector.records();
+    assert_eq!(records.len(), 41, "{:?}", guard.last_export_error());
+    assert!(collector.requests() >= 4, "split into several requests");
+    let h = records.iter().find(|r| r.scope == "huge").unwrap();
+    let body = h.body();
+    assert!(body.len() <= 1024 * 1024 + 64, "{}", body.len());
+    assert!(
+        body.ends_with("bytes]") && body.contains("…[truncated "),
+        "marked"
+    );
+    let kept = h
+        .record
+        .attributes
+        .iter()
+        .filter(|a| !a.key.starts_with("code."))
+        .count();
+    assert_eq!(kept, 128);
+    assert_eq!(h.record.dropped_attributes_count, 72);
+    assert_eq!(guard.stats().dropped.total(), 0);
+}

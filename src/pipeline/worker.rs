@@ -60,6 +60,26 @@ pub(crate) struct Sinks {
     pub service_name: String,
 }
 
+/// Size at which a batch is cut whatever its count: well under the 4 MiB a gRPC server accepts.
+const MAX_BATCH_BYTES: usize = 3 * 1024 * 1024;
+
+/// A record's encoded size, roughly: its strings plus a fixed overhead.
+fn approx_size(e: &LogEvent) -> usize {
+    let attrs: usize = e
+        .attributes
+        .iter()
+        .map(|a| {
+            a.key.len()
+                + match &a.value {
+                    crate::event::AttrValue::Str(s) => s.len(),
+                    _ => 8,
+                }
+                + 8
+        })
+        .sum();
+    e.body.len() + e.target.len() + attrs + 96
+}
+
 /// Minimum interval between two diagnostics written to stderr.
 const DIAGNOSTIC_INTERVAL: Duration = Duration::from_secs(30);
 const PROBE_INITIAL: Duration = Duration::from_millis(250);
@@ -113,6 +133,8 @@ struct Worker {
     health: Health,
     last_diagnostic: Option<Instant>,
     lines: Vec<u8>,
+    /// Approximate encoded size of `batch`.
+    batch_bytes: usize,
     /// Whether a live batch was delivered since the collector last refused a batch for good.
     live_ok_since_refusal: bool,
     /// Replay waits for a live batch to be accepted after the collector refused a spooled one.
@@ -138,6 +160,7 @@ pub(crate) fn run(
         health: Health::Up,
         last_diagnostic: None,
         lines: Vec::new(),
+        batch_bytes: 0,
         live_ok_since_refusal: false,
         replay_paused: false,
         refused_batch: None,
@@ -251,13 +274,24 @@ fn write_stdout(events: &[LogEvent], service_name: &str, buf: &mut Vec<u8>) {
 impl Worker {
     /// Moves queued records into the batch until it is full or the queue is empty.
     fn fill(&mut self) {
-        while self.batch.len() < self.batcher.max_size() {
+        while !self.batch_full() {
             match self.shared.pop() {
-                Some(e) => self.batch.push(e),
+                Some(e) => self.push_batch(e),
                 None => break,
             }
         }
         self.shared.counters.set_in_flight(self.batch.len() as u64);
+    }
+
+    /// Whether the batch is full: by count, or by size, so one request stays well under the 4 MiB
+    /// a gRPC server accepts by default however large the records are.
+    fn batch_full(&self) -> bool {
+        self.batch.len() >= self.batcher.max_size() || self.batch_bytes >= MAX_BATCH_BYTES
+    }
+
+    fn push_batch(&mut self, e: LogEvent) {
+        self.batch_bytes += approx_size(&e);
+        self.batch.push(e);
     }
 
     /// Exports everything enqueued before the call, in batches, each bounded by `deadline`. Records
@@ -266,10 +300,9 @@ impl Worker {
     fn drain(&mut self, deadline: Instant) {
         let target = self.shared.queue.pushed();
         loop {
-            while self.batch.len() < self.batcher.max_size() && self.shared.queue.popped() < target
-            {
+            while !self.batch_full() && self.shared.queue.popped() < target {
                 match self.shared.pop() {
-                    Some(e) => self.batch.push(e),
+                    Some(e) => self.push_batch(e),
                     None => break,
                 }
             }
@@ -310,6 +343,7 @@ impl Worker {
                 Mode::OtlpOnly => self.shared.counters.add_dropped(DropReason::Shutdown, n),
             }
             self.batch.clear();
+            self.batch_bytes = 0;
         }
     }
 
@@ -373,6 +407,7 @@ impl Worker {
             }
         }
         self.batch.clear();
+        self.batch_bytes = 0;
         self.shared.counters.set_in_flight(0);
     }
 

@@ -29,6 +29,7 @@ fn event(i: i64) -> LogEvent {
             key: "seq".into(),
             value: AttrValue::Int(i),
         }],
+        dropped_attributes: 0,
     }
 }
 

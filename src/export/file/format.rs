@@ -31,7 +31,7 @@ use serde_json::ser::{CompactFormatter, Formatter};
 use crate::event::{Attr, AttrValue, LogEvent, Severity, TraceContext};
 
 /// Names that are fields of the line; an attribute with one of these keys is nested.
-pub(crate) const RESERVED: [&str; 15] = [
+pub(crate) const RESERVED: [&str; 16] = [
     "timestamp",
     "observed_timestamp",
     "severity_text",
@@ -45,9 +45,33 @@ pub(crate) const RESERVED: [&str; 15] = [
     "code.file.path",
     "code.line.number",
     "code.function.name",
+    "dropped_attributes_count",
     "attributes",
     "",
 ];
+
+/// Whether `key` is one of [`RESERVED`] (a `match` the compiler turns into length and byte tests).
+fn is_reserved(key: &str) -> bool {
+    matches!(
+        key,
+        "timestamp"
+            | "observed_timestamp"
+            | "severity_text"
+            | "severity_number"
+            | "logger"
+            | "message"
+            | "trace_id"
+            | "span_id"
+            | "trace_flags"
+            | "service.name"
+            | "code.file.path"
+            | "code.line.number"
+            | "code.function.name"
+            | "dropped_attributes_count"
+            | "attributes"
+            | ""
+    )
+}
 
 /// Compact JSON that also escapes U+2028 and U+2029.
 struct LineFormatter;
@@ -194,10 +218,13 @@ pub(crate) fn encode(event: &LogEvent, service_name: &str, out: &mut Vec<u8>) {
         if let Some(m) = &event.module_path {
             map.serialize_entry("code.function.name", &**m)?;
         }
+        if event.dropped_attributes > 0 {
+            map.serialize_entry("dropped_attributes_count", &event.dropped_attributes)?;
+        }
         let mut nested: Vec<&Attr> = Vec::new();
         for (i, a) in event.attributes.iter().enumerate() {
             let repeated = event.attributes[..i].iter().any(|b| b.key == a.key);
-            if repeated || RESERVED.contains(&&*a.key) {
+            if repeated || is_reserved(&a.key) {
                 nested.push(a);
             } else {
                 map.serialize_entry(&*a.key, &JsonValue::Attr(&a.value))?;
@@ -325,6 +352,13 @@ pub(crate) fn decode(line: &[u8]) -> Result<Decoded, DecodeError> {
     let module = take("code.function.name")
         .map(|v| string(Some(v), "code.function.name"))
         .transpose()?;
+    let dropped_attributes = match take("dropped_attributes_count") {
+        None => 0,
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or(DecodeError::Field("dropped_attributes_count"))?,
+    };
     let nested = take("attributes");
     let mut attributes: Vec<Attr> = map
         .into_iter()
@@ -353,6 +387,7 @@ pub(crate) fn decode(line: &[u8]) -> Result<Decoded, DecodeError> {
             line: line_no,
             trace,
             attributes,
+            dropped_attributes,
         },
         service_name,
     })
@@ -396,6 +431,7 @@ mod tests {
                     value: AttrValue::Str("EUR".into()),
                 },
             ],
+            dropped_attributes: 0,
         }
     }
 
@@ -465,6 +501,14 @@ mod tests {
         assert!(l.ends_with('\n'));
         assert!(!l.contains('\u{2028}') && !l.contains('\r') && !l.contains('\0'));
         assert_eq!(decode(l.as_bytes()).unwrap().event.body, e.body);
+    }
+
+    #[test]
+    fn the_reserved_test_matches_the_list() {
+        for k in RESERVED {
+            assert!(is_reserved(k), "{k}");
+        }
+        assert!(!is_reserved("amount") && !is_reserved("attributes2"));
     }
 
     #[test]

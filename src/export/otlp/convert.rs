@@ -101,7 +101,7 @@ pub(crate) fn log_record(e: &LogEvent) -> LogRecord {
         severity_text: e.severity.text().to_owned(),
         body: string(e.body.as_ref()),
         attributes,
-        dropped_attributes_count: 0,
+        dropped_attributes_count: e.dropped_attributes,
         flags,
         trace_id,
         span_id,
@@ -157,6 +157,7 @@ mod tests {
                 key: "n".into(),
                 value: AttrValue::Int(42),
             }],
+            dropped_attributes: 0,
         }
     }
 
