@@ -30,7 +30,9 @@ use serde_json::ser::{CompactFormatter, Formatter};
 
 use crate::event::{Attr, AttrValue, LogEvent, Severity, TraceContext};
 
-/// Names that are fields of the line; an attribute with one of these keys is nested.
+/// Names that are fields of the line; an attribute with one of these keys is nested (the list the
+/// tests check [`is_reserved`] against).
+#[cfg(test)]
 pub(crate) const RESERVED: [&str; 16] = [
     "timestamp",
     "observed_timestamp",
@@ -50,7 +52,8 @@ pub(crate) const RESERVED: [&str; 16] = [
     "",
 ];
 
-/// Whether `key` is one of [`RESERVED`] (a `match` the compiler turns into length and byte tests).
+/// Whether `key` is the name of a field of the line: an attribute with such a key is nested (a
+/// `match`, which the compiler turns into length and byte tests).
 fn is_reserved(key: &str) -> bool {
     matches!(
         key,
