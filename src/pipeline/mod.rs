@@ -244,7 +244,6 @@ impl Pipeline {
             batch_size: config.effective_batch_size(),
             schedule_delay: config.schedule_delay,
             export_timeout: config.export_timeout,
-            request_timeout: config.request_timeout,
         };
         let worker_shared = shared.clone();
         let handle = std::thread::Builder::new()

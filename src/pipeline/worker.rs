@@ -47,7 +47,6 @@ pub(crate) struct Settings {
     pub batch_size: usize,
     pub schedule_delay: Duration,
     pub export_timeout: Duration,
-    pub request_timeout: Duration,
 }
 
 /// Where batches go.
@@ -150,7 +149,6 @@ pub(crate) fn run(
     settings: Settings,
 ) {
     mark_internal_thread();
-    let _ = settings.request_timeout;
     let mut w = Worker {
         batch: Vec::with_capacity(settings.batch_size),
         batcher: Batcher::new(settings.batch_size, settings.schedule_delay, Instant::now()),
