@@ -743,3 +743,22 @@ fn a_slow_collector_neither_blocks_callers_nor_loses_or_doubles_records() {
         "each record exactly once: the slow answers were cancelled"
     );
 }
+
+#[test]
+fn a_spool_active_file_removed_alone_is_made_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let endpoint = closed_endpoint();
+    let (logger, guard) = failover(&endpoint, tmp.path()).build().unwrap();
+    for i in 0..10 {
+        info(&logger, i);
+    }
+    guard.flush(WAIT).unwrap();
+    std::fs::remove_file(tmp.path().join("app.log")).unwrap();
+    for i in 10..20 {
+        info(&logger, i);
+    }
+    guard.flush(WAIT).unwrap();
+    let s = guard.stats();
+    assert_eq!((s.spooled, s.dropped.io_error), (20, 10), "{s:?}");
+    assert!(tmp.path().join("app.log").exists());
+}

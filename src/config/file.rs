@@ -143,18 +143,34 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
         let (key, at) = e
             .span()
             .map(|s| {
-                let start = s.start.min(text.len());
-                let line = text[..start].matches('\n').count() + 1;
-                // The key of that line (what stands before `=`), never its value.
+                let line = text.get(..s.start).unwrap_or(text).matches('\n').count() + 1;
+                // The key of that line (what stands before `=`) when it looks like a key, never
+                // its value (a continuation line of a multi-line string is not a key).
                 let line_text = text.lines().nth(line - 1).unwrap_or("");
                 let key = line_text
                     .split_once('=')
-                    .map(|(k, _)| k.trim().trim_matches('"').to_owned())
-                    .unwrap_or_default();
+                    .map(|(k, _)| k.trim().trim_matches('"'))
+                    .filter(|k| {
+                        !k.is_empty()
+                            && k.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "_-. ".contains(c))
+                    })
+                    .unwrap_or_default()
+                    .to_owned();
                 (key, format!(" (line {line})"))
             })
             .unwrap_or_default();
-        c.err(&key, format!("{}{at}", e.message().trim()))
+        // serde's messages quote the offending value ("invalid type: string \"...\", expected
+        // u64"): keep only what was expected.
+        let message = e.message().trim();
+        let quotes_a_value =
+            message.starts_with("invalid type") || message.starts_with("invalid value");
+        let message = match message.split_once(", expected ") {
+            Some((_, expected)) if quotes_a_value => format!("invalid value; expected {expected}"),
+            _ if quotes_a_value => "invalid value".to_owned(),
+            _ => message.to_owned(),
+        };
+        c.err(&key, format!("{message}{at}"))
     })?;
     let mut s = EnvSettings {
         service_name: doc.service_name,
@@ -361,6 +377,10 @@ mod tests {
             ),
             ("unknown_key = 1", "unknown field"),
             ("[queue]\nmax_size = \"big\"", "max_size"),
+            (
+                "[otlp]\nheaders = \"authorization=Bearer s3cr3t\"",
+                "headers",
+            ),
         ] {
             let err = parse_str(text)
                 .err()

@@ -83,6 +83,9 @@ fn approx_size(e: &LogEvent) -> usize {
 const DIAGNOSTIC_INTERVAL: Duration = Duration::from_secs(30);
 const PROBE_INITIAL: Duration = Duration::from_millis(250);
 const PROBE_MAX: Duration = Duration::from_secs(5);
+/// How long replay waits, at most, after a refusal or a read error before it tries again even with
+/// no live success (an idle application must not keep its spool forever).
+const REPLAY_PAUSE: Duration = Duration::from_secs(30);
 /// Bound on one probe of a collector believed down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -136,8 +139,9 @@ struct Worker {
     batch_bytes: usize,
     /// Whether a live batch was delivered since the collector last refused a batch for good.
     live_ok_since_refusal: bool,
-    /// Replay waits for a live batch to be accepted after the collector refused a spooled one.
-    replay_paused: bool,
+    /// Replay waits for a live batch to be accepted (or [`REPLAY_PAUSE`] to pass) after the collector
+    /// refused a spooled batch or the spool could not be read.
+    replay_paused: Option<Instant>,
     /// The spooled batch the collector last refused for good.
     refused_batch: Option<(u64, u64)>,
 }
@@ -160,7 +164,7 @@ pub(crate) fn run(
         lines: Vec::new(),
         batch_bytes: 0,
         live_ok_since_refusal: false,
-        replay_paused: false,
+        replay_paused: None,
         refused_batch: None,
     };
     loop {
@@ -207,7 +211,7 @@ pub(crate) fn run(
         w.batcher.idle(w.shared.queue.len() + w.batch.len(), now);
         let mut sleep = w.batcher.sleep_for(now);
         if let Health::Down { next_probe, .. } = w.health
-            && !w.replay_paused
+            && w.replay_paused.is_none()
             && w.sinks.spool.as_ref().is_some_and(Spool::has_backlog)
         {
             sleep = sleep.min(next_probe.saturating_duration_since(now));
@@ -376,7 +380,7 @@ impl Worker {
                         ExportOutcome::Delivered { rejected } => {
                             self.health = Health::Up;
                             self.live_ok_since_refusal = true;
-                            self.replay_paused = false;
+                            self.replay_paused = None;
                             self.delivered(n, rejected, false);
                         }
                         ExportOutcome::Failed { reason, permanent } => {
@@ -500,7 +504,12 @@ impl Worker {
         let Some(spool) = self.sinks.spool.as_mut() else {
             return false;
         };
-        if self.replay_paused || !spool.has_backlog() || !self.health.should_try(now) {
+        if self
+            .replay_paused
+            .is_some_and(|t| now.duration_since(t) < REPLAY_PAUSE)
+            || !spool.has_backlog()
+            || !self.health.should_try(now)
+        {
             return false;
         }
         let rb = match spool.next_batch(batch_size) {
@@ -509,7 +518,7 @@ impl Worker {
             Err(e) => {
                 // A local problem, not the collector's: replay waits for the next live success.
                 let msg = format!("could not read the spool {}: {e}", spool.path().display());
-                self.replay_paused = true;
+                self.replay_paused = Some(Instant::now());
                 self.diagnose(&msg);
                 return false;
             }
@@ -553,7 +562,7 @@ impl Worker {
             } => {
                 // Keep the batch and pause replay until a live batch gets through: then the
                 // collector works and this batch, if refused again, is poison.
-                self.replay_paused = true;
+                self.replay_paused = Some(Instant::now());
                 self.live_ok_since_refusal = false;
                 self.refused_batch = Some(rb.id());
                 self.diagnose(&format!(

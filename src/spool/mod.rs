@@ -40,6 +40,8 @@ use crate::export::file::fs::{create_dir, open_append, with_path};
 use crate::stats::{Counters, DropReason};
 
 const SEGMENT_INFIX: &str = ".spool.";
+/// Most bytes of JSON lines read into one replay batch.
+const MAX_REPLAY_BATCH_BYTES: u64 = 3 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 struct Segment {
@@ -284,19 +286,23 @@ impl Spool {
         self.active_size = 0;
         create_dir(&self.dir, self.dir_mode)
             .map_err(|e| with_path(e, "cannot create log directory", &self.dir))?;
-        let lock_path = self.dir.join(format!("{}.lock", self.name));
-        let lock = open_append(&lock_path, self.file_mode)?;
-        lock.try_lock().map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!(
-                    "the spool lock {} was taken by another process",
-                    lock_path.display()
-                ),
-            )
-        })?;
-        self._lock = lock;
         self.active = open_append(&self.active_path(), self.file_mode)?;
+        let lock_path = self.dir.join(format!("{}.lock", self.name));
+        if !lock_path.exists() {
+            // The lock file went with the directory: take a new one. (Our lock on the old file
+            // still holds if only the active file was removed; locking again would block on it.)
+            let lock = open_append(&lock_path, self.file_mode)?;
+            lock.try_lock().map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "the spool lock {} was taken by another process",
+                        lock_path.display()
+                    ),
+                )
+            })?;
+            self._lock = lock;
+        }
         self.write_cursor()?;
         self.publish_size();
         Ok(())
@@ -393,7 +399,6 @@ impl Spool {
         };
         let mut reader = BufReader::new(file);
         reader.seek(SeekFrom::Start(offset))?;
-        self.reading = Some(segment.seq);
         let mut batch = ReplayBatch {
             events: Vec::with_capacity(max.min(4096)),
             seq: segment.seq,
@@ -402,7 +407,9 @@ impl Spool {
             finished: false,
         };
         let mut line = Vec::new();
-        while batch.events.len() < max {
+        // Bounded by bytes as well as count, so a replayed request stays under the 4 MiB a gRPC
+        // server accepts by default (JSON lines are larger than the same records in protobuf).
+        while batch.events.len() < max && batch.end - offset < MAX_REPLAY_BATCH_BYTES {
             line.clear();
             let n = reader.read_until(b'\n', &mut line)?;
             if n == 0 {
@@ -424,6 +431,7 @@ impl Spool {
         if !batch.finished && reader.fill_buf()?.is_empty() {
             batch.finished = true;
         }
+        self.reading = Some(segment.seq);
         Ok(Some(batch))
     }
 
