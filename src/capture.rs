@@ -72,7 +72,7 @@ pub(crate) fn capture(record: &log::Record<'_>) -> (LogEvent, bool) {
     let source = record.key_values();
     if source.count() > 0 {
         attributes.reserve_exact(source.count().min(MAX_ATTRIBUTES));
-        let mut collector = AttrCollector(&mut attributes, 0);
+        let mut collector = AttrCollector(&mut attributes, 0, 0);
         // A visitor that never fails; an error from a broken `Source` only ends the visit early.
         let _ = catch_unwind(AssertUnwindSafe(|| source.visit(&mut collector)));
         dropped_attributes = collector.1;
@@ -105,6 +105,9 @@ pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub(crate) const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// Most attributes kept per record; the rest are counted in `dropped_attributes_count`.
 pub(crate) const MAX_ATTRIBUTES: usize = 128;
+/// Most bytes of string attribute values kept per record; past it, attributes are counted as
+/// dropped, so a record stays far below what one export request can carry.
+pub(crate) const MAX_ATTRIBUTE_BYTES: usize = 256 * 1024;
 
 /// Writes at most `limit` bytes (whole characters) into `buf`, counting what it leaves out.
 struct Bounded<'a> {
@@ -184,7 +187,8 @@ fn format_body(args: &std::fmt::Arguments<'_>) -> (Cow<'static, str>, bool) {
     }
 }
 
-struct AttrCollector<'a>(&'a mut Vec<Attr>, u32);
+/// Collects attributes: the list, how many were left out, and the string bytes kept so far.
+struct AttrCollector<'a>(&'a mut Vec<Attr>, u32, usize);
 
 impl<'kvs> VisitSource<'kvs> for AttrCollector<'_> {
     fn visit_pair(&mut self, key: kv::Key<'kvs>, value: kv::Value<'kvs>) -> Result<(), kv::Error> {
@@ -197,10 +201,19 @@ impl<'kvs> VisitSource<'kvs> for AttrCollector<'_> {
             typed.0 = Some(AttrValue::Str(value.to_string().into_boxed_str()));
         }
         if let Some(mut value) = typed.0 {
-            if let AttrValue::Str(s) = &value
-                && s.len() > MAX_VALUE_BYTES
-            {
-                value = AttrValue::Str(bounded_value(s));
+            if let AttrValue::Str(s) = &value {
+                if s.len() > MAX_VALUE_BYTES {
+                    value = AttrValue::Str(bounded_value(s));
+                }
+                let len = match &value {
+                    AttrValue::Str(s) => s.len(),
+                    _ => 0,
+                };
+                if self.2 + len > MAX_ATTRIBUTE_BYTES {
+                    self.1 = self.1.saturating_add(1);
+                    return Ok(());
+                }
+                self.2 += len;
             }
             self.0.push(Attr {
                 key: crate::intern::intern(key.as_str()),
@@ -359,6 +372,26 @@ mod tests {
         );
         assert!(panicked);
         assert_eq!(e.body, FORMAT_PANIC_BODY);
+    }
+
+    #[test]
+    fn attribute_bytes_per_record_are_bounded_and_the_rest_counted() {
+        let big = "v".repeat(60 * 1024);
+        let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+        let kvs: Vec<(&str, kv::Value<'_>)> = keys
+            .iter()
+            .map(|k| (k.as_str(), kv::Value::from(big.as_str())))
+            .collect();
+        let e = capture_of(
+            &log::Record::builder()
+                .args(format_args!("x"))
+                .level(log::Level::Info)
+                .target("t")
+                .key_values(&kvs)
+                .build(),
+        );
+        assert_eq!(e.attributes.len(), 4, "4 x 60 KiB fit in 256 KiB");
+        assert_eq!(e.dropped_attributes, 6);
     }
 
     #[test]

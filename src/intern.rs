@@ -26,16 +26,18 @@ struct Table {
 }
 
 static TABLE: Mutex<Option<Table>> = Mutex::new(None);
-/// Set once the table is full: then a miss allocates without taking the lock.
+/// Set once the table is full: from then on it never changes, and is read without the lock.
 static FULL: AtomicBool = AtomicBool::new(false);
+/// The table as it was when it filled up.
+static FROZEN: std::sync::OnceLock<HashSet<&'static str>> = std::sync::OnceLock::new();
 
 thread_local! {
     static RECENT: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
 }
 
 fn global(s: &str) -> Option<&'static str> {
-    if FULL.load(Ordering::Relaxed) {
-        return None;
+    if FULL.load(Ordering::Acquire) {
+        return FROZEN.get().and_then(|t| t.get(s)).copied();
     }
     let mut guard = TABLE.lock().unwrap_or_else(|p| p.into_inner());
     let table = guard.get_or_insert_with(|| Table {
@@ -46,7 +48,8 @@ fn global(s: &str) -> Option<&'static str> {
         return Some(found);
     }
     if table.strings.len() >= MAX_STRINGS || table.bytes + s.len() > MAX_BYTES {
-        FULL.store(true, Ordering::Relaxed);
+        let _ = FROZEN.set(table.strings.clone());
+        FULL.store(true, Ordering::Release);
         return None;
     }
     let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());

@@ -366,6 +366,7 @@ impl Spool {
     /// Reads up to `max` records from the oldest unacknowledged position.
     pub(crate) fn next_batch(&mut self, max: usize) -> io::Result<Option<ReplayBatch>> {
         if self.closed.is_empty() {
+            self.recover_if_removed()?;
             self.close_active()?;
         }
         let (segment, file) = loop {
