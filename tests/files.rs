@@ -30,6 +30,10 @@ fn failover(endpoint: &str, dir: &Path) -> otel_log_bridge::Builder {
         .request_timeout(Duration::from_millis(500))
 }
 
+fn tee(endpoint: &str, dir: &Path) -> (Logger, otel_log_bridge::Guard) {
+    failover(endpoint, dir).mode(Mode::Tee).build().unwrap()
+}
+
 fn info(logger: &Logger, i: usize) {
     let kvs: [(&str, log::kv::Value<'_>); 1] = [("seq", (i as u64).into())];
     logger.log(
@@ -374,10 +378,7 @@ fn rotation_under_two_writing_threads_splits_and_loses_no_record() {
 fn tee_sends_every_record_to_both_the_collector_and_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let collector = Collector::start();
-    let (logger, guard) = failover(&collector.endpoint(), tmp.path())
-        .mode(Mode::Tee)
-        .build()
-        .unwrap();
+    let (logger, guard) = tee(&collector.endpoint(), tmp.path());
     for i in 0..250 {
         info(&logger, i);
     }
@@ -489,10 +490,7 @@ fn permanent_refusals_in_failover_spool_and_pause_instead_of_dropping() {
 fn secret_attributes_are_redacted_in_files_and_export_and_injection_stays_one_record() {
     let tmp = tempfile::tempdir().unwrap();
     let collector = Collector::start();
-    let (logger, guard) = failover(&collector.endpoint(), tmp.path())
-        .mode(Mode::Tee)
-        .build()
-        .unwrap();
+    let (logger, guard) = tee(&collector.endpoint(), tmp.path());
     let kvs: [(&str, log::kv::Value<'_>); 3] = [
         ("db_password", "hunter2".into()),
         ("Authorization", "Bearer abc".into()),

@@ -113,14 +113,7 @@ fn records_carry_time_severity_body_typed_attributes_location_and_trace_context(
         r.attr("code.function.name"),
         string("pipeline_test::handler")
     );
-    assert_eq!(
-        r.record.trace_id,
-        span_context().trace_id().to_bytes().to_vec()
-    );
-    assert_eq!(
-        r.record.span_id,
-        span_context().span_id().to_bytes().to_vec()
-    );
+    common::assert_in_span(r);
     assert_eq!(r.record.flags, 1);
     assert_eq!(r.resource_attr("service.name"), string("test-service"));
     assert_eq!(r.resource_attr("deployment.environment"), string("test"));

@@ -436,3 +436,15 @@ pub fn span_context() -> opentelemetry::trace::SpanContext {
         TraceState::default(),
     )
 }
+
+/// Asserts that `r` carries the trace and span ids of [`span_context`].
+pub fn assert_in_span(r: &Received) {
+    assert_eq!(
+        r.record.trace_id,
+        span_context().trace_id().to_bytes().to_vec()
+    );
+    assert_eq!(
+        r.record.span_id,
+        span_context().span_id().to_bytes().to_vec()
+    );
+}
