@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Answer, Collector, span_context};
+use common::{Answer, Collector, span_context, wait_for};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
@@ -97,6 +97,11 @@ const CASES: &[Case] = &[
     (
         "file_permissions_do_not_depend_on_the_umask",
         file_permissions_do_not_depend_on_the_umask,
+        &[],
+    ),
+    (
+        "spool_survives_a_full_disk_and_a_read_only_dir",
+        spool_survives_a_full_disk_and_a_read_only_dir,
         &[],
     ),
     (
@@ -520,4 +525,191 @@ fn file_permissions_do_not_depend_on_the_umask() {
             "umask {umask:o}"
         );
     }
+}
+
+/// Mounts a `bytes`-sized tmpfs on `dir` in a mount namespace of this (single-threaded) child
+/// process alone: with `CAP_SYS_ADMIN`, or else in a new user namespace.
+fn private_tmpfs(dir: &std::path::Path, bytes: usize) {
+    use std::ffi::CString;
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    // SAFETY: plain syscalls on this process; no other thread exists yet in this child.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            assert_eq!(
+                libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS),
+                0,
+                "this test needs CAP_SYS_ADMIN or unprivileged user namespaces to mount a small tmpfs: {}",
+                std::io::Error::last_os_error()
+            );
+            std::fs::write("/proc/self/setgroups", "deny").unwrap();
+            std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).unwrap();
+            std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).unwrap();
+        }
+        let root = CString::new("/").unwrap();
+        assert_eq!(
+            libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null()
+            ),
+            0,
+            "make mounts private: {}",
+            std::io::Error::last_os_error()
+        );
+        let target = CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        let fstype = CString::new("tmpfs").unwrap();
+        let options = CString::new(format!("size={bytes},mode=0700")).unwrap();
+        assert_eq!(
+            libc::mount(
+                fstype.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                options.as_ptr().cast()
+            ),
+            0,
+            "mount a tmpfs on {}: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Clears this thread's effective capabilities (and so those of threads it starts later), so permission bits bind it even as root.
+fn drop_effective_capabilities() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget/capset with a version-3 header and two data words, as the ABI requires.
+    unsafe {
+        assert_eq!(
+            libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()),
+            0
+        );
+        data[0].effective = 0;
+        data[1].effective = 0;
+        assert_eq!(
+            libc::syscall(libc::SYS_capset, &header, data.as_ptr()),
+            0,
+            "capset: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Failover with the collector down on a 256 KiB tmpfs: a full disk, then a read-only directory.
+/// Each loses what cannot be written, counted as `io_error` with a diagnostic, never a panic; each
+/// recovers when fixed, and at the end the collector gets every record that was not counted lost.
+fn spool_survives_a_full_disk_and_a_read_only_dir() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mnt = std::path::PathBuf::from(std::env::var("LOG_DIR").unwrap()).join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    private_tmpfs(&mnt, 256 * 1024);
+    // Capabilities are per thread and inherited: dropped before any thread starts.
+    drop_effective_capabilities();
+    let dir = mnt.join("logs");
+    let endpoint = common::closed_endpoint();
+    let (logger, guard) = common::builder(&endpoint)
+        .mode(otel_log_bridge::Mode::Failover)
+        .log_dir(&dir)
+        .file_max_bytes(16 * 1024)
+        .build()
+        .unwrap();
+    let mut seq = 0i64;
+    let mut emit = |n: usize| {
+        for _ in 0..n {
+            log::Log::log(
+                &logger,
+                &log::Record::builder()
+                    .args(format_args!("record {seq} for the spool"))
+                    .level(log::Level::Warn)
+                    .target("disk")
+                    .key_values(&[("seq", seq)])
+                    .build(),
+            );
+            seq += 1;
+        }
+        log::Log::flush(&logger);
+    };
+    let spooled = |guard: &otel_log_bridge::Guard| guard.stats().spooled;
+
+    // The disk fills up: a filler takes every free byte.
+    emit(100);
+    wait_for(WAIT, "first records spooled", || spooled(&guard) >= 100);
+    let filler = mnt.join("filler");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 4096];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    emit(200);
+    wait_for(WAIT, "loss on a full disk counted", || {
+        guard.stats().dropped.io_error > 0
+    });
+    let error = guard.last_export_error().unwrap_or_default();
+    assert!(
+        error.contains("No space left on device"),
+        "diagnostic: {error}"
+    );
+    // Fixed: space again, spooling goes on.
+    std::fs::remove_file(&filler).unwrap();
+    let before = spooled(&guard);
+    emit(100);
+    wait_for(WAIT, "spooling resumed after the disk was freed", || {
+        spooled(&guard) >= before + 100
+    });
+
+    // The directory becomes read-only: a new segment cannot be made once the active one is full.
+    let lost_before = guard.stats().dropped.io_error;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+    emit(400);
+    wait_for(WAIT, "loss in a read-only directory counted", || {
+        guard.stats().dropped.io_error > lost_before
+    });
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let before = spooled(&guard);
+    emit(100);
+    wait_for(
+        WAIT,
+        "spooling resumed after the directory was writable",
+        || spooled(&guard) >= before + 100,
+    );
+
+    // The collector comes back: everything not counted lost is replayed, once.
+    let emitted = seq as u64;
+    let collector = Collector::start_on(endpoint.trim_start_matches("http://").parse().unwrap());
+    wait_for(Duration::from_secs(30), "spool replayed", || {
+        let s = guard.stats();
+        s.replayed + s.exported + s.dropped.total() >= emitted
+    });
+    let stats = guard.stats();
+    let mut seqs = common::seqs(&collector.stop());
+    seqs.sort_unstable();
+    let received = seqs.len() as u64;
+    seqs.dedup();
+    assert_eq!(seqs.len() as u64, received, "no duplicates");
+    assert_eq!(
+        received + stats.dropped.io_error,
+        emitted,
+        "emitted = delivered + io_error: {stats:?}"
+    );
+    assert_eq!(stats.dropped.total(), stats.dropped.io_error, "{stats:?}");
+    drop(guard);
 }
