@@ -9,7 +9,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod queue;
-mod worker;
+pub(crate) mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;

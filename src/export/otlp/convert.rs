@@ -1,6 +1,9 @@
-//! The one conversion from our events to `opentelemetry-proto` messages.
+//! The one conversion from our events to `opentelemetry-proto` messages, and their encoding.
 
 use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
+use prost::Message as _;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
@@ -136,6 +139,164 @@ pub(crate) fn request(resource: &Resource, batch: &[LogEvent]) -> ExportLogsServ
     }
 }
 
+/// Converts and encodes batches into messages it keeps from one batch to the next: once warm, a
+/// batch costs no allocation per record (strings are copied into the capacity an earlier record
+/// left), and the encoded request can be sent again on a retry without converting anything.
+pub(crate) struct RequestEncoder {
+    request: ExportLogsServiceRequest,
+    /// Records of earlier batches, their buffers kept for reuse.
+    spare: Vec<LogRecord>,
+    /// Scope index by target, for this batch.
+    scopes: HashMap<String, usize>,
+}
+
+impl RequestEncoder {
+    pub(crate) fn new(resource: Resource) -> Self {
+        RequestEncoder {
+            request: ExportLogsServiceRequest {
+                resource_logs: vec![ResourceLogs {
+                    resource: Some(resource),
+                    scope_logs: Vec::new(),
+                    schema_url: String::new(),
+                }],
+            },
+            spare: Vec::new(),
+            scopes: HashMap::new(),
+        }
+    }
+
+    /// The request for `batch`, encoded (the same message as [`request`] builds).
+    pub(crate) fn encode(&mut self, batch: &[LogEvent]) -> Bytes {
+        let rl = &mut self.request.resource_logs[0];
+        for scope in rl.scope_logs.drain(..) {
+            self.spare.extend(scope.log_records);
+        }
+        self.scopes.clear();
+        let mut last: Option<(&str, usize)> = None;
+        for e in batch {
+            let target = e.target.as_ref();
+            let i = match last {
+                Some((t, i)) if t == target => i,
+                _ => {
+                    let i = match self.scopes.get(target) {
+                        Some(i) => *i,
+                        None => {
+                            rl.scope_logs.push(ScopeLogs {
+                                scope: Some(InstrumentationScope {
+                                    name: target.to_owned(),
+                                    ..Default::default()
+                                }),
+                                log_records: Vec::new(),
+                                schema_url: String::new(),
+                            });
+                            let i = rl.scope_logs.len() - 1;
+                            self.scopes.insert(target.to_owned(), i);
+                            i
+                        }
+                    };
+                    last = Some((target, i));
+                    i
+                }
+            };
+            let mut record = self.spare.pop().unwrap_or_default();
+            fill_record(&mut record, e);
+            rl.scope_logs[i].log_records.push(record);
+        }
+        // Records a smaller batch did not need are not kept beyond one batch's worth.
+        self.spare.truncate(batch.len());
+        let mut buf = BytesMut::with_capacity(self.request.encoded_len());
+        self.request
+            .encode(&mut buf)
+            .expect("the buffer has the encoded length");
+        buf.freeze()
+    }
+}
+
+/// Copies `v` into `s`, reusing its buffer unless that is far larger than needed (so one huge value
+/// does not pin its size in a reused record).
+fn set_str(s: &mut String, v: &str) {
+    if s.capacity() > 4 * v.len().max(1024) {
+        *s = v.to_owned();
+    } else {
+        s.clear();
+        s.push_str(v);
+    }
+}
+
+fn set_any_str(slot: &mut Option<AnyValue>, v: &str) {
+    match slot {
+        Some(AnyValue {
+            value: Some(any_value::Value::StringValue(s)),
+        }) => set_str(s, v),
+        _ => *slot = string(v),
+    }
+}
+
+fn set_attr_value(slot: &mut Option<AnyValue>, v: &AttrValue) {
+    let value = match v {
+        AttrValue::Str(s) => return set_any_str(slot, s),
+        AttrValue::Int(i) => any_value::Value::IntValue(*i),
+        AttrValue::Double(d) => any_value::Value::DoubleValue(*d),
+        AttrValue::Bool(b) => any_value::Value::BoolValue(*b),
+    };
+    *slot = Some(AnyValue { value: Some(value) });
+}
+
+/// The `n`th attribute slot of `attributes`, made if missing.
+fn slot(attributes: &mut Vec<KeyValue>, n: usize) -> &mut KeyValue {
+    if attributes.len() == n {
+        attributes.push(KeyValue::default());
+    }
+    &mut attributes[n]
+}
+
+/// Overwrites `r` with `e`, as [`log_record`] would build it.
+fn fill_record(r: &mut LogRecord, e: &LogEvent) {
+    r.time_unix_nano = e.time_unix_nano;
+    r.observed_time_unix_nano = e.observed_time_unix_nano;
+    r.severity_number = e.severity.number();
+    set_str(&mut r.severity_text, e.severity.text());
+    set_any_str(&mut r.body, &e.body);
+    let mut n = 0;
+    for a in &e.attributes {
+        let kv = slot(&mut r.attributes, n);
+        set_str(&mut kv.key, &a.key);
+        set_attr_value(&mut kv.value, &a.value);
+        n += 1;
+    }
+    if let Some(file) = &e.file {
+        let kv = slot(&mut r.attributes, n);
+        set_str(&mut kv.key, CODE_FILE_PATH);
+        set_any_str(&mut kv.value, file);
+        n += 1;
+    }
+    if let Some(line) = e.line {
+        let kv = slot(&mut r.attributes, n);
+        set_str(&mut kv.key, CODE_LINE_NUMBER);
+        set_attr_value(&mut kv.value, &AttrValue::Int(line.into()));
+        n += 1;
+    }
+    if let Some(module) = &e.module_path {
+        let kv = slot(&mut r.attributes, n);
+        set_str(&mut kv.key, CODE_FUNCTION_NAME);
+        set_any_str(&mut kv.value, module);
+        n += 1;
+    }
+    r.attributes.truncate(n);
+    r.dropped_attributes_count = e.dropped_attributes;
+    r.trace_id.clear();
+    r.span_id.clear();
+    match &e.trace {
+        Some(t) => {
+            r.trace_id.extend_from_slice(&t.trace_id);
+            r.span_id.extend_from_slice(&t.span_id);
+            r.flags = u32::from(t.flags);
+        }
+        None => r.flags = 0,
+    }
+    r.event_name.clear();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +377,37 @@ mod tests {
             get("env"),
             Some(any_value::Value::StringValue("prod".into()))
         );
+    }
+
+    #[test]
+    fn reused_messages_encode_exactly_what_a_fresh_conversion_does() {
+        let t = TraceContext {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            flags: 1,
+        };
+        let mut big = event("c", None);
+        big.body = Cow::Owned("x".repeat(100_000));
+        big.attributes.push(Attr {
+            key: "s".into(),
+            value: AttrValue::Str("value".into()),
+        });
+        let mut bare = event("a", Some(t));
+        bare.file = None;
+        bare.line = None;
+        bare.module_path = None;
+        bare.attributes.clear();
+        let batches: Vec<Vec<LogEvent>> = vec![
+            vec![event("a", Some(t)), event("b", None), big.clone()],
+            vec![bare.clone(), event("a", None)],
+            vec![big, bare, event("b", Some(t)), event("a", None)],
+            vec![],
+        ];
+        let res = resource("svc", &[("env".into(), "prod".into())]);
+        let mut encoder = RequestEncoder::new(res.clone());
+        for batch in &batches {
+            let expected = request(&res, batch).encode_to_vec();
+            assert_eq!(encoder.encode(batch).as_ref(), expected.as_slice());
+        }
     }
 }

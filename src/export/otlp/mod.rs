@@ -1,17 +1,25 @@
-//! OTLP/gRPC exporter on `opentelemetry-proto`'s generated tonic client.
+//! OTLP/gRPC exporter on tonic, sending requests built from `opentelemetry-proto`'s messages.
 //!
-//! It owns a current-thread tokio runtime driven only by the worker thread, so it never needs, touches
-//! or blocks the host program's runtime (there may be none). One batch is one `Export` RPC, retried
-//! with exponential backoff and jitter on the retryable codes until the batch's deadline.
+//! It owns a tokio runtime with one I/O thread of its own, so it never needs, touches or blocks the
+//! host program's runtime (there may be none), and the connection keeps answering (HTTP/2 pings,
+//! GOAWAY) between batches. A batch is converted and encoded on the worker thread ([`prepare`]),
+//! then sent on the I/O thread ([`send`]) while the worker goes on with the next batch; [`wait`]
+//! collects the outcome. One batch is one `Export` RPC, retried with exponential backoff and jitter
+//! on the retryable codes until the batch's deadline; a retry resends the same encoded bytes.
+//!
+//! [`prepare`]: OtlpExporter::prepare
+//! [`send`]: OtlpExporter::send
+//! [`wait`]: OtlpExporter::wait
 
 pub(crate) mod convert;
 pub(crate) mod retry;
 
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use tonic::codec::CompressionEncoding;
+use bytes::{BufMut as _, Bytes};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use prost::Message as _;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic_types::StatusExt as _;
@@ -28,18 +36,66 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often `idle` is called while an export waits.
 const IDLE_TICK: Duration = Duration::from_millis(5);
+/// The OTLP logs service's one method.
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 pub(crate) struct OtlpExporter {
     /// `Some` until drop; shut down in the background so dropping never blocks or panics, whatever
     /// runtime context the drop happens in.
     runtime: Option<tokio::runtime::Runtime>,
-    client: LogsServiceClient<Channel>,
+    client: tonic::client::Grpc<Channel>,
     /// Headers of every request (secrets: never printed).
     metadata: MetadataMap,
-    resource: Resource,
+    encoder: convert::RequestEncoder,
     request_timeout: Duration,
     counters: std::sync::Arc<Counters>,
     jitter: Jitter,
+}
+
+/// An export under way on the I/O thread.
+pub(crate) struct InFlight(tokio::task::JoinHandle<ExportOutcome>);
+
+/// Sends a request encoded beforehand as it is, and reads the answer with prost.
+#[derive(Debug, Clone, Copy, Default)]
+struct PreEncoded;
+
+impl Codec for PreEncoded {
+    type Encode = Bytes;
+    type Decode = ExportLogsServiceResponse;
+    type Encoder = PreEncoded;
+    type Decoder = PreEncoded;
+
+    fn encoder(&mut self) -> PreEncoded {
+        PreEncoded
+    }
+
+    fn decoder(&mut self) -> PreEncoded {
+        PreEncoded
+    }
+}
+
+impl Encoder for PreEncoded {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for PreEncoded {
+    type Item = ExportLogsServiceResponse;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut DecodeBuf<'_>,
+    ) -> Result<Option<ExportLogsServiceResponse>, tonic::Status> {
+        ExportLogsServiceResponse::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(format!("undecodable export response: {e}")))
+    }
 }
 
 impl OtlpExporter {
@@ -85,7 +141,11 @@ impl OtlpExporter {
                 }
             }
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .thread_name("otel-log-bridge-io")
+            .on_thread_start(crate::pipeline::worker::mark_internal_thread)
             .enable_all()
             .build()
             .map_err(Error::Worker)?;
@@ -93,7 +153,7 @@ impl OtlpExporter {
             let _entered = runtime.enter();
             endpoint.connect_lazy()
         };
-        let mut client = LogsServiceClient::new(channel).max_encoding_message_size(usize::MAX);
+        let mut client = tonic::client::Grpc::new(channel).max_encoding_message_size(usize::MAX);
         if config.compression == Compression::Gzip {
             client = client.send_compressed(CompressionEncoding::Gzip);
         }
@@ -101,58 +161,30 @@ impl OtlpExporter {
             runtime: Some(runtime),
             client,
             metadata,
-            resource: convert::resource(&config.service_name, &config.resource_attributes),
+            encoder: convert::RequestEncoder::new(convert::resource(
+                &config.service_name,
+                &config.resource_attributes,
+            )),
             request_timeout: config.request_timeout,
             counters,
             jitter: Jitter::new(),
         })
     }
-}
 
-/// The warning printed once at start for a plaintext endpoint off this machine, if any.
-fn plaintext_warning(endpoint: &str) -> Option<String> {
-    (endpoint.starts_with("http://") && !is_loopback(endpoint)).then(|| {
-        format!("records go to {endpoint} over plaintext http; use https:// to encrypt them")
-    })
-}
-
-/// Whether the endpoint's host is a loopback name or address.
-fn is_loopback(endpoint: &str) -> bool {
-    let host = endpoint
-        .parse::<tonic::transport::Uri>()
-        .ok()
-        .and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_owned()));
-    match host.as_deref() {
-        Some("localhost") => true,
-        Some(h) => h
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
+    /// Converts and encodes `batch`: CPU work on the calling thread, no I/O.
+    pub(crate) fn prepare(&mut self, batch: &[LogEvent]) -> Bytes {
+        self.encoder.encode(batch)
     }
-}
 
-impl Exporter for OtlpExporter {
-    fn export(
-        &mut self,
-        batch: &[LogEvent],
-        deadline: Instant,
-        idle: &mut dyn FnMut() -> bool,
-    ) -> ExportOutcome {
-        let Some(runtime) = self.runtime.as_ref() else {
-            return ExportOutcome::Failed {
-                reason: "exporter shut down".into(),
-                permanent: true,
-            };
-        };
-        // The first attempt takes the request by value; a retry converts the batch again, so the
-        // common case makes one copy of the records, not two.
-        let mut first = Some(convert::request(&self.resource, batch));
-        let resource = &self.resource;
+    /// Starts sending `request` (from [`prepare`](Self::prepare)) on the I/O thread, retrying until
+    /// `deadline`; `None` once the exporter is shut down.
+    pub(crate) fn send(&mut self, request: Bytes, deadline: Instant) -> Option<InFlight> {
+        let runtime = self.runtime.as_ref()?;
         let mut client = self.client.clone();
-        let metadata = &self.metadata;
+        let metadata = self.metadata.clone();
         let request_timeout = self.request_timeout;
-        let counters = &self.counters;
-        let jitter = &mut self.jitter;
+        let counters = self.counters.clone();
+        let mut jitter = self.jitter.fork();
         let work = async move {
             let mut attempt = 0u32;
             loop {
@@ -164,13 +196,17 @@ impl Exporter for OtlpExporter {
                     };
                 }
                 let per_try = request_timeout.min(deadline - now);
-                let request = first
-                    .take()
-                    .unwrap_or_else(|| convert::request(resource, batch));
-                let mut rpc = tonic::Request::new(request);
+                let mut rpc = tonic::Request::new(request.clone());
                 *rpc.metadata_mut() = metadata.clone();
                 rpc.set_timeout(per_try);
-                let status = match tokio::time::timeout(per_try, client.export(rpc)).await {
+                let call = async {
+                    client.ready().await.map_err(|e| {
+                        tonic::Status::unavailable(format!("collector not reachable: {e}"))
+                    })?;
+                    let path = tonic::codegen::http::uri::PathAndQuery::from_static(EXPORT_PATH);
+                    client.unary(rpc, path, PreEncoded).await
+                };
+                let status = match tokio::time::timeout(per_try, call).await {
                     Ok(Ok(response)) => {
                         let rejected = response
                             .into_inner()
@@ -216,13 +252,32 @@ impl Exporter for OtlpExporter {
                 attempt += 1;
             }
         };
-        runtime.block_on(async move {
-            tokio::pin!(work);
+        Some(InFlight(runtime.spawn(work)))
+    }
+
+    /// Waits for `flight`'s outcome, calling `idle` every few milliseconds meanwhile; when `idle`
+    /// returns `true` the export is abandoned at once (a retryable failure).
+    pub(crate) fn wait(&mut self, flight: InFlight, idle: &mut dyn FnMut() -> bool) -> ExportOutcome {
+        let InFlight(mut handle) = flight;
+        let Some(runtime) = self.runtime.as_ref() else {
+            handle.abort();
+            return ExportOutcome::Failed {
+                reason: "exporter shut down".into(),
+                permanent: true,
+            };
+        };
+        runtime.block_on(async {
             loop {
                 tokio::select! {
-                    outcome = &mut work => return outcome,
+                    outcome = &mut handle => {
+                        return outcome.unwrap_or_else(|e| ExportOutcome::Failed {
+                            reason: format!("export task failed: {e}"),
+                            permanent: false,
+                        });
+                    }
                     () = tokio::time::sleep(IDLE_TICK) => {
                         if idle() {
+                            handle.abort();
                             return ExportOutcome::Failed {
                                 reason: "export abandoned: shutting down".into(),
                                 permanent: false,
@@ -232,6 +287,46 @@ impl Exporter for OtlpExporter {
                 }
             }
         })
+    }
+}
+
+/// The warning printed once at start for a plaintext endpoint off this machine, if any.
+fn plaintext_warning(endpoint: &str) -> Option<String> {
+    (endpoint.starts_with("http://") && !is_loopback(endpoint)).then(|| {
+        format!("records go to {endpoint} over plaintext http; use https:// to encrypt them")
+    })
+}
+
+/// Whether the endpoint's host is a loopback name or address.
+fn is_loopback(endpoint: &str) -> bool {
+    let host = endpoint
+        .parse::<tonic::transport::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_owned()));
+    match host.as_deref() {
+        Some("localhost") => true,
+        Some(h) => h
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+impl Exporter for OtlpExporter {
+    fn export(
+        &mut self,
+        batch: &[LogEvent],
+        deadline: Instant,
+        idle: &mut dyn FnMut() -> bool,
+    ) -> ExportOutcome {
+        let request = self.prepare(batch);
+        match self.send(request, deadline) {
+            Some(flight) => self.wait(flight, idle),
+            None => ExportOutcome::Failed {
+                reason: "exporter shut down".into(),
+                permanent: true,
+            },
+        }
     }
 }
 

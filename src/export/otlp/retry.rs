@@ -61,6 +61,11 @@ impl Jitter {
         Jitter(seed | 1)
     }
 
+    /// An independent generator seeded from this one, for a task of its own.
+    pub(crate) fn fork(&mut self) -> Jitter {
+        Jitter(self.next() | 1)
+    }
+
     pub(crate) fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
