@@ -92,8 +92,8 @@ impl Builder {
     pub fn build(self) -> Result<(Logger, Guard), Error> {
         let config = self.config()?;
         let counters = Arc::new(Counters::default());
-        let otlp: Option<Box<dyn export::Exporter>> = if config.mode.uses_otlp() {
-            Some(Box::new(OtlpExporter::new(&config, counters.clone())?))
+        let otlp = if config.mode.uses_otlp() {
+            Some(OtlpExporter::new(&config, counters.clone())?)
         } else {
             None
         };

@@ -4,7 +4,7 @@
 //! app threads: capture -> Queue::try_push (never blocks; refused -> counted)
 //!                                 |                      control: Flush / Shutdown (+ unpark)
 //!                                 v                                 |
-//! worker thread: pop -> Batcher (size | delay) -> Exporter::export(batch, deadline)
+//! worker thread: pop -> Batcher (size | delay) -> OtlpExporter (prepare, send, wait)
 //! ```
 
 pub(crate) mod batch;

@@ -24,7 +24,8 @@ use crate::config::Mode;
 use crate::event::LogEvent;
 use crate::export::file::format;
 use crate::export::file::rotate::RotatingFile;
-use crate::export::{ExportOutcome, Exporter};
+use crate::export::ExportOutcome;
+use crate::export::otlp::{InFlight, OtlpExporter};
 use crate::spool::Spool;
 use crate::stats::DropReason;
 
@@ -52,7 +53,7 @@ pub(crate) struct Settings {
 /// Where batches go.
 pub(crate) struct Sinks {
     pub mode: Mode,
-    pub otlp: Option<Box<dyn Exporter>>,
+    pub otlp: Option<OtlpExporter>,
     pub file: Option<RotatingFile>,
     pub spool: Option<Spool>,
     pub stdout: bool,
@@ -126,10 +127,22 @@ impl Health {
     }
 }
 
+/// A live batch on its way to the collector while the worker goes on with the next one.
+struct Flight {
+    flight: InFlight,
+    events: Vec<LogEvent>,
+    /// Failover rules apply to its outcome (spool on failure, collector health).
+    failover: bool,
+}
+
 struct Worker {
     shared: Arc<Shared>,
     sinks: Sinks,
     batch: Vec<LogEvent>,
+    /// The batch in flight, if any: at most one, so at most two batches are held outside the queue.
+    flight: Option<Flight>,
+    /// An empty batch vector kept for its capacity.
+    spare: Vec<LogEvent>,
     batcher: Batcher,
     export_timeout: Duration,
     health: Health,
@@ -155,6 +168,8 @@ pub(crate) fn run(
     mark_internal_thread();
     let mut w = Worker {
         batch: Vec::with_capacity(settings.batch_size),
+        flight: None,
+        spare: Vec::with_capacity(settings.batch_size),
         batcher: Batcher::new(settings.batch_size, settings.schedule_delay, Instant::now()),
         shared,
         sinks,
@@ -206,6 +221,11 @@ pub(crate) fn run(
             continue;
         }
         if w.replay_one(now + w.export_timeout) {
+            continue;
+        }
+        // Nothing to send: collect the outcome of the batch in flight before sleeping.
+        if w.flight.is_some() {
+            w.settle();
             continue;
         }
         w.batcher.idle(w.shared.queue.len() + w.batch.len(), now);
@@ -282,7 +302,15 @@ impl Worker {
                 None => break,
             }
         }
-        self.shared.counters.set_in_flight(self.batch.len() as u64);
+        self.publish_in_flight();
+    }
+
+    /// Publishes how many records the worker holds (the batch being filled and the one in flight).
+    fn publish_in_flight(&self) {
+        let flying = self.flight.as_ref().map_or(0, |f| f.events.len());
+        self.shared
+            .counters
+            .set_in_flight((self.batch.len() + flying) as u64);
     }
 
     /// Whether the batch is full: by count, or by size, so one request stays well under the 4 MiB
@@ -308,7 +336,7 @@ impl Worker {
                     None => break,
                 }
             }
-            self.shared.counters.set_in_flight(self.batch.len() as u64);
+            self.publish_in_flight();
             if self.batch.is_empty() || Instant::now() >= deadline || self.shared.abort_exports() {
                 break;
             }
@@ -316,6 +344,7 @@ impl Worker {
             // timeout, so a short flush never turns a slow answer into a drop or a duplicate.
             self.export_live(Instant::now() + self.export_timeout);
         }
+        self.settle();
         self.batcher.restart(Instant::now());
     }
 
@@ -324,6 +353,7 @@ impl Worker {
     fn last_resort(&mut self) {
         // A producer may have claimed a slot just before the close and not written it yet: give it
         // a moment, so its record is handled rather than silently freed with the queue.
+        self.settle();
         let grace = Instant::now() + Duration::from_millis(50);
         loop {
             self.fill();
@@ -336,7 +366,7 @@ impl Worker {
             }
             let n = self.batch.len() as u64;
             match self.sinks.mode {
-                Mode::Failover => self.spool_batch(),
+                Mode::Failover => self.spool_current(),
                 Mode::FileOnly => self.write_file(true),
                 Mode::Tee => {
                     self.write_file(false);
@@ -354,8 +384,7 @@ impl Worker {
         if self.batch.is_empty() {
             return;
         }
-        let n = self.batch.len() as u64;
-        self.shared.counters.set_in_flight(n);
+        self.publish_in_flight();
         if self.sinks.stdout {
             write_stdout(&self.batch, &self.sinks.service_name, &mut self.lines);
         }
@@ -363,58 +392,107 @@ impl Worker {
             Mode::FileOnly => self.write_file(true),
             Mode::Tee => {
                 self.write_file(false);
-                match self.otlp_export(deadline, false) {
-                    ExportOutcome::Delivered { rejected } => self.delivered(n, rejected, false),
-                    ExportOutcome::Failed { reason, .. } => self.export_failed(n, &reason),
-                }
+                self.send_live(deadline, false);
             }
-            Mode::OtlpOnly => match self.otlp_export(deadline, false) {
-                ExportOutcome::Delivered { rejected } => self.delivered(n, rejected, false),
-                ExportOutcome::Failed { reason, .. } => self.export_failed(n, &reason),
-            },
-            Mode::Failover => {
-                let now = Instant::now();
-                if self.health.should_try(now) {
-                    let deadline = self.health.deadline(now, deadline);
-                    match self.otlp_export(deadline, true) {
-                        ExportOutcome::Delivered { rejected } => {
-                            self.health = Health::Up;
-                            self.live_ok_since_refusal = true;
-                            self.replay_paused = None;
-                            self.delivered(n, rejected, false);
-                        }
-                        ExportOutcome::Failed { reason, permanent } => {
-                            // A permanent refusal (an expired token, a proxy answering 404) would
-                            // drop every record until someone fixes it: in failover the batch is
-                            // spooled and the collector treated as down instead. A batch the
-                            // collector refuses while it accepts others is dropped at replay.
-                            self.health.failed(Instant::now());
-                            if permanent {
-                                self.live_ok_since_refusal = false;
-                            }
-                            let what = if permanent {
-                                "refused the batch"
-                            } else {
-                                "unavailable"
-                            };
-                            self.diagnose(&format!(
-                                "collector {what} ({reason}); spooling to disk"
-                            ));
-                            self.spool_batch();
-                        }
-                    }
-                } else {
-                    self.spool_batch();
-                }
-            }
+            Mode::OtlpOnly => self.send_live(deadline, false),
+            Mode::Failover => self.send_live(deadline, true),
         }
         self.batch.clear();
         self.batch_bytes = 0;
-        self.shared.counters.set_in_flight(0);
+        self.publish_in_flight();
     }
 
-    /// Exports `self.batch` over OTLP; with `spill`, spools the queue's excess while waiting.
-    fn otlp_export(&mut self, deadline: Instant, spill_queue: bool) -> ExportOutcome {
+    /// Sends the current batch over OTLP, overlapping with the batch before it: this one is encoded
+    /// while that one is on its way, then that one's outcome is collected, then this one leaves.
+    /// `failover`: a collector believed down gets the batch only at probe time, else it is spooled.
+    fn send_live(&mut self, deadline: Instant, failover: bool) {
+        if failover && self.flight.is_none() && !self.health.should_try(Instant::now()) {
+            self.spool_current();
+            return;
+        }
+        let Some(otlp) = self.sinks.otlp.as_mut() else {
+            self.export_failed(self.batch.len() as u64, "no OTLP exporter");
+            return;
+        };
+        let request = otlp.prepare(&self.batch);
+        self.settle();
+        let now = Instant::now();
+        if failover && !self.health.should_try(now) {
+            self.spool_current();
+            return;
+        }
+        let deadline = if failover {
+            self.health.deadline(now, deadline)
+        } else {
+            deadline
+        };
+        let sent = self
+            .sinks
+            .otlp
+            .as_mut()
+            .and_then(|otlp| otlp.send(request, deadline));
+        match sent {
+            Some(flight) => {
+                let events = std::mem::replace(&mut self.batch, std::mem::take(&mut self.spare));
+                self.flight = Some(Flight {
+                    flight,
+                    events,
+                    failover,
+                });
+            }
+            None => self.export_failed(self.batch.len() as u64, "exporter shut down"),
+        }
+    }
+
+    /// Waits for the batch in flight, if any, and accounts for every record of it.
+    fn settle(&mut self) {
+        let Some(Flight {
+            flight,
+            mut events,
+            failover,
+        }) = self.flight.take()
+        else {
+            return;
+        };
+        let outcome = self.wait_flight(flight, failover);
+        let n = events.len() as u64;
+        match outcome {
+            ExportOutcome::Delivered { rejected } => {
+                if failover {
+                    self.health = Health::Up;
+                    self.live_ok_since_refusal = true;
+                    self.replay_paused = None;
+                }
+                self.delivered(n, rejected, false);
+            }
+            ExportOutcome::Failed { reason, .. } if !failover => self.export_failed(n, &reason),
+            ExportOutcome::Failed { reason, permanent } => {
+                // A permanent refusal (an expired token, a proxy answering 404) would drop every
+                // record until someone fixes it: in failover the batch is spooled and the collector
+                // treated as down instead. A batch the collector refuses while it accepts others is
+                // dropped at replay.
+                self.health.failed(Instant::now());
+                if permanent {
+                    self.live_ok_since_refusal = false;
+                }
+                let what = if permanent {
+                    "refused the batch"
+                } else {
+                    "unavailable"
+                };
+                self.diagnose(&format!("collector {what} ({reason}); spooling to disk"));
+                self.spool_events(&events);
+            }
+        }
+        events.clear();
+        if self.spare.capacity() < events.capacity() {
+            self.spare = events;
+        }
+        self.publish_in_flight();
+    }
+
+    /// Waits for `flight`; with `spill_queue`, spools the queue's excess meanwhile.
+    fn wait_flight(&mut self, flight: InFlight, spill_queue: bool) -> ExportOutcome {
         let Some(otlp) = self.sinks.otlp.as_mut() else {
             return ExportOutcome::Failed {
                 reason: "no OTLP exporter".into(),
@@ -428,10 +506,10 @@ impl Worker {
             .stdout
             .then_some((&mut self.lines, self.sinks.service_name.as_str()));
         match (spill_queue, self.sinks.spool.as_mut()) {
-            (true, Some(spool)) => otlp.export(&self.batch, deadline, &mut || {
+            (true, Some(spool)) => otlp.wait(flight, &mut || {
                 spill(shared, spool, batch_size, &mut stdout)
             }),
-            _ => otlp.export(&self.batch, deadline, &mut || shared.abort_exports()),
+            _ => otlp.wait(flight, &mut || shared.abort_exports()),
         }
     }
 
@@ -456,12 +534,19 @@ impl Worker {
         self.diagnose(&format!("export of {n} records failed: {reason}"));
     }
 
-    fn spool_batch(&mut self) {
+    /// Spools the current batch.
+    fn spool_current(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        self.spool_events(&batch);
+        self.batch = batch;
+    }
+
+    fn spool_events(&mut self, events: &[LogEvent]) {
         let Some(spool) = self.sinks.spool.as_mut() else {
             return;
         };
-        if let Err(e) = spool.append(&self.batch) {
-            let n = self.batch.len() as u64;
+        if let Err(e) = spool.append(events) {
+            let n = events.len() as u64;
             self.shared.counters.add_dropped(DropReason::IoError, n);
             let msg = format!(
                 "could not spool {n} records to {}: {e}",
@@ -512,6 +597,16 @@ impl Worker {
         {
             return false;
         }
+        if self.flight.is_some() {
+            // The live batch in flight first: its outcome decides whether the collector is up.
+            self.settle();
+            if !self.health.should_try(Instant::now()) {
+                return false;
+            }
+        }
+        let Some(spool) = self.sinks.spool.as_mut() else {
+            return false;
+        };
         let rb = match spool.next_batch(batch_size) {
             Ok(Some(rb)) => rb,
             Ok(None) => return false,

@@ -27,7 +27,7 @@ use tonic_types::StatusExt as _;
 use crate::Error;
 use crate::config::{Compression, Config};
 use crate::event::LogEvent;
-use crate::export::{ExportOutcome, Exporter};
+use crate::export::ExportOutcome;
 use crate::stats::Counters;
 use retry::{Jitter, Retry};
 
@@ -312,8 +312,10 @@ fn is_loopback(endpoint: &str) -> bool {
     }
 }
 
-impl Exporter for OtlpExporter {
-    fn export(
+impl OtlpExporter {
+    /// Exports `batch` and waits for the outcome: [`prepare`](Self::prepare), [`send`](Self::send)
+    /// and [`wait`](Self::wait) in one.
+    pub(crate) fn export(
         &mut self,
         batch: &[LogEvent],
         deadline: Instant,
