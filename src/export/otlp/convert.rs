@@ -148,6 +148,8 @@ pub(crate) struct RequestEncoder {
     spare: Vec<LogRecord>,
     /// Scope index by target, for this batch.
     scopes: HashMap<String, usize>,
+    /// Size of the last encoded request.
+    last_len: usize,
 }
 
 impl RequestEncoder {
@@ -162,6 +164,7 @@ impl RequestEncoder {
             },
             spare: Vec::new(),
             scopes: HashMap::new(),
+            last_len: 0,
         }
     }
 
@@ -204,10 +207,11 @@ impl RequestEncoder {
         }
         // Records a smaller batch did not need are not kept beyond one batch's worth.
         self.spare.truncate(batch.len());
-        let mut buf = BytesMut::with_capacity(self.request.encoded_len());
-        self.request
-            .encode(&mut buf)
-            .expect("the buffer has the encoded length");
+        // Sized from the last request rather than measured (prost measures every nested message
+        // again as it encodes it); the buffer grows if this one is larger.
+        let mut buf = BytesMut::with_capacity(self.last_len + self.last_len / 4 + 1024);
+        self.request.encode_raw(&mut buf);
+        self.last_len = buf.len();
         buf.freeze()
     }
 }

@@ -257,7 +257,11 @@ impl OtlpExporter {
 
     /// Waits for `flight`'s outcome, calling `idle` every few milliseconds meanwhile; when `idle`
     /// returns `true` the export is abandoned at once (a retryable failure).
-    pub(crate) fn wait(&mut self, flight: InFlight, idle: &mut dyn FnMut() -> bool) -> ExportOutcome {
+    pub(crate) fn wait(
+        &mut self,
+        flight: InFlight,
+        idle: &mut dyn FnMut() -> bool,
+    ) -> ExportOutcome {
         let InFlight(mut handle) = flight;
         let Some(runtime) = self.runtime.as_ref() else {
             handle.abort();
