@@ -109,15 +109,26 @@ pub(crate) const MAX_ATTRIBUTES: usize = 128;
 /// dropped, so a record stays far below what one export request can carry.
 pub(crate) const MAX_ATTRIBUTE_BYTES: usize = 256 * 1024;
 
-/// Writes at most `limit` bytes (whole characters) into `buf`, counting what it leaves out.
+/// How much output past the limit is still counted before formatting is stopped: a `Display` that
+/// writes in many small pieces costs bounded time, while one huge piece is counted exactly at once.
+const MAX_COUNTED_CUT: usize = 16 * 1024 * 1024;
+
+/// Writes at most `limit` bytes (whole characters) into `buf`, counting what it leaves out; stops
+/// the formatting (with an error) at the next piece once more than [`MAX_COUNTED_CUT`] bytes were
+/// left out.
 struct Bounded<'a> {
     buf: &'a mut String,
     limit: usize,
     cut: usize,
+    stopped: bool,
 }
 
 impl std::fmt::Write for Bounded<'_> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.cut > MAX_COUNTED_CUT {
+            self.stopped = true;
+            return Err(std::fmt::Error);
+        }
         let room = self.limit.saturating_sub(self.buf.len());
         if s.len() <= room && self.cut == 0 {
             self.buf.push_str(s);
@@ -139,10 +150,18 @@ impl std::fmt::Write for Bounded<'_> {
 
 /// Formats `args` into `buf`, at most `limit` bytes, marking a cut.
 fn write_bounded(buf: &mut String, args: &std::fmt::Arguments<'_>, limit: usize) {
-    let mut w = Bounded { buf, limit, cut: 0 };
+    let mut w = Bounded {
+        buf,
+        limit,
+        cut: 0,
+        stopped: false,
+    };
     // A `Display` returning `Err` leaves what was written so far; keep it.
     let _ = w.write_fmt(*args);
-    if w.cut > 0 {
+    if w.stopped {
+        let cut = w.cut;
+        let _ = write!(w.buf, "…[truncated over {cut} bytes]");
+    } else if w.cut > 0 {
         let cut = w.cut;
         let _ = write!(w.buf, "…[truncated {cut} bytes]");
     }
@@ -198,17 +217,14 @@ impl<'kvs> VisitSource<'kvs> for AttrCollector<'_> {
         }
         let mut typed = TypedValue(None);
         if value.visit(&mut typed).is_err() || typed.0.is_none() {
-            typed.0 = Some(AttrValue::Str(value.to_string().into_boxed_str()));
+            let mut s = String::new();
+            write_bounded(&mut s, &format_args!("{value}"), MAX_VALUE_BYTES);
+            typed.0 = Some(AttrValue::Str(s.into_boxed_str()));
         }
-        if let Some(mut value) = typed.0 {
+        // Every string is bounded as it is made (`bounded_value`, `write_bounded`).
+        if let Some(value) = typed.0 {
             if let AttrValue::Str(s) = &value {
-                if s.len() > MAX_VALUE_BYTES {
-                    value = AttrValue::Str(bounded_value(s));
-                }
-                let len = match &value {
-                    AttrValue::Str(s) => s.len(),
-                    _ => 0,
-                };
+                let len = s.len();
                 if self.2 + len > MAX_ATTRIBUTE_BYTES {
                     self.1 = self.1.saturating_add(1);
                     return Ok(());
@@ -236,7 +252,10 @@ fn int_or_decimal<T: TryInto<i64> + ToString + Copy>(value: T) -> AttrValue {
 
 impl<'v> VisitValue<'v> for TypedValue {
     fn visit_any(&mut self, value: kv::Value<'_>) -> Result<(), kv::Error> {
-        self.0 = Some(AttrValue::Str(value.to_string().into_boxed_str()));
+        // Formatted within the value bound: a huge `?value` never takes more memory than that.
+        let mut s = String::new();
+        write_bounded(&mut s, &format_args!("{value}"), MAX_VALUE_BYTES);
+        self.0 = Some(AttrValue::Str(s.into_boxed_str()));
         Ok(())
     }
     fn visit_null(&mut self) -> Result<(), kv::Error> {
@@ -268,7 +287,7 @@ impl<'v> VisitValue<'v> for TypedValue {
         Ok(())
     }
     fn visit_str(&mut self, value: &str) -> Result<(), kv::Error> {
-        self.0 = Some(AttrValue::Str(value.into()));
+        self.0 = Some(AttrValue::Str(bounded_value(value)));
         Ok(())
     }
     fn visit_char(&mut self, value: char) -> Result<(), kv::Error> {
