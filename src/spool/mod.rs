@@ -40,8 +40,9 @@ use crate::export::file::fs::{create_dir, open_append, with_path};
 use crate::stats::{Counters, DropReason};
 
 const SEGMENT_INFIX: &str = ".spool.";
-/// Most bytes of JSON lines read into one replay batch.
-const MAX_REPLAY_BATCH_BYTES: u64 = 3 * 1024 * 1024;
+/// Most bytes of JSON lines read into one replay batch, before its last line (the same bound as a
+/// live batch; a record is never larger in protobuf than in JSON).
+const MAX_REPLAY_BATCH_BYTES: u64 = 2 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 struct Segment {
