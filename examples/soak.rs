@@ -2,12 +2,14 @@
 //! summary of what arrived.
 //!
 //! ```sh
-//! cargo run --release --example soak -- [--seconds 60] [--rate 50000] [--threads 4] [--flap-ms 1000]
+//! cargo run --release --example soak -- [--seconds 60] [--rate 50000] [--threads 4] [--flap-ms 1000] [--steady-seconds 5]
 //! ```
-//! An in-process collector on 127.0.0.1 goes down and comes back every `--flap-ms`; the pipeline runs
+//! The load runs `--steady-seconds` with the collector up first (the baseline), then for `--seconds`
+//! an in-process collector on 127.0.0.1 goes down and comes back every `--flap-ms`; the pipeline runs
 //! in failover mode with its spool in a temporary directory. At the end (collector up, spool
 //! replayed) it prints one JSON line: emitted, delivered (distinct), duplicates, dropped by reason,
-//! peak RSS, and the calling thread's p99 and max latency (every 8th call timed).
+//! peak RSS, and the calling thread's p99 and max latency (every 8th call timed), overall and for
+//! the baseline and the flapping phase apart (`p99_steady_ns`, `p99_fault_ns`, and their ratio).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -34,6 +36,7 @@ fn main() {
     let rate = arg("--rate", 50_000);
     let threads = arg("--threads", 4).max(1);
     let flap = Duration::from_millis(arg("--flap-ms", 1000));
+    let steady = Duration::from_secs(arg("--steady-seconds", 5));
     let dir = tempfile::tempdir().expect("temp dir");
     let first = common::Collector::start();
     let addr = first.addr;
@@ -49,6 +52,7 @@ fn main() {
     let logger = Arc::new(logger);
     let running = Arc::new(AtomicBool::new(true));
     let per_thread = rate / threads;
+    let fault_start = Instant::now() + steady;
     let producers: Vec<_> = (0..threads)
         .map(|t| {
             let logger = logger.clone();
@@ -78,7 +82,7 @@ fn main() {
                             .build(),
                     );
                     if k.is_multiple_of(8) {
-                        samples.push(t0.elapsed().as_nanos() as u64);
+                        samples.push((t0 >= fault_start, t0.elapsed().as_nanos() as u64));
                     }
                     k += 1;
                 }
@@ -88,6 +92,7 @@ fn main() {
         .collect();
     let mut received = Vec::new();
     let mut collector = Some(first);
+    std::thread::sleep(fault_start.saturating_duration_since(Instant::now()));
     let end = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < end {
         std::thread::sleep(flap);
@@ -120,8 +125,16 @@ fn main() {
         *counts.entry(s).or_default() += 1;
     }
     let duplicates: u64 = counts.values().map(|c| c - 1).sum();
-    samples.sort_unstable();
-    let p99 = samples.get(samples.len() * 99 / 100).copied().unwrap_or(0);
+    let p99 = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        (
+            v.get(v.len() * 99 / 100).copied().unwrap_or(0),
+            v.last().copied().unwrap_or(0),
+        )
+    };
+    let (p99_steady, _) = p99(samples.iter().filter(|s| !s.0).map(|s| s.1).collect());
+    let (p99_fault, _) = p99(samples.iter().filter(|s| s.0).map(|s| s.1).collect());
+    let (p99_all, max) = p99(samples.iter().map(|s| s.1).collect());
     let stats = guard.stats();
     let mut dropped = serde_json::Map::new();
     for r in otel_log_bridge::DropReason::ALL {
@@ -143,7 +156,9 @@ fn main() {
             "emitted": emitted, "delivered": counts.len(), "duplicates": duplicates,
             "lost": emitted.saturating_sub(counts.len() as u64),
             "dropped": dropped, "spooled": stats.spooled, "replayed": stats.replayed,
-            "peak_rss_bytes": rss, "p99_ns": p99, "max_ns": samples.last().copied().unwrap_or(0),
+            "peak_rss_bytes": rss, "p99_ns": p99_all, "max_ns": max,
+            "steady_seconds": steady.as_secs(), "p99_steady_ns": p99_steady, "p99_fault_ns": p99_fault,
+            "p99_fault_over_steady": (p99_fault as f64 / p99_steady.max(1) as f64 * 100.0).round() / 100.0,
         })
     );
 }
