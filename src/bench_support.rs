@@ -11,7 +11,7 @@ pub struct Event(LogEvent);
 
 /// Captures `record` as the logger does on the calling thread.
 pub fn capture(record: &log::Record<'_>) -> Event {
-    Event(crate::capture::capture(record).0)
+    Event(crate::capture::capture_event(record).0)
 }
 
 /// Appends `event` as one JSON line to `out`.

@@ -4,7 +4,6 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use crate::capture::capture;
-use crate::event::Severity;
 use crate::pipeline::queue::PushError;
 use crate::pipeline::{Shared, in_worker};
 use crate::stats::DropReason;
@@ -123,7 +122,7 @@ impl log::Log for Logger {
             self.shared.counters.add_dropped(DropReason::Shutdown, 1);
             return;
         }
-        let sheddable = event.severity < Severity::Warn;
+        let sheddable = record.level() > log::Level::Warn;
         match self.shared.queue.try_push(event, sheddable) {
             Ok(len) => self.shared.pushed(len),
             Err((_, PushError::Full)) => self.shared.counters.add_dropped(DropReason::QueueFull, 1),

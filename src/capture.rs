@@ -1,14 +1,16 @@
-//! The only place a `log::Record` becomes an owned [`LogEvent`], on the calling thread.
+//! The only place a `log::Record` is read, on the calling thread: it becomes the record's queued
+//! form ([`Compact`], see `compact`), which the worker reads back into a [`LogEvent`].
 //!
 //! - one clock read gives both `time_unix_nano` and `observed_time_unix_nano`;
-//! - the body is borrowed, not allocated, when `Arguments::as_str()` returns a static string;
+//! - nothing is allocated for a typical record: the message is formatted into a per-thread buffer
+//!   and copied into the record (a static message is not even copied), targets and keys are
+//!   interned ids;
 //! - key-values keep their types (i64/u64 -> int, u64 above `i64::MAX` -> string, f64 -> double, bool,
 //!   str -> string, anything else -> its `Display`);
 //! - the active OpenTelemetry span context is read without cloning the current `Context`;
 //! - a `Display` impl that panics while the message is formatted does not unwind out of `log()`:
 //!   the body becomes a marker text and the record is still kept.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,7 +18,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use log::kv::{self, VisitSource, VisitValue};
 use opentelemetry::trace::TraceContextExt as _;
 
-use crate::event::{Attr, AttrValue, LogEvent, Severity, TraceContext};
+use crate::compact::{Compact, Has, Writer};
+use crate::event::{LogEvent, Severity, TraceContext};
 
 /// Body used when formatting the message panicked.
 pub(crate) const FORMAT_PANIC_BODY: &str = "<otel-log-bridge: formatting the message panicked>";
@@ -51,46 +54,56 @@ fn read_trace_context() -> Option<TraceContext> {
     })
 }
 
-/// Captures `record` into owned data. Never panics on account of the record's contents.
-pub(crate) fn capture(record: &log::Record<'_>) -> (LogEvent, bool) {
+/// Captures `record` into its queued form; also says whether formatting the message panicked.
+/// Never panics on account of the record's contents.
+pub(crate) fn capture(record: &log::Record<'_>) -> (Compact, bool) {
     let now = now_unix_nanos();
-    let (body, format_panicked) = format_body(record.args());
-    let target = match record.module_path_static() {
-        Some(m) if m == record.target() => Cow::Borrowed(m),
-        _ => crate::intern::intern(record.target()),
-    };
-    let module_path = record
-        .module_path_static()
-        .map(Cow::Borrowed)
-        .or_else(|| record.module_path().map(|m| Cow::Owned(m.to_owned())));
-    let file = record
-        .file_static()
-        .map(Cow::Borrowed)
-        .or_else(|| record.file().map(|f| Cow::Owned(f.to_owned())));
-    let mut attributes = Vec::new();
-    let mut dropped_attributes = 0;
-    let source = record.key_values();
-    if source.count() > 0 {
-        attributes.reserve_exact(source.count().min(MAX_ATTRIBUTES));
-        let mut collector = AttrCollector(&mut attributes, 0, 0);
-        // A visitor that never fails; an error from a broken `Source` only ends the visit early.
-        let _ = catch_unwind(AssertUnwindSafe(|| source.visit(&mut collector)));
-        dropped_attributes = collector.1;
+    let trace = current_trace_context();
+    let (module, file, line) = (record.module_path(), record.file(), record.line());
+    let mut w = Writer::new();
+    w.header(
+        Severity::from(record.level()),
+        now,
+        now,
+        Has {
+            module: module.is_some(),
+            file: file.is_some(),
+            line: line.is_some(),
+            trace: trace.is_some(),
+        },
+    );
+    w.name(record.target());
+    if let Some(m) = module {
+        w.name(m);
     }
-    let event = LogEvent {
-        time_unix_nano: now,
-        observed_time_unix_nano: now,
-        severity: Severity::from(record.level()),
-        body,
-        target,
-        module_path,
-        file,
-        line: record.line(),
-        trace: current_trace_context(),
-        attributes,
-        dropped_attributes,
+    if let Some(f) = file {
+        w.name(f);
+    }
+    if let Some(l) = line {
+        w.varint(u64::from(l));
+    }
+    if let Some(t) = &trace {
+        w.trace(t);
+    }
+    let format_panicked = write_body(&mut w, record.args());
+    let mut attrs = AttrWriter {
+        w: &mut w,
+        kept: 0,
+        dropped: 0,
+        bytes: 0,
     };
-    (event, format_panicked)
+    // A visitor that never fails; a panicking `Display` or an error from a broken `Source` only
+    // ends the visit early (a pair is written whole or not at all).
+    let _ = catch_unwind(AssertUnwindSafe(|| record.key_values().visit(&mut attrs)));
+    let dropped = attrs.dropped;
+    w.end(dropped);
+    (w.finish(), format_panicked)
+}
+
+/// [`capture`], read back into an event (tests and benchmarks).
+pub(crate) fn capture_event(record: &log::Record<'_>) -> (LogEvent, bool) {
+    let (c, panicked) = capture(record);
+    (crate::compact::decode(&c), panicked)
 }
 
 thread_local! {
@@ -167,132 +180,186 @@ fn write_bounded(buf: &mut String, args: &std::fmt::Arguments<'_>, limit: usize)
     }
 }
 
-/// `s`, cut to `limit` bytes (whole characters) and marked when longer.
-fn bounded_value(s: &str) -> Box<str> {
-    if s.len() <= MAX_VALUE_BYTES {
-        return s.into();
+/// Runs `f` with this thread's scratch buffer, emptied (a fresh one if a `Display` that logs has it
+/// busy); a buffer grown large by a huge message is released afterwards.
+fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    let mut f = Some(f);
+    let kept = FORMAT_BUFFER.try_with(|b| {
+        let mut b = b.try_borrow_mut().ok()?;
+        b.clear();
+        let r = (f.take()?)(&mut b);
+        if b.capacity() > MAX_KEPT_BUFFER {
+            *b = String::new();
+        }
+        Some(r)
+    });
+    match (kept, f) {
+        (Ok(Some(r)), _) => r,
+        (_, Some(f)) => f(&mut String::new()),
+        (_, None) => unreachable!("the closure ran only if it returned"),
     }
-    let mut out = String::with_capacity(MAX_VALUE_BYTES + 32);
-    write_bounded(&mut out, &format_args!("{s}"), MAX_VALUE_BYTES);
-    out.into_boxed_str()
 }
 
-fn format_body(args: &std::fmt::Arguments<'_>) -> (Cow<'static, str>, bool) {
+/// Writes the message: a static one by address, else formatted (bounded) and copied. Returns
+/// whether formatting panicked (the body is then a marker text).
+fn write_body(w: &mut Writer, args: &std::fmt::Arguments<'_>) -> bool {
     if let Some(s) = args.as_str() {
-        return (Cow::Borrowed(s), false);
+        w.static_text(s);
+        return false;
     }
-    match catch_unwind(AssertUnwindSafe(|| {
-        // Formatted into this thread's scratch buffer, then copied once into an allocation of the
-        // exact size: no reallocations while formatting and no slack kept in the queue. A `Display`
-        // that logs finds the buffer busy and formats into a fresh one.
-        let formatted = FORMAT_BUFFER.try_with(|b| {
-            let mut b = b.try_borrow_mut().ok()?;
-            b.clear();
-            write_bounded(&mut b, args, MAX_BODY_BYTES);
-            let s = String::from(b.as_str());
-            if b.capacity() > MAX_KEPT_BUFFER {
-                *b = String::new();
-            }
-            Some(s)
-        });
-        formatted.ok().flatten().unwrap_or_else(|| {
-            let mut s = String::new();
-            write_bounded(&mut s, args, MAX_BODY_BYTES);
-            s
+    let formatted = catch_unwind(AssertUnwindSafe(|| {
+        with_scratch(|buf| {
+            write_bounded(buf, args, MAX_BODY_BYTES);
+            // Written only once formatting is done, so a panic leaves nothing half-written.
+            w.text(buf);
         })
-    })) {
-        Ok(s) => (Cow::Owned(s), false),
-        Err(_) => (Cow::Borrowed(FORMAT_PANIC_BODY), true),
+    }));
+    match formatted {
+        Ok(()) => false,
+        Err(_) => {
+            w.static_text(FORMAT_PANIC_BODY);
+            true
+        }
     }
 }
 
-/// Collects attributes: the list, how many were left out, and the string bytes kept so far.
-struct AttrCollector<'a>(&'a mut Vec<Attr>, u32, usize);
+/// Writes attributes: how many are kept, how many were left out, and the string bytes kept.
+struct AttrWriter<'a> {
+    w: &'a mut Writer,
+    kept: usize,
+    dropped: u32,
+    bytes: usize,
+}
 
-impl<'kvs> VisitSource<'kvs> for AttrCollector<'_> {
+impl AttrWriter<'_> {
+    fn drop_one(&mut self) {
+        self.dropped = self.dropped.saturating_add(1);
+    }
+
+    /// A string value, bounded, if the record's string budget has room for it.
+    fn string(&mut self, key: &str, value: &str) {
+        if value.len() > MAX_VALUE_BYTES {
+            return with_scratch(|buf| {
+                write_bounded(buf, &format_args!("{value}"), MAX_VALUE_BYTES);
+                self.keep(key, buf)
+            });
+        }
+        self.keep(key, value);
+    }
+
+    /// A string value already bounded, if the record's string budget has room for it.
+    fn keep(&mut self, key: &str, value: &str) {
+        if self.bytes + value.len() > MAX_ATTRIBUTE_BYTES {
+            return self.drop_one();
+        }
+        self.bytes += value.len();
+        self.kept += 1;
+        self.w.name(key);
+        self.w.str_value(value);
+    }
+
+    /// Any other value as its `Display`, bounded as it is formatted.
+    fn display(&mut self, key: &str, value: &dyn std::fmt::Display) {
+        // Formatted first: a panic leaves nothing written.
+        with_scratch(|buf| {
+            write_bounded(buf, &format_args!("{value}"), MAX_VALUE_BYTES);
+            self.keep(key, buf)
+        })
+    }
+}
+
+impl<'kvs> VisitSource<'kvs> for AttrWriter<'_> {
     fn visit_pair(&mut self, key: kv::Key<'kvs>, value: kv::Value<'kvs>) -> Result<(), kv::Error> {
-        if self.0.len() >= MAX_ATTRIBUTES {
-            self.1 = self.1.saturating_add(1);
+        if self.kept >= MAX_ATTRIBUTES {
+            self.drop_one();
             return Ok(());
         }
-        let mut typed = TypedValue(None);
-        if value.visit(&mut typed).is_err() || typed.0.is_none() {
-            let mut s = String::new();
-            write_bounded(&mut s, &format_args!("{value}"), MAX_VALUE_BYTES);
-            typed.0 = Some(AttrValue::Str(s.into_boxed_str()));
-        }
-        // Every string is bounded as it is made (`bounded_value`, `write_bounded`).
-        if let Some(value) = typed.0 {
-            if let AttrValue::Str(s) = &value {
-                let len = s.len();
-                if self.2 + len > MAX_ATTRIBUTE_BYTES {
-                    self.1 = self.1.saturating_add(1);
-                    return Ok(());
-                }
-                self.2 += len;
-            }
-            self.0.push(Attr {
-                key: crate::intern::intern(key.as_str()),
-                value,
-            });
+        let mut typed = ValueWriter {
+            a: self,
+            key: key.as_str(),
+            done: false,
+        };
+        let visited = value.visit(&mut typed).is_ok() && typed.done;
+        if !visited {
+            self.display(key.as_str(), &value);
         }
         Ok(())
     }
 }
 
-struct TypedValue(Option<AttrValue>);
+/// Writes one key-value pair with the value's own type.
+struct ValueWriter<'a, 'b, 'k> {
+    a: &'a mut AttrWriter<'b>,
+    key: &'k str,
+    done: bool,
+}
 
-/// An integer that fits `i64` as an int, else as its decimal string.
-fn int_or_decimal<T: TryInto<i64> + ToString + Copy>(value: T) -> AttrValue {
-    match value.try_into() {
-        Ok(v) => AttrValue::Int(v),
-        Err(_) => AttrValue::Str(value.to_string().into_boxed_str()),
+impl ValueWriter<'_, '_, '_> {
+    fn scalar(&mut self, write: impl FnOnce(&mut Writer)) {
+        self.a.kept += 1;
+        self.a.w.name(self.key);
+        write(self.a.w);
+        self.done = true;
+    }
+
+    fn string(&mut self, s: &str) {
+        self.a.string(self.key, s);
+        self.done = true;
+    }
+
+    /// An integer that fits `i64` as an int, else as its decimal string.
+    fn integer<T: TryInto<i64> + std::fmt::Display + Copy>(&mut self, value: T) {
+        match value.try_into() {
+            Ok(v) => self.scalar(|w| w.int(v)),
+            Err(_) => {
+                self.a.display(self.key, &value);
+                self.done = true;
+            }
+        }
     }
 }
 
-impl<'v> VisitValue<'v> for TypedValue {
+impl<'v> VisitValue<'v> for ValueWriter<'_, '_, '_> {
     fn visit_any(&mut self, value: kv::Value<'_>) -> Result<(), kv::Error> {
-        // Formatted within the value bound: a huge `?value` never takes more memory than that.
-        let mut s = String::new();
-        write_bounded(&mut s, &format_args!("{value}"), MAX_VALUE_BYTES);
-        self.0 = Some(AttrValue::Str(s.into_boxed_str()));
+        self.a.display(self.key, &value);
+        self.done = true;
         Ok(())
     }
     fn visit_null(&mut self) -> Result<(), kv::Error> {
-        self.0 = Some(AttrValue::Str("null".into()));
+        self.string("null");
         Ok(())
     }
     fn visit_u64(&mut self, value: u64) -> Result<(), kv::Error> {
-        self.0 = Some(int_or_decimal(value));
+        self.integer(value);
         Ok(())
     }
     fn visit_i64(&mut self, value: i64) -> Result<(), kv::Error> {
-        self.0 = Some(AttrValue::Int(value));
+        self.scalar(|w| w.int(value));
         Ok(())
     }
     fn visit_u128(&mut self, value: u128) -> Result<(), kv::Error> {
-        self.0 = Some(int_or_decimal(value));
+        self.integer(value);
         Ok(())
     }
     fn visit_i128(&mut self, value: i128) -> Result<(), kv::Error> {
-        self.0 = Some(int_or_decimal(value));
+        self.integer(value);
         Ok(())
     }
     fn visit_f64(&mut self, value: f64) -> Result<(), kv::Error> {
-        self.0 = Some(AttrValue::Double(value));
+        self.scalar(|w| w.double(value));
         Ok(())
     }
     fn visit_bool(&mut self, value: bool) -> Result<(), kv::Error> {
-        self.0 = Some(AttrValue::Bool(value));
+        self.scalar(|w| w.bool(value));
         Ok(())
     }
     fn visit_str(&mut self, value: &str) -> Result<(), kv::Error> {
-        self.0 = Some(AttrValue::Str(bounded_value(value)));
+        self.string(value);
         Ok(())
     }
     fn visit_char(&mut self, value: char) -> Result<(), kv::Error> {
         let mut buf = [0u8; 4];
-        self.0 = Some(AttrValue::Str((&*value.encode_utf8(&mut buf)).into()));
+        self.string(value.encode_utf8(&mut buf));
         Ok(())
     }
 }
@@ -300,9 +367,11 @@ impl<'v> VisitValue<'v> for TypedValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::AttrValue;
+    use std::borrow::Cow;
 
     fn capture_of(record: &log::Record<'_>) -> LogEvent {
-        capture(record).0
+        capture_event(record).0
     }
 
     #[test]
@@ -382,7 +451,7 @@ mod tests {
     #[test]
     fn a_panicking_display_does_not_unwind_out_of_capture() {
         let value = Panics;
-        let (e, panicked) = capture(
+        let (e, panicked) = capture_event(
             &log::Record::builder()
                 .args(format_args!("value: {value}"))
                 .level(log::Level::Info)

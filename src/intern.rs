@@ -1,27 +1,27 @@
-//! Interning of targets and attribute keys. The same few strings come with almost every record, so
-//! each distinct one is stored once for the life of the process (`&'static str`) and a record holds
-//! that reference: no allocation on the calling thread, nothing to free on the worker, and no shared
-//! reference count for the two threads to fight over. A thread looks strings up in a small cache of
-//! its own first; the process-wide table is locked only on a miss. The table is bounded
-//! ([`MAX_STRINGS`] strings, [`MAX_BYTES`] bytes): past it, strings are simply allocated per record.
+//! Interning of targets, attribute keys and code paths. The same few strings come with almost every
+//! record, so each distinct one is stored once for the life of the process and gets a small id: a
+//! queued record holds the id (one byte for the first 128 strings), the worker turns it back into
+//! the `&'static str` without a lock. A thread looks strings up in a small cache of its own first;
+//! the process-wide table is locked only on a miss, and not at all once it is full. The table is
+//! bounded ([`MAX_STRINGS`] strings, [`MAX_BYTES`] bytes): past it, strings are copied into each
+//! record.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 /// Most distinct strings kept for the life of the process.
 pub(crate) const MAX_STRINGS: usize = 4096;
 /// Most bytes kept for the life of the process.
 pub(crate) const MAX_BYTES: usize = 256 * 1024;
-/// Longest string interned; longer ones are allocated per record.
+/// Longest string interned; longer ones are copied into each record.
 const MAX_LEN: usize = 256;
-/// Entries in each thread's cache.
-const CACHE: usize = 32;
+/// Entries in each thread's cache (a power of two).
+const CACHE: usize = 64;
 
 struct Table {
-    strings: HashSet<&'static str>,
+    ids: HashMap<&'static str, u16>,
     bytes: usize,
 }
 
@@ -29,65 +29,78 @@ static TABLE: Mutex<Option<Table>> = Mutex::new(None);
 /// Set once the table is full: from then on it never changes, and is read without the lock.
 static FULL: AtomicBool = AtomicBool::new(false);
 /// The table as it was when it filled up.
-static FROZEN: std::sync::OnceLock<HashSet<&'static str>> = std::sync::OnceLock::new();
+static FROZEN: OnceLock<HashMap<&'static str, u16>> = OnceLock::new();
+/// The string of each id, set once before the id is handed out.
+static STRINGS: [OnceLock<&'static str>; MAX_STRINGS] = [const { OnceLock::new() }; MAX_STRINGS];
 
 thread_local! {
-    static RECENT: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
+    /// Recent lookups by the string's address and length; a hit is confirmed by comparing the
+    /// text, since the memory of a string that was freed may hold another one.
+    static RECENT: RefCell<[(usize, usize, u16); CACHE]> = const { RefCell::new([(0, 0, 0); CACHE]) };
 }
 
-fn global(s: &str) -> Option<&'static str> {
+fn global(s: &str) -> Option<u16> {
     if FULL.load(Ordering::Acquire) {
         return FROZEN.get().and_then(|t| t.get(s)).copied();
     }
     let mut guard = TABLE.lock().unwrap_or_else(|p| p.into_inner());
     let table = guard.get_or_insert_with(|| Table {
-        strings: HashSet::new(),
+        ids: HashMap::new(),
         bytes: 0,
     });
-    if let Some(found) = table.strings.get(s) {
-        return Some(found);
+    if let Some(found) = table.ids.get(s) {
+        return Some(*found);
     }
-    if table.strings.len() >= MAX_STRINGS || table.bytes + s.len() > MAX_BYTES {
-        let _ = FROZEN.set(table.strings.clone());
+    if table.ids.len() >= MAX_STRINGS || table.bytes + s.len() > MAX_BYTES {
+        let _ = FROZEN.set(table.ids.clone());
         FULL.store(true, Ordering::Release);
         return None;
     }
     let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
+    let id = table.ids.len() as u16;
+    let _ = STRINGS[usize::from(id)].set(leaked);
     table.bytes += s.len();
-    table.strings.insert(leaked);
-    Some(leaked)
+    table.ids.insert(leaked, id);
+    Some(id)
 }
 
-/// `s` as a process-lifetime string when it can be kept, else an owned copy.
-pub(crate) fn intern(s: &str) -> Cow<'static, str> {
+fn slot(s: &str) -> usize {
+    let addr = s.as_ptr() as usize;
+    ((addr >> 3) ^ (addr >> 11) ^ s.len()) & (CACHE - 1)
+}
+
+/// The id of `s`, interning it if there is room; `None` if it is too long or the table is full.
+#[inline]
+pub(crate) fn id(s: &str) -> Option<u16> {
     if s.len() > MAX_LEN {
-        return Cow::Owned(s.to_owned());
+        return None;
     }
+    let i = slot(s);
     let cached = RECENT
         .try_with(|r| {
             // Busy only if a `Display` logs in the middle of a lookup: then skip the cache.
             let r = r.try_borrow().ok()?;
-            r.iter().find(|e| **e == s).copied()
+            let (addr, len, id) = r[i];
+            (addr == s.as_ptr() as usize && len == s.len() && get(id) == Some(s)).then_some(id)
         })
         .ok()
         .flatten();
-    if let Some(hit) = cached {
-        return Cow::Borrowed(hit);
+    if cached.is_some() {
+        return cached;
     }
-    match global(s) {
-        Some(kept) => {
-            let _ = RECENT.try_with(|r| {
-                if let Ok(mut r) = r.try_borrow_mut() {
-                    if r.len() >= CACHE {
-                        r.remove(0);
-                    }
-                    r.push(kept);
-                }
-            });
-            Cow::Borrowed(kept)
+    let id = global(s)?;
+    let _ = RECENT.try_with(|r| {
+        if let Ok(mut r) = r.try_borrow_mut() {
+            r[i] = (s.as_ptr() as usize, s.len(), id);
         }
-        None => Cow::Owned(s.to_owned()),
-    }
+    });
+    Some(id)
+}
+
+/// The string of an id [`id`] returned.
+#[inline]
+pub(crate) fn get(id: u16) -> Option<&'static str> {
+    STRINGS.get(usize::from(id))?.get().copied()
 }
 
 #[cfg(test)]
@@ -95,16 +108,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn equal_strings_share_one_copy_and_long_ones_are_not_kept() {
-        let a = intern("user_id");
-        let b = intern(&String::from("user_id"));
-        match (a, b) {
-            (Cow::Borrowed(x), Cow::Borrowed(y)) => assert!(std::ptr::eq(x, y)),
-            other => panic!("not interned: {other:?}"),
-        }
-        assert!(matches!(intern(&"x".repeat(MAX_LEN + 1)), Cow::Owned(_)));
+    fn equal_strings_share_one_id_and_long_ones_get_none() {
+        let a = id("user_id").unwrap();
+        let b = id(&String::from("user_id")).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(get(a), Some("user_id"));
+        assert_eq!(id(&"x".repeat(MAX_LEN + 1)), None);
         for i in 0..100 {
-            assert_eq!(intern(&format!("k{i}")), format!("k{i}"));
+            let s = format!("k{i}");
+            let got = id(&s).map(|n| get(n).unwrap());
+            assert!(got.is_none_or(|g| g == s), "{s}");
         }
+    }
+
+    #[test]
+    fn a_reused_address_never_returns_the_old_id() {
+        let mut s = String::from("first_key");
+        let first = id(&s).unwrap();
+        // Same buffer, same length, other text.
+        s.replace_range(.., "other_key");
+        let other = id(&s).unwrap();
+        assert_ne!(first, other);
+        assert_eq!(get(other), Some("other_key"));
     }
 }

@@ -37,6 +37,7 @@ pub mod admin;
 pub mod bench_support;
 mod bridge;
 mod capture;
+mod compact;
 pub mod config;
 mod error;
 mod event;

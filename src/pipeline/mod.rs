@@ -44,7 +44,7 @@ pub(crate) enum Control {
 
 /// State shared by the logger, the guard and the worker.
 pub(crate) struct Shared {
-    pub queue: Queue<LogEvent>,
+    pub queue: Queue<crate::compact::Compact>,
     pub counters: Arc<Counters>,
     pub levels: LevelControl,
     closed: AtomicBool,
@@ -82,7 +82,7 @@ impl Shared {
             self.counters.add_dropped(DropReason::Shutdown, 1);
             return false;
         }
-        match self.queue.try_push(event, false) {
+        match self.queue.try_push(crate::compact::encode(&event), false) {
             Ok(len) => {
                 self.pushed(len);
                 true
@@ -122,7 +122,7 @@ impl Shared {
 
     /// Takes the oldest queued record, with secret attribute values masked.
     pub(crate) fn pop(&self) -> Option<LogEvent> {
-        let mut e = self.queue.pop()?;
+        let mut e = crate::compact::decode(&self.queue.pop()?);
         self.redactor.apply(&mut e);
         Some(e)
     }
