@@ -6,7 +6,8 @@
 //!   the configured capacity). The configured capacity is enforced by the length check in
 //!   [`Queue::try_push`], which concurrent producers can overshoot by at most their number.
 //! - Each slot has a sequence number: `seq == pos` means free for the push at `pos`, `seq == pos + 1`
-//!   means it holds the value pushed at `pos`. A producer claims a position with one CAS on `tail`,
+//!   means it holds the value pushed at `pos`. It is stored less the slot's index, so a new queue is
+//!   all zeroes: its memory comes from the system untouched and is paged in only as it fills. A producer claims a position with one CAS on `tail`,
 //!   writes the value, then publishes it with a release store of `seq`; no producer ever waits for
 //!   another or for the consumer.
 //! - `try_push` never blocks, never allocates and never performs I/O.
@@ -56,13 +57,18 @@ impl<T> Queue<T> {
     pub(crate) fn new(capacity: usize, high_watermark: usize) -> Self {
         let capacity = capacity.max(1);
         let physical = capacity.next_power_of_two();
-        let slots = (0..physical)
-            .map(|i| Slot {
-                seq: AtomicUsize::new(i),
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-            })
-            .collect::<Vec<_>>()
-            .into_boxed_slice();
+        let layout =
+            std::alloc::Layout::array::<Slot<T>>(physical).expect("queue size fits memory");
+        // SAFETY: the layout is that of `physical` slots (never zero-sized: a slot holds an atomic);
+        // an all-zero `Slot` is valid (an atomic 0, and an uninitialised value), and 0 is the stored
+        // sequence number of every free slot of a new queue. The box frees it with the same layout.
+        let slots = unsafe {
+            let ptr = std::alloc::alloc_zeroed(layout).cast::<Slot<T>>();
+            if ptr.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, physical))
+        };
         Queue {
             tail: CachePadded(AtomicUsize::new(0)),
             head: CachePadded(AtomicUsize::new(0)),
@@ -118,8 +124,9 @@ impl<T> Queue<T> {
             if sheddable && len >= self.high_watermark {
                 return Err((value, PushError::Shed));
             }
-            let slot = &self.slots[pos & self.mask];
-            let seq = slot.seq.load(Ordering::Acquire);
+            let index = pos & self.mask;
+            let slot = &self.slots[index];
+            let seq = slot.seq.load(Ordering::Acquire).wrapping_add(index);
             let diff = (seq as isize).wrapping_sub(pos as isize);
             if diff == 0 {
                 match self.tail.0.compare_exchange_weak(
@@ -132,7 +139,8 @@ impl<T> Queue<T> {
                         // SAFETY: the CAS gave this producer exclusive use of the slot at `pos` until it
                         // publishes it below; the consumer reads it only after seeing `seq == pos + 1`.
                         unsafe { (*slot.value.get()).write(value) };
-                        slot.seq.store(pos.wrapping_add(1), Ordering::Release);
+                        slot.seq
+                            .store(pos.wrapping_add(1).wrapping_sub(index), Ordering::Release);
                         return Ok(len + 1);
                     }
                     Err(current) => pos = current,
@@ -150,8 +158,9 @@ impl<T> Queue<T> {
     pub(crate) fn pop(&self) -> Option<T> {
         let mut pos = self.head.0.load(Ordering::Relaxed);
         loop {
-            let slot = &self.slots[pos & self.mask];
-            let seq = slot.seq.load(Ordering::Acquire);
+            let index = pos & self.mask;
+            let slot = &self.slots[index];
+            let seq = slot.seq.load(Ordering::Acquire).wrapping_add(index);
             let diff = (seq as isize).wrapping_sub(pos.wrapping_add(1) as isize);
             if diff == 0 {
                 match self.head.0.compare_exchange_weak(
@@ -164,8 +173,10 @@ impl<T> Queue<T> {
                         // SAFETY: `seq == pos + 1` means a producer wrote and published this slot, and the
                         // CAS on `head` gave this consumer exclusive use of it until `seq` is advanced.
                         let value = unsafe { (*slot.value.get()).assume_init_read() };
-                        slot.seq
-                            .store(pos.wrapping_add(self.mask + 1), Ordering::Release);
+                        slot.seq.store(
+                            pos.wrapping_add(self.mask + 1).wrapping_sub(index),
+                            Ordering::Release,
+                        );
                         return Some(value);
                     }
                     Err(current) => pos = current,
