@@ -238,10 +238,11 @@ fn encoders(c: &mut Criterion) {
     });
     let mut g = c.benchmark_group("encode/otlp_request");
     for n in [1usize, 64, 512] {
-        let batch = vec![event.clone(); n];
+        let batch = bench_support::batch(&vec![event.clone(); n]);
+        let mut encoder = bench_support::OtlpEncoder::default();
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::from_parameter(n), &batch, |b, batch| {
-            b.iter(|| bench_support::otlp_request(black_box(batch)))
+            b.iter(|| encoder.encode(black_box(batch)))
         });
     }
     g.finish();

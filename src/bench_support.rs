@@ -1,34 +1,57 @@
 //! Entry points for the benchmarks in `benches/` and the fuzz targets in `fuzz/` into stages that are otherwise private: not a
 //! public API, hidden from the docs and free to change.
 
+use crate::compact::Compact;
 use crate::event::LogEvent;
 use crate::export::file::format;
 use crate::export::otlp::convert;
 
-/// A record captured into the bridge's event type.
+/// A record captured as the logger does on the calling thread: its queued form and its event.
 #[derive(Clone)]
-pub struct Event(LogEvent);
+pub struct Event {
+    event: LogEvent,
+    queued: Compact,
+}
 
 /// Captures `record` as the logger does on the calling thread.
 pub fn capture(record: &log::Record<'_>) -> Event {
-    Event(crate::capture::capture_event(record).0)
+    let queued = crate::capture::capture(record).0;
+    Event {
+        event: crate::compact::decode(&queued),
+        queued,
+    }
 }
 
 /// Appends `event` as one JSON line to `out`.
 pub fn encode_json(event: &Event, out: &mut Vec<u8>) {
-    format::encode(&event.0, "bench", out);
+    format::encode(&event.event, "bench", out);
 }
 
-/// Builds the OTLP request for `events`; returns the number of records in it.
-pub fn otlp_request(events: &[Event]) -> usize {
-    let resource = convert::resource("bench", &[]);
-    let batch: Vec<LogEvent> = events.iter().map(|e| e.0.clone()).collect();
-    let request = convert::request(&resource, &batch);
-    request.resource_logs[0]
-        .scope_logs
-        .iter()
-        .map(|s| s.log_records.len())
-        .sum()
+/// Queued records, as the worker holds a batch.
+pub struct Batch(Vec<Compact>);
+
+/// The batch of `events`' queued forms.
+pub fn batch(events: &[Event]) -> Batch {
+    Batch(events.iter().map(|e| e.queued.clone()).collect())
+}
+
+/// The worker's OTLP request encoder, kept from one batch to the next as the worker keeps it.
+pub struct OtlpEncoder(convert::RequestEncoder, crate::redact::Redactor);
+
+impl Default for OtlpEncoder {
+    fn default() -> Self {
+        OtlpEncoder(
+            convert::RequestEncoder::new(convert::resource("bench", &[])),
+            crate::redact::Redactor::new(crate::redact::DEFAULT_REDACT_KEYS),
+        )
+    }
+}
+
+impl OtlpEncoder {
+    /// Encodes the request for `batch`; returns its size in bytes.
+    pub fn encode(&mut self, batch: &Batch) -> usize {
+        self.0.encode(&batch.0, &self.1).len()
+    }
 }
 
 /// Decodes `line` as replay does. A line that decodes is encoded again; that line, our own output,

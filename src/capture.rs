@@ -19,7 +19,7 @@ use log::kv::{self, VisitSource, VisitValue};
 use opentelemetry::trace::TraceContextExt as _;
 
 use crate::compact::{Compact, Has, Writer};
-use crate::event::{LogEvent, Severity, TraceContext};
+use crate::event::{Severity, TraceContext};
 
 /// Body used when formatting the message panicked.
 pub(crate) const FORMAT_PANIC_BODY: &str = "<otel-log-bridge: formatting the message panicked>";
@@ -100,8 +100,9 @@ pub(crate) fn capture(record: &log::Record<'_>) -> (Compact, bool) {
     (w.finish(), format_panicked)
 }
 
-/// [`capture`], read back into an event (tests and benchmarks).
-pub(crate) fn capture_event(record: &log::Record<'_>) -> (LogEvent, bool) {
+/// [`capture`], read back into an event (tests).
+#[cfg(test)]
+pub(crate) fn capture_event(record: &log::Record<'_>) -> (crate::event::LogEvent, bool) {
     let (c, panicked) = capture(record);
     (crate::compact::decode(&c), panicked)
 }
@@ -367,7 +368,7 @@ impl<'v> VisitValue<'v> for ValueWriter<'_, '_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::AttrValue;
+    use crate::event::{AttrValue, LogEvent};
     use std::borrow::Cow;
 
     fn capture_of(record: &log::Record<'_>) -> LogEvent {

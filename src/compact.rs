@@ -46,6 +46,7 @@ const V_TRUE: u8 = 3;
 const V_STR: u8 = 4;
 
 /// A record as queued.
+#[derive(Clone)]
 pub(crate) enum Compact {
     Inline { len: u8, bytes: [u8; INLINE] },
     Heap(Box<[u8]>),
@@ -272,8 +273,8 @@ pub(crate) fn encode(e: &LogEvent) -> Compact {
 /// Reads a record back.
 struct Reader<'a>(&'a [u8]);
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.0.len() < n {
             return None;
         }
@@ -302,20 +303,20 @@ impl Reader<'_> {
         None
     }
 
-    fn string(&mut self, first: u8) -> Option<Cow<'static, str>> {
+    fn string(&mut self, first: u8) -> Option<Str<'a>> {
         Some(match first {
-            id if id < S_ID => Cow::Borrowed(intern::get(u16::from(id))?),
-            S_ID => Cow::Borrowed(intern::get(u16::try_from(self.varint()?).ok()?)?),
+            id if id < S_ID => Str::Static(intern::get(u16::from(id))?),
+            S_ID => Str::Static(intern::get(u16::try_from(self.varint()?).ok()?)?),
             S_INLINE => {
                 let len = usize::try_from(self.varint()?).ok()?;
-                Cow::Owned(std::str::from_utf8(self.take(len)?).ok()?.to_owned())
+                Str::Copied(std::str::from_utf8(self.take(len)?).ok()?)
             }
             S_STATIC => {
                 let addr = self.u64()? as usize;
                 let len = usize::try_from(self.varint()?).ok()?;
                 // SAFETY: only `Writer::static_text` writes this form, from a `&'static str` of this
                 // process, and these bytes never leave the process.
-                Cow::Borrowed(unsafe {
+                Str::Static(unsafe {
                     std::str::from_utf8_unchecked(std::slice::from_raw_parts(
                         addr as *const u8,
                         len,
@@ -326,15 +327,172 @@ impl Reader<'_> {
         })
     }
 
-    fn next_string(&mut self) -> Option<Cow<'static, str>> {
+    fn next_string(&mut self) -> Option<Str<'a>> {
         let first = self.byte()?;
         self.string(first)
     }
 }
 
+/// A string of a record read in place.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Str<'a> {
+    /// Lives as long as the process (interned, or a `&'static str` of the caller).
+    Static(&'static str),
+    /// Copied into the record.
+    Copied(&'a str),
+}
+
+impl<'a> Str<'a> {
+    pub(crate) fn as_str(self) -> &'a str {
+        match self {
+            Str::Static(s) => s,
+            Str::Copied(s) => s,
+        }
+    }
+
+    fn to_cow(self) -> Cow<'static, str> {
+        match self {
+            Str::Static(s) => Cow::Borrowed(s),
+            Str::Copied(s) => Cow::Owned(s.to_owned()),
+        }
+    }
+}
+
+/// An attribute value read in place.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Value<'a> {
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+    Str(Str<'a>),
+}
+
+/// A queued record read in place, without copying anything: what the OTLP encoder reads.
+pub(crate) struct View<'a> {
+    pub severity: Severity,
+    pub time: u64,
+    pub observed: u64,
+    pub target: Str<'a>,
+    pub module: Option<Str<'a>>,
+    pub file: Option<Str<'a>>,
+    pub line: Option<u32>,
+    pub trace: Option<TraceContext>,
+    pub body: Str<'a>,
+    /// The attributes, the end mark and the dropped count.
+    rest: &'a [u8],
+}
+
+impl<'a> View<'a> {
+    /// Reads the fixed part of `c`; `None` if it is not a record this module wrote.
+    pub(crate) fn of(c: &'a Compact) -> Option<View<'a>> {
+        let mut r = Reader(c.as_bytes());
+        let severity = severity_from(r.byte()?);
+        let flags = r.byte()?;
+        let time = r.u64()?;
+        let observed = if flags & FLAG_OBSERVED != 0 {
+            r.u64()?
+        } else {
+            time
+        };
+        let target = r.next_string()?;
+        let module = if flags & FLAG_MODULE != 0 {
+            Some(r.next_string()?)
+        } else {
+            None
+        };
+        let file = if flags & FLAG_FILE != 0 {
+            Some(r.next_string()?)
+        } else {
+            None
+        };
+        let line = if flags & FLAG_LINE != 0 {
+            Some(u32::try_from(r.varint()?).ok()?)
+        } else {
+            None
+        };
+        let trace = if flags & FLAG_TRACE != 0 {
+            Some(TraceContext {
+                trace_id: r.take(16)?.try_into().ok()?,
+                span_id: r.take(8)?.try_into().ok()?,
+                flags: r.byte()?,
+            })
+        } else {
+            None
+        };
+        let body = r.next_string()?;
+        Some(View {
+            severity,
+            time,
+            observed,
+            target,
+            module,
+            file,
+            line,
+            trace,
+            body,
+            rest: r.0,
+        })
+    }
+
+    /// The attributes in order; then [`Attributes::dropped`].
+    pub(crate) fn attributes(&self) -> Attributes<'a> {
+        Attributes {
+            r: Reader(self.rest),
+            done: false,
+        }
+    }
+}
+
+/// The attributes of a [`View`].
+pub(crate) struct Attributes<'a> {
+    r: Reader<'a>,
+    done: bool,
+}
+
+impl<'a> Attributes<'a> {
+    fn read(&mut self) -> Option<(Str<'a>, Value<'a>)> {
+        let first = self.r.byte()?;
+        if first == END {
+            return None;
+        }
+        let key = self.r.string(first)?;
+        let value = match self.r.byte()? {
+            V_INT => {
+                let z = self.r.varint()?;
+                Value::Int(((z >> 1) as i64) ^ -((z & 1) as i64))
+            }
+            V_DOUBLE => Value::Double(f64::from_le_bytes(self.r.take(8)?.try_into().ok()?)),
+            V_FALSE => Value::Bool(false),
+            V_TRUE => Value::Bool(true),
+            V_STR => Value::Str(self.r.next_string()?),
+            _ => return None,
+        };
+        Some((key, value))
+    }
+
+    /// Attributes left out of the record (its limits); read after the last attribute.
+    pub(crate) fn dropped(mut self) -> Option<u32> {
+        while self.next().is_some() {}
+        u32::try_from(self.r.varint()?).ok()
+    }
+}
+
+impl<'a> Iterator for Attributes<'a> {
+    type Item = (Str<'a>, Value<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = self.read();
+        self.done = item.is_none();
+        item
+    }
+}
+
 /// The event a queued record holds.
 pub(crate) fn decode(c: &Compact) -> LogEvent {
-    read(c.as_bytes()).unwrap_or_else(|| LogEvent {
+    read(c).unwrap_or_else(|| LogEvent {
         time_unix_nano: 0,
         observed_time_unix_nano: 0,
         severity: c.severity(),
@@ -349,74 +507,33 @@ pub(crate) fn decode(c: &Compact) -> LogEvent {
     })
 }
 
-fn read(bytes: &[u8]) -> Option<LogEvent> {
-    let mut r = Reader(bytes);
-    let severity = severity_from(r.byte()?);
-    let flags = r.byte()?;
-    let time = r.u64()?;
-    let observed = if flags & FLAG_OBSERVED != 0 {
-        r.u64()?
-    } else {
-        time
-    };
-    let target = r.next_string()?;
-    let module_path = (flags & FLAG_MODULE != 0)
-        .then(|| r.next_string())
-        .map_or(Some(None), |m| m.map(Some))?;
-    let file = (flags & FLAG_FILE != 0)
-        .then(|| r.next_string())
-        .map_or(Some(None), |f| f.map(Some))?;
-    let line = if flags & FLAG_LINE != 0 {
-        Some(u32::try_from(r.varint()?).ok()?)
-    } else {
-        None
-    };
-    let trace = if flags & FLAG_TRACE != 0 {
-        Some(TraceContext {
-            trace_id: r.take(16)?.try_into().ok()?,
-            span_id: r.take(8)?.try_into().ok()?,
-            flags: r.byte()?,
+fn read(c: &Compact) -> Option<LogEvent> {
+    let v = View::of(c)?;
+    let mut attrs = v.attributes();
+    let attributes = attrs
+        .by_ref()
+        .map(|(key, value)| Attr {
+            key: key.to_cow(),
+            value: match value {
+                Value::Int(i) => AttrValue::Int(i),
+                Value::Double(d) => AttrValue::Double(d),
+                Value::Bool(b) => AttrValue::Bool(b),
+                Value::Str(s) => AttrValue::Str(s.as_str().into()),
+            },
         })
-    } else {
-        None
-    };
-    let body = r.next_string()?;
-    let mut attributes = Vec::new();
-    loop {
-        let first = r.byte()?;
-        if first == END {
-            break;
-        }
-        let key = r.string(first)?;
-        let value = match r.byte()? {
-            V_INT => {
-                let z = r.varint()?;
-                AttrValue::Int(((z >> 1) as i64) ^ -((z & 1) as i64))
-            }
-            V_DOUBLE => AttrValue::Double(f64::from_le_bytes(r.take(8)?.try_into().ok()?)),
-            V_FALSE => AttrValue::Bool(false),
-            V_TRUE => AttrValue::Bool(true),
-            V_STR => AttrValue::Str(match r.next_string()? {
-                Cow::Borrowed(s) => s.into(),
-                Cow::Owned(s) => s.into_boxed_str(),
-            }),
-            _ => return None,
-        };
-        attributes.push(Attr { key, value });
-    }
-    let dropped_attributes = u32::try_from(r.varint()?).ok()?;
+        .collect();
     Some(LogEvent {
-        time_unix_nano: time,
-        observed_time_unix_nano: observed,
-        severity,
-        body,
-        target,
-        module_path,
-        file,
-        line,
-        trace,
+        time_unix_nano: v.time,
+        observed_time_unix_nano: v.observed,
+        severity: v.severity,
+        body: v.body.to_cow(),
+        target: v.target.to_cow(),
+        module_path: v.module.map(Str::to_cow),
+        file: v.file.map(Str::to_cow),
+        line: v.line,
+        trace: v.trace,
         attributes,
-        dropped_attributes,
+        dropped_attributes: attrs.dropped()?,
     })
 }
 

@@ -17,8 +17,8 @@ pub(crate) const MAX_STRINGS: usize = 4096;
 pub(crate) const MAX_BYTES: usize = 256 * 1024;
 /// Longest string interned; longer ones are copied into each record.
 const MAX_LEN: usize = 256;
-/// Entries in each thread's cache (a power of two).
-const CACHE: usize = 64;
+/// Sets of two entries in each thread's cache (a power of two).
+const SETS: usize = 64;
 
 struct Table {
     ids: HashMap<&'static str, u16>,
@@ -34,9 +34,10 @@ static FROZEN: OnceLock<HashMap<&'static str, u16>> = OnceLock::new();
 static STRINGS: [OnceLock<&'static str>; MAX_STRINGS] = [const { OnceLock::new() }; MAX_STRINGS];
 
 thread_local! {
-    /// Recent lookups by the string's address and length; a hit is confirmed by comparing the
-    /// text, since the memory of a string that was freed may hold another one.
-    static RECENT: RefCell<[(usize, usize, u16); CACHE]> = const { RefCell::new([(0, 0, 0); CACHE]) };
+    /// Recent lookups by the string's address and length, two per set (the last two strings that
+    /// fell in it); a hit is confirmed by comparing the text, since the memory of a string that was
+    /// freed may hold another one.
+    static RECENT: RefCell<[[(usize, usize, u16); 2]; SETS]> = const { RefCell::new([[(0, 0, 0); 2]; SETS]) };
 }
 
 fn global(s: &str) -> Option<u16> {
@@ -64,9 +65,9 @@ fn global(s: &str) -> Option<u16> {
     Some(id)
 }
 
-fn slot(s: &str) -> usize {
-    let addr = s.as_ptr() as usize;
-    ((addr >> 3) ^ (addr >> 11) ^ s.len()) & (CACHE - 1)
+fn set(s: &str) -> usize {
+    let h = ((s.as_ptr() as usize as u64) ^ (s.len() as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> 58) as usize & (SETS - 1)
 }
 
 /// The id of `s`, interning it if there is room; `None` if it is too long or the table is full.
@@ -75,13 +76,15 @@ pub(crate) fn id(s: &str) -> Option<u16> {
     if s.len() > MAX_LEN {
         return None;
     }
-    let i = slot(s);
+    let i = set(s);
+    let addr = s.as_ptr() as usize;
     let cached = RECENT
         .try_with(|r| {
             // Busy only if a `Display` logs in the middle of a lookup: then skip the cache.
             let r = r.try_borrow().ok()?;
-            let (addr, len, id) = r[i];
-            (addr == s.as_ptr() as usize && len == s.len() && get(id) == Some(s)).then_some(id)
+            r[i].iter()
+                .find(|(a, len, id)| *a == addr && *len == s.len() && get(*id) == Some(s))
+                .map(|e| e.2)
         })
         .ok()
         .flatten();
@@ -91,7 +94,7 @@ pub(crate) fn id(s: &str) -> Option<u16> {
     let id = global(s)?;
     let _ = RECENT.try_with(|r| {
         if let Ok(mut r) = r.try_borrow_mut() {
-            r[i] = (s.as_ptr() as usize, s.len(), id);
+            r[i] = [(addr, s.len(), id), r[i][0]];
         }
     });
     Some(id)

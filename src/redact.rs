@@ -58,7 +58,7 @@ impl Redactor {
 
     /// Whether `key` contains one of the words, ignoring ASCII case. Runs for every attribute on
     /// the worker, so it tries the words only where a key byte can begin one.
-    fn is_secret(&self, key: &str) -> bool {
+    pub(crate) fn is_secret(&self, key: &str) -> bool {
         let key = key.as_bytes();
         if key.len() < self.shortest {
             return false;

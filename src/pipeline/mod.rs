@@ -18,6 +18,7 @@ use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use crate::Error;
+use crate::compact::Compact;
 use crate::config::Config;
 use crate::event::LogEvent;
 use crate::level::{LevelControl, LevelState};
@@ -44,7 +45,7 @@ pub(crate) enum Control {
 
 /// State shared by the logger, the guard and the worker.
 pub(crate) struct Shared {
-    pub queue: Queue<crate::compact::Compact>,
+    pub queue: Queue<Compact>,
     pub counters: Arc<Counters>,
     pub levels: LevelControl,
     closed: AtomicBool,
@@ -120,11 +121,22 @@ impl Shared {
         }
     }
 
-    /// Takes the oldest queued record, with secret attribute values masked.
-    pub(crate) fn pop(&self) -> Option<LogEvent> {
-        let mut e = crate::compact::decode(&self.queue.pop()?);
+    /// Takes the oldest queued record.
+    pub(crate) fn pop(&self) -> Option<Compact> {
+        self.queue.pop()
+    }
+
+    /// The event a queued record holds, with secret attribute values masked (the OTLP encoder
+    /// masks them as it reads the record).
+    pub(crate) fn event(&self, c: &Compact) -> LogEvent {
+        let mut e = crate::compact::decode(c);
         self.redactor.apply(&mut e);
-        Some(e)
+        e
+    }
+
+    /// The events of `batch`, masked.
+    pub(crate) fn events(&self, batch: &[Compact]) -> Vec<LogEvent> {
+        batch.iter().map(|c| self.event(c)).collect()
     }
 
     /// Whether an export waiting now should be abandoned (shutdown is near its deadline).

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use super::batch::Batcher;
 use super::{Control, Shared};
+use crate::compact::Compact;
 use crate::config::Mode;
-use crate::event::LogEvent;
 use crate::export::ExportOutcome;
 use crate::export::file::format;
 use crate::export::file::rotate::RotatingFile;
@@ -65,21 +65,10 @@ pub(crate) struct Sinks {
 /// under the 4 MiB a gRPC server accepts by default.
 const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
-/// A record's encoded size, roughly: its strings plus a fixed overhead.
-fn approx_size(e: &LogEvent) -> usize {
-    let attrs: usize = e
-        .attributes
-        .iter()
-        .map(|a| {
-            a.key.len()
-                + match &a.value {
-                    crate::event::AttrValue::Str(s) => s.len(),
-                    _ => 8,
-                }
-                + 8
-        })
-        .sum();
-    e.body.len() + e.target.len() + attrs + 96
+/// A record's encoded size, roughly: its queued size (strings as they are, numbers about as
+/// compact as in protobuf) plus the keys and names it refers to.
+fn approx_size(c: &Compact) -> usize {
+    c.as_bytes().len() + 96
 }
 
 /// Minimum interval between two diagnostics written to stderr.
@@ -132,7 +121,7 @@ impl Health {
 /// A live batch on its way to the collector while the worker goes on with the next one.
 struct Flight {
     flight: InFlight,
-    events: Vec<LogEvent>,
+    events: Vec<Compact>,
     /// Failover rules apply to its outcome (spool on failure, collector health).
     failover: bool,
 }
@@ -140,11 +129,11 @@ struct Flight {
 struct Worker {
     shared: Arc<Shared>,
     sinks: Sinks,
-    batch: Vec<LogEvent>,
+    batch: Vec<Compact>,
     /// The batch in flight, if any: at most one, so at most two batches are held outside the queue.
     flight: Option<Flight>,
     /// An empty batch vector kept for its capacity.
-    spare: Vec<LogEvent>,
+    spare: Vec<Compact>,
     batcher: Batcher,
     export_timeout: Duration,
     health: Health,
@@ -274,6 +263,7 @@ fn spill(
             // Claimed by a producer but not filled yet: nothing to move now.
             break;
         }
+        let spilled = shared.events(&spilled);
         if let Some((buf, service)) = stdout {
             write_stdout(&spilled, service, buf);
         }
@@ -286,7 +276,7 @@ fn spill(
     shared.abort_exports()
 }
 
-fn write_stdout(events: &[LogEvent], service_name: &str, buf: &mut Vec<u8>) {
+fn write_stdout(events: &[crate::event::LogEvent], service_name: &str, buf: &mut Vec<u8>) {
     buf.clear();
     for e in events {
         format::encode(e, service_name, buf);
@@ -321,7 +311,7 @@ impl Worker {
         self.batch.len() >= self.batcher.max_size() || self.batch_bytes >= MAX_BATCH_BYTES
     }
 
-    fn push_batch(&mut self, e: LogEvent) {
+    fn push_batch(&mut self, e: Compact) {
         self.batch_bytes += approx_size(&e);
         self.batch.push(e);
     }
@@ -388,7 +378,8 @@ impl Worker {
         }
         self.publish_in_flight();
         if self.sinks.stdout {
-            write_stdout(&self.batch, &self.sinks.service_name, &mut self.lines);
+            let events = self.shared.events(&self.batch);
+            write_stdout(&events, &self.sinks.service_name, &mut self.lines);
         }
         match self.sinks.mode {
             Mode::FileOnly => self.write_file(true),
@@ -543,11 +534,11 @@ impl Worker {
         self.batch = batch;
     }
 
-    fn spool_events(&mut self, events: &[LogEvent]) {
+    fn spool_events(&mut self, events: &[Compact]) {
         let Some(spool) = self.sinks.spool.as_mut() else {
             return;
         };
-        if let Err(e) = spool.append(events) {
+        if let Err(e) = spool.append(&self.shared.events(events)) {
             let n = events.len() as u64;
             self.shared.counters.add_dropped(DropReason::IoError, n);
             let msg = format!(
@@ -564,8 +555,12 @@ impl Worker {
             return;
         };
         self.lines.clear();
-        for e in &self.batch {
-            format::encode(e, &self.sinks.service_name, &mut self.lines);
+        for c in &self.batch {
+            format::encode(
+                &self.shared.event(c),
+                &self.sinks.service_name,
+                &mut self.lines,
+            );
         }
         let n = self.batch.len() as u64;
         match file.write_lines(&self.lines) {
@@ -633,7 +628,8 @@ impl Worker {
                 .sinks
                 .stdout
                 .then_some((&mut self.lines, self.sinks.service_name.as_str()));
-            otlp.export(&rb.events, deadline, &mut || {
+            let queued: Vec<Compact> = rb.events.iter().map(crate::compact::encode).collect();
+            otlp.export(&queued, deadline, &mut || {
                 spill(shared, spool, batch_size, &mut stdout)
             })
         };

@@ -10,7 +10,10 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+use crate::compact::{Compact, Value, View};
+#[cfg(test)]
 use crate::event::{AttrValue, LogEvent};
+use crate::redact::{REDACTED, Redactor};
 
 /// Semantic-convention key for the source file.
 pub(crate) const CODE_FILE_PATH: &str = "code.file.path";
@@ -60,6 +63,7 @@ pub(crate) fn resource(service_name: &str, attributes: &[(String, String)]) -> R
     }
 }
 
+#[cfg(test)]
 fn attr_value(v: &AttrValue) -> AnyValue {
     AnyValue {
         value: Some(match v {
@@ -71,7 +75,8 @@ fn attr_value(v: &AttrValue) -> AnyValue {
     }
 }
 
-/// One OTLP log record.
+/// One OTLP log record, built afresh: the reference [`RequestEncoder`] is tested against.
+#[cfg(test)]
 pub(crate) fn log_record(e: &LogEvent) -> LogRecord {
     let mut attributes = Vec::with_capacity(e.attributes.len() + 3);
     attributes.extend(
@@ -112,7 +117,9 @@ pub(crate) fn log_record(e: &LogEvent) -> LogRecord {
     }
 }
 
-/// One request for a batch: one resource, one scope per distinct target, in first-seen order.
+/// One request for a batch: one resource, one scope per distinct target, in first-seen order (the
+/// reference [`RequestEncoder`] is tested against).
+#[cfg(test)]
 pub(crate) fn request(resource: &Resource, batch: &[LogEvent]) -> ExportLogsServiceRequest {
     let mut scopes: Vec<ScopeLogs> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -168,16 +175,20 @@ impl RequestEncoder {
         }
     }
 
-    /// The request for `batch`, encoded (the same message as [`request`] builds).
-    pub(crate) fn encode(&mut self, batch: &[LogEvent]) -> Bytes {
+    /// The request for `batch`, encoded (the same message as `request` builds from the events the
+    /// records hold), with the values of secret keys masked by `redactor`.
+    pub(crate) fn encode(&mut self, batch: &[Compact], redactor: &Redactor) -> Bytes {
         let rl = &mut self.request.resource_logs[0];
         for scope in rl.scope_logs.drain(..) {
             self.spare.extend(scope.log_records);
         }
         self.scopes.clear();
         let mut last: Option<(&str, usize)> = None;
-        for e in batch {
-            let target = e.target.as_ref();
+        for c in batch {
+            let Some(e) = View::of(c) else {
+                continue;
+            };
+            let target = e.target.as_str();
             let i = match last {
                 Some((t, i)) if t == target => i,
                 _ => {
@@ -202,7 +213,7 @@ impl RequestEncoder {
                 }
             };
             let mut record = self.spare.pop().unwrap_or_default();
-            fill_record(&mut record, e);
+            fill_record(&mut record, &e, redactor);
             rl.scope_logs[i].log_records.push(record);
         }
         // Records a smaller batch did not need are not kept beyond one batch's worth.
@@ -236,12 +247,12 @@ fn set_any_str(slot: &mut Option<AnyValue>, v: &str) {
     }
 }
 
-fn set_attr_value(slot: &mut Option<AnyValue>, v: &AttrValue) {
+fn set_attr_value(slot: &mut Option<AnyValue>, v: Value<'_>) {
     let value = match v {
-        AttrValue::Str(s) => return set_any_str(slot, s),
-        AttrValue::Int(i) => any_value::Value::IntValue(*i),
-        AttrValue::Double(d) => any_value::Value::DoubleValue(*d),
-        AttrValue::Bool(b) => any_value::Value::BoolValue(*b),
+        Value::Str(s) => return set_any_str(slot, s.as_str()),
+        Value::Int(i) => any_value::Value::IntValue(i),
+        Value::Double(d) => any_value::Value::DoubleValue(d),
+        Value::Bool(b) => any_value::Value::BoolValue(b),
     };
     *slot = Some(AnyValue { value: Some(value) });
 }
@@ -254,40 +265,45 @@ fn slot(attributes: &mut Vec<KeyValue>, n: usize) -> &mut KeyValue {
     &mut attributes[n]
 }
 
-/// Overwrites `r` with `e`, as [`log_record`] would build it.
-fn fill_record(r: &mut LogRecord, e: &LogEvent) {
-    r.time_unix_nano = e.time_unix_nano;
-    r.observed_time_unix_nano = e.observed_time_unix_nano;
+/// Overwrites `r` with the record `e`, as `log_record` would build it from its event.
+fn fill_record(r: &mut LogRecord, e: &View<'_>, redactor: &Redactor) {
+    r.time_unix_nano = e.time;
+    r.observed_time_unix_nano = e.observed;
     r.severity_number = e.severity.number();
     set_str(&mut r.severity_text, e.severity.text());
-    set_any_str(&mut r.body, &e.body);
+    set_any_str(&mut r.body, e.body.as_str());
     let mut n = 0;
-    for a in &e.attributes {
+    let mut attributes = e.attributes();
+    for (key, value) in attributes.by_ref() {
         let kv = slot(&mut r.attributes, n);
-        set_str(&mut kv.key, &a.key);
-        set_attr_value(&mut kv.value, &a.value);
+        set_str(&mut kv.key, key.as_str());
+        if redactor.is_secret(key.as_str()) {
+            set_any_str(&mut kv.value, REDACTED);
+        } else {
+            set_attr_value(&mut kv.value, value);
+        }
         n += 1;
     }
-    if let Some(file) = &e.file {
+    if let Some(file) = e.file {
         let kv = slot(&mut r.attributes, n);
         set_str(&mut kv.key, CODE_FILE_PATH);
-        set_any_str(&mut kv.value, file);
+        set_any_str(&mut kv.value, file.as_str());
         n += 1;
     }
     if let Some(line) = e.line {
         let kv = slot(&mut r.attributes, n);
         set_str(&mut kv.key, CODE_LINE_NUMBER);
-        set_attr_value(&mut kv.value, &AttrValue::Int(line.into()));
+        set_attr_value(&mut kv.value, Value::Int(line.into()));
         n += 1;
     }
-    if let Some(module) = &e.module_path {
+    if let Some(module) = e.module {
         let kv = slot(&mut r.attributes, n);
         set_str(&mut kv.key, CODE_FUNCTION_NAME);
-        set_any_str(&mut kv.value, module);
+        set_any_str(&mut kv.value, module.as_str());
         n += 1;
     }
     r.attributes.truncate(n);
-    r.dropped_attributes_count = e.dropped_attributes;
+    r.dropped_attributes_count = attributes.dropped().unwrap_or(0);
     r.trace_id.clear();
     r.span_id.clear();
     match &e.trace {
@@ -409,9 +425,11 @@ mod tests {
         ];
         let res = resource("svc", &[("env".into(), "prod".into())]);
         let mut encoder = RequestEncoder::new(res.clone());
+        let none = Redactor::new::<&str>([]);
         for batch in &batches {
             let expected = request(&res, batch).encode_to_vec();
-            assert_eq!(encoder.encode(batch).as_ref(), expected.as_slice());
+            let queued: Vec<Compact> = batch.iter().map(crate::compact::encode).collect();
+            assert_eq!(encoder.encode(&queued, &none).as_ref(), expected.as_slice());
         }
     }
 }

@@ -25,9 +25,10 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic_types::StatusExt as _;
 
 use crate::Error;
+use crate::compact::Compact;
 use crate::config::{Compression, Config};
-use crate::event::LogEvent;
 use crate::export::ExportOutcome;
+use crate::redact::Redactor;
 use crate::stats::Counters;
 use retry::{Jitter, Retry};
 
@@ -47,6 +48,7 @@ pub(crate) struct OtlpExporter {
     /// Headers of every request (secrets: never printed).
     metadata: MetadataMap,
     encoder: convert::RequestEncoder,
+    redactor: Redactor,
     request_timeout: Duration,
     counters: std::sync::Arc<Counters>,
     jitter: Jitter,
@@ -165,15 +167,16 @@ impl OtlpExporter {
                 &config.service_name,
                 &config.resource_attributes,
             )),
+            redactor: Redactor::new(&config.redact_keys),
             request_timeout: config.request_timeout,
             counters,
             jitter: Jitter::new(),
         })
     }
 
-    /// Converts and encodes `batch`: CPU work on the calling thread, no I/O.
-    pub(crate) fn prepare(&mut self, batch: &[LogEvent]) -> Bytes {
-        self.encoder.encode(batch)
+    /// Converts and encodes `batch`, masking secret values: CPU work on the calling thread, no I/O.
+    pub(crate) fn prepare(&mut self, batch: &[Compact]) -> Bytes {
+        self.encoder.encode(batch, &self.redactor)
     }
 
     /// Starts sending `request` (from [`prepare`](Self::prepare)) on the I/O thread, retrying until
@@ -321,7 +324,7 @@ impl OtlpExporter {
     /// and [`wait`](Self::wait) in one.
     pub(crate) fn export(
         &mut self,
-        batch: &[LogEvent],
+        batch: &[Compact],
         deadline: Instant,
         idle: &mut dyn FnMut() -> bool,
     ) -> ExportOutcome {
