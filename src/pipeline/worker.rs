@@ -13,6 +13,7 @@
 //!   than one batch, so a hanging collector never fills the queue.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::io::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
@@ -118,6 +119,9 @@ impl Health {
     }
 }
 
+/// Most live batches on their way to the collector at once.
+const MAX_IN_FLIGHT: usize = 2;
+
 /// A live batch on its way to the collector while the worker goes on with the next one.
 struct Flight {
     flight: InFlight,
@@ -130,8 +134,9 @@ struct Worker {
     shared: Arc<Shared>,
     sinks: Sinks,
     batch: Vec<Compact>,
-    /// The batch in flight, if any: at most one, so at most two batches are held outside the queue.
-    flight: Option<Flight>,
+    /// Batches in flight, oldest first: at most [`MAX_IN_FLIGHT`], so the collector always has the
+    /// next batch while it answers one, and the worker's records outside the queue stay bounded.
+    flights: VecDeque<Flight>,
     /// An empty batch vector kept for its capacity.
     spare: Vec<Compact>,
     batcher: Batcher,
@@ -159,7 +164,7 @@ pub(crate) fn run(
     mark_internal_thread();
     let mut w = Worker {
         batch: Vec::with_capacity(settings.batch_size),
-        flight: None,
+        flights: VecDeque::with_capacity(MAX_IN_FLIGHT),
         spare: Vec::with_capacity(settings.batch_size),
         batcher: Batcher::new(settings.batch_size, settings.schedule_delay, Instant::now()),
         shared,
@@ -214,8 +219,8 @@ pub(crate) fn run(
         if w.replay_one(now + w.export_timeout) {
             continue;
         }
-        // Nothing to send: collect the outcome of the batch in flight before sleeping.
-        if w.flight.is_some() {
+        // Nothing to send: collect the outcomes of the batches in flight before sleeping.
+        if !w.flights.is_empty() {
             w.settle();
             continue;
         }
@@ -297,9 +302,9 @@ impl Worker {
         self.publish_in_flight();
     }
 
-    /// Publishes how many records the worker holds (the batch being filled and the one in flight).
+    /// Publishes how many records the worker holds (the batch being filled and those in flight).
     fn publish_in_flight(&self) {
-        let flying = self.flight.as_ref().map_or(0, |f| f.events.len());
+        let flying: usize = self.flights.iter().map(|f| f.events.len()).sum();
         self.shared
             .counters
             .set_in_flight((self.batch.len() + flying) as u64);
@@ -395,11 +400,12 @@ impl Worker {
         self.publish_in_flight();
     }
 
-    /// Sends the current batch over OTLP, overlapping with the batch before it: this one is encoded
-    /// while that one is on its way, then that one's outcome is collected, then this one leaves.
+    /// Sends the current batch over OTLP, overlapping with the batches before it: this one is
+    /// encoded while they are on their way; if [`MAX_IN_FLIGHT`] are, the oldest one's outcome is
+    /// collected first; then this one leaves.
     /// `failover`: a collector believed down gets the batch only at probe time, else it is spooled.
     fn send_live(&mut self, deadline: Instant, failover: bool) {
-        if failover && self.flight.is_none() && !self.health.should_try(Instant::now()) {
+        if failover && self.flights.is_empty() && !self.health.should_try(Instant::now()) {
             self.spool_current();
             return;
         }
@@ -408,7 +414,9 @@ impl Worker {
             return;
         };
         let request = otlp.prepare(&self.batch);
-        self.settle();
+        while self.flights.len() >= MAX_IN_FLIGHT {
+            self.settle_oldest();
+        }
         let now = Instant::now();
         if failover && !self.health.should_try(now) {
             self.spool_current();
@@ -427,7 +435,7 @@ impl Worker {
         match sent {
             Some(flight) => {
                 let events = std::mem::replace(&mut self.batch, std::mem::take(&mut self.spare));
-                self.flight = Some(Flight {
+                self.flights.push_back(Flight {
                     flight,
                     events,
                     failover,
@@ -437,13 +445,20 @@ impl Worker {
         }
     }
 
-    /// Waits for the batch in flight, if any, and accounts for every record of it.
+    /// Waits for every batch in flight and accounts for every record of them.
     fn settle(&mut self) {
+        while !self.flights.is_empty() {
+            self.settle_oldest();
+        }
+    }
+
+    /// Waits for the oldest batch in flight, if any, and accounts for every record of it.
+    fn settle_oldest(&mut self) {
         let Some(Flight {
             flight,
             mut events,
             failover,
-        }) = self.flight.take()
+        }) = self.flights.pop_front()
         else {
             return;
         };
@@ -594,8 +609,8 @@ impl Worker {
         {
             return false;
         }
-        if self.flight.is_some() {
-            // The live batch in flight first: its outcome decides whether the collector is up.
+        if !self.flights.is_empty() {
+            // The live batches in flight first: their outcome decides whether the collector is up.
             self.settle();
             if !self.health.should_try(Instant::now()) {
                 return false;
