@@ -64,7 +64,7 @@ fn static_record(logger: &dyn log::Log, level: log::Level) {
 }
 
 fn hot_path(c: &mut Criterion) {
-    let collector = common::Collector::start();
+    let collector = common::Collector::start_counting();
     let (ours, guard) = otel_log_bridge::builder()
         .read_env(false)
         .mode(otel_log_bridge::Mode::OtlpOnly)

@@ -48,7 +48,10 @@ pub(crate) fn is_internal_target(target: &str) -> bool {
     ) {
         return false;
     }
-    let krate = target.split("::").next().unwrap_or(target);
+    let krate = match target.find(':') {
+        Some(i) => &target[..i],
+        None => target,
+    };
     krate.starts_with("opentelemetry") || INTERNAL_CRATES.contains(&krate)
 }
 

@@ -72,12 +72,19 @@ pub(crate) fn capture(record: &log::Record<'_>) -> (Compact, bool) {
             trace: trace.is_some(),
         },
     );
-    w.name(record.target());
-    if let Some(m) = module {
-        w.name(m);
+    match record.module_path_static() {
+        Some(m) if m == record.target() => w.name_static(m),
+        _ => w.name(record.target()),
     }
-    if let Some(f) = file {
-        w.name(f);
+    match (record.module_path_static(), module) {
+        (Some(m), _) => w.name_static(m),
+        (None, Some(m)) => w.name(m),
+        (None, None) => {}
+    }
+    match (record.file_static(), file) {
+        (Some(f), _) => w.name_static(f),
+        (None, Some(f)) => w.name(f),
+        (None, None) => {}
     }
     if let Some(l) = line {
         w.varint(u64::from(l));

@@ -117,20 +117,23 @@ impl Writer {
 
     #[inline]
     pub(crate) fn byte(&mut self, b: u8) {
-        self.put(&[b]);
+        if self.heap.capacity() == 0
+            && let Some(slot) = self.inline.get_mut(self.len)
+        {
+            *slot = b;
+            self.len += 1;
+        } else {
+            self.put(&[b]);
+        }
     }
 
     #[inline]
     pub(crate) fn varint(&mut self, mut v: u64) {
-        let mut buf = [0u8; 10];
-        let mut n = 0;
         while v >= 0x80 {
-            buf[n] = (v as u8) | 0x80;
+            self.byte((v as u8) | 0x80);
             v >>= 7;
-            n += 1;
         }
-        buf[n] = v as u8;
-        self.put(&buf[..=n]);
+        self.byte(v as u8);
     }
 
     /// A string that may be interned (targets, keys, paths): its id when it has one.
@@ -143,6 +146,19 @@ impl Writer {
                 self.varint(u64::from(id));
             }
             None => self.text(s),
+        }
+    }
+
+    /// [`name`](Self::name) for a string that lives as long as the process (a cheaper lookup).
+    #[inline]
+    pub(crate) fn name_static(&mut self, s: &'static str) {
+        match intern::id_static(s) {
+            Some(id) if id < u16::from(S_ID) => self.byte(id as u8),
+            Some(id) => {
+                self.byte(S_ID);
+                self.varint(u64::from(id));
+            }
+            None => self.static_text(s),
         }
     }
 

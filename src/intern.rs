@@ -73,6 +73,18 @@ fn set(s: &str) -> usize {
 /// The id of `s`, interning it if there is room; `None` if it is too long or the table is full.
 #[inline]
 pub(crate) fn id(s: &str) -> Option<u16> {
+    lookup(s, false)
+}
+
+/// [`id`] for a string known to live as long as the process: a cache entry for its address is
+/// taken without comparing the text (memory of a `'static` string is never reused for another).
+#[inline]
+pub(crate) fn id_static(s: &'static str) -> Option<u16> {
+    lookup(s, true)
+}
+
+#[inline]
+fn lookup(s: &str, is_static: bool) -> Option<u16> {
     if s.len() > MAX_LEN {
         return None;
     }
@@ -83,7 +95,9 @@ pub(crate) fn id(s: &str) -> Option<u16> {
             // Busy only if a `Display` logs in the middle of a lookup: then skip the cache.
             let r = r.try_borrow().ok()?;
             r[i].iter()
-                .find(|(a, len, id)| *a == addr && *len == s.len() && get(*id) == Some(s))
+                .find(|(a, len, id)| {
+                    *a == addr && *len == s.len() && (is_static || get(*id) == Some(s))
+                })
                 .map(|e| e.2)
         })
         .ok()

@@ -6,7 +6,7 @@
 //! costs one atomic load. [`Levels`] changes the filter at run time: validated, refused within a
 //! cooldown, and audited with a WARN record (target `logging.audit`) through the pipeline.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -150,6 +150,9 @@ impl LevelState {
 /// The filter shared by the logger and the [`Levels`] handles.
 pub(crate) struct LevelControl {
     max: AtomicUsize,
+    /// Whether `state` has a per-target filter: without one, `max` decides alone and the hot path
+    /// does not load `state`.
+    filtered: AtomicBool,
     state: ArcSwap<LevelState>,
     last_change: Mutex<Option<Instant>>,
     cooldown: Duration,
@@ -159,6 +162,7 @@ impl LevelControl {
     pub(crate) fn new(state: LevelState, cooldown: Duration) -> Self {
         LevelControl {
             max: AtomicUsize::new(state.max as usize),
+            filtered: AtomicBool::new(state.filter.is_some()),
             state: ArcSwap::from_pointee(state),
             last_change: Mutex::new(None),
             cooldown,
@@ -175,6 +179,9 @@ impl LevelControl {
     pub(crate) fn enabled(&self, level: log::Level, target: &str) -> bool {
         if level as usize > self.max.load(Ordering::Relaxed) {
             return false;
+        }
+        if !self.filtered.load(Ordering::Relaxed) {
+            return true;
         }
         let state = self.state.load();
         match &state.filter {
@@ -377,7 +384,9 @@ impl Levels {
             previous: format_directives(&before.directives),
         };
         let max = state.max;
+        let filtered = state.filter.is_some();
         control.state.store(Arc::new(state));
+        control.filtered.store(filtered, Ordering::Relaxed);
         control.max.store(max as usize, Ordering::Relaxed);
         if shared.is_installed() {
             log::set_max_level(max);

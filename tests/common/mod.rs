@@ -79,6 +79,9 @@ struct State {
     headers: Vec<tonic::metadata::MetadataMap>,
     /// Scripted answers for the next requests, in order; `Accept` once empty.
     script: Vec<Answer>,
+    /// Count records instead of keeping them (benchmarks: no memory growth, less CPU).
+    count_only: bool,
+    counted: usize,
 }
 
 #[derive(Clone, Default)]
@@ -127,6 +130,15 @@ impl LogsService for Shared {
             }
             Answer::PartialReject(n) => rejected = n,
             Answer::Accept | Answer::Delay(_) => {}
+        }
+        if state.count_only {
+            state.counted += req
+                .resource_logs
+                .iter()
+                .flat_map(|rl| &rl.scope_logs)
+                .map(|sl| sl.log_records.len())
+                .sum::<usize>();
+            return Ok(Response::new(ExportLogsServiceResponse::default()));
         }
         for rl in req.resource_logs {
             let resource = rl.resource.unwrap_or_default();
@@ -242,6 +254,19 @@ impl Collector {
     /// Answers the next requests as scripted, then accepts.
     pub fn script(&self, answers: Vec<Answer>) {
         self.shared.lock().script = answers;
+    }
+
+    /// Starts a collector that counts records without keeping them.
+    pub fn start_counting() -> Collector {
+        let c = Self::start();
+        c.shared.lock().count_only = true;
+        c
+    }
+
+    /// Records received (kept or counted).
+    pub fn received(&self) -> usize {
+        let state = self.shared.lock();
+        state.records.len() + state.counted
     }
 
     pub fn records(&self) -> Vec<Received> {
