@@ -85,6 +85,10 @@ impl Formatter for LineFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
+        // Both separators begin with the byte 0xE2; most text has none (a fast `memchr`).
+        if !fragment.as_bytes().contains(&0xE2) {
+            return CompactFormatter.write_string_fragment(writer, fragment);
+        }
         let mut rest = fragment;
         while let Some(i) = rest.find(['\u{2028}', '\u{2029}']) {
             writer.write_all(&rest.as_bytes()[..i])?;

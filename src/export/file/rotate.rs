@@ -53,6 +53,10 @@ impl RotatingFile {
 
     /// Writes `lines` (whole JSON lines, each ending in `\n`), rotating between lines as needed.
     pub(crate) fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+        if self.size + lines.len() as u64 <= self.max_bytes {
+            // The common case: no rotation in this write, no need to find the lines.
+            return self.write_chunk(lines);
+        }
         let mut start = 0;
         let mut pos = 0;
         let mut pending = 0u64;
