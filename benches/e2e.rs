@@ -4,7 +4,10 @@
 //! starts the collector on a free 127.0.0.1 port (TCP_NODELAY), runs `loadgen --count N` against it
 //! and prints one table: ns per call, records delivered (counted by the collector), delivered
 //! records/s end to end, dropped, peak RSS of the logging process, and our ratio to the official
-//! stack. `E2E_COUNT` sets N (default 1,000,000); `E2E_THREADS` the loadgen threads (default 1).
+//! stack. Then a second table for rotating JSON files: `LOG_MODE=file-only` against log4rs's rolling
+//! file appender with its JSON encoder (`loadgen --stack log4rs`), both rotating at 100 MB, records
+//! counted as lines in the files. `E2E_COUNT` sets N (default 1,000,000); `E2E_THREADS` the loadgen
+//! threads (default 1).
 
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;
@@ -101,6 +104,57 @@ fn run(label: &str, stack: &str, count: u64, threads: u64, env: &[(&str, &str)])
     }
 }
 
+/// `loadgen` writing files into a temporary `LOG_DIR`: records delivered are the lines written.
+fn run_files(label: &str, stack: &str, count: u64, threads: u64, env: &[(&str, &str)]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(examples_dir().join("loadgen"))
+        .args([
+            "--count",
+            &count.to_string(),
+            "--threads",
+            &threads.to_string(),
+            "--stack",
+            stack,
+        ])
+        .env("LOG_DIR", dir.path())
+        .env("LOG_FILE_MAX_BYTES", "100000000")
+        .env("LOG_SHUTDOWN_TIMEOUT", "120000")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run loadgen");
+    assert!(
+        out.status.success(),
+        "loadgen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = json_line(&String::from_utf8_lossy(&out.stdout));
+    let f = |k: &str| summary[k].as_f64().unwrap_or(0.0);
+    Run {
+        label: label.to_owned(),
+        ns_per_call: f("ns_per_call"),
+        delivered: summary["written"].as_u64().unwrap_or(0),
+        emitted: count,
+        seconds: f("emit_seconds") + f("shutdown_seconds"),
+        peak_rss: summary["peak_rss_bytes"].as_u64().unwrap_or(0),
+    }
+}
+
+fn table(runs: &[Run]) {
+    println!("| stack | ns per call | delivered | dropped | records/s delivered | peak RSS |");
+    println!("|---|---|---|---|---|---|");
+    for r in runs {
+        println!(
+            "| {} | {:.0} | {} | {} | {:.0} | {:.0} MiB |",
+            r.label,
+            r.ns_per_call,
+            r.delivered,
+            r.emitted.saturating_sub(r.delivered),
+            r.delivered as f64 / r.seconds.max(1e-9),
+            r.peak_rss as f64 / (1 << 20) as f64
+        );
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -135,9 +189,15 @@ fn main() {
     let runs = [
         run("ours, queue 2097152", "ours", count, threads, &big),
         run("official, queue 2097152", "official", count, threads, &big),
-        run("ours, default queue", "ours", count, threads, &default),
         run(
-            "official, default queue",
+            "ours, default queue (8192)",
+            "ours",
+            count,
+            threads,
+            &default,
+        ),
+        run(
+            "official, default queue (2048)",
             "official",
             count,
             threads,
@@ -147,19 +207,7 @@ fn main() {
     println!(
         "\nloadgen --count {count} --threads {threads}, collector on 127.0.0.1 (same machine)\n"
     );
-    println!("| stack | ns per call | delivered | dropped | records/s delivered | peak RSS |");
-    println!("|---|---|---|---|---|---|");
-    for r in &runs {
-        println!(
-            "| {} | {:.0} | {} | {} | {:.0} | {:.0} MiB |",
-            r.label,
-            r.ns_per_call,
-            r.delivered,
-            r.emitted.saturating_sub(r.delivered),
-            r.delivered as f64 / r.seconds.max(1e-9),
-            r.peak_rss as f64 / (1 << 20) as f64
-        );
-    }
+    table(&runs);
     let ratio = |a: &Run, b: &Run| {
         (
             b.ns_per_call / a.ns_per_call.max(1e-9),
@@ -170,4 +218,21 @@ fn main() {
     println!(
         "\nours vs official, large queue: {cost:.1}x cheaper per call, {speed:.1}x the delivered records/s"
     );
+    let files = [
+        run_files(
+            "ours, file-only, queue 2097152",
+            "ours",
+            count,
+            threads,
+            &[
+                ("LOG_MODE", "file-only"),
+                ("OTEL_BLRP_MAX_QUEUE_SIZE", "2097152"),
+            ],
+        ),
+        run_files("log4rs, rolling JSON file", "log4rs", count, threads, &[]),
+    ];
+    println!("\nrotating JSON files, loadgen --count {count} --threads {threads}\n");
+    table(&files);
+    let (cost, speed) = ratio(&files[0], &files[1]);
+    println!("\nours vs log4rs: {cost:.1}x cheaper per call, {speed:.1}x the records/s written");
 }

@@ -16,6 +16,9 @@
 //! `--stack official` runs the same workload through the official stack (`opentelemetry-appender-log`
 //! -> SDK batch processor -> `opentelemetry-otlp`), for side-by-side measurements; it counts nothing
 //! itself, so its line has `"exported":null,"dropped":null` and the collector tells what arrived.
+//! `--stack log4rs` writes the same records as JSON lines with log4rs's rolling file appender into
+//! `LOG_DIR` (rotating at `LOG_FILE_MAX_BYTES`, 5 backups), to compare with `LOG_MODE=file-only`; its
+//! line says how many lines the files hold in `written`.
 
 use std::process::ExitCode;
 use std::sync::{Arc, Barrier};
@@ -25,7 +28,7 @@ use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
 
-const USAGE: &str = "usage: loadgen --count N [--threads T] [--rate PER_SEC] [--trace-id HEX32] [--span-id HEX16] [--stack ours|official]";
+const USAGE: &str = "usage: loadgen --count N [--threads T] [--rate PER_SEC] [--trace-id HEX32] [--span-id HEX16] [--stack ours|official|log4rs]";
 const SAMPLE_EVERY: u64 = 8;
 
 struct Args {
@@ -34,7 +37,7 @@ struct Args {
     rate: Option<f64>,
     trace_id: TraceId,
     span_id: SpanId,
-    official: bool,
+    stack: &'static str,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -45,7 +48,7 @@ fn parse_args() -> Result<Args, String> {
         trace_id: TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736")
             .map_err(|e| e.to_string())?,
         span_id: SpanId::from_hex("00f067aa0ba902b7").map_err(|e| e.to_string())?,
-        official: false,
+        stack: "ours",
     };
     let mut count = None;
     let mut it = std::env::args().skip(1);
@@ -97,11 +100,18 @@ fn parse_args() -> Result<Args, String> {
                         "--span-id: {v:?} is not 16 hex digits (not all zero)"
                     ))?;
             }
-            "--stack" => match value()?.as_str() {
-                "ours" => args.official = false,
-                "official" => args.official = true,
-                other => return Err(format!("--stack: {other:?}; expected ours or official")),
-            },
+            "--stack" => {
+                args.stack = match value()?.as_str() {
+                    "ours" => "ours",
+                    "official" => "official",
+                    "log4rs" => "log4rs",
+                    other => {
+                        return Err(format!(
+                            "--stack: {other:?}; expected ours, official or log4rs"
+                        ));
+                    }
+                }
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -118,21 +128,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let stack = if args.official {
-        match official::Stack::install() {
-            Ok(s) => Stack::Official(s),
-            Err(e) => {
-                eprintln!("loadgen: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    } else {
-        match otel_log_bridge::try_init() {
-            Ok(g) => Stack::Ours(g),
-            Err(e) => {
-                eprintln!("loadgen: {e}");
-                return ExitCode::from(2);
-            }
+    let installed = match args.stack {
+        "official" => official::Stack::install().map(Stack::Official),
+        "log4rs" => log4rs_stack::install().map(Stack::Log4rs),
+        _ => otel_log_bridge::try_init()
+            .map(Stack::Ours)
+            .map_err(|e| e.into()),
+    };
+    let stack = match installed {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::from(2);
         }
     };
     let span = SpanContext::new(
@@ -164,6 +171,26 @@ fn main() -> ExitCode {
     let shutdown_started = Instant::now();
     let guard = match stack {
         Stack::Ours(guard) => guard,
+        Stack::Log4rs(dir) => {
+            log::logger().flush();
+            let shutdown_seconds = shutdown_started.elapsed().as_secs_f64();
+            let summary = serde_json::json!({
+                "emitted": args.count,
+                "emit_seconds": emit_seconds,
+                "ns_per_call": if args.count > 0 { emit_seconds * 1e9 / args.count as f64 } else { 0.0 },
+                "p99_ns": percentile(&mut samples, 0.99),
+                "max_ns": samples.last().copied().unwrap_or(0),
+                "exported": null,
+                "dropped": null,
+                "shutdown_seconds": shutdown_seconds,
+                "threads": threads,
+                "written": log4rs_stack::lines(&dir),
+                "stack": "log4rs",
+                "peak_rss_bytes": peak_rss_bytes(),
+            });
+            println!("{summary}");
+            return ExitCode::SUCCESS;
+        }
         Stack::Official(official) => {
             official.shutdown();
             let shutdown_seconds = shutdown_started.elapsed().as_secs_f64();
@@ -223,6 +250,59 @@ fn main() -> ExitCode {
 enum Stack {
     Ours(otel_log_bridge::Guard),
     Official(official::Stack),
+    /// log4rs, writing into this directory.
+    Log4rs(std::path::PathBuf),
+}
+
+/// log4rs's rolling JSON file appender, as its documentation configures it in code.
+mod log4rs_stack {
+    use std::path::{Path, PathBuf};
+
+    use log4rs::append::rolling_file::RollingFileAppender;
+    use log4rs::append::rolling_file::policy::compound::CompoundPolicy;
+    use log4rs::append::rolling_file::policy::compound::roll::fixed_window::FixedWindowRoller;
+    use log4rs::append::rolling_file::policy::compound::trigger::size::SizeTrigger;
+    use log4rs::config::{Appender, Config, Root};
+    use log4rs::encode::json::JsonEncoder;
+
+    /// Installs log4rs writing `LOG_DIR/app.log` (default `./logs`), rotating at
+    /// `LOG_FILE_MAX_BYTES` (default 10 MiB) into `app.log.1` .. `app.log.5`.
+    pub fn install() -> Result<PathBuf, Box<dyn std::error::Error>> {
+        let dir = std::env::var_os("LOG_DIR").map_or_else(|| PathBuf::from("logs"), PathBuf::from);
+        let max_bytes = match std::env::var("LOG_FILE_MAX_BYTES") {
+            Ok(v) => v
+                .parse::<u64>()
+                .map_err(|e| format!("LOG_FILE_MAX_BYTES: {e}"))?,
+            Err(_) => 10 * 1024 * 1024,
+        };
+        let pattern = format!("{}/app.log.{{}}", dir.display());
+        let roller = FixedWindowRoller::builder().build(&pattern, 5)?;
+        let policy = CompoundPolicy::new(Box::new(SizeTrigger::new(max_bytes)), Box::new(roller));
+        let appender = RollingFileAppender::builder()
+            .encoder(Box::new(JsonEncoder::new()))
+            .build(dir.join("app.log"), Box::new(policy))?;
+        let config = Config::builder()
+            .appender(Appender::builder().build("file", Box::new(appender)))
+            .build(
+                Root::builder()
+                    .appender("file")
+                    .build(log::LevelFilter::Info),
+            )?;
+        log4rs::init_config(config)?;
+        Ok(dir)
+    }
+
+    /// Lines in the files log4rs wrote into `dir`.
+    pub fn lines(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("app.log"))
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .map(|b| b.iter().filter(|c| **c == b'\n').count() as u64)
+            .sum()
+    }
 }
 
 /// Sorts `samples` and returns the `q` quantile (0 when empty).
