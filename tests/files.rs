@@ -816,11 +816,19 @@ fn a_100_mib_message_and_huge_values_are_each_one_valid_bounded_line() {
         format_args!("value"),
         &[("debug", log::kv::Value::from_display(&Chatty))],
     );
+    // 10,000 attributes, one named like a field, control characters in the message and a value.
+    let keys: Vec<String> = (0..10_000).map(|i| format!("key{i}")).collect();
+    let mut kvs: Vec<(&str, log::kv::Value<'_>)> = vec![("message", "\u{1b}[31m\r\n\0".into())];
+    kvs.extend(
+        keys.iter()
+            .map(|k| (k.as_str(), log::kv::Value::from(1i64))),
+    );
+    emit(format_args!("line\n{{\"fake\":1}}\r\u{2028}end"), &kvs);
     drop(big);
     guard.flush(Duration::from_secs(30)).unwrap();
     let text = std::fs::read_to_string(tmp.path().join("app.log")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 3, "one line per record");
+    assert_eq!(lines.len(), 4, "one line per record");
     let field = |line: &str, key: &str| -> String {
         let v: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
         v[key].as_str().unwrap_or_default().to_owned()
@@ -843,5 +851,14 @@ fn a_100_mib_message_and_huge_values_are_each_one_valid_bounded_line() {
         "stopped early: {}",
         &three[three.len().saturating_sub(60)..]
     );
-    assert_eq!(guard.stats().written, 3);
+    let four: serde_json::Value = serde_json::from_str(lines[3]).expect("valid JSON");
+    assert_eq!(four["message"], "line\n{\"fake\":1}\r\u{2028}end");
+    assert_eq!(four["attributes"]["message"], "\u{1b}[31m\r\n\0");
+    assert_eq!(four["key126"], 1);
+    assert!(
+        four.get("key127").is_none(),
+        "128 kept, with the nested one"
+    );
+    assert_eq!(four["dropped_attributes_count"], 10_001 - 128);
+    assert_eq!(guard.stats().written, 4);
 }
