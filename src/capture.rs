@@ -126,8 +126,8 @@ pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub(crate) const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// Most attributes kept per record; the rest are counted in `dropped_attributes_count`.
 pub(crate) const MAX_ATTRIBUTES: usize = 128;
-/// Most bytes of string attribute values kept per record; past it, attributes are counted as
-/// dropped, so a record stays far below what one export request can carry.
+/// Most bytes of attribute keys and string values kept per record; past it, attributes are counted
+/// as dropped, so a record stays far below what one export request can carry.
 pub(crate) const MAX_ATTRIBUTE_BYTES: usize = 256 * 1024;
 
 /// How much output past the limit is still counted before formatting is stopped: a `Display` that
@@ -194,6 +194,10 @@ fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
     let mut f = Some(f);
     let kept = FORMAT_BUFFER.try_with(|b| {
         let mut b = b.try_borrow_mut().ok()?;
+        if b.capacity() > MAX_KEPT_BUFFER {
+            // Left large by a `Display` that panicked mid-format.
+            *b = String::new();
+        }
         b.clear();
         let r = (f.take()?)(&mut b);
         if b.capacity() > MAX_KEPT_BUFFER {
@@ -244,6 +248,15 @@ impl AttrWriter<'_> {
         self.dropped = self.dropped.saturating_add(1);
     }
 
+    /// Takes `n` bytes (key and string value) from the record's budget, if they fit.
+    fn fits(&mut self, n: usize) -> bool {
+        if self.bytes + n > MAX_ATTRIBUTE_BYTES {
+            return false;
+        }
+        self.bytes += n;
+        true
+    }
+
     /// A string value, bounded, if the record's string budget has room for it.
     fn string(&mut self, key: &str, value: &str) {
         if value.len() > MAX_VALUE_BYTES {
@@ -257,10 +270,9 @@ impl AttrWriter<'_> {
 
     /// A string value already bounded, if the record's string budget has room for it.
     fn keep(&mut self, key: &str, value: &str) {
-        if self.bytes + value.len() > MAX_ATTRIBUTE_BYTES {
+        if !self.fits(key.len() + value.len()) {
             return self.drop_one();
         }
-        self.bytes += value.len();
         self.kept += 1;
         self.w.name(key);
         self.w.str_value(value);
@@ -304,10 +316,13 @@ struct ValueWriter<'a, 'b, 'k> {
 
 impl ValueWriter<'_, '_, '_> {
     fn scalar(&mut self, write: impl FnOnce(&mut Writer)) {
+        self.done = true;
+        if !self.a.fits(self.key.len()) {
+            return self.a.drop_one();
+        }
         self.a.kept += 1;
         self.a.w.name(self.key);
         write(self.a.w);
-        self.done = true;
     }
 
     fn string(&mut self, s: &str) {

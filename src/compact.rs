@@ -10,11 +10,13 @@
 //! Layout (private to this process, never stored):
 //!
 //! ```text
-//! severity u8 | flags u8 | time u64 | [observed u64] | target S | [module S] | [file S]
+//! severity u8 | flags u8 | referenced u32 | time u64 | [observed u64] | target S | [module S] | [file S]
 //! | [line varint] | [trace_id 16, span_id 8, trace_flags u8] | body S
 //! | (key S, value)* | 0xFF | dropped_attributes varint
 //! ```
 //!
+//! `referenced` is the length of the strings the record refers to rather than holds (interned and
+//! `'static` ones), so the worker knows a record's size without reading it.
 //! A string `S` is an interned id below 0x80 in one byte, or 0x80 and the id as a varint, or 0x81,
 //! a varint length and the bytes, or 0x82, the address and a varint length of a `&'static str`.
 //! A value is 0 and a zigzag varint (int), 1 and 8 bytes (double), 2 (false), 3 (true), or 4 and a
@@ -45,18 +47,31 @@ const V_FALSE: u8 = 2;
 const V_TRUE: u8 = 3;
 const V_STR: u8 = 4;
 
-/// A record as queued.
+/// A record as queued. Only this module makes one (from a [`Writer`]): the `S_STATIC` form, read
+/// back as a `&'static str`, relies on that.
 #[derive(Clone)]
-pub(crate) enum Compact {
+pub(crate) struct Compact(Repr);
+
+#[derive(Clone)]
+enum Repr {
     Inline { len: u8, bytes: [u8; INLINE] },
     Heap(Box<[u8]>),
 }
 
 impl Compact {
+    /// About the size of the record's content: its bytes plus the strings it refers to.
+    pub(crate) fn approx_size(&self) -> usize {
+        let b = self.as_bytes();
+        let referenced = b
+            .get(2..6)
+            .map_or(0, |r| u32::from_le_bytes([r[0], r[1], r[2], r[3]]));
+        b.len() + referenced as usize
+    }
+
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        match self {
-            Compact::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Compact::Heap(b) => b,
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Heap(b) => b,
         }
     }
 
@@ -88,6 +103,8 @@ pub(crate) struct Has {
 /// Writes a record: into the inline buffer while it fits, then into a heap buffer.
 pub(crate) struct Writer {
     len: usize,
+    /// Bytes of the strings referred to by id or address.
+    referenced: u64,
     inline: [u8; INLINE],
     heap: Vec<u8>,
 }
@@ -96,6 +113,7 @@ impl Writer {
     pub(crate) fn new() -> Self {
         Writer {
             len: 0,
+            referenced: 0,
             inline: [0; INLINE],
             heap: Vec::new(),
         }
@@ -140,12 +158,20 @@ impl Writer {
     #[inline]
     pub(crate) fn name(&mut self, s: &str) {
         match intern::id(s) {
-            Some(id) if id < u16::from(S_ID) => self.byte(id as u8),
             Some(id) => {
-                self.byte(S_ID);
-                self.varint(u64::from(id));
+                self.referenced += s.len() as u64;
+                self.id(id);
             }
             None => self.text(s),
+        }
+    }
+
+    fn id(&mut self, id: u16) {
+        if id < u16::from(S_ID) {
+            self.byte(id as u8);
+        } else {
+            self.byte(S_ID);
+            self.varint(u64::from(id));
         }
     }
 
@@ -153,10 +179,9 @@ impl Writer {
     #[inline]
     pub(crate) fn name_static(&mut self, s: &'static str) {
         match intern::id_static(s) {
-            Some(id) if id < u16::from(S_ID) => self.byte(id as u8),
             Some(id) => {
-                self.byte(S_ID);
-                self.varint(u64::from(id));
+                self.referenced += s.len() as u64;
+                self.id(id);
             }
             None => self.static_text(s),
         }
@@ -173,6 +198,7 @@ impl Writer {
     /// A string that lives as long as the process: only its address is written.
     #[inline]
     pub(crate) fn static_text(&mut self, s: &'static str) {
+        self.referenced += s.len() as u64;
         self.byte(S_STATIC);
         self.put(&(s.as_ptr() as usize as u64).to_le_bytes());
         self.varint(s.len() as u64);
@@ -186,6 +212,7 @@ impl Writer {
             | if has.line { FLAG_LINE } else { 0 };
         self.byte(severity.number() as u8);
         self.byte(flags);
+        self.put(&[0; 4]);
         self.put(&time.to_le_bytes());
         if observed != time {
             self.put(&observed.to_le_bytes());
@@ -224,15 +251,26 @@ impl Writer {
         self.varint(u64::from(dropped_attributes));
     }
 
-    pub(crate) fn finish(self) -> Compact {
-        if self.heap.capacity() == 0 {
-            Compact::Inline {
+    pub(crate) fn finish(mut self) -> Compact {
+        let referenced = u32::try_from(self.referenced)
+            .unwrap_or(u32::MAX)
+            .to_le_bytes();
+        let bytes = if self.heap.capacity() == 0 {
+            &mut self.inline[..self.len]
+        } else {
+            &mut self.heap[..]
+        };
+        if let Some(slot) = bytes.get_mut(2..6) {
+            slot.copy_from_slice(&referenced);
+        }
+        Compact(if self.heap.capacity() == 0 {
+            Repr::Inline {
                 len: self.len as u8,
                 bytes: self.inline,
             }
         } else {
-            Compact::Heap(self.heap.into_boxed_slice())
-        }
+            Repr::Heap(self.heap.into_boxed_slice())
+        })
     }
 }
 
@@ -404,6 +442,7 @@ impl<'a> View<'a> {
         let mut r = Reader(c.as_bytes());
         let severity = severity_from(r.byte()?);
         let flags = r.byte()?;
+        let _referenced = r.take(4)?;
         let time = r.u64()?;
         let observed = if flags & FLAG_OBSERVED != 0 {
             r.u64()?
@@ -649,6 +688,7 @@ mod tests {
             SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
         };
         assert!(size_of::<Compact>() <= 120, "{}", size_of::<Compact>());
+        assert!(size_of::<crate::pipeline::queue::Slot<Compact>>() <= 128);
         let _cx = opentelemetry::Context::new()
             .with_remote_span_context(SpanContext::new(
                 TraceId::from_bytes([1; 16]),
@@ -680,10 +720,19 @@ mod tests {
         };
         let c = capture("123456");
         assert!(
-            matches!(c, Compact::Inline { .. }),
+            matches!(c.0, Repr::Inline { .. }),
             "{} bytes",
             c.as_bytes().len()
         );
+        // The referenced names (target, module, file, four keys) count in its size.
+        let names = "payment.service".len()
+            + "loadgen".len()
+            + "examples/loadgen.rs".len()
+            + "amount".len()
+            + "user_id".len()
+            + "currency".len()
+            + "seq".len();
+        assert_eq!(c.approx_size(), c.as_bytes().len() + names);
         let e = decode(&c);
         assert_eq!(e.body, "Transaction processed 123456");
         assert_eq!(e.target, "payment.service");
@@ -692,7 +741,7 @@ mod tests {
         assert_eq!(e.attributes.len(), 4);
         let long = "x".repeat(INLINE);
         let c = capture(&long);
-        assert!(matches!(c, Compact::Heap(_)));
+        assert!(matches!(c.0, Repr::Heap(_)));
         assert_eq!(decode(&c).body, format!("Transaction processed {long}"));
     }
 }

@@ -37,7 +37,7 @@ thread_local! {
     /// Recent lookups by the string's address and length, two per set (the last two strings that
     /// fell in it); a hit is confirmed by comparing the text, since the memory of a string that was
     /// freed may hold another one.
-    static RECENT: RefCell<[[(usize, usize, u16); 2]; SETS]> = const { RefCell::new([[(0, 0, 0); 2]; SETS]) };
+    static RECENT: RefCell<[[Entry; 2]; SETS]> = const { RefCell::new([[Entry::EMPTY; 2]; SETS]) };
 }
 
 fn global(s: &str) -> Option<u16> {
@@ -65,6 +65,26 @@ fn global(s: &str) -> Option<u16> {
     Some(id)
 }
 
+/// A cached lookup: the string's address and length, its id, and whether the string was known to
+/// be `'static` (only such an entry is trusted without comparing the text, and only by a lookup of
+/// a `'static` string: a freed string's memory may later hold another one, even a leaked one).
+#[derive(Clone, Copy)]
+struct Entry {
+    addr: usize,
+    len: usize,
+    id: u16,
+    is_static: bool,
+}
+
+impl Entry {
+    const EMPTY: Entry = Entry {
+        addr: 0,
+        len: 0,
+        id: 0,
+        is_static: false,
+    };
+}
+
 fn set(s: &str) -> usize {
     let h = ((s.as_ptr() as usize as u64) ^ (s.len() as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (h >> 58) as usize & (SETS - 1)
@@ -76,8 +96,9 @@ pub(crate) fn id(s: &str) -> Option<u16> {
     lookup(s, false)
 }
 
-/// [`id`] for a string known to live as long as the process: a cache entry for its address is
-/// taken without comparing the text (memory of a `'static` string is never reused for another).
+/// [`id`] for a string known to live as long as the process: a cache entry made by such a lookup
+/// for its address is taken without comparing the text (memory of a `'static` string is never
+/// reused for another).
 #[inline]
 pub(crate) fn id_static(s: &'static str) -> Option<u16> {
     lookup(s, true)
@@ -95,10 +116,12 @@ fn lookup(s: &str, is_static: bool) -> Option<u16> {
             // Busy only if a `Display` logs in the middle of a lookup: then skip the cache.
             let r = r.try_borrow().ok()?;
             r[i].iter()
-                .find(|(a, len, id)| {
-                    *a == addr && *len == s.len() && (is_static || get(*id) == Some(s))
+                .find(|e| {
+                    e.addr == addr
+                        && e.len == s.len()
+                        && ((is_static && e.is_static) || get(e.id) == Some(s))
                 })
-                .map(|e| e.2)
+                .map(|e| e.id)
         })
         .ok()
         .flatten();
@@ -108,7 +131,13 @@ fn lookup(s: &str, is_static: bool) -> Option<u16> {
     let id = global(s)?;
     let _ = RECENT.try_with(|r| {
         if let Ok(mut r) = r.try_borrow_mut() {
-            r[i] = [(addr, s.len(), id), r[i][0]];
+            let entry = Entry {
+                addr,
+                len: s.len(),
+                id,
+                is_static,
+            };
+            r[i] = [entry, r[i][0]];
         }
     });
     Some(id)
@@ -147,5 +176,20 @@ mod tests {
         let other = id(&s).unwrap();
         assert_ne!(first, other);
         assert_eq!(get(other), Some("other_key"));
+    }
+
+    #[test]
+    fn a_static_lookup_never_trusts_an_entry_a_freed_string_left() {
+        // A short-lived key is looked up, then its memory holds another text, which is leaked and
+        // looked up as a `'static` string at the same address and length.
+        let mut s = String::from("first_kee");
+        let first = id(&s).unwrap();
+        s.replace_range(.., "other_kee");
+        let leaked: &'static str = s.leak();
+        let other = id_static(leaked).unwrap();
+        assert_ne!(first, other);
+        assert_eq!(get(other), Some("other_kee"));
+        // And once made by a static lookup, the entry is trusted by the next one.
+        assert_eq!(id_static(leaked), Some(other));
     }
 }

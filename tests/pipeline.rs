@@ -880,3 +880,25 @@ fn huge_records_are_truncated_visibly_and_large_batches_split_under_the_grpc_lim
     assert_eq!(h.record.dropped_attributes_count, 72);
     assert_eq!(guard.stats().dropped.total(), 0);
 }
+
+#[test]
+fn each_batch_gets_the_whole_export_timeout_from_when_it_leaves() {
+    // Every answer takes 700 ms against a 1 s export timeout. Batches leave two at a time, so the
+    // third waits about 700 ms for the first before it leaves: with its timeout counted from when
+    // it was assembled it would fail.
+    let collector = Collector::start();
+    collector.script(vec![Answer::Delay(Duration::from_millis(700)); 6]);
+    let (logger, guard) = builder(&collector.endpoint())
+        .max_export_batch_size(10)
+        .export_timeout(Duration::from_secs(1))
+        .request_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    for i in 0..60 {
+        info(&logger, i);
+    }
+    guard.flush(WAIT).unwrap();
+    let s = guard.stats();
+    assert_eq!((s.exported, s.dropped.total()), (60, 0), "{s:?}");
+    assert_eq!(collector.records().len(), 60);
+}

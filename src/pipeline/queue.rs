@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 #[repr(align(128))]
 struct CachePadded<T>(T);
 
-struct Slot<T> {
+pub(crate) struct Slot<T> {
     seq: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
 }

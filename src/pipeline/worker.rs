@@ -67,9 +67,10 @@ pub(crate) struct Sinks {
 const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 /// A record's encoded size, roughly: its queued size (strings as they are, numbers about as
-/// compact as in protobuf) plus the keys and names it refers to.
+/// compact as in protobuf), the strings it refers to (interned names, static texts), and a fixed
+/// overhead.
 fn approx_size(c: &Compact) -> usize {
-    c.as_bytes().len() + 96
+    c.approx_size() + 96
 }
 
 /// Minimum interval between two diagnostics written to stderr.
@@ -188,7 +189,7 @@ pub(crate) fn run(
             Ok(Control::Shutdown { deadline, done }) => {
                 w.drain(deadline);
                 // Ship the spool while the collector answers and time remains.
-                while !w.shared.abort_exports() && w.replay_one(deadline) {}
+                while !w.shared.abort_exports() && w.replay_one(Some(deadline)) {}
                 w.last_resort();
                 let _ = done.send(());
                 return;
@@ -211,12 +212,12 @@ pub(crate) fn run(
                 std::thread::park_timeout(Duration::from_micros(200));
                 continue;
             }
-            w.export_live(now + w.export_timeout);
+            w.export_live();
             w.batcher.restart(Instant::now());
-            w.replay_one(Instant::now() + w.export_timeout);
+            w.replay_one(None);
             continue;
         }
-        if w.replay_one(now + w.export_timeout) {
+        if w.replay_one(None) {
             continue;
         }
         // Nothing to send: collect the outcomes of the batches in flight before sleeping.
@@ -339,7 +340,7 @@ impl Worker {
             }
             // The caller stops waiting at its deadline; a batch already started keeps its own export
             // timeout, so a short flush never turns a slow answer into a drop or a duplicate.
-            self.export_live(Instant::now() + self.export_timeout);
+            self.export_live();
         }
         self.settle();
         self.batcher.restart(Instant::now());
@@ -377,7 +378,7 @@ impl Worker {
     }
 
     /// Sends the current batch where the mode says; every record ends counted.
-    fn export_live(&mut self, deadline: Instant) {
+    fn export_live(&mut self) {
         if self.batch.is_empty() {
             return;
         }
@@ -390,10 +391,10 @@ impl Worker {
             Mode::FileOnly => self.write_file(true),
             Mode::Tee => {
                 self.write_file(false);
-                self.send_live(deadline, false);
+                self.send_live(false);
             }
-            Mode::OtlpOnly => self.send_live(deadline, false),
-            Mode::Failover => self.send_live(deadline, true),
+            Mode::OtlpOnly => self.send_live(false),
+            Mode::Failover => self.send_live(true),
         }
         self.batch.clear();
         self.batch_bytes = 0;
@@ -404,7 +405,8 @@ impl Worker {
     /// encoded while they are on their way; if [`MAX_IN_FLIGHT`] are, the oldest one's outcome is
     /// collected first; then this one leaves.
     /// `failover`: a collector believed down gets the batch only at probe time, else it is spooled.
-    fn send_live(&mut self, deadline: Instant, failover: bool) {
+    /// The batch gets the whole export timeout from the moment it leaves.
+    fn send_live(&mut self, failover: bool) {
         if failover && self.flights.is_empty() && !self.health.should_try(Instant::now()) {
             self.spool_current();
             return;
@@ -414,10 +416,14 @@ impl Worker {
             return;
         };
         let request = otlp.prepare(&self.batch);
-        while self.flights.len() >= MAX_IN_FLIGHT {
+        // A collector believed down is probed with one batch at a time.
+        while self.flights.len() >= MAX_IN_FLIGHT
+            || (failover && self.health != Health::Up && !self.flights.is_empty())
+        {
             self.settle_oldest();
         }
         let now = Instant::now();
+        let deadline = now + self.export_timeout;
         if failover && !self.health.should_try(now) {
             self.spool_current();
             return;
@@ -593,9 +599,10 @@ impl Worker {
         }
     }
 
-    /// Replays one batch from the spool if there is a backlog and the collector may be tried.
-    /// Returns whether it did any work.
-    fn replay_one(&mut self, deadline: Instant) -> bool {
+    /// Replays one batch from the spool if there is a backlog and the collector may be tried, giving
+    /// it until `deadline`, or the export timeout from when it leaves. Returns whether it did any
+    /// work.
+    fn replay_one(&mut self, deadline: Option<Instant>) -> bool {
         let now = Instant::now();
         let batch_size = self.batcher.max_size();
         let Some(spool) = self.sinks.spool.as_mut() else {
@@ -634,7 +641,10 @@ impl Worker {
         let outcome = if n == 0 {
             ExportOutcome::Delivered { rejected: 0 }
         } else {
-            let deadline = self.health.deadline(now, deadline);
+            let now = Instant::now();
+            let deadline = self
+                .health
+                .deadline(now, deadline.unwrap_or(now + self.export_timeout));
             let Some(otlp) = self.sinks.otlp.as_mut() else {
                 return false;
             };

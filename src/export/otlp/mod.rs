@@ -145,7 +145,6 @@ impl OtlpExporter {
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .max_blocking_threads(1)
             .thread_name("otel-log-bridge-io")
             .on_thread_start(crate::pipeline::worker::mark_internal_thread)
             .enable_all()
