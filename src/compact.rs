@@ -359,8 +359,14 @@ impl<'a> Reader<'a> {
 
     fn string(&mut self, first: u8) -> Option<Str<'a>> {
         Some(match first {
-            id if id < S_ID => Str::Static(intern::get(u16::from(id))?),
-            S_ID => Str::Static(intern::get(u16::try_from(self.varint()?).ok()?)?),
+            id if id < S_ID => {
+                let id = u16::from(id);
+                Str::Interned(id, intern::get(id)?)
+            }
+            S_ID => {
+                let id = u16::try_from(self.varint()?).ok()?;
+                Str::Interned(id, intern::get(id)?)
+            }
             S_INLINE => {
                 let len = usize::try_from(self.varint()?).ok()?;
                 Str::Copied(std::str::from_utf8(self.take(len)?).ok()?)
@@ -390,7 +396,9 @@ impl<'a> Reader<'a> {
 /// A string of a record read in place.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Str<'a> {
-    /// Lives as long as the process (interned, or a `&'static str` of the caller).
+    /// Interned, with its id.
+    Interned(u16, &'static str),
+    /// Lives as long as the process (a `&'static str` of the caller).
     Static(&'static str),
     /// Copied into the record.
     Copied(&'a str),
@@ -399,14 +407,14 @@ pub(crate) enum Str<'a> {
 impl<'a> Str<'a> {
     pub(crate) fn as_str(self) -> &'a str {
         match self {
-            Str::Static(s) => s,
+            Str::Interned(_, s) | Str::Static(s) => s,
             Str::Copied(s) => s,
         }
     }
 
     fn to_cow(self) -> Cow<'static, str> {
         match self {
-            Str::Static(s) => Cow::Borrowed(s),
+            Str::Interned(_, s) | Str::Static(s) => Cow::Borrowed(s),
             Str::Copied(s) => Cow::Owned(s.to_owned()),
         }
     }

@@ -581,7 +581,6 @@ fn flapping(n: usize, rate: u64, period: Duration) {
         n as u64,
         "every record delivered once by our count: {s:?}"
     );
-    assert!(s.spooled > 0, "some records went through the spool: {s:?}");
     // At most the batches in flight at an outage boundary (two) come twice (batches of 100).
     assert!(
         duplicates <= boundaries * 2 * 100,

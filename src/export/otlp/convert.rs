@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use crate::compact::{Compact, Value, View};
+use crate::compact::{Compact, Str, Value, View};
 #[cfg(test)]
 use crate::event::{AttrValue, LogEvent};
 use crate::redact::{REDACTED, Redactor};
@@ -157,6 +157,9 @@ pub(crate) struct RequestEncoder {
     scopes: HashMap<String, usize>,
     /// Size of the last encoded request.
     last_len: usize,
+    /// Whether each interned key is secret, as the redactor decided the first time it met it
+    /// (0: not asked yet, 1: no, 2: yes): interned keys are the common case, asked once.
+    secret: Vec<u8>,
 }
 
 impl RequestEncoder {
@@ -172,6 +175,7 @@ impl RequestEncoder {
             spare: Vec::new(),
             scopes: HashMap::new(),
             last_len: 0,
+            secret: Vec::new(),
         }
     }
 
@@ -213,7 +217,20 @@ impl RequestEncoder {
                 }
             };
             let mut record = self.spare.pop().unwrap_or_default();
-            fill_record(&mut record, &e, redactor);
+            let mut is_secret = |key: Str<'_>| match key {
+                Str::Interned(id, k) => {
+                    let id = usize::from(id);
+                    if self.secret.len() <= id {
+                        self.secret.resize(id + 1, 0);
+                    }
+                    if self.secret[id] == 0 {
+                        self.secret[id] = if redactor.is_secret(k) { 2 } else { 1 };
+                    }
+                    self.secret[id] == 2
+                }
+                other => redactor.is_secret(other.as_str()),
+            };
+            fill_record(&mut record, &e, &mut is_secret);
             rl.scope_logs[i].log_records.push(record);
         }
         // Records a smaller batch did not need are not kept beyond one batch's worth.
@@ -266,8 +283,9 @@ fn slot(attributes: &mut Vec<KeyValue>, n: usize) -> &mut KeyValue {
     &mut attributes[n]
 }
 
-/// Overwrites `r` with the record `e`, as `log_record` would build it from its event.
-fn fill_record(r: &mut LogRecord, e: &View<'_>, redactor: &Redactor) {
+/// Overwrites `r` with the record `e`, as `log_record` would build it from its event, masking the
+/// values of keys `is_secret` says are secret.
+fn fill_record(r: &mut LogRecord, e: &View<'_>, is_secret: &mut dyn FnMut(Str<'_>) -> bool) {
     r.time_unix_nano = e.time;
     r.observed_time_unix_nano = e.observed;
     r.severity_number = e.severity.number();
@@ -278,7 +296,7 @@ fn fill_record(r: &mut LogRecord, e: &View<'_>, redactor: &Redactor) {
     for (key, value) in attributes.by_ref() {
         let kv = slot(&mut r.attributes, n);
         set_str(&mut kv.key, key.as_str());
-        if redactor.is_secret(key.as_str()) {
+        if is_secret(key) {
             set_any_str(&mut kv.value, REDACTED);
         } else {
             set_attr_value(&mut kv.value, value);
