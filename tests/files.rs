@@ -737,8 +737,8 @@ fn fifty_kill_9_at_random_moments_lose_nothing_that_reached_the_spool() {
 fn a_slow_collector_neither_blocks_callers_nor_loses_or_doubles_records() {
     let tmp = tempfile::tempdir().unwrap();
     let collector = Collector::start();
-    // Three answers come after 1 s, longer than the 300 ms a request may take.
-    collector.script(vec![common::Answer::Delay(Duration::from_secs(1)); 3]);
+    // Three answers come after 2 s, longer than the 300 ms a request may take.
+    collector.script(vec![common::Answer::Delay(Duration::from_secs(2)); 3]);
     let (logger, guard) = failover(&collector.endpoint(), tmp.path())
         .request_timeout(Duration::from_millis(300))
         .export_timeout(Duration::from_secs(10))

@@ -100,6 +100,11 @@ const CASES: &[Case] = &[
         &[],
     ),
     (
+        "logging_from_inside_the_panic_hook_neither_deadlocks_nor_loses",
+        logging_from_inside_the_panic_hook_neither_deadlocks_nor_loses,
+        &[("LOG_PANIC_HOOK", "true")],
+    ),
+    (
         "spool_survives_a_full_disk_and_a_read_only_dir",
         spool_survives_a_full_disk_and_a_read_only_dir,
         &[],
@@ -453,6 +458,45 @@ fn a_panic_in_a_thread_is_one_fatal_record_with_its_location() {
         r.record.trace_id,
         span_context().trace_id().to_bytes().to_vec()
     );
+    drop(guard);
+}
+
+/// A `Display` that logs when it is formatted.
+struct LogsWhenShown;
+
+impl std::fmt::Display for LogsWhenShown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        log::warn!(target: "panic_test", "logged while the panic message is formatted");
+        f.write_str("shown")
+    }
+}
+
+fn logging_from_inside_the_panic_hook_neither_deadlocks_nor_loses() {
+    // A hook installed before ours logs too: ours runs it after its own record and flush.
+    std::panic::set_hook(Box::new(|info| {
+        log::error!(target: "panic_test", "the previous hook saw a panic");
+        eprintln!("{info}");
+    }));
+    let collector = Collector::start();
+    let guard = test_builder(&collector).try_init().unwrap();
+    let worker = std::thread::spawn(|| panic!("message with a {}", LogsWhenShown));
+    assert!(worker.join().is_err());
+    guard.flush(WAIT).unwrap();
+    let records = collector.records();
+    let bodies: Vec<String> = records.iter().map(|r| r.body()).collect();
+    assert!(
+        bodies.contains(&"panic: message with a shown".to_owned()),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies.contains(&"logged while the panic message is formatted".to_owned()),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies.contains(&"the previous hook saw a panic".to_owned()),
+        "{bodies:?}"
+    );
+    assert_eq!(guard.stats().dropped.total(), 0);
     drop(guard);
 }
 
