@@ -35,6 +35,8 @@ const FLAG_OBSERVED: u8 = 2;
 const FLAG_MODULE: u8 = 4;
 const FLAG_FILE: u8 = 8;
 const FLAG_LINE: u8 = 16;
+/// Some attributes were left out: the count at the end is not zero.
+const FLAG_DROPPED: u8 = 32;
 
 const S_ID: u8 = 0x80;
 const S_INLINE: u8 = 0x81;
@@ -105,6 +107,8 @@ pub(crate) struct Writer {
     len: usize,
     /// Bytes of the strings referred to by id or address.
     referenced: u64,
+    /// Whether attributes were left out ([`FLAG_DROPPED`]).
+    dropped: bool,
     inline: [u8; INLINE],
     heap: Vec<u8>,
 }
@@ -114,6 +118,7 @@ impl Writer {
         Writer {
             len: 0,
             referenced: 0,
+            dropped: false,
             inline: [0; INLINE],
             heap: Vec::new(),
         }
@@ -247,6 +252,7 @@ impl Writer {
 
     /// Ends the attributes.
     pub(crate) fn end(&mut self, dropped_attributes: u32) {
+        self.dropped = dropped_attributes > 0;
         self.byte(END);
         self.varint(u64::from(dropped_attributes));
     }
@@ -262,6 +268,11 @@ impl Writer {
         };
         if let Some(slot) = bytes.get_mut(2..6) {
             slot.copy_from_slice(&referenced);
+        }
+        if self.dropped
+            && let Some(flags) = bytes.get_mut(1)
+        {
+            *flags |= FLAG_DROPPED;
         }
         Compact(if self.heap.capacity() == 0 {
             Repr::Inline {
@@ -325,6 +336,7 @@ pub(crate) fn encode(e: &LogEvent) -> Compact {
 }
 
 /// Reads a record back.
+#[derive(Clone)]
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
@@ -369,7 +381,10 @@ impl<'a> Reader<'a> {
             }
             S_INLINE => {
                 let len = usize::try_from(self.varint()?).ok()?;
-                Str::Copied(std::str::from_utf8(self.take(len)?).ok()?)
+                let bytes = self.take(len)?;
+                // SAFETY: only `Writer::text` writes this form, copying a `&str`'s bytes, and a
+                // `Compact` is only ever made by a `Writer`, so the bytes are UTF-8.
+                Str::Copied(unsafe { std::str::from_utf8_unchecked(bytes) })
             }
             S_STATIC => {
                 let addr = self.u64()? as usize;
@@ -431,6 +446,7 @@ pub(crate) enum Value<'a> {
 
 /// A queued record read in place, without copying anything: what the OTLP encoder reads.
 pub(crate) struct View<'a> {
+    flags: u8,
     pub severity: Severity,
     pub time: u64,
     pub observed: u64,
@@ -484,6 +500,7 @@ impl<'a> View<'a> {
         };
         let body = r.next_string()?;
         Some(View {
+            flags,
             severity,
             time,
             observed,
@@ -497,6 +514,14 @@ impl<'a> View<'a> {
         })
     }
 
+    /// Attributes left out of the record (its limits).
+    pub(crate) fn dropped_attributes(&self) -> u32 {
+        if self.flags & FLAG_DROPPED == 0 {
+            return 0;
+        }
+        self.attributes().dropped().unwrap_or(0)
+    }
+
     /// The attributes in order; then [`Attributes::dropped`].
     pub(crate) fn attributes(&self) -> Attributes<'a> {
         Attributes {
@@ -507,6 +532,7 @@ impl<'a> View<'a> {
 }
 
 /// The attributes of a [`View`].
+#[derive(Clone)]
 pub(crate) struct Attributes<'a> {
     r: Reader<'a>,
     done: bool,

@@ -134,6 +134,11 @@ impl Shared {
         e
     }
 
+    /// The masking of secret attribute values.
+    pub(crate) fn redactor(&self) -> &crate::redact::Redactor {
+        &self.redactor
+    }
+
     /// The events of `batch`, masked.
     pub(crate) fn events(&self, batch: &[Compact]) -> Vec<LogEvent> {
         batch.iter().map(|c| self.event(c)).collect()

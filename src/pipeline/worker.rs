@@ -21,12 +21,13 @@ use std::time::{Duration, Instant};
 
 use super::batch::Batcher;
 use super::{Control, Shared};
-use crate::compact::Compact;
+use crate::compact::{Compact, Str, Value, View};
 use crate::config::Mode;
 use crate::export::ExportOutcome;
 use crate::export::file::format;
 use crate::export::file::rotate::RotatingFile;
 use crate::export::otlp::{InFlight, OtlpExporter};
+use crate::redact::{REDACTED, Redactor};
 use crate::spool::Spool;
 use crate::stats::DropReason;
 
@@ -282,6 +283,76 @@ fn spill(
     shared.abort_exports()
 }
 
+/// A queued record as a line of the files: read in place, secret values masked.
+struct Line<'a> {
+    view: View<'a>,
+    redactor: &'a Redactor,
+}
+
+impl format::Source for Line<'_> {
+    fn time(&self) -> u64 {
+        self.view.time
+    }
+    fn observed(&self) -> u64 {
+        self.view.observed
+    }
+    fn severity(&self) -> crate::event::Severity {
+        self.view.severity
+    }
+    fn target(&self) -> &str {
+        self.view.target.as_str()
+    }
+    fn body(&self) -> &str {
+        self.view.body.as_str()
+    }
+    fn trace(&self) -> Option<&crate::event::TraceContext> {
+        self.view.trace.as_ref()
+    }
+    fn file(&self) -> Option<&str> {
+        self.view.file.map(Str::as_str)
+    }
+    fn line(&self) -> Option<u32> {
+        self.view.line
+    }
+    fn module(&self) -> Option<&str> {
+        self.view.module.map(Str::as_str)
+    }
+    fn dropped_attributes(&self) -> u32 {
+        self.view.dropped_attributes()
+    }
+    fn attributes(&self) -> impl Iterator<Item = (&str, format::ValueRef<'_>)> + Clone {
+        self.view.attributes().map(|(key, value)| {
+            let key = key.as_str();
+            let value = if self.redactor.is_secret(key) {
+                format::ValueRef::Str(REDACTED)
+            } else {
+                match value {
+                    Value::Int(i) => format::ValueRef::Int(i),
+                    Value::Double(d) => format::ValueRef::Double(d),
+                    Value::Bool(b) => format::ValueRef::Bool(b),
+                    Value::Str(s) => format::ValueRef::Str(s.as_str()),
+                }
+            };
+            (key, value)
+        })
+    }
+}
+
+/// Appends `c` as one JSON line to `out`, secret values masked.
+fn encode_line(shared: &Shared, c: &Compact, service_name: &str, out: &mut Vec<u8>) {
+    match View::of(c) {
+        Some(view) => format::encode(
+            &Line {
+                view,
+                redactor: shared.redactor(),
+            },
+            service_name,
+            out,
+        ),
+        None => format::encode(&shared.event(c), service_name, out),
+    }
+}
+
 fn write_stdout(events: &[crate::event::LogEvent], service_name: &str, buf: &mut Vec<u8>) {
     buf.clear();
     for e in events {
@@ -384,8 +455,12 @@ impl Worker {
         }
         self.publish_in_flight();
         if self.sinks.stdout {
-            let events = self.shared.events(&self.batch);
-            write_stdout(&events, &self.sinks.service_name, &mut self.lines);
+            self.lines.clear();
+            for c in &self.batch {
+                encode_line(&self.shared, c, &self.sinks.service_name, &mut self.lines);
+            }
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&self.lines).and_then(|()| out.flush());
         }
         match self.sinks.mode {
             Mode::FileOnly => self.write_file(true),
@@ -577,11 +652,7 @@ impl Worker {
         };
         self.lines.clear();
         for c in &self.batch {
-            format::encode(
-                &self.shared.event(c),
-                &self.sinks.service_name,
-                &mut self.lines,
-            );
+            encode_line(&self.shared, c, &self.sinks.service_name, &mut self.lines);
         }
         let n = self.batch.len() as u64;
         match file.write_lines(&self.lines) {
@@ -722,5 +793,64 @@ impl Worker {
             self.last_diagnostic = Some(now);
             eprintln!("otel-log-bridge: {message}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Attr, AttrValue, LogEvent, Severity, TraceContext};
+    use std::borrow::Cow;
+
+    #[test]
+    fn a_line_read_in_place_is_the_line_of_its_event() {
+        let redactor = Redactor::new(crate::redact::DEFAULT_REDACT_KEYS);
+        let attr = |k: &'static str, v: AttrValue| Attr {
+            key: Cow::Borrowed(k),
+            value: v,
+        };
+        let event = LogEvent {
+            time_unix_nano: 1_700_000_000_000_000_123,
+            observed_time_unix_nano: 1_700_000_000_000_000_456,
+            severity: Severity::Warn,
+            body: Cow::Owned("line\n{\"fake\":1}\u{2028}".into()),
+            target: Cow::Borrowed("payment.service"),
+            module_path: Some(Cow::Borrowed("app::pay")),
+            file: Some(Cow::Owned("src/pay.rs".into())),
+            line: Some(7),
+            trace: Some(TraceContext {
+                trace_id: [7; 16],
+                span_id: [8; 8],
+                flags: 1,
+            }),
+            attributes: vec![
+                attr("amount", AttrValue::Double(150.0)),
+                attr("message", AttrValue::Str("a field's name".into())),
+                attr("password", AttrValue::Str("hunter2".into())),
+                attr("amount", AttrValue::Int(2)),
+                attr("nan", AttrValue::Double(f64::NAN)),
+                attr("ok", AttrValue::Bool(true)),
+            ],
+            dropped_attributes: 3,
+        };
+        let queued = crate::compact::encode(&event);
+        let mut in_place = Vec::new();
+        format::encode(
+            &Line {
+                view: View::of(&queued).unwrap(),
+                redactor: &redactor,
+            },
+            "svc",
+            &mut in_place,
+        );
+        let mut masked = event.clone();
+        redactor.apply(&mut masked);
+        let mut expected = Vec::new();
+        format::encode(&masked, "svc", &mut expected);
+        assert_eq!(
+            String::from_utf8_lossy(&in_place),
+            String::from_utf8_lossy(&expected)
+        );
+        assert!(!String::from_utf8_lossy(&in_place).contains("hunter2"));
     }
 }

@@ -158,87 +158,174 @@ fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-enum JsonValue<'a> {
-    Attr(&'a AttrValue),
+/// An attribute value as a line is written from it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ValueRef<'a> {
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+    Str(&'a str),
 }
 
-impl serde::Serialize for JsonValue<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let JsonValue::Attr(v) = self;
+impl<'a> From<&'a AttrValue> for ValueRef<'a> {
+    fn from(v: &'a AttrValue) -> Self {
         match v {
-            AttrValue::Int(i) => s.serialize_i64(*i),
-            AttrValue::Double(d) if d.is_finite() => s.serialize_f64(*d),
-            AttrValue::Double(d) => s.serialize_str(if d.is_nan() {
-                "NaN"
-            } else if *d > 0.0 {
-                "inf"
-            } else {
-                "-inf"
-            }),
-            AttrValue::Bool(b) => s.serialize_bool(*b),
-            AttrValue::Str(t) => s.serialize_str(t),
+            AttrValue::Int(i) => ValueRef::Int(*i),
+            AttrValue::Double(d) => ValueRef::Double(*d),
+            AttrValue::Bool(b) => ValueRef::Bool(*b),
+            AttrValue::Str(s) => ValueRef::Str(s),
         }
     }
 }
 
-struct Nested<'a>(&'a [&'a Attr]);
-
-impl serde::Serialize for Nested<'_> {
+impl serde::Serialize for ValueRef<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for a in self.0 {
-            map.serialize_entry(&*a.key, &JsonValue::Attr(&a.value))?;
+        match *self {
+            ValueRef::Int(i) => s.serialize_i64(i),
+            ValueRef::Double(d) if d.is_finite() => s.serialize_f64(d),
+            ValueRef::Double(d) => s.serialize_str(if d.is_nan() {
+                "NaN"
+            } else if d > 0.0 {
+                "inf"
+            } else {
+                "-inf"
+            }),
+            ValueRef::Bool(b) => s.serialize_bool(b),
+            ValueRef::Str(t) => s.serialize_str(t),
+        }
+    }
+}
+
+/// What a line is written from: an event, or a queued record read in place.
+pub(crate) trait Source {
+    fn time(&self) -> u64;
+    fn observed(&self) -> u64;
+    fn severity(&self) -> Severity;
+    fn target(&self) -> &str;
+    fn body(&self) -> &str;
+    fn trace(&self) -> Option<&TraceContext>;
+    fn file(&self) -> Option<&str>;
+    fn line(&self) -> Option<u32>;
+    fn module(&self) -> Option<&str>;
+    fn dropped_attributes(&self) -> u32;
+    /// The attributes in order (cheap to clone: it is walked more than once).
+    fn attributes(&self) -> impl Iterator<Item = (&str, ValueRef<'_>)> + Clone;
+}
+
+impl Source for LogEvent {
+    fn time(&self) -> u64 {
+        self.time_unix_nano
+    }
+    fn observed(&self) -> u64 {
+        self.observed_time_unix_nano
+    }
+    fn severity(&self) -> Severity {
+        self.severity
+    }
+    fn target(&self) -> &str {
+        &self.target
+    }
+    fn body(&self) -> &str {
+        &self.body
+    }
+    fn trace(&self) -> Option<&TraceContext> {
+        self.trace.as_ref()
+    }
+    fn file(&self) -> Option<&str> {
+        self.file.as_deref()
+    }
+    fn line(&self) -> Option<u32> {
+        self.line
+    }
+    fn module(&self) -> Option<&str> {
+        self.module_path.as_deref()
+    }
+    fn dropped_attributes(&self) -> u32 {
+        self.dropped_attributes
+    }
+    fn attributes(&self) -> impl Iterator<Item = (&str, ValueRef<'_>)> + Clone {
+        self.attributes
+            .iter()
+            .map(|a| (a.key.as_ref(), ValueRef::from(&a.value)))
+    }
+}
+
+/// Whether the attribute at `index` (key `key`) goes under `attributes` rather than at the top
+/// level: its key names a field, or an earlier attribute has it.
+fn nested<'a>(all: impl Iterator<Item = (&'a str, ValueRef<'a>)>, index: usize, key: &str) -> bool {
+    is_reserved(key) || all.take(index).any(|(k, _)| k == key)
+}
+
+/// The attributes that go under `attributes`.
+struct Nested<I>(I);
+
+impl<'a, I: Iterator<Item = (&'a str, ValueRef<'a>)> + Clone> serde::Serialize for Nested<I> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for (i, (key, value)) in self.0.clone().enumerate() {
+            if nested(self.0.clone(), i, key) {
+                map.serialize_entry(key, &value)?;
+            }
         }
         map.end()
     }
 }
 
 /// Appends `event` as one JSON line, newline included, to `out`.
-pub(crate) fn encode(event: &LogEvent, service_name: &str, out: &mut Vec<u8>) {
+pub(crate) fn encode(event: &impl Source, service_name: &str, out: &mut Vec<u8>) {
     let mut ser = serde_json::Serializer::with_formatter(&mut *out, LineFormatter);
     // Writing to a Vec cannot fail, and every key is a string: the result is always Ok.
     let _ = (|| -> Result<(), serde_json::Error> {
         let mut map = ser.serialize_map(None)?;
-        map.serialize_entry("timestamp", &timestamp(event.time_unix_nano))?;
-        if event.observed_time_unix_nano != event.time_unix_nano {
-            map.serialize_entry(
-                "observed_timestamp",
-                &timestamp(event.observed_time_unix_nano),
-            )?;
+        map.serialize_entry("timestamp", &timestamp(event.time()))?;
+        if event.observed() != event.time() {
+            map.serialize_entry("observed_timestamp", &timestamp(event.observed()))?;
         }
-        map.serialize_entry("severity_text", event.severity.text())?;
-        map.serialize_entry("severity_number", &event.severity.number())?;
-        map.serialize_entry("logger", &*event.target)?;
-        map.serialize_entry("message", &*event.body)?;
-        if let Some(t) = &event.trace {
+        map.serialize_entry("severity_text", event.severity().text())?;
+        map.serialize_entry("severity_number", &event.severity().number())?;
+        map.serialize_entry("logger", event.target())?;
+        map.serialize_entry("message", event.body())?;
+        if let Some(t) = event.trace() {
             map.serialize_entry("trace_id", &hex(&t.trace_id))?;
             map.serialize_entry("span_id", &hex(&t.span_id))?;
             map.serialize_entry("trace_flags", &t.flags)?;
         }
         map.serialize_entry("service.name", service_name)?;
-        if let Some(f) = &event.file {
-            map.serialize_entry("code.file.path", &**f)?;
+        if let Some(f) = event.file() {
+            map.serialize_entry("code.file.path", f)?;
         }
-        if let Some(l) = event.line {
+        if let Some(l) = event.line() {
             map.serialize_entry("code.line.number", &l)?;
         }
-        if let Some(m) = &event.module_path {
-            map.serialize_entry("code.function.name", &**m)?;
+        if let Some(m) = event.module() {
+            map.serialize_entry("code.function.name", m)?;
         }
-        if event.dropped_attributes > 0 {
-            map.serialize_entry("dropped_attributes_count", &event.dropped_attributes)?;
+        if event.dropped_attributes() > 0 {
+            map.serialize_entry("dropped_attributes_count", &event.dropped_attributes())?;
         }
-        let mut nested: Vec<&Attr> = Vec::new();
-        for (i, a) in event.attributes.iter().enumerate() {
-            let repeated = event.attributes[..i].iter().any(|b| b.key == a.key);
-            if repeated || is_reserved(&a.key) {
-                nested.push(a);
+        // One pass; the keys seen so far are kept on the stack (a record rarely has more than
+        // `SEEN`; past that, a repeat is looked for by walking the attributes again).
+        const SEEN: usize = 16;
+        let attributes = event.attributes();
+        let mut seen = [""; SEEN];
+        let mut any_nested = false;
+        for (i, (key, value)) in attributes.clone().enumerate() {
+            let repeated = if i <= SEEN {
+                seen[..i].contains(&key)
             } else {
-                map.serialize_entry(&*a.key, &JsonValue::Attr(&a.value))?;
+                nested(attributes.clone(), i, key)
+            };
+            if let Some(slot) = seen.get_mut(i) {
+                *slot = key;
+            }
+            if repeated || is_reserved(key) {
+                any_nested = true;
+            } else {
+                map.serialize_entry(key, &value)?;
             }
         }
-        if !nested.is_empty() {
-            map.serialize_entry("attributes", &Nested(&nested))?;
+        if any_nested {
+            map.serialize_entry("attributes", &Nested(attributes))?;
         }
         map.end()
     })();

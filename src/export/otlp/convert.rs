@@ -322,7 +322,7 @@ fn fill_record(r: &mut LogRecord, e: &View<'_>, is_secret: &mut dyn FnMut(Str<'_
         n += 1;
     }
     r.attributes.truncate(n);
-    r.dropped_attributes_count = attributes.dropped().unwrap_or(0);
+    r.dropped_attributes_count = e.dropped_attributes();
     r.trace_id.clear();
     r.span_id.clear();
     match &e.trace {
