@@ -690,7 +690,8 @@ impl Config {
                 format!("{}; expected at least 1024 bytes", self.files.max_bytes),
             );
         }
-        if self.files.spool_max_bytes < self.files.max_bytes {
+        // Only failover has a spool; a plain log's size is not held against it.
+        if self.mode == Mode::Failover && self.files.spool_max_bytes < self.files.max_bytes {
             return bad(
                 "spool_max_bytes (LOG_SPOOL_MAX_BYTES)",
                 format!(
