@@ -36,21 +36,21 @@ pub fn batch(events: &[Event]) -> Batch {
 }
 
 /// The worker's OTLP request encoder, kept from one batch to the next as the worker keeps it.
-pub struct OtlpEncoder(convert::RequestEncoder, crate::redact::Redactor);
+pub struct OtlpEncoder(convert::RequestEncoder);
 
 impl Default for OtlpEncoder {
     fn default() -> Self {
-        OtlpEncoder(
-            convert::RequestEncoder::new(convert::resource("bench", &[])),
+        OtlpEncoder(convert::RequestEncoder::new(
+            convert::resource("bench", &[]),
             crate::redact::Redactor::new(crate::redact::DEFAULT_REDACT_KEYS),
-        )
+        ))
     }
 }
 
 impl OtlpEncoder {
     /// Encodes the request for `batch`; returns its size in bytes.
     pub fn encode(&mut self, batch: &Batch) -> usize {
-        self.0.encode(&batch.0, &self.1).len()
+        self.0.encode(&batch.0).len()
     }
 }
 

@@ -256,14 +256,19 @@ fn nested<'a>(all: impl Iterator<Item = (&'a str, ValueRef<'a>)>, index: usize, 
     is_reserved(key) || all.take(index).any(|(k, _)| k == key)
 }
 
-/// The attributes that go under `attributes`.
-struct Nested<I>(I);
+/// The attributes that go under `attributes`: those whose bit is set in the mask (the first 128),
+/// or, past them, that [`nested`] says.
+struct Nested<I>(I, u128);
 
 impl<'a, I: Iterator<Item = (&'a str, ValueRef<'a>)> + Clone> serde::Serialize for Nested<I> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
         for (i, (key, value)) in self.0.clone().enumerate() {
-            if nested(self.0.clone(), i, key) {
+            let is_nested = match 1u128.checked_shl(i as u32) {
+                Some(bit) => self.1 & bit != 0,
+                None => nested(self.0.clone(), i, key),
+            };
+            if is_nested {
                 map.serialize_entry(key, &value)?;
             }
         }
@@ -300,14 +305,16 @@ pub(crate) fn encode(event: &impl Source, service_name: &str, out: &mut Vec<u8>)
         if let Some(m) = event.module() {
             map.serialize_entry("code.function.name", m)?;
         }
-        if event.dropped_attributes() > 0 {
-            map.serialize_entry("dropped_attributes_count", &event.dropped_attributes())?;
+        let dropped = event.dropped_attributes();
+        if dropped > 0 {
+            map.serialize_entry("dropped_attributes_count", &dropped)?;
         }
         // One pass; the keys seen so far are kept on the stack (a record rarely has more than
         // `SEEN`; past that, a repeat is looked for by walking the attributes again).
         const SEEN: usize = 16;
         let attributes = event.attributes();
         let mut seen = [""; SEEN];
+        let mut nested_mask = 0u128;
         let mut any_nested = false;
         for (i, (key, value)) in attributes.clone().enumerate() {
             let repeated = if i <= SEEN {
@@ -320,12 +327,15 @@ pub(crate) fn encode(event: &impl Source, service_name: &str, out: &mut Vec<u8>)
             }
             if repeated || is_reserved(key) {
                 any_nested = true;
+                if let Some(bit) = 1u128.checked_shl(i as u32) {
+                    nested_mask |= bit;
+                }
             } else {
                 map.serialize_entry(key, &value)?;
             }
         }
         if any_nested {
-            map.serialize_entry("attributes", &Nested(attributes))?;
+            map.serialize_entry("attributes", &Nested(attributes, nested_mask))?;
         }
         map.end()
     })();
@@ -386,12 +396,71 @@ fn attr_value(v: serde_json::Value) -> AttrValue {
     }
 }
 
+/// A JSON object's entries in order, a repeated key kept every time (a `serde_json::Map` keeps only
+/// its last value, and two attributes of one key are nested under `attributes` side by side).
+struct Entries(Vec<(String, serde_json::Value)>);
+
+/// A line: its entries, with those of its `attributes` object (kept as `[key, value]` pairs).
+struct Object(Vec<(String, serde_json::Value)>);
+
+/// Collects a JSON object's entries; `line`: the line itself, whose `attributes` is read as
+/// [`Entries`] too.
+struct EntriesVisitor {
+    line: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for EntriesVisitor {
+    type Value = Vec<(String, serde_json::Value)>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = m.next_key::<String>()? {
+            let value = if self.line && key == "attributes" {
+                serde_json::Value::Array(
+                    m.next_value::<Entries>()?
+                        .0
+                        .into_iter()
+                        .map(|(k, v)| serde_json::Value::Array(vec![k.into(), v]))
+                        .collect(),
+                )
+            } else {
+                m.next_value()?
+            };
+            entries.push((key, value));
+        }
+        Ok(entries)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(EntriesVisitor { line: false })
+            .map(Entries)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Object {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(EntriesVisitor { line: true }).map(Object)
+    }
+}
+
+impl Object {
+    /// Removes and returns the first entry of `key`.
+    fn take(&mut self, key: &str) -> Option<serde_json::Value> {
+        let i = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.remove(i).1)
+    }
+}
+
 /// Reads one line (with or without its newline) back into a record.
 pub(crate) fn decode(line: &[u8]) -> Result<Decoded, DecodeError> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
-    let mut map: serde_json::Map<String, serde_json::Value> =
+    let mut map: Object =
         serde_json::from_slice(line).map_err(|e| DecodeError::NotJson(e.to_string()))?;
-    let mut take = |k: &str| map.shift_remove(k);
+    let mut take = |k: &str| map.take(k);
     let time = parse_time(
         &take("timestamp").ok_or(DecodeError::Field("timestamp"))?,
         "timestamp",
@@ -455,19 +524,25 @@ pub(crate) fn decode(line: &[u8]) -> Result<Decoded, DecodeError> {
     };
     let nested = take("attributes");
     let mut attributes: Vec<Attr> = map
+        .0
         .into_iter()
         .map(|(k, v)| Attr {
             key: k.into(),
             value: attr_value(v),
         })
         .collect();
-    match nested {
-        None => {}
-        Some(serde_json::Value::Object(m)) => attributes.extend(m.into_iter().map(|(k, v)| Attr {
-            key: k.into(),
-            value: attr_value(v),
-        })),
-        Some(_) => return Err(DecodeError::Field("attributes")),
+    if let Some(serde_json::Value::Array(entries)) = nested {
+        for entry in entries {
+            // Each is `[key, value]`, as `Object` made it.
+            if let serde_json::Value::Array(mut pair) = entry
+                && let (Some(v), Some(serde_json::Value::String(k))) = (pair.pop(), pair.pop())
+            {
+                attributes.push(Attr {
+                    key: k.into(),
+                    value: attr_value(v),
+                });
+            }
+        }
     }
     Ok(Decoded {
         event: LogEvent {
@@ -533,6 +608,44 @@ mod tests {
         let mut out = Vec::new();
         encode(e, "payments", &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn repeated_keys_are_all_kept_however_many_and_wherever_they_come() {
+        let mut e = sample();
+        let attr = |k: &str, v: i64| Attr {
+            key: Cow::Owned(k.to_owned()),
+            value: AttrValue::Int(v),
+        };
+        e.attributes = vec![attr("x", 1), attr("x", 2), attr("x", 3)];
+        e.attributes.push(Attr {
+            key: "message".into(),
+            value: AttrValue::Str("a".into()),
+        });
+        e.attributes.push(Attr {
+            key: "message".into(),
+            value: AttrValue::Str("b".into()),
+        });
+        e.attributes.push(Attr {
+            key: "attributes".into(),
+            value: AttrValue::Str("not an object".into()),
+        });
+        e.attributes
+            .extend((0..20).map(|i| attr(&format!("k{i}"), i)));
+        e.attributes.push(attr("x", 4));
+        e.attributes.push(attr("k3", 33));
+        let l = line(&e);
+        let d = decode(l.as_bytes()).unwrap().event;
+        let sorted = |attrs: &[Attr]| {
+            let mut v: Vec<String> = attrs
+                .iter()
+                .map(|a| format!("{}={:?}", a.key, a.value))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(&d.attributes), sorted(&e.attributes), "{l}");
+        assert_eq!(line(&d), l, "a fixed point");
     }
 
     #[test]

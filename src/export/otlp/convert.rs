@@ -157,13 +157,15 @@ pub(crate) struct RequestEncoder {
     scopes: HashMap<String, usize>,
     /// Size of the last encoded request.
     last_len: usize,
+    /// Masks secret values; fixed for the encoder's life, so its verdicts below stay true.
+    redactor: Redactor,
     /// Whether each interned key is secret, as the redactor decided the first time it met it
     /// (0: not asked yet, 1: no, 2: yes): interned keys are the common case, asked once.
     secret: Vec<u8>,
 }
 
 impl RequestEncoder {
-    pub(crate) fn new(resource: Resource) -> Self {
+    pub(crate) fn new(resource: Resource, redactor: Redactor) -> Self {
         RequestEncoder {
             request: ExportLogsServiceRequest {
                 resource_logs: vec![ResourceLogs {
@@ -175,13 +177,15 @@ impl RequestEncoder {
             spare: Vec::new(),
             scopes: HashMap::new(),
             last_len: 0,
+            redactor,
             secret: Vec::new(),
         }
     }
 
     /// The request for `batch`, encoded (the same message as `request` builds from the events the
     /// records hold), with the values of secret keys masked by `redactor`.
-    pub(crate) fn encode(&mut self, batch: &[Compact], redactor: &Redactor) -> Bytes {
+    pub(crate) fn encode(&mut self, batch: &[Compact]) -> Bytes {
+        let redactor = &self.redactor;
         let rl = &mut self.request.resource_logs[0];
         for scope in rl.scope_logs.drain(..) {
             self.spare.extend(scope.log_records);
@@ -443,12 +447,11 @@ mod tests {
             vec![],
         ];
         let res = resource("svc", &[("env".into(), "prod".into())]);
-        let mut encoder = RequestEncoder::new(res.clone());
-        let none = Redactor::new::<&str>([]);
+        let mut encoder = RequestEncoder::new(res.clone(), Redactor::new::<&str>([]));
         for batch in &batches {
             let expected = request(&res, batch).encode_to_vec();
             let queued: Vec<Compact> = batch.iter().map(crate::compact::encode).collect();
-            assert_eq!(encoder.encode(&queued, &none).as_ref(), expected.as_slice());
+            assert_eq!(encoder.encode(&queued).as_ref(), expected.as_slice());
         }
     }
 }

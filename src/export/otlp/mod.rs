@@ -48,7 +48,6 @@ pub(crate) struct OtlpExporter {
     /// Headers of every request (secrets: never printed).
     metadata: MetadataMap,
     encoder: convert::RequestEncoder,
-    redactor: Redactor,
     request_timeout: Duration,
     counters: std::sync::Arc<Counters>,
     jitter: Jitter,
@@ -162,11 +161,10 @@ impl OtlpExporter {
             runtime: Some(runtime),
             client,
             metadata,
-            encoder: convert::RequestEncoder::new(convert::resource(
-                &config.service_name,
-                &config.resource_attributes,
-            )),
-            redactor: Redactor::new(&config.redact_keys),
+            encoder: convert::RequestEncoder::new(
+                convert::resource(&config.service_name, &config.resource_attributes),
+                Redactor::new(&config.redact_keys),
+            ),
             request_timeout: config.request_timeout,
             counters,
             jitter: Jitter::new(),
@@ -175,7 +173,7 @@ impl OtlpExporter {
 
     /// Converts and encodes `batch`, masking secret values: CPU work on the calling thread, no I/O.
     pub(crate) fn prepare(&mut self, batch: &[Compact]) -> Bytes {
-        self.encoder.encode(batch, &self.redactor)
+        self.encoder.encode(batch)
     }
 
     /// Starts sending `request` (from [`prepare`](Self::prepare)) on the I/O thread, retrying until
