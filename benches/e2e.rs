@@ -45,11 +45,52 @@ fn json_line(text: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no JSON line in: {text}"))
 }
 
+/// Runs `loadgen --count N --threads T --stack S` with `LOG_DIR` in a temporary directory and the
+/// given environment; returns its summary line.
+fn loadgen(stack: &str, count: u64, threads: u64, env: &[(&str, &str)]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(examples_dir().join("loadgen"))
+        .args([
+            "--count",
+            &count.to_string(),
+            "--threads",
+            &threads.to_string(),
+            "--stack",
+            stack,
+        ])
+        .env("LOG_DIR", dir.path())
+        .env("LOG_SHUTDOWN_TIMEOUT", "120000")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run loadgen");
+    assert!(
+        out.status.success(),
+        "loadgen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_line(&String::from_utf8_lossy(&out.stdout))
+}
+
+impl Run {
+    /// A run from `loadgen`'s summary, with `delivered` counted elsewhere.
+    fn of(label: &str, summary: &serde_json::Value, count: u64, delivered: u64) -> Run {
+        let f = |k: &str| summary[k].as_f64().unwrap_or(0.0);
+        Run {
+            label: label.to_owned(),
+            ns_per_call: f("ns_per_call"),
+            delivered,
+            emitted: count,
+            seconds: f("emit_seconds") + f("shutdown_seconds"),
+            peak_rss: summary["peak_rss_bytes"].as_u64().unwrap_or(0),
+        }
+    }
+}
+
+/// `loadgen` against a collector process on loopback: records delivered are those it received.
 fn run(label: &str, stack: &str, count: u64, threads: u64, env: &[(&str, &str)]) -> Run {
-    let dir = examples_dir();
     let port = free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let mut collector = Command::new(dir.join("collector"))
+    let mut collector = Command::new(examples_dir().join("collector"))
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),
@@ -67,76 +108,23 @@ fn run(label: &str, stack: &str, count: u64, threads: u64, env: &[(&str, &str)])
         "collector did not start"
     );
     std::thread::spawn(move || stderr.for_each(drop));
-    let spool = tempfile::tempdir().unwrap();
-    let out = Command::new(dir.join("loadgen"))
-        .args([
-            "--count",
-            &count.to_string(),
-            "--threads",
-            &threads.to_string(),
-            "--stack",
-            stack,
-        ])
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .env("LOG_DIR", spool.path())
-        .env("LOG_SHUTDOWN_TIMEOUT", "120000")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run loadgen");
-    assert!(
-        out.status.success(),
-        "loadgen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary = json_line(&String::from_utf8_lossy(&out.stdout));
+    let mut envs = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
+    envs.extend_from_slice(env);
+    let summary = loadgen(stack, count, threads, &envs);
     let collected = collector.wait_with_output().expect("collector output");
     let received = json_line(&String::from_utf8_lossy(&collected.stdout))["received"]
         .as_u64()
         .unwrap_or(0);
-    let f = |k: &str| summary[k].as_f64().unwrap_or(0.0);
-    Run {
-        label: label.to_owned(),
-        ns_per_call: f("ns_per_call"),
-        delivered: received,
-        emitted: count,
-        seconds: f("emit_seconds") + f("shutdown_seconds"),
-        peak_rss: summary["peak_rss_bytes"].as_u64().unwrap_or(0),
-    }
+    Run::of(label, &summary, count, received)
 }
 
-/// `loadgen` writing files into a temporary `LOG_DIR`: records delivered are the lines written.
+/// `loadgen` writing files (rotating at 100 MB): records delivered are the lines written.
 fn run_files(label: &str, stack: &str, count: u64, threads: u64, env: &[(&str, &str)]) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(examples_dir().join("loadgen"))
-        .args([
-            "--count",
-            &count.to_string(),
-            "--threads",
-            &threads.to_string(),
-            "--stack",
-            stack,
-        ])
-        .env("LOG_DIR", dir.path())
-        .env("LOG_FILE_MAX_BYTES", "100000000")
-        .env("LOG_SHUTDOWN_TIMEOUT", "120000")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run loadgen");
-    assert!(
-        out.status.success(),
-        "loadgen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary = json_line(&String::from_utf8_lossy(&out.stdout));
-    let f = |k: &str| summary[k].as_f64().unwrap_or(0.0);
-    Run {
-        label: label.to_owned(),
-        ns_per_call: f("ns_per_call"),
-        delivered: summary["written"].as_u64().unwrap_or(0),
-        emitted: count,
-        seconds: f("emit_seconds") + f("shutdown_seconds"),
-        peak_rss: summary["peak_rss_bytes"].as_u64().unwrap_or(0),
-    }
+    let mut envs = vec![("LOG_FILE_MAX_BYTES", "100000000")];
+    envs.extend_from_slice(env);
+    let summary = loadgen(stack, count, threads, &envs);
+    let written = summary["written"].as_u64().unwrap_or(0);
+    Run::of(label, &summary, count, written)
 }
 
 fn table(runs: &[Run]) {

@@ -169,80 +169,68 @@ fn main() -> ExitCode {
     let emit_seconds = started.elapsed().as_secs_f64();
 
     let shutdown_started = Instant::now();
-    let guard = match stack {
-        Stack::Ours(guard) => guard,
-        Stack::Log4rs(dir) => {
-            log::logger().flush();
-            let shutdown_seconds = shutdown_started.elapsed().as_secs_f64();
-            let summary = serde_json::json!({
-                "emitted": args.count,
-                "emit_seconds": emit_seconds,
-                "ns_per_call": if args.count > 0 { emit_seconds * 1e9 / args.count as f64 } else { 0.0 },
-                "p99_ns": percentile(&mut samples, 0.99),
-                "max_ns": samples.last().copied().unwrap_or(0),
-                "exported": null,
-                "dropped": null,
-                "shutdown_seconds": shutdown_seconds,
-                "threads": threads,
-                "written": log4rs_stack::lines(&dir),
-                "stack": "log4rs",
-                "peak_rss_bytes": peak_rss_bytes(),
-            });
-            println!("{summary}");
-            return ExitCode::SUCCESS;
+    // What only some stacks can tell: ours counts everything, log4rs's files hold what it wrote,
+    // the official stack counts nothing (the collector tells what arrived).
+    let mut exported = serde_json::Value::Null;
+    let mut dropped = serde_json::Value::Null;
+    let mut counts = serde_json::Map::new();
+    let mut log4rs_dir = None;
+    let stack_name = match stack {
+        Stack::Ours(guard) => {
+            let timeout = guard.shutdown_timeout();
+            let report = guard.shutdown(timeout);
+            let s = report.stats;
+            let mut by_reason = serde_json::Map::new();
+            for reason in otel_log_bridge::DropReason::ALL {
+                by_reason.insert(reason.as_str().into(), s.dropped.get(reason).into());
+            }
+            exported = s.exported.into();
+            dropped = by_reason.into();
+            for (k, v) in [
+                ("enqueued", s.enqueued),
+                ("export_errors", s.export_errors),
+                ("undelivered", report.undelivered),
+                ("spooled", s.spooled),
+                ("replayed", s.replayed),
+                ("written", s.written),
+                ("spool_bytes", s.spool_bytes),
+                ("corrupt_skipped", s.corrupt_skipped),
+            ] {
+                counts.insert(k.into(), v.into());
+            }
+            "ours"
         }
         Stack::Official(official) => {
             official.shutdown();
-            let shutdown_seconds = shutdown_started.elapsed().as_secs_f64();
-            // The official stack counts nothing; the collector tells what arrived.
-            let summary = serde_json::json!({
-                "emitted": args.count,
-                "emit_seconds": emit_seconds,
-                "ns_per_call": if args.count > 0 { emit_seconds * 1e9 / args.count as f64 } else { 0.0 },
-                "p99_ns": percentile(&mut samples, 0.99),
-                "max_ns": samples.last().copied().unwrap_or(0),
-                "exported": null,
-                "dropped": null,
-                "shutdown_seconds": shutdown_seconds,
-                "threads": threads,
-                "stack": "official",
-                "peak_rss_bytes": peak_rss_bytes(),
-            });
-            println!("{summary}");
-            return ExitCode::SUCCESS;
+            "official"
+        }
+        Stack::Log4rs(dir) => {
+            log::logger().flush();
+            log4rs_dir = Some(dir);
+            "log4rs"
         }
     };
-    let timeout = guard.shutdown_timeout();
-    let report = guard.shutdown(timeout);
     let shutdown_seconds = shutdown_started.elapsed().as_secs_f64();
-
-    let p99 = percentile(&mut samples, 0.99);
-    let s = report.stats;
-    let mut dropped = serde_json::Map::new();
-    for reason in otel_log_bridge::DropReason::ALL {
-        dropped.insert(reason.as_str().into(), s.dropped.get(reason).into());
+    if let Some(dir) = log4rs_dir {
+        counts.insert("written".into(), log4rs_stack::lines(&dir).into());
     }
-    let summary = serde_json::json!({
+
+    let mut summary = serde_json::json!({
         "emitted": args.count,
         "emit_seconds": emit_seconds,
         "ns_per_call": if args.count > 0 { emit_seconds * 1e9 / args.count as f64 } else { 0.0 },
-        "p99_ns": p99,
+        "p99_ns": percentile(&mut samples, 0.99),
         "max_ns": samples.last().copied().unwrap_or(0),
-        "exported": s.exported,
+        "exported": exported,
         "dropped": dropped,
         "shutdown_seconds": shutdown_seconds,
         "threads": threads,
-        "enqueued": s.enqueued,
-        "export_errors": s.export_errors,
-        "undelivered": report.undelivered,
-        "spooled": s.spooled,
-        "replayed": s.replayed,
-        "written": s.written,
-        "spool_bytes": s.spool_bytes,
-        "corrupt_skipped": s.corrupt_skipped,
-        "peak_rss_bytes": peak_rss_bytes(),
-        "stack": "ours",
     });
+    if let Some(line) = summary.as_object_mut() {
+        line.extend(counts);
+        line.insert("peak_rss_bytes".into(), peak_rss_bytes().into());
+        line.insert("stack".into(), stack_name.into());
+    }
     println!("{summary}");
     ExitCode::SUCCESS
 }

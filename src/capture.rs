@@ -72,11 +72,12 @@ pub(crate) fn capture(record: &log::Record<'_>) -> (Compact, bool) {
             trace: trace.is_some(),
         },
     );
-    match record.module_path_static() {
+    let module_static = record.module_path_static();
+    match module_static {
         Some(m) if m == record.target() => w.name_static(m),
         _ => w.name(record.target()),
     }
-    match (record.module_path_static(), module) {
+    match (module_static, module) {
         (Some(m), _) => w.name_static(m),
         (None, Some(m)) => w.name(m),
         (None, None) => {}

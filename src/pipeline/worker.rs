@@ -270,10 +270,10 @@ fn spill(
             // Claimed by a producer but not filled yet: nothing to move now.
             break;
         }
-        let spilled = shared.events(&spilled);
         if let Some((buf, service)) = stdout {
-            write_stdout(&spilled, service, buf);
+            write_stdout(shared, &spilled, service, buf);
         }
+        let spilled = shared.events(&spilled);
         if spool.append(&spilled).is_err() {
             let n = spilled.len() as u64;
             shared.counters.add_dropped(DropReason::IoError, n);
@@ -353,10 +353,11 @@ fn encode_line(shared: &Shared, c: &Compact, service_name: &str, out: &mut Vec<u
     }
 }
 
-fn write_stdout(events: &[crate::event::LogEvent], service_name: &str, buf: &mut Vec<u8>) {
+/// Writes `records` to stdout as JSON lines (the `LOG_STDOUT` sink), formatted into `buf`.
+fn write_stdout(shared: &Shared, records: &[Compact], service_name: &str, buf: &mut Vec<u8>) {
     buf.clear();
-    for e in events {
-        format::encode(e, service_name, buf);
+    for c in records {
+        encode_line(shared, c, service_name, buf);
     }
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(buf).and_then(|()| out.flush());
@@ -455,12 +456,12 @@ impl Worker {
         }
         self.publish_in_flight();
         if self.sinks.stdout {
-            self.lines.clear();
-            for c in &self.batch {
-                encode_line(&self.shared, c, &self.sinks.service_name, &mut self.lines);
-            }
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(&self.lines).and_then(|()| out.flush());
+            write_stdout(
+                &self.shared,
+                &self.batch,
+                &self.sinks.service_name,
+                &mut self.lines,
+            );
         }
         match self.sinks.mode {
             Mode::FileOnly => self.write_file(true),
