@@ -15,7 +15,7 @@ pub struct Event {
 
 /// Captures `record` as the logger does on the calling thread.
 pub fn capture(record: &log::Record<'_>) -> Event {
-    let queued = crate::capture::capture(record).0;
+    let queued = crate::capture::capture(record).0.finish();
     Event {
         event: crate::compact::decode(&queued),
         queued,

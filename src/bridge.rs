@@ -3,7 +3,8 @@
 use std::cell::Cell;
 use std::sync::Arc;
 
-use crate::capture::capture;
+use crate::capture::capture_into;
+use crate::compact::Writer;
 use crate::pipeline::queue::PushError;
 use crate::pipeline::{Shared, in_worker};
 use crate::stats::DropReason;
@@ -113,10 +114,11 @@ impl log::Log for Logger {
             self.shared.counters.add_dropped(DropReason::Reentrant, 1);
             return;
         }
-        let (event, format_panicked) = {
+        let mut queued = Writer::new();
+        let format_panicked = {
             let _restore = DepthGuard(depth);
             let _ = DEPTH.try_with(|d| d.set(depth + 1));
-            capture(record)
+            capture_into(record, &mut queued)
         };
         if format_panicked {
             self.shared.counters.add_format_panic();
@@ -126,10 +128,14 @@ impl log::Log for Logger {
             return;
         }
         let sheddable = record.level() > log::Level::Warn;
-        match self.shared.queue.try_push(event, sheddable) {
+        let pushed = self
+            .shared
+            .queue
+            .try_push_with(sheddable, |slot| queued.finish_into(slot));
+        match pushed {
             Ok(len) => self.shared.pushed(len),
-            Err((_, PushError::Full)) => self.shared.counters.add_dropped(DropReason::QueueFull, 1),
-            Err((_, PushError::Shed)) => self.shared.counters.add_dropped(DropReason::Shed, 1),
+            Err(PushError::Full) => self.shared.counters.add_dropped(DropReason::QueueFull, 1),
+            Err(PushError::Shed) => self.shared.counters.add_dropped(DropReason::Shed, 1),
         }
     }
 

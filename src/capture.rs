@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use log::kv::{self, VisitSource, VisitValue};
 use opentelemetry::trace::TraceContextExt as _;
 
-use crate::compact::{Compact, Has, Writer};
+use crate::compact::{Has, Writer};
 use crate::event::{Severity, TraceContext};
 
 /// Body used when formatting the message panicked.
@@ -54,13 +54,13 @@ fn read_trace_context() -> Option<TraceContext> {
     })
 }
 
-/// Captures `record` into its queued form; also says whether formatting the message panicked.
-/// Never panics on account of the record's contents.
-pub(crate) fn capture(record: &log::Record<'_>) -> (Compact, bool) {
+/// Captures `record` into its queued form in `w` (a new writer), ready to be written into a queue
+/// slot; says whether formatting the message panicked. Never panics on account of the record's
+/// contents.
+pub(crate) fn capture_into(record: &log::Record<'_>, w: &mut Writer) -> bool {
     let now = now_unix_nanos();
     let trace = current_trace_context();
     let (module, file, line) = (record.module_path(), record.file(), record.line());
-    let mut w = Writer::new();
     w.header(
         Severity::from(record.level()),
         now,
@@ -93,9 +93,9 @@ pub(crate) fn capture(record: &log::Record<'_>) -> (Compact, bool) {
     if let Some(t) = &trace {
         w.trace(t);
     }
-    let format_panicked = write_body(&mut w, record.args());
+    let format_panicked = write_body(w, record.args());
     let mut attrs = AttrWriter {
-        w: &mut w,
+        w,
         kept: 0,
         dropped: 0,
         bytes: 0,
@@ -105,14 +105,21 @@ pub(crate) fn capture(record: &log::Record<'_>) -> (Compact, bool) {
     let _ = catch_unwind(AssertUnwindSafe(|| record.key_values().visit(&mut attrs)));
     let dropped = attrs.dropped;
     w.end(dropped);
-    (w.finish(), format_panicked)
+    format_panicked
+}
+
+/// [`capture_into`] a new writer.
+pub(crate) fn capture(record: &log::Record<'_>) -> (Writer, bool) {
+    let mut w = Writer::new();
+    let panicked = capture_into(record, &mut w);
+    (w, panicked)
 }
 
 /// [`capture`], read back into an event (tests).
 #[cfg(test)]
 pub(crate) fn capture_event(record: &log::Record<'_>) -> (crate::event::LogEvent, bool) {
-    let (c, panicked) = capture(record);
-    (crate::compact::decode(&c), panicked)
+    let (w, panicked) = capture(record);
+    (crate::compact::decode(&w.finish()), panicked)
 }
 
 thread_local! {

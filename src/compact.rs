@@ -23,6 +23,7 @@
 //! string `S`.
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use crate::event::{Attr, AttrValue, LogEvent, Severity, TraceContext};
 use crate::intern;
@@ -56,7 +57,12 @@ pub(crate) struct Compact(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    Inline { len: u8, bytes: [u8; INLINE] },
+    /// The first `len` bytes are written; the rest are not (a record is copied into its queue slot
+    /// byte by length, not whole).
+    Inline {
+        len: u8,
+        bytes: [MaybeUninit<u8>; INLINE],
+    },
     Heap(Box<[u8]>),
 }
 
@@ -72,7 +78,11 @@ impl Compact {
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
         match &self.0 {
-            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Inline { len, bytes } => {
+                let len = usize::from(*len).min(INLINE);
+                // SAFETY: the first `len` bytes of an inline record are written (`finish_into`).
+                unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<u8>(), len) }
+            }
             Repr::Heap(b) => b,
         }
     }
@@ -257,7 +267,8 @@ impl Writer {
         self.varint(u64::from(dropped_attributes));
     }
 
-    pub(crate) fn finish(mut self) -> Compact {
+    /// Sets the header fields known only at the end.
+    fn seal(&mut self) {
         let referenced = u32::try_from(self.referenced)
             .unwrap_or(u32::MAX)
             .to_le_bytes();
@@ -274,14 +285,41 @@ impl Writer {
         {
             *flags |= FLAG_DROPPED;
         }
-        Compact(if self.heap.capacity() == 0 {
-            Repr::Inline {
-                len: self.len as u8,
-                bytes: self.inline,
+    }
+
+    /// Writes the record into `dst` (a queue slot), copying only the bytes written.
+    #[inline]
+    /// The writer is left empty of a heap buffer; it is written in place, not moved, since copying
+    /// bytes just written one by one is slow.
+    pub(crate) fn finish_into(&mut self, dst: &mut MaybeUninit<Compact>) {
+        self.seal();
+        if self.heap.capacity() != 0 {
+            let heap = std::mem::take(&mut self.heap);
+            dst.write(Compact(Repr::Heap(heap.into_boxed_slice())));
+            return;
+        }
+        let len = self.len.min(INLINE);
+        let c = dst.write(Compact(Repr::Inline {
+            len: len as u8,
+            bytes: [MaybeUninit::uninit(); INLINE],
+        }));
+        if let Repr::Inline { bytes, .. } = &mut c.0 {
+            // SAFETY: both are at least `len` bytes (`len <= INLINE`) and distinct buffers.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    self.inline.as_ptr(),
+                    bytes.as_mut_ptr().cast::<u8>(),
+                    len,
+                );
             }
-        } else {
-            Repr::Heap(self.heap.into_boxed_slice())
-        })
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Compact {
+        let mut c = MaybeUninit::uninit();
+        self.finish_into(&mut c);
+        // SAFETY: `finish_into` always writes a record.
+        unsafe { c.assume_init() }
     }
 }
 
@@ -751,6 +789,7 @@ mod tests {
                     .build(),
             )
             .0
+            .finish()
         };
         let c = capture("123456");
         assert!(

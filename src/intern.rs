@@ -5,6 +5,12 @@
 //! the process-wide table is locked only on a miss, and not at all once it is full. The table is
 //! bounded ([`MAX_STRINGS`] strings, [`MAX_BYTES`] bytes): past it, strings are copied into each
 //! record.
+//!
+//! A cached entry is confirmed by comparing the text, since the memory of a freed string may hold
+//! another one, except for strings that cannot change: `'static` ones the caller says are, and
+//! strings inside the executable's read-only mappings (string literals: the targets and keys the
+//! `log` macros pass, which `log` hands over only as `&str`). Those mappings are read once from
+//! `/proc/self/maps` when a pipeline is built ([`learn_read_only`]), never on the logging path.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -19,6 +25,52 @@ pub(crate) const MAX_BYTES: usize = 256 * 1024;
 const MAX_LEN: usize = 256;
 /// Sets of two entries in each thread's cache (a power of two).
 const SETS: usize = 64;
+/// Most read-only ranges of the executable remembered.
+const MAX_RANGES: usize = 4;
+
+/// The address ranges (start, end) of the executable's read-only file mappings, once learnt.
+static READ_ONLY: OnceLock<[(usize, usize); MAX_RANGES]> = OnceLock::new();
+
+/// Learns where the executable's read-only mappings are (Linux: from `/proc/self/maps`), so that
+/// string literals are recognised without comparing their text. Does nothing when that cannot be
+/// read: every lookup then compares. Called when a pipeline is built.
+pub(crate) fn learn_read_only() {
+    READ_ONLY.get_or_init(|| {
+        let mut ranges = [(0, 0); MAX_RANGES];
+        let exe = std::fs::read_link("/proc/self/exe").ok();
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        if let Some(exe) = exe.as_ref().and_then(|e| e.to_str()) {
+            let found = maps.lines().filter_map(|l| read_only_range(l, exe));
+            for (slot, range) in ranges.iter_mut().zip(found) {
+                *slot = range;
+            }
+        }
+        ranges
+    });
+}
+
+/// The range of one `/proc/self/maps` line if it maps `exe` without write permission.
+fn read_only_range(line: &str, exe: &str) -> Option<(usize, usize)> {
+    let mut fields = line.split_ascii_whitespace();
+    let (range, perms) = (fields.next()?, fields.next()?);
+    let path = fields.nth(3)?;
+    if path != exe || perms.as_bytes().get(1) != Some(&b'-') {
+        return None;
+    }
+    let (start, end) = range.split_once('-')?;
+    let start = usize::from_str_radix(start, 16).ok()?;
+    let end = usize::from_str_radix(end, 16).ok()?;
+    (start < end).then_some((start, end))
+}
+
+/// Whether `s` lies in a read-only mapping of the executable: its text never changes.
+#[inline]
+fn is_read_only(s: &str) -> bool {
+    let (start, end) = (s.as_ptr() as usize, s.as_ptr() as usize + s.len());
+    READ_ONLY
+        .get()
+        .is_some_and(|r| r.iter().any(|&(a, b)| a <= start && end <= b))
+}
 
 struct Table {
     ids: HashMap<&'static str, u16>,
@@ -109,6 +161,7 @@ fn lookup(s: &str, is_static: bool) -> Option<u16> {
     if s.len() > MAX_LEN {
         return None;
     }
+    let is_static = is_static || is_read_only(s);
     let i = set(s);
     let addr = s.as_ptr() as usize;
     let cached = RECENT
@@ -191,5 +244,35 @@ mod tests {
         assert_eq!(get(other), Some("other_kee"));
         // And once made by a static lookup, the entry is trusted by the next one.
         assert_eq!(id_static(leaked), Some(other));
+    }
+
+    #[test]
+    fn literals_are_read_only_and_heap_strings_are_not() {
+        learn_read_only();
+        assert!(is_read_only("payment.service"));
+        let heap = String::from("payment.service");
+        assert!(!is_read_only(&heap));
+        let leaked: &'static str = heap.leak();
+        assert!(!is_read_only(leaked));
+        let ranges = READ_ONLY.get().unwrap();
+        assert!(ranges.iter().any(|&(a, b)| a < b), "{ranges:x?}");
+    }
+
+    #[test]
+    fn maps_lines_are_parsed_strictly() {
+        let exe = "/usr/bin/app";
+        let ro = "55d0c0a00000-55d0c0a3f000 r--p 00000000 08:01 1234 /usr/bin/app";
+        let rx = "55d0c0a3f000-55d0c0b00000 r-xp 0003f000 08:01 1234 /usr/bin/app";
+        let rw = "55d0c0c00000-55d0c0c10000 rw-p 00200000 08:01 1234 /usr/bin/app";
+        let other = "7f0000000000-7f0000001000 r--p 00000000 08:01 99 /usr/lib/libc.so.6";
+        let anon = "7f0000002000-7f0000003000 r--p 00000000 00:00 0";
+        assert_eq!(
+            read_only_range(ro, exe),
+            Some((0x55d0c0a00000, 0x55d0c0a3f000))
+        );
+        assert!(read_only_range(rx, exe).is_some());
+        for l in [rw, other, anon, "", "zz-1 r--p 0 0 0 /usr/bin/app"] {
+            assert_eq!(read_only_range(l, exe), None, "{l}");
+        }
     }
 }

@@ -92,6 +92,7 @@ impl Builder {
     /// other loggers, and for tests.
     pub fn build(self) -> Result<(Logger, Guard), Error> {
         let config = self.config()?;
+        intern::learn_read_only();
         let counters = Arc::new(Counters::default());
         let otlp = if config.mode.uses_otlp() {
             Some(OtlpExporter::new(&config, counters.clone())?)

@@ -18,6 +18,24 @@ use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// Size of a transparent huge page (x86-64 and aarch64 with 4 KiB pages).
+const HUGE_PAGE: usize = 2 * 1024 * 1024;
+
+/// Asks the kernel to back a large queue with transparent huge pages where it allows them on
+/// request. A queue is paged in as it fills, and with 4 KiB pages the calling threads would take a
+/// page fault (two: the slot's sequence is read before it is written) every 32 records of the
+/// first lap through a large queue; with huge pages, one every 16,384. Memory still comes in as
+/// the queue fills, 2 MiB at a time. Advice only: a refusal changes nothing.
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(ptr: *mut u8, len: usize) {
+    // SAFETY: `ptr..ptr + len` is memory this queue just allocated; the advice does not change its
+    // contents (zero) or validity.
+    let _ = unsafe { libc::madvise(ptr.cast(), len, libc::MADV_HUGEPAGE) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_ptr: *mut u8, _len: usize) {}
+
 /// Pads a value to its own cache line so producers and the consumer don't share one.
 #[repr(align(128))]
 struct CachePadded<T>(T);
@@ -39,7 +57,7 @@ pub(crate) enum PushError {
 pub(crate) struct Queue<T> {
     tail: CachePadded<AtomicUsize>,
     head: CachePadded<AtomicUsize>,
-    slots: Box<[Slot<T>]>,
+    slots: Slots<T>,
     mask: usize,
     capacity: usize,
     high_watermark: usize,
@@ -59,15 +77,41 @@ impl<T> Queue<T> {
         let physical = capacity.next_power_of_two();
         let layout =
             std::alloc::Layout::array::<Slot<T>>(physical).expect("queue size fits memory");
-        // SAFETY: the layout is that of `physical` slots (never zero-sized: a slot holds an atomic);
-        // an all-zero `Slot` is valid (an atomic 0, and an uninitialised value), and 0 is the stored
-        // sequence number of every free slot of a new queue. The box frees it with the same layout.
+        // A large queue gets room to start at a huge page boundary, and asks for huge pages below.
+        // (Not by the layout's alignment: the system allocator zeroes such memory by hand, which
+        // would page all of it in at once.)
+        let huge = layout.size() >= 2 * HUGE_PAGE;
+        let layout = if huge {
+            std::alloc::Layout::from_size_align(layout.size() + HUGE_PAGE, layout.align())
+                .expect("queue size fits memory")
+        } else {
+            layout
+        };
+        // SAFETY: the layout holds `physical` slots (never zero-sized: a slot holds an atomic) after
+        // an offset below one huge page; an all-zero `Slot` is valid (an atomic 0, and an
+        // uninitialised value), and 0 is the stored sequence number of every free slot of a new
+        // queue. `Slots` frees it with the same pointer and layout.
         let slots = unsafe {
-            let ptr = std::alloc::alloc_zeroed(layout).cast::<Slot<T>>();
-            if ptr.is_null() {
+            let base = std::alloc::alloc_zeroed(layout);
+            if base.is_null() {
                 std::alloc::handle_alloc_error(layout);
             }
-            Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, physical))
+            let offset = if huge {
+                base.align_offset(HUGE_PAGE)
+                    .min(HUGE_PAGE - std::mem::align_of::<Slot<T>>())
+            } else {
+                0
+            };
+            let ptr = base.add(offset);
+            if huge {
+                advise_huge_pages(ptr, layout.size() - offset);
+            }
+            Slots {
+                ptr: std::ptr::NonNull::new_unchecked(ptr.cast::<Slot<T>>()),
+                len: physical,
+                base,
+                layout,
+            }
         };
         Queue {
             tail: CachePadded(AtomicUsize::new(0)),
@@ -109,6 +153,25 @@ impl<T> Queue<T> {
     /// Pushes `value` unless the queue is full, or above the high watermark while `sheddable`.
     /// Returns the queue length after the push on success; on failure gives the value back.
     pub(crate) fn try_push(&self, value: T, sheddable: bool) -> Result<usize, (T, PushError)> {
+        let mut value = Some(value);
+        self.try_push_with(sheddable, |slot| {
+            if let Some(v) = value.take() {
+                slot.write(v);
+            }
+        })
+        .map_err(|e| (value.take().expect("kept when refused"), e))
+    }
+
+    /// Pushes the value `write` puts into the claimed slot, unless the queue is full, or above the
+    /// high watermark while `sheddable` (then `write` is not called). `write` must initialise the
+    /// slot and must not panic: the consumer waits for a claimed slot to be published. Returns the
+    /// queue length after the push.
+    #[inline]
+    pub(crate) fn try_push_with(
+        &self,
+        sheddable: bool,
+        write: impl FnOnce(&mut MaybeUninit<T>),
+    ) -> Result<usize, PushError> {
         let mut pos = self.tail.0.load(Ordering::Relaxed);
         loop {
             let signed_len = pos.wrapping_sub(self.head.0.load(Ordering::Relaxed)) as isize;
@@ -119,10 +182,10 @@ impl<T> Queue<T> {
             }
             let len = signed_len as usize;
             if len >= self.capacity {
-                return Err((value, PushError::Full));
+                return Err(PushError::Full);
             }
             if sheddable && len >= self.high_watermark {
-                return Err((value, PushError::Shed));
+                return Err(PushError::Shed);
             }
             let index = pos & self.mask;
             let slot = &self.slots[index];
@@ -138,7 +201,7 @@ impl<T> Queue<T> {
                     Ok(_) => {
                         // SAFETY: the CAS gave this producer exclusive use of the slot at `pos` until it
                         // publishes it below; the consumer reads it only after seeing `seq == pos + 1`.
-                        unsafe { (*slot.value.get()).write(value) };
+                        write(unsafe { &mut *slot.value.get() });
                         slot.seq
                             .store(pos.wrapping_add(1).wrapping_sub(index), Ordering::Release);
                         return Ok(len + 1);
@@ -147,7 +210,7 @@ impl<T> Queue<T> {
                 }
             } else if diff < 0 {
                 // The slot still holds the value from one lap ago: physically full.
-                return Err((value, PushError::Full));
+                return Err(PushError::Full);
             } else {
                 pos = self.tail.0.load(Ordering::Relaxed);
             }
@@ -190,6 +253,33 @@ impl<T> Queue<T> {
     }
 }
 
+/// The slots' memory: allocated zeroed, with an alignment of its own for a large queue, so freed
+/// by hand with the same layout.
+struct Slots<T> {
+    ptr: std::ptr::NonNull<Slot<T>>,
+    len: usize,
+    /// What the allocator returned, and with which layout.
+    base: *mut u8,
+    layout: std::alloc::Layout,
+}
+
+impl<T> std::ops::Deref for Slots<T> {
+    type Target = [Slot<T>];
+
+    fn deref(&self) -> &[Slot<T>] {
+        // SAFETY: `ptr` holds `len` initialised slots (zeroed is valid) for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Drop for Slots<T> {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `Queue::new` with this layout; the queue has dropped every value
+        // still in it (slots hold `MaybeUninit`, which drops nothing itself).
+        unsafe { std::alloc::dealloc(self.base, self.layout) }
+    }
+}
+
 impl<T> Drop for Queue<T> {
     fn drop(&mut self) {
         while self.pop().is_some() {}
@@ -200,6 +290,27 @@ impl<T> Drop for Queue<T> {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn a_large_queue_starts_on_a_huge_page_and_keeps_its_values() {
+        let q = Queue::<u64>::new(1 << 18, 1 << 18);
+        assert_eq!(q.slots.as_ptr() as usize % HUGE_PAGE, 0);
+        for i in 0..(1u64 << 18) {
+            assert!(q.try_push(i, false).is_ok());
+        }
+        assert_eq!(
+            q.try_push(7, false).map_err(|(_, e)| e),
+            Err(PushError::Full)
+        );
+        for i in 0..(1u64 << 18) {
+            assert_eq!(q.pop(), Some(i));
+        }
+        assert_eq!(q.pop(), None);
+        // And a small one is as it was.
+        let q = Queue::<u64>::new(4, 4);
+        assert!(q.try_push(1, false).is_ok());
+        assert_eq!(q.pop(), Some(1));
+    }
 
     #[test]
     fn fifo_and_capacity() {
