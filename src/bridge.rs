@@ -115,10 +115,13 @@ impl log::Log for Logger {
             return;
         }
         let mut queued = Writer::new();
-        let format_panicked = {
+        let (format_panicked, carried) = {
             let _restore = DepthGuard(depth);
             let _ = DEPTH.try_with(|d| d.set(depth + 1));
-            capture_into(record, &mut queued)
+            // A nested record must not refer to what its thread sent: the outer one, captured
+            // before it, is pushed after it.
+            let pipeline = (depth == 0).then_some(self.shared.id);
+            capture_into(record, &mut queued, pipeline)
         };
         if format_panicked {
             self.shared.counters.add_format_panic();
@@ -133,7 +136,10 @@ impl log::Log for Logger {
             .queue
             .try_push_with(sheddable, |slot| queued.finish_into(slot));
         match pushed {
-            Ok(len) => self.shared.pushed(len),
+            Ok(len) => {
+                carried.sent();
+                self.shared.pushed(len);
+            }
             Err(PushError::Full) => self.shared.counters.add_dropped(DropReason::QueueFull, 1),
             Err(PushError::Shed) => self.shared.counters.add_dropped(DropReason::Shed, 1),
         }

@@ -13,12 +13,14 @@
 
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::kv::{self, VisitSource, VisitValue};
 use opentelemetry::trace::TraceContextExt as _;
 
-use crate::compact::{Has, Writer};
+use crate::compact::{Has, TraceField, Writer};
 use crate::event::{Severity, TraceContext};
 
 /// Body used when formatting the message panicked.
@@ -54,13 +56,121 @@ fn read_trace_context() -> Option<TraceContext> {
     })
 }
 
+/// What a captured record needs remembered once it is in the queue: the span context it carried
+/// for its thread, for the pipeline.
+#[must_use = "call `sent` after a successful push"]
+pub(crate) struct Carried(Option<(u64, TraceContext)>);
+
+impl Carried {
+    /// The record is in the queue: the thread's next records for that pipeline may refer to its
+    /// span context.
+    pub(crate) fn sent(self) {
+        if let Some((pipeline, trace)) = self.0 {
+            let _ = SENT.try_with(|s| {
+                if let Ok(mut s) = s.try_borrow_mut() {
+                    s.pipeline = pipeline;
+                    s.trace = Some(trace);
+                }
+            });
+        }
+    }
+}
+
+/// A number for each thread that logs, unique among live threads and reused after a thread exits:
+/// the worker keeps the last span context of each by number.
+struct ThreadNumber(u32);
+
+/// The next number never handed out, and numbers given back by exited threads.
+static NEXT_THREAD: AtomicU32 = AtomicU32::new(0);
+static FREE_THREADS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// Threads numbered; a thread past it always sends its span context in full.
+const MAX_THREADS: u32 = 1 << 16;
+
+impl ThreadNumber {
+    fn take() -> Option<ThreadNumber> {
+        let reused = FREE_THREADS.lock().ok().and_then(|mut f| f.pop());
+        let n = reused.or_else(|| {
+            NEXT_THREAD
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    (n < MAX_THREADS).then_some(n + 1)
+                })
+                .ok()
+        })?;
+        Some(ThreadNumber(n))
+    }
+}
+
+impl Drop for ThreadNumber {
+    fn drop(&mut self) {
+        // Every record of this thread was pushed before: a thread given the number later pushes
+        // after them, and its first record carries its span context in full.
+        if let Ok(mut f) = FREE_THREADS.lock() {
+            f.push(self.0);
+        }
+    }
+}
+
+/// The span context this thread's last record carried in full, and for which pipeline.
+struct Sent {
+    number: Option<ThreadNumber>,
+    pipeline: u64,
+    trace: Option<TraceContext>,
+}
+
+thread_local! {
+    static SENT: std::cell::RefCell<Sent> = const {
+        std::cell::RefCell::new(Sent {
+            number: None,
+            pipeline: 0,
+            trace: None,
+        })
+    };
+}
+
+/// How the record gives `trace`: by reference to the thread's previous one when it is the same
+/// and `pipeline` (the queue's id; `None` for a nested record) already has it.
+fn trace_field<'t>(
+    trace: Option<&'t TraceContext>,
+    pipeline: Option<u64>,
+) -> (TraceField<'t>, Carried) {
+    let (Some(t), Some(pipeline)) = (trace, pipeline) else {
+        return (
+            trace.map_or(TraceField::None, TraceField::Full),
+            Carried(None),
+        );
+    };
+    let field = SENT.try_with(|s| {
+        let mut s = s.try_borrow_mut().ok()?;
+        if s.number.is_none() {
+            s.number = ThreadNumber::take();
+        }
+        let n = s.number.as_ref()?.0;
+        if s.pipeline == pipeline && s.trace.as_ref() == Some(t) {
+            return Some((TraceField::SameAs(n), Carried(None)));
+        }
+        // Unknown until this record is in the queue.
+        s.trace = None;
+        Some((TraceField::FullFor(n, t), Carried(Some((pipeline, *t)))))
+    });
+    field
+        .ok()
+        .flatten()
+        .unwrap_or((TraceField::Full(t), Carried(None)))
+}
+
 /// Captures `record` into its queued form in `w` (a new writer), ready to be written into a queue
-/// slot; says whether formatting the message panicked. Never panics on account of the record's
-/// contents.
-pub(crate) fn capture_into(record: &log::Record<'_>, w: &mut Writer) -> bool {
+/// slot; says whether formatting the message panicked, and what to remember once the record is in
+/// the queue of pipeline `pipeline` (`None`: refer to no earlier record). Never panics on account
+/// of the record's contents.
+pub(crate) fn capture_into(
+    record: &log::Record<'_>,
+    w: &mut Writer,
+    pipeline: Option<u64>,
+) -> (bool, Carried) {
     let now = now_unix_nanos();
     let trace = current_trace_context();
     let (module, file, line) = (record.module_path(), record.file(), record.line());
+    let (field, carried) = trace_field(trace.as_ref(), pipeline);
     w.header(
         Severity::from(record.level()),
         now,
@@ -69,8 +179,8 @@ pub(crate) fn capture_into(record: &log::Record<'_>, w: &mut Writer) -> bool {
             module: module.is_some(),
             file: file.is_some(),
             line: line.is_some(),
-            trace: trace.is_some(),
         },
+        field,
     );
     let module_static = record.module_path_static();
     match module_static {
@@ -90,9 +200,6 @@ pub(crate) fn capture_into(record: &log::Record<'_>, w: &mut Writer) -> bool {
     if let Some(l) = line {
         w.varint(u64::from(l));
     }
-    if let Some(t) = &trace {
-        w.trace(t);
-    }
     let format_panicked = write_body(w, record.args());
     let mut attrs = AttrWriter {
         w,
@@ -105,13 +212,13 @@ pub(crate) fn capture_into(record: &log::Record<'_>, w: &mut Writer) -> bool {
     let _ = catch_unwind(AssertUnwindSafe(|| record.key_values().visit(&mut attrs)));
     let dropped = attrs.dropped;
     w.end(dropped);
-    format_panicked
+    (format_panicked, carried)
 }
 
-/// [`capture_into`] a new writer.
+/// [`capture_into`] a new writer, referring to no earlier record.
 pub(crate) fn capture(record: &log::Record<'_>) -> (Writer, bool) {
     let mut w = Writer::new();
-    let panicked = capture_into(record, &mut w);
+    let (panicked, Carried(_)) = capture_into(record, &mut w, None);
     (w, panicked)
 }
 

@@ -10,13 +10,22 @@
 //! Layout (private to this process, never stored):
 //!
 //! ```text
-//! severity u8 | flags u8 | referenced u32 | time u64 | [observed u64] | target S | [module S] | [file S]
-//! | [line varint] | [trace_id 16, span_id 8, trace_flags u8] | body S
-//! | (key S, value)* | 0xFF | dropped_attributes varint
+//! severity u8 | flags u8 | referenced u16 | time u64 | [observed u64] | [thread varint]
+//! | [trace_id 16, span_id 8, trace_flags u8] | target S | [module S] | [file S] | [line varint]
+//! | body S | (key S, value)* | 0xFF | dropped_attributes varint
 //! ```
 //!
 //! `referenced` is the length of the strings the record refers to rather than holds (interned and
-//! `'static` ones), so the worker knows a record's size without reading it.
+//! `'static` ones), in 64-byte units rounded up, so the worker knows a record's size without
+//! reading it.
+//!
+//! A span context is usually the same for many records of a thread in a row, so a queued record
+//! need not repeat it: a record with [`FLAG_THREAD`] names its thread's number, and either carries
+//! the span context (which the worker then remembers for that thread) or has [`FLAG_TRACE_SAME`]:
+//! the context is the one the thread's previous such record carried. Records of one thread reach
+//! the worker in the order they were pushed, and the thread remembers a context only once its
+//! record is in the queue, so the worker always knows the one meant ([`Queued::resolve`], when a
+//! record is taken from the queue, puts it back in full).
 //! A string `S` is an interned id below 0x80 in one byte, or 0x80 and the id as a varint, or 0x81,
 //! a varint length and the bytes, or 0x82, the address and a varint length of a `&'static str`.
 //! A value is 0 and a zigzag varint (int), 1 and 8 bytes (double), 2 (false), 3 (true), or 4 and a
@@ -28,8 +37,17 @@ use std::mem::MaybeUninit;
 use crate::event::{Attr, AttrValue, LogEvent, Severity, TraceContext};
 use crate::intern;
 
-/// Bytes of a record kept in the queue slot itself.
+/// Bytes of a queued record kept in the queue slot itself (a slot is 88 bytes).
+pub(crate) const QUEUED_INLINE: usize = 78;
+/// Bytes of a record the worker holds kept inline: a queued one with its span context put back.
 pub(crate) const INLINE: usize = 118;
+const _: () = assert!(QUEUED_INLINE + TRACE_LEN <= INLINE);
+/// Bytes of a span context in a record.
+const TRACE_LEN: usize = 25;
+/// Offset of the optional fields after the fixed header (severity, flags, referenced, time).
+const FIXED: usize = 12;
+/// Unit of the `referenced` field.
+const REFERENCED_UNIT: u64 = 64;
 
 const FLAG_TRACE: u8 = 1;
 const FLAG_OBSERVED: u8 = 2;
@@ -38,6 +56,10 @@ const FLAG_FILE: u8 = 8;
 const FLAG_LINE: u8 = 16;
 /// Some attributes were left out: the count at the end is not zero.
 const FLAG_DROPPED: u8 = 32;
+/// The record names its thread (queued records only).
+const FLAG_THREAD: u8 = 64;
+/// The span context is the thread's previous one (queued records only).
+const FLAG_TRACE_SAME: u8 = 128;
 
 const S_ID: u8 = 0x80;
 const S_INLINE: u8 = 0x81;
@@ -49,42 +71,153 @@ const V_DOUBLE: u8 = 1;
 const V_FALSE: u8 = 2;
 const V_TRUE: u8 = 3;
 const V_STR: u8 = 4;
+const V_DOUBLE_INT: u8 = 5;
 
-/// A record as queued. Only this module makes one (from a [`Writer`]): the `S_STATIC` form, read
-/// back as a `&'static str`, relies on that.
+/// A record as the worker holds it, read by [`View`]. Only this module makes one (from a
+/// [`Writer`] or a [`Queued`]): the `S_STATIC` form, read back as a `&'static str`, relies on that.
 #[derive(Clone)]
-pub(crate) struct Compact(Repr);
+pub(crate) struct Compact(Repr<INLINE>);
+
+/// A record as it sits in a queue slot: a [`Compact`] that may refer to its thread's span context
+/// instead of holding it. [`Queued::resolve`] makes the `Compact`.
+#[repr(transparent)]
+pub(crate) struct Queued(Repr<QUEUED_INLINE>);
 
 #[derive(Clone)]
-enum Repr {
+enum Repr<const N: usize> {
     /// The first `len` bytes are written; the rest are not (a record is copied into its queue slot
     /// byte by length, not whole).
     Inline {
         len: u8,
-        bytes: [MaybeUninit<u8>; INLINE],
+        bytes: [MaybeUninit<u8>; N],
     },
     Heap(Box<[u8]>),
+}
+
+impl<const N: usize> Repr<N> {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Repr::Inline { len, bytes } => {
+                let len = usize::from(*len).min(N);
+                // SAFETY: the first `len` bytes of an inline record are written (`Repr::write`).
+                unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<u8>(), len) }
+            }
+            Repr::Heap(b) => b,
+        }
+    }
+
+    /// Writes `parts`, one after the other, into `dst`: inline if they fit, else on the heap.
+    #[inline]
+    fn write<'d>(dst: &'d mut MaybeUninit<Self>, parts: &[&[u8]]) -> &'d mut Self {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > N {
+            return dst.write(Repr::Heap(parts.concat().into_boxed_slice()));
+        }
+        let r = dst.write(Repr::Inline {
+            len: len as u8,
+            bytes: [MaybeUninit::uninit(); N],
+        });
+        if let Repr::Inline { bytes, .. } = r {
+            let mut at = 0;
+            for p in parts {
+                // SAFETY: the parts total `len <= N` bytes, and do not overlap the slot.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        p.as_ptr(),
+                        bytes.as_mut_ptr().cast::<u8>().add(at),
+                        p.len(),
+                    );
+                }
+                at += p.len();
+            }
+        }
+        r
+    }
+}
+
+/// The span context each thread's records last carried, as the worker knows it (by thread number).
+#[derive(Default)]
+pub(crate) struct ThreadTraces(Vec<Option<TraceContext>>);
+
+impl Queued {
+    /// The record in full: a span context it refers to is put back from `traces`, which learns the
+    /// ones it carries. Every record taken from the queue goes through this, in queue order.
+    pub(crate) fn resolve(self, traces: &mut ThreadTraces) -> Compact {
+        let b = self.0.as_bytes();
+        let flags = b.get(1).copied().unwrap_or(0);
+        if flags & FLAG_THREAD == 0 {
+            return Compact(match self.0 {
+                Repr::Heap(h) => Repr::Heap(h),
+                inline => {
+                    let mut c = MaybeUninit::uninit();
+                    Repr::write(&mut c, &[inline.as_bytes()]);
+                    // SAFETY: `Repr::write` always writes.
+                    unsafe { c.assume_init() }
+                }
+            });
+        }
+        let at = FIXED + if flags & FLAG_OBSERVED != 0 { 8 } else { 0 };
+        let mut r = Reader(b.get(at..).unwrap_or_default());
+        let thread = r.varint().and_then(|t| usize::try_from(t).ok());
+        let after = b.len() - r.0.len();
+        let (Some(head), Some(thread)) = (b.get(..at), thread) else {
+            return Compact(Repr::Heap(Box::default()));
+        };
+        if traces.0.len() <= thread {
+            traces.0.resize(thread + 1, None);
+        }
+        let mut trace = [0u8; TRACE_LEN];
+        let (flags, tail) = if flags & FLAG_TRACE != 0 {
+            if let Some(t) = b.get(after..after + TRACE_LEN) {
+                trace.copy_from_slice(t);
+                traces.0[thread] = Some(trace_from(&trace));
+            }
+            (flags & !FLAG_THREAD, &b[after..])
+        } else {
+            match &traces.0[thread] {
+                Some(t) => {
+                    trace[..16].copy_from_slice(&t.trace_id);
+                    trace[16..24].copy_from_slice(&t.span_id);
+                    trace[24] = t.flags;
+                    (
+                        (flags | FLAG_TRACE) & !(FLAG_THREAD | FLAG_TRACE_SAME),
+                        &b[after..],
+                    )
+                }
+                None => (flags & !(FLAG_THREAD | FLAG_TRACE_SAME), &b[after..]),
+            }
+        };
+        let same = flags & FLAG_TRACE != 0 && b[1] & FLAG_TRACE_SAME != 0;
+        let first = [head[0], flags];
+        let mut c = MaybeUninit::uninit();
+        let parts: [&[u8]; 4] = [&first, &head[2..], if same { &trace } else { &[] }, tail];
+        Repr::write(&mut c, &parts);
+        // SAFETY: `Repr::write` always writes.
+        Compact(unsafe { c.assume_init() })
+    }
+}
+
+fn trace_from(b: &[u8; TRACE_LEN]) -> TraceContext {
+    let mut t = TraceContext {
+        trace_id: [0; 16],
+        span_id: [0; 8],
+        flags: b[24],
+    };
+    t.trace_id.copy_from_slice(&b[..16]);
+    t.span_id.copy_from_slice(&b[16..24]);
+    t
 }
 
 impl Compact {
     /// About the size of the record's content: its bytes plus the strings it refers to.
     pub(crate) fn approx_size(&self) -> usize {
         let b = self.as_bytes();
-        let referenced = b
-            .get(2..6)
-            .map_or(0, |r| u32::from_le_bytes([r[0], r[1], r[2], r[3]]));
-        b.len() + referenced as usize
+        let referenced = b.get(2..4).map_or(0, |r| u16::from_le_bytes([r[0], r[1]]));
+        b.len() + usize::from(referenced) * REFERENCED_UNIT as usize
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        match &self.0 {
-            Repr::Inline { len, bytes } => {
-                let len = usize::from(*len).min(INLINE);
-                // SAFETY: the first `len` bytes of an inline record are written (`finish_into`).
-                unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<u8>(), len) }
-            }
-            Repr::Heap(b) => b,
-        }
+        self.0.as_bytes()
     }
 
     /// The record's severity (its first byte).
@@ -109,7 +242,6 @@ pub(crate) struct Has {
     pub module: bool,
     pub file: bool,
     pub line: bool,
-    pub trace: bool,
 }
 
 /// Writes a record: into the inline buffer while it fits, then into a heap buffer.
@@ -119,7 +251,7 @@ pub(crate) struct Writer {
     referenced: u64,
     /// Whether attributes were left out ([`FLAG_DROPPED`]).
     dropped: bool,
-    inline: [u8; INLINE],
+    inline: [u8; QUEUED_INLINE],
     heap: Vec<u8>,
 }
 
@@ -129,7 +261,7 @@ impl Writer {
             len: 0,
             referenced: 0,
             dropped: false,
-            inline: [0; INLINE],
+            inline: [0; QUEUED_INLINE],
             heap: Vec::new(),
         }
     }
@@ -219,22 +351,46 @@ impl Writer {
         self.varint(s.len() as u64);
     }
 
-    pub(crate) fn header(&mut self, severity: Severity, time: u64, observed: u64, has: Has) {
-        let flags = if has.trace { FLAG_TRACE } else { 0 }
+    /// The fixed header, then the optional time, thread and span context. Everything else follows
+    /// in the order of [`Has`].
+    pub(crate) fn header(
+        &mut self,
+        severity: Severity,
+        time: u64,
+        observed: u64,
+        has: Has,
+        trace: TraceField<'_>,
+    ) {
+        let trace_flags = match trace {
+            TraceField::None => 0,
+            TraceField::Full(_) => FLAG_TRACE,
+            TraceField::FullFor(..) => FLAG_TRACE | FLAG_THREAD,
+            TraceField::SameAs(_) => FLAG_THREAD | FLAG_TRACE_SAME,
+        };
+        let flags = trace_flags
             | if observed != time { FLAG_OBSERVED } else { 0 }
             | if has.module { FLAG_MODULE } else { 0 }
             | if has.file { FLAG_FILE } else { 0 }
             | if has.line { FLAG_LINE } else { 0 };
         self.byte(severity.number() as u8);
         self.byte(flags);
-        self.put(&[0; 4]);
+        self.put(&[0; 2]);
         self.put(&time.to_le_bytes());
         if observed != time {
             self.put(&observed.to_le_bytes());
         }
+        match trace {
+            TraceField::None => {}
+            TraceField::Full(t) => self.trace(t),
+            TraceField::FullFor(thread, t) => {
+                self.varint(u64::from(thread));
+                self.trace(t);
+            }
+            TraceField::SameAs(thread) => self.varint(u64::from(thread)),
+        }
     }
 
-    pub(crate) fn trace(&mut self, t: &TraceContext) {
+    fn trace(&mut self, t: &TraceContext) {
         self.put(&t.trace_id);
         self.put(&t.span_id);
         self.byte(t.flags);
@@ -246,8 +402,15 @@ impl Writer {
     }
 
     pub(crate) fn double(&mut self, d: f64) {
-        self.byte(V_DOUBLE);
-        self.put(&d.to_le_bytes());
+        // A double holding a small integer exactly (amounts, counts) takes a varint.
+        let i = d as i64;
+        if (i as f64).to_bits() == d.to_bits() && i.unsigned_abs() < 1 << 53 {
+            self.byte(V_DOUBLE_INT);
+            self.varint(((i << 1) ^ (i >> 63)) as u64);
+        } else {
+            self.byte(V_DOUBLE);
+            self.put(&d.to_le_bytes());
+        }
     }
 
     pub(crate) fn bool(&mut self, b: bool) {
@@ -269,15 +432,14 @@ impl Writer {
 
     /// Sets the header fields known only at the end.
     fn seal(&mut self) {
-        let referenced = u32::try_from(self.referenced)
-            .unwrap_or(u32::MAX)
-            .to_le_bytes();
+        let units = self.referenced.div_ceil(REFERENCED_UNIT);
+        let referenced = u16::try_from(units).unwrap_or(u16::MAX).to_le_bytes();
         let bytes = if self.heap.capacity() == 0 {
             &mut self.inline[..self.len]
         } else {
             &mut self.heap[..]
         };
-        if let Some(slot) = bytes.get_mut(2..6) {
+        if let Some(slot) = bytes.get_mut(2..4) {
             slot.copy_from_slice(&referenced);
         }
         if self.dropped
@@ -287,40 +449,50 @@ impl Writer {
         }
     }
 
-    /// Writes the record into `dst` (a queue slot), copying only the bytes written.
+    /// Writes the record into `dst` (a queue slot), copying only the bytes written. The writer is
+    /// left without its heap buffer; it is written from in place, not moved, since copying bytes
+    /// just written one by one is slow.
     #[inline]
-    /// The writer is left empty of a heap buffer; it is written in place, not moved, since copying
-    /// bytes just written one by one is slow.
-    pub(crate) fn finish_into(&mut self, dst: &mut MaybeUninit<Compact>) {
+    pub(crate) fn finish_into(&mut self, dst: &mut MaybeUninit<Queued>) {
         self.seal();
+        // SAFETY: `Queued` is a transparent wrapper of the `Repr` written here.
+        let dst = unsafe {
+            &mut *(dst as *mut MaybeUninit<Queued>).cast::<MaybeUninit<Repr<QUEUED_INLINE>>>()
+        };
         if self.heap.capacity() != 0 {
-            let heap = std::mem::take(&mut self.heap);
-            dst.write(Compact(Repr::Heap(heap.into_boxed_slice())));
-            return;
-        }
-        let len = self.len.min(INLINE);
-        let c = dst.write(Compact(Repr::Inline {
-            len: len as u8,
-            bytes: [MaybeUninit::uninit(); INLINE],
-        }));
-        if let Repr::Inline { bytes, .. } = &mut c.0 {
-            // SAFETY: both are at least `len` bytes (`len <= INLINE`) and distinct buffers.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    self.inline.as_ptr(),
-                    bytes.as_mut_ptr().cast::<u8>(),
-                    len,
-                );
-            }
+            dst.write(Repr::Heap(
+                std::mem::take(&mut self.heap).into_boxed_slice(),
+            ));
+        } else {
+            Repr::write(dst, &[&self.inline[..self.len.min(QUEUED_INLINE)]]);
         }
     }
 
-    pub(crate) fn finish(mut self) -> Compact {
-        let mut c = MaybeUninit::uninit();
-        self.finish_into(&mut c);
+    /// The record as queued.
+    pub(crate) fn finish_queued(mut self) -> Queued {
+        let mut q = MaybeUninit::uninit();
+        self.finish_into(&mut q);
         // SAFETY: `finish_into` always writes a record.
-        unsafe { c.assume_init() }
+        unsafe { q.assume_init() }
     }
+
+    /// The record in full, for one that refers to no thread's span context.
+    pub(crate) fn finish(self) -> Compact {
+        self.finish_queued().resolve(&mut ThreadTraces::default())
+    }
+}
+
+/// How a record gives its span context.
+#[derive(Clone, Copy)]
+pub(crate) enum TraceField<'a> {
+    /// It has none.
+    None,
+    /// It carries it, for no thread.
+    Full(&'a TraceContext),
+    /// It carries it as the one thread `n` now uses.
+    FullFor(u32, &'a TraceContext),
+    /// It has the one thread `n` sent last.
+    SameAs(u32),
 }
 
 /// A string of the event: a `'static` one by address, others copied.
@@ -333,7 +505,16 @@ fn cow(w: &mut Writer, s: &Cow<'static, str>) {
 }
 
 /// The queued form of an event made by the bridge itself (audit and panic records).
+pub(crate) fn encode_queued(e: &LogEvent) -> Queued {
+    writer_of(e).finish_queued()
+}
+
+/// The event as the worker holds records (replayed ones).
 pub(crate) fn encode(e: &LogEvent) -> Compact {
+    writer_of(e).finish()
+}
+
+fn writer_of(e: &LogEvent) -> Writer {
     let mut w = Writer::new();
     w.header(
         e.severity,
@@ -343,8 +524,8 @@ pub(crate) fn encode(e: &LogEvent) -> Compact {
             module: e.module_path.is_some(),
             file: e.file.is_some(),
             line: e.line.is_some(),
-            trace: e.trace.is_some(),
         },
+        e.trace.as_ref().map_or(TraceField::None, TraceField::Full),
     );
     cow(&mut w, &e.target);
     if let Some(m) = &e.module_path {
@@ -355,9 +536,6 @@ pub(crate) fn encode(e: &LogEvent) -> Compact {
     }
     if let Some(l) = e.line {
         w.varint(u64::from(l));
-    }
-    if let Some(t) = &e.trace {
-        w.trace(t);
     }
     cow(&mut w, &e.body);
     for a in &e.attributes {
@@ -370,7 +548,7 @@ pub(crate) fn encode(e: &LogEvent) -> Compact {
         }
     }
     w.end(e.dropped_attributes);
-    w.finish()
+    w
 }
 
 /// Reads a record back.
@@ -504,12 +682,21 @@ impl<'a> View<'a> {
         let mut r = Reader(c.as_bytes());
         let severity = severity_from(r.byte()?);
         let flags = r.byte()?;
-        let _referenced = r.take(4)?;
+        let _referenced = r.take(2)?;
         let time = r.u64()?;
         let observed = if flags & FLAG_OBSERVED != 0 {
             r.u64()?
         } else {
             time
+        };
+        if flags & (FLAG_THREAD | FLAG_TRACE_SAME) != 0 {
+            // Not resolved: not a record the worker holds.
+            return None;
+        }
+        let trace = if flags & FLAG_TRACE != 0 {
+            Some(trace_from(r.take(TRACE_LEN)?.try_into().ok()?))
+        } else {
+            None
         };
         let target = r.next_string()?;
         let module = if flags & FLAG_MODULE != 0 {
@@ -524,15 +711,6 @@ impl<'a> View<'a> {
         };
         let line = if flags & FLAG_LINE != 0 {
             Some(u32::try_from(r.varint()?).ok()?)
-        } else {
-            None
-        };
-        let trace = if flags & FLAG_TRACE != 0 {
-            Some(TraceContext {
-                trace_id: r.take(16)?.try_into().ok()?,
-                span_id: r.take(8)?.try_into().ok()?,
-                flags: r.byte()?,
-            })
         } else {
             None
         };
@@ -592,6 +770,10 @@ impl<'a> Attributes<'a> {
             V_FALSE => Value::Bool(false),
             V_TRUE => Value::Bool(true),
             V_STR => Value::Str(self.r.next_string()?),
+            V_DOUBLE_INT => {
+                let z = self.r.varint()?;
+                Value::Double((((z >> 1) as i64) ^ -((z & 1) as i64)) as f64)
+            }
             _ => return None,
         };
         Some((key, value))
@@ -684,6 +866,7 @@ mod tests {
             any::<f64>()
                 .prop_filter("NaN is not equal to itself", |d| !d.is_nan())
                 .prop_map(AttrValue::Double),
+            (-(1i64 << 54)..(1i64 << 54)).prop_map(|i| AttrValue::Double(i as f64)),
             any::<bool>().prop_map(AttrValue::Bool),
             ".{0,300}".prop_map(|s| AttrValue::Str(s.into_boxed_str())),
         ]
@@ -745,6 +928,48 @@ mod tests {
             )
     }
 
+    #[test]
+    fn doubles_keep_every_bit_and_integral_ones_take_a_varint() {
+        let write = |d: f64| {
+            let mut w = Writer::new();
+            w.double(d);
+            w.inline[..w.len].to_vec()
+        };
+        for d in [
+            0.0,
+            -0.0,
+            150.0,
+            -3.0,
+            0.5,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
+            -9_007_199_254_740_993.0,
+            i64::MIN as f64,
+            1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f64::MIN_POSITIVE,
+        ] {
+            let mut w = Writer::new();
+            w.text("k");
+            w.double(d);
+            let bytes = w.inline[..w.len].to_vec();
+            let mut a = Attributes {
+                r: Reader(&bytes),
+                done: false,
+            };
+            let v = a.read().map(|(_, v)| v);
+            let Some(Value::Double(back)) = v else {
+                panic!("{d}: {v:?}");
+            };
+            assert_eq!(back.to_bits(), d.to_bits(), "{d}");
+        }
+        assert_eq!(write(150.0).len(), 3);
+        assert_eq!(write(-0.0).len(), 9);
+        assert_eq!(write(0.5).len(), 9);
+    }
+
     proptest! {
         #[test]
         fn every_event_reads_back_as_it_was_written(e in event()) {
@@ -760,24 +985,28 @@ mod tests {
             SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
         };
         assert!(size_of::<Compact>() <= 120, "{}", size_of::<Compact>());
-        assert!(size_of::<crate::pipeline::queue::Slot<Compact>>() <= 128);
-        let _cx = opentelemetry::Context::new()
-            .with_remote_span_context(SpanContext::new(
+        assert!(size_of::<crate::pipeline::queue::Slot<Queued>>() <= 88);
+        let span = |n: u8| {
+            opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
                 TraceId::from_bytes([1; 16]),
-                SpanId::from_bytes([2; 8]),
+                SpanId::from_bytes([n; 8]),
                 TraceFlags::SAMPLED,
                 true,
                 TraceState::default(),
             ))
-            .attach();
+        };
+        let _cx = span(2).attach();
         let kvs: [(&str, log::kv::Value<'_>); 4] = [
             ("amount", 150.0f64.into()),
             ("user_id", 42i64.into()),
             ("currency", "EUR".into()),
             ("seq", 123_456u64.into()),
         ];
-        let capture = |message: &str| {
-            crate::capture::capture(
+        // As the bridge does: captured for a pipeline, remembered once "pushed".
+        let pipeline = Some(u64::MAX - 7);
+        let queue = |message: &str, pipeline: Option<u64>| {
+            let mut w = Writer::new();
+            let (_, carried) = crate::capture::capture_into(
                 &log::Record::builder()
                     .args(format_args!("Transaction processed {message}"))
                     .level(log::Level::Info)
@@ -787,31 +1016,88 @@ mod tests {
                     .line(Some(320))
                     .key_values(&kvs)
                     .build(),
+                &mut w,
+                pipeline,
+            );
+            carried.sent();
+            w.finish_queued()
+        };
+        let mut traces = ThreadTraces::default();
+        // The thread's first record carries its span context; the next ones refer to it and fit
+        // in the slot.
+        let first = queue("123456", pipeline);
+        assert!(first.0.as_bytes()[1] & FLAG_THREAD != 0);
+        let first = first.resolve(&mut traces);
+        let q = queue("123457", pipeline);
+        assert!(
+            matches!(q.0, Repr::Inline { .. }),
+            "{} bytes",
+            q.0.as_bytes().len()
+        );
+        assert!(q.0.as_bytes()[1] & FLAG_TRACE_SAME != 0);
+        let c = q.resolve(&mut traces);
+        assert!(matches!(c.0, Repr::Inline { .. }));
+        for (c, seq) in [(&first, "123456"), (&c, "123457")] {
+            // The referenced names (target, module, file, four keys) count in its size.
+            let names = "payment.service".len()
+                + "loadgen".len()
+                + "examples/loadgen.rs".len()
+                + "amount".len()
+                + "user_id".len()
+                + "currency".len()
+                + "seq".len();
+            let extra = c.approx_size() - c.as_bytes().len();
+            assert!((names..names + 64).contains(&extra), "{extra}");
+            let e = decode(c);
+            assert_eq!(e.body, format!("Transaction processed {seq}"));
+            assert_eq!(e.target, "payment.service");
+            assert_eq!(e.file.as_deref(), Some("examples/loadgen.rs"));
+            assert_eq!(e.line, Some(320));
+            assert_eq!(e.trace.map(|t| t.span_id), Some([2; 8]));
+            assert_eq!(e.attributes.len(), 4);
+            assert_eq!(e.attributes[0].value, AttrValue::Double(150.0));
+        }
+        // Another span: carried again. A record for no pipeline carries it, and changes nothing.
+        drop(_cx);
+        let _cx = span(3).attach();
+        let q = queue("1", pipeline);
+        assert!(q.0.as_bytes()[1] & FLAG_TRACE_SAME == 0);
+        assert_eq!(
+            decode(&q.resolve(&mut traces)).trace.map(|t| t.span_id),
+            Some([3; 8])
+        );
+        let q = queue("2", None);
+        assert!(q.0.as_bytes()[1] & FLAG_THREAD == 0);
+        assert_eq!(
+            decode(&q.resolve(&mut traces)).trace.map(|t| t.span_id),
+            Some([3; 8])
+        );
+        let q = queue("3", pipeline);
+        assert!(q.0.as_bytes()[1] & FLAG_TRACE_SAME != 0);
+        assert_eq!(
+            decode(&q.resolve(&mut traces)).trace.map(|t| t.span_id),
+            Some([3; 8])
+        );
+        // A worker that never saw the thread's context (not possible in a pipeline) reads the
+        // record without one rather than failing.
+        let q = queue("4", pipeline);
+        let e = decode(&q.resolve(&mut ThreadTraces::default()));
+        assert_eq!(
+            (e.trace, e.body.as_ref()),
+            (None, "Transaction processed 4")
+        );
+        let capture = |message: &str| {
+            crate::capture::capture(
+                &log::Record::builder()
+                    .args(format_args!("Transaction processed {message}"))
+                    .level(log::Level::Info)
+                    .target("payment.service")
+                    .key_values(&kvs)
+                    .build(),
             )
             .0
             .finish()
         };
-        let c = capture("123456");
-        assert!(
-            matches!(c.0, Repr::Inline { .. }),
-            "{} bytes",
-            c.as_bytes().len()
-        );
-        // The referenced names (target, module, file, four keys) count in its size.
-        let names = "payment.service".len()
-            + "loadgen".len()
-            + "examples/loadgen.rs".len()
-            + "amount".len()
-            + "user_id".len()
-            + "currency".len()
-            + "seq".len();
-        assert_eq!(c.approx_size(), c.as_bytes().len() + names);
-        let e = decode(&c);
-        assert_eq!(e.body, "Transaction processed 123456");
-        assert_eq!(e.target, "payment.service");
-        assert_eq!(e.file.as_deref(), Some("examples/loadgen.rs"));
-        assert_eq!(e.trace.map(|t| t.span_id), Some([2; 8]));
-        assert_eq!(e.attributes.len(), 4);
         let long = "x".repeat(INLINE);
         let c = capture(&long);
         assert!(matches!(c.0, Repr::Heap(_)));

@@ -902,3 +902,129 @@ fn each_batch_gets_the_whole_export_timeout_from_when_it_leaves() {
     assert_eq!((s.exported, s.dropped.total()), (60, 0), "{s:?}");
     assert_eq!(collector.records().len(), 60);
 }
+
+/// A `Display` that, while the record holding it is formatted, logs a record in another span
+/// (`self.1`, whose id is `self.1 + 1`).
+struct LogsInAnotherSpan<'a>(&'a Logger, u64);
+
+impl std::fmt::Display for LogsInAnotherSpan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let _cx = opentelemetry::Context::new()
+            .with_remote_span_context(opentelemetry::trace::SpanContext::new(
+                opentelemetry::trace::TraceId::from_bytes([7; 16]),
+                opentelemetry::trace::SpanId::from_bytes((self.1 + 1).to_be_bytes()),
+                opentelemetry::trace::TraceFlags::SAMPLED,
+                true,
+                Default::default(),
+            ))
+            .attach();
+        emit(
+            self.0,
+            log::Level::Warn,
+            "app",
+            format_args!("nested span={}", self.1),
+            &[],
+        );
+        write!(f, "outer")
+    }
+}
+
+#[test]
+fn every_record_keeps_its_own_span_context_across_threads_spans_nesting_and_pipelines() {
+    // Queued records refer to their thread's previous span context when it is the same. Threads
+    // change spans, log from a `Display`, log to two pipelines in turn, exit and are replaced
+    // (their numbers reused): every record must still arrive with the span its body names.
+    let (a, b) = (Collector::start(), Collector::start());
+    let (logger_a, guard_a) = builder(&a.endpoint()).build().unwrap();
+    let (logger_b, guard_b) = builder(&b.endpoint()).build().unwrap();
+    let span = |n: u64| {
+        opentelemetry::trace::SpanContext::new(
+            opentelemetry::trace::TraceId::from_bytes([7; 16]),
+            opentelemetry::trace::SpanId::from_bytes((n + 1).to_be_bytes()),
+            opentelemetry::trace::TraceFlags::SAMPLED,
+            true,
+            Default::default(),
+        )
+    };
+    const THREADS: u64 = 4;
+    const PER_THREAD: u64 = 600;
+    let mut expected = (0, 0);
+    for round in 0..3u64 {
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let (logger_a, logger_b) = (&logger_a, &logger_b);
+                s.spawn(move || {
+                    for i in 0..PER_THREAD {
+                        // A new span every 5 records; none at all for every 7th record.
+                        let n = (round * THREADS + t) * 1000 + i / 5;
+                        let _cx = (i % 7 != 3).then(|| {
+                            opentelemetry::Context::new()
+                                .with_remote_span_context(span(n))
+                                .attach()
+                        });
+                        let shown = if i % 7 == 3 { u64::MAX } else { n };
+                        let logger = if i % 11 == 5 { logger_b } else { logger_a };
+                        if i % 13 == 0 {
+                            emit(
+                                logger,
+                                log::Level::Info,
+                                "app",
+                                format_args!(
+                                    "span={shown} {}",
+                                    LogsInAnotherSpan(logger, 900_000 + n)
+                                ),
+                                &[],
+                            );
+                        } else {
+                            emit(
+                                logger,
+                                log::Level::Info,
+                                "app",
+                                format_args!("span={shown}"),
+                                &[],
+                            );
+                        }
+                    }
+                });
+            }
+        });
+        for i in 0..PER_THREAD {
+            let n = 1 + u64::from(i % 13 == 0);
+            if i % 11 == 5 {
+                expected.1 += THREADS * n;
+            } else {
+                expected.0 += THREADS * n;
+            }
+        }
+    }
+    for (collector, guard, want) in [(&a, &guard_a, expected.0), (&b, &guard_b, expected.1)] {
+        guard.flush(WAIT).unwrap();
+        collector.wait_for_records(want as usize, WAIT);
+        let records = collector.records();
+        assert_eq!(records.len() as u64, want);
+        for r in &records {
+            let body = r.body();
+            let shown: u64 = body
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("span="))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{body}"));
+            if shown == u64::MAX {
+                assert!(
+                    r.record.span_id.is_empty(),
+                    "{body}: {:?}",
+                    r.record.span_id
+                );
+            } else {
+                assert_eq!(r.record.trace_id, vec![7; 16], "{body}");
+                assert_eq!(
+                    r.record.span_id,
+                    (shown + 1).to_be_bytes().to_vec(),
+                    "{body}"
+                );
+            }
+        }
+    }
+    assert_eq!(guard_a.stats().dropped.total(), 0);
+    assert_eq!(guard_b.stats().dropped.total(), 0);
+}

@@ -18,7 +18,7 @@ use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::compact::Compact;
+use crate::compact::{Compact, Queued, ThreadTraces};
 use crate::config::Config;
 use crate::event::LogEvent;
 use crate::level::{LevelControl, LevelState};
@@ -43,9 +43,14 @@ pub(crate) enum Control {
     },
 }
 
+/// Ids of pipelines (never 0: a thread that has sent nothing remembers pipeline 0).
+static NEXT_PIPELINE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// State shared by the logger, the guard and the worker.
 pub(crate) struct Shared {
-    pub queue: Queue<Compact>,
+    pub queue: Queue<Queued>,
+    /// Unique in the process: what a thread's records refer to earlier ones by.
+    pub id: u64,
     pub counters: Arc<Counters>,
     pub levels: LevelControl,
     closed: AtomicBool,
@@ -83,7 +88,10 @@ impl Shared {
             self.counters.add_dropped(DropReason::Shutdown, 1);
             return false;
         }
-        match self.queue.try_push(crate::compact::encode(&event), false) {
+        match self
+            .queue
+            .try_push(crate::compact::encode_queued(&event), false)
+        {
             Ok(len) => {
                 self.pushed(len);
                 true
@@ -121,9 +129,10 @@ impl Shared {
         }
     }
 
-    /// Takes the oldest queued record.
-    pub(crate) fn pop(&self) -> Option<Compact> {
-        self.queue.pop()
+    /// Takes the oldest queued record, in full: `traces` is the worker's, which every record taken
+    /// goes through.
+    pub(crate) fn pop(&self, traces: &mut ThreadTraces) -> Option<Compact> {
+        Some(self.queue.pop()?.resolve(traces))
     }
 
     /// The event a queued record holds, with secret attribute values masked (the OTLP encoder
@@ -241,6 +250,7 @@ impl Pipeline {
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             queue: Queue::new(config.max_queue_size, config.high_watermark()),
+            id: NEXT_PIPELINE.fetch_add(1, Ordering::Relaxed),
             counters,
             levels: LevelControl::new(
                 LevelState::new(config.level, &config.directives),
