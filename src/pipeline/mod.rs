@@ -108,9 +108,15 @@ impl Shared {
     }
 
     /// Wakes the worker if it sleeps and a full batch is waiting. Called after a successful push.
+    ///
+    /// Checked when the queue reaches a full batch, and then every 64th record: the fence is not
+    /// free, and above a full batch the worker is almost always awake. (A push's length is a
+    /// snapshot, so one push may see the queue jump past the exact batch size; the next 64th
+    /// record catches that. The worker also wakes on its schedule.)
     #[inline]
     pub(crate) fn pushed(&self, queue_len: usize) {
         if queue_len >= self.batch_size
+            && (queue_len == self.batch_size || queue_len.is_multiple_of(64))
             && {
                 // Pairs with the worker's fence after it announces its sleep: either it sees this
                 // record, or this sees it sleeping.
