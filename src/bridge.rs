@@ -131,6 +131,7 @@ impl log::Log for Logger {
             return;
         }
         let sheddable = record.level() > log::Level::Warn;
+        queued.seal();
         let pushed = self
             .shared
             .queue

@@ -137,6 +137,8 @@ impl Drop for ThreadNumber {
 /// The span context this thread's last record carried in full, and for which pipeline.
 struct Sent {
     number: Option<ThreadNumber>,
+    /// No number was left for this thread.
+    unnumbered: bool,
     pipeline: u64,
     trace: Option<TraceContext>,
 }
@@ -145,6 +147,7 @@ thread_local! {
     static SENT: std::cell::RefCell<Sent> = const {
         std::cell::RefCell::new(Sent {
             number: None,
+            unnumbered: false,
             pipeline: 0,
             trace: None,
         })
@@ -165,8 +168,10 @@ fn trace_field<'t>(
     };
     let field = SENT.try_with(|s| {
         let mut s = s.try_borrow_mut().ok()?;
-        if s.number.is_none() {
+        if s.number.is_none() && !s.unnumbered {
             s.number = ThreadNumber::take();
+            // Numbers run out only past `MAX_THREADS` live threads: then don't ask again.
+            s.unnumbered = s.number.is_none();
         }
         let n = s.number.as_ref()?.0;
         if s.pipeline == pipeline && s.trace.as_ref() == Some(t) {

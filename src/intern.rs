@@ -9,8 +9,8 @@
 //! A cached entry is confirmed by comparing the text, since the memory of a freed string may hold
 //! another one, except for strings that cannot change: `'static` ones the caller says are, and
 //! strings inside the executable's read-only mappings (string literals: the targets and keys the
-//! `log` macros pass, which `log` hands over only as `&str`). Those mappings are read once from
-//! `/proc/self/maps` when a pipeline is built ([`learn_read_only`]), never on the logging path.
+//! `log` macros pass, which `log` hands over only as `&str`). Those segments are learnt once when a
+//! pipeline is built ([`learn_read_only`]), never on the logging path.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -31,36 +31,59 @@ const MAX_RANGES: usize = 4;
 /// The address ranges (start, end) of the executable's read-only file mappings, once learnt.
 static READ_ONLY: OnceLock<[(usize, usize); MAX_RANGES]> = OnceLock::new();
 
-/// Learns where the executable's read-only mappings are (Linux: from `/proc/self/maps`), so that
-/// string literals are recognised without comparing their text. Does nothing when that cannot be
+/// Learns where the executable's read-only segments are (the program headers the loader mapped, as
+/// `dl_iterate_phdr` reports them), so that string literals are recognised without comparing their
+/// text. Only the loader's segments count: another read-only mapping of the same file (a backtrace
+/// symbolizer's, say) may be unmapped and its addresses reused. Does nothing where that cannot be
 /// read: every lookup then compares. Called when a pipeline is built.
 pub(crate) fn learn_read_only() {
-    READ_ONLY.get_or_init(|| {
-        let mut ranges = [(0, 0); MAX_RANGES];
-        let exe = std::fs::read_link("/proc/self/exe").ok();
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-        if let Some(exe) = exe.as_ref().and_then(|e| e.to_str()) {
-            let found = maps.lines().filter_map(|l| read_only_range(l, exe));
-            for (slot, range) in ranges.iter_mut().zip(found) {
-                *slot = range;
-            }
-        }
-        ranges
-    });
+    READ_ONLY.get_or_init(read_only_segments);
 }
 
-/// The range of one `/proc/self/maps` line if it maps `exe` without write permission.
-fn read_only_range(line: &str, exe: &str) -> Option<(usize, usize)> {
-    let mut fields = line.split_ascii_whitespace();
-    let (range, perms) = (fields.next()?, fields.next()?);
-    let path = fields.nth(3)?;
-    if path != exe || perms.as_bytes().get(1) != Some(&b'-') {
-        return None;
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn read_only_segments() -> [(usize, usize); MAX_RANGES] {
+    unsafe extern "C" fn first_object(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `dl_iterate_phdr` passes a valid `info` for the call, whose `dlpi_phdr` points
+        // at `dlpi_phnum` program headers; `data` is the array passed below.
+        unsafe {
+            let info = &*info;
+            let out = &mut *data.cast::<[(usize, usize); MAX_RANGES]>();
+            if !info.dlpi_phdr.is_null() {
+                let headers =
+                    std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum));
+                let segments = headers
+                    .iter()
+                    .filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W == 0)
+                    .map(|h| {
+                        let start = (info.dlpi_addr as usize).wrapping_add(h.p_vaddr as usize);
+                        (start, start.saturating_add(h.p_memsz as usize))
+                    });
+                for (slot, range) in out.iter_mut().zip(segments) {
+                    *slot = range;
+                }
+            }
+        }
+        // The first object is the program itself: stop there.
+        1
     }
-    let (start, end) = range.split_once('-')?;
-    let start = usize::from_str_radix(start, 16).ok()?;
-    let end = usize::from_str_radix(end, 16).ok()?;
-    (start < end).then_some((start, end))
+    let mut ranges = [(0usize, 0usize); MAX_RANGES];
+    // SAFETY: the callback only reads what it is given and writes `ranges`, which outlives the call.
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(first_object),
+            (&mut ranges as *mut [(usize, usize); MAX_RANGES]).cast(),
+        );
+    }
+    ranges
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn read_only_segments() -> [(usize, usize); MAX_RANGES] {
+    [(0, 0); MAX_RANGES]
 }
 
 /// Whether `s` lies in a read-only mapping of the executable: its text never changes.
@@ -256,23 +279,5 @@ mod tests {
         assert!(!is_read_only(leaked));
         let ranges = READ_ONLY.get().unwrap();
         assert!(ranges.iter().any(|&(a, b)| a < b), "{ranges:x?}");
-    }
-
-    #[test]
-    fn maps_lines_are_parsed_strictly() {
-        let exe = "/usr/bin/app";
-        let ro = "55d0c0a00000-55d0c0a3f000 r--p 00000000 08:01 1234 /usr/bin/app";
-        let rx = "55d0c0a3f000-55d0c0b00000 r-xp 0003f000 08:01 1234 /usr/bin/app";
-        let rw = "55d0c0c00000-55d0c0c10000 rw-p 00200000 08:01 1234 /usr/bin/app";
-        let other = "7f0000000000-7f0000001000 r--p 00000000 08:01 99 /usr/lib/libc.so.6";
-        let anon = "7f0000002000-7f0000003000 r--p 00000000 00:00 0";
-        assert_eq!(
-            read_only_range(ro, exe),
-            Some((0x55d0c0a00000, 0x55d0c0a3f000))
-        );
-        assert!(read_only_range(rx, exe).is_some());
-        for l in [rw, other, anon, "", "zz-1 r--p 0 0 0 /usr/bin/app"] {
-            assert_eq!(read_only_range(l, exe), None, "{l}");
-        }
     }
 }
