@@ -209,7 +209,12 @@ fn main() {
         rows("ours, queue 2097152", "ours", &big, false),
         rows("official, queue 2097152", "official", &big, false),
         rows("ours, default queue (8192)", "ours", &default, false),
-        rows("official, default queue (2048)", "official", &default, false),
+        rows(
+            "official, default queue (2048)",
+            "official",
+            &default,
+            false,
+        ),
     ];
     println!(
         "\nloadgen --count {count} --threads {threads}, collector on 127.0.0.1 (same machine), median of {repeat} runs\n"

@@ -2,6 +2,10 @@
 //! words (case-insensitive) has its value replaced by `[REDACTED]` before it is exported, spooled,
 //! written to a file or printed. Applied on the worker thread, so it costs the callers nothing.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::compact::Str;
 use crate::event::{AttrValue, LogEvent};
 
 /// What a redacted value becomes.
@@ -19,7 +23,7 @@ pub const DEFAULT_REDACT_KEYS: [&str; 8] = [
     "cookie",
 ];
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Redactor {
     /// Lowercase words; empty: redaction off.
     words: Vec<String>,
@@ -27,6 +31,15 @@ pub(crate) struct Redactor {
     starts: [bool; 256],
     /// The shortest word's length: shorter keys are never secret.
     shortest: usize,
+    /// The verdict on each interned key, by id (0: not asked yet, 1: no, 2: yes): interned keys are
+    /// the common case, each decided once. Shared by clones, which have the same words.
+    verdicts: Arc<[AtomicU8]>,
+}
+
+impl PartialEq for Redactor {
+    fn eq(&self, other: &Self) -> bool {
+        self.words == other.words
+    }
 }
 
 impl Default for Redactor {
@@ -53,6 +66,30 @@ impl Redactor {
             words,
             starts,
             shortest,
+            verdicts: (0..crate::intern::MAX_STRINGS)
+                .map(|_| AtomicU8::new(0))
+                .collect(),
+        }
+    }
+
+    /// [`is_secret`](Self::is_secret) for a key read from a queued record: an interned key is
+    /// decided once.
+    #[inline]
+    pub(crate) fn is_secret_key(&self, key: Str<'_>) -> bool {
+        match key {
+            Str::Interned(id, k) => match self.verdicts.get(usize::from(id)) {
+                Some(v) => match v.load(Ordering::Relaxed) {
+                    1 => false,
+                    2 => true,
+                    _ => {
+                        let secret = self.is_secret(k);
+                        v.store(if secret { 2 } else { 1 }, Ordering::Relaxed);
+                        secret
+                    }
+                },
+                None => self.is_secret(k),
+            },
+            other => self.is_secret(other.as_str()),
         }
     }
 
@@ -85,6 +122,24 @@ impl Redactor {
 mod tests {
     use super::*;
     use crate::event::{Attr, Severity};
+
+    #[test]
+    fn interned_keys_get_the_same_verdict_every_time_and_clones_share_it() {
+        let r = Redactor::new(DEFAULT_REDACT_KEYS);
+        let secret = crate::intern::id("db_password").unwrap();
+        let plain = crate::intern::id("user_name").unwrap();
+        let clone = r.clone();
+        for _ in 0..3 {
+            assert!(r.is_secret_key(Str::Interned(secret, "db_password")));
+            assert!(clone.is_secret_key(Str::Interned(secret, "db_password")));
+            assert!(!r.is_secret_key(Str::Interned(plain, "user_name")));
+        }
+        assert!(r.is_secret_key(Str::Copied("X-Api_Key")));
+        assert!(!r.is_secret_key(Str::Copied("monkey")));
+        // Another redactor decides by its own words.
+        let none = Redactor::new::<&str>([]);
+        assert!(!none.is_secret_key(Str::Interned(secret, "db_password")));
+    }
 
     #[test]
     fn secret_keys_are_masked_case_insensitively_and_others_kept() {

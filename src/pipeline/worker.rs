@@ -326,8 +326,9 @@ impl format::Source for Line<'_> {
     }
     fn attributes(&self) -> impl Iterator<Item = (&str, format::ValueRef<'_>)> + Clone {
         self.view.attributes().map(|(key, value)| {
+            let secret = self.redactor.is_secret_key(key);
             let key = key.as_str();
-            let value = if self.redactor.is_secret(key) {
+            let value = if secret {
                 format::ValueRef::Str(REDACTED)
             } else {
                 match value {

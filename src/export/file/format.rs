@@ -25,7 +25,6 @@ use std::borrow::Cow;
 use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::ser::{SerializeMap, Serializer as _};
 use serde_json::ser::{CompactFormatter, Formatter};
 
 use crate::event::{Attr, AttrValue, LogEvent, Severity, TraceContext};
@@ -102,48 +101,6 @@ impl Formatter for LineFormatter {
         }
         CompactFormatter.write_string_fragment(writer, rest)
     }
-}
-
-/// A timestamp serialised as an RFC 3339 string straight into the output (no intermediate `String`).
-struct Timestamp(u64);
-
-impl serde::Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_nanos(
-            UNIX_EPOCH + Duration::from_nanos(self.0),
-        ))
-    }
-}
-
-fn timestamp(nanos: u64) -> Timestamp {
-    Timestamp(nanos)
-}
-
-/// Bytes serialised as lowercase hex straight into the output.
-struct Hex<'a>(&'a [u8]);
-
-impl std::fmt::Display for Hex<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut buf = [0u8; 32];
-        let n = self.0.len().min(16);
-        for (i, b) in self.0[..n].iter().enumerate() {
-            buf[2 * i] = DIGITS[(b >> 4) as usize];
-            buf[2 * i + 1] = DIGITS[(b & 15) as usize];
-        }
-        // Only ASCII hex digits were written.
-        f.write_str(std::str::from_utf8(&buf[..2 * n]).unwrap_or_default())
-    }
-}
-
-impl serde::Serialize for Hex<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-fn hex(bytes: &[u8]) -> Hex<'_> {
-    Hex(bytes)
 }
 
 fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
@@ -256,90 +213,145 @@ fn nested<'a>(all: impl Iterator<Item = (&'a str, ValueRef<'a>)>, index: usize, 
     is_reserved(key) || all.take(index).any(|(k, _)| k == key)
 }
 
-/// The attributes that go under `attributes`: those whose bit is set in the mask (the first 128),
-/// or, past them, that [`nested`] says.
-struct Nested<I>(I, u128);
+/// Appends `v` as a JSON value: strings escaped by serde_json (and U+2028, U+2029 by
+/// [`LineFormatter`]), numbers written by it.
+#[inline]
+fn value(out: &mut Vec<u8>, v: &(impl serde::Serialize + ?Sized)) {
+    // Writing to a Vec cannot fail.
+    let _ = v.serialize(&mut serde_json::Serializer::with_formatter(
+        &mut *out,
+        LineFormatter,
+    ));
+}
 
-impl<'a, I: Iterator<Item = (&'a str, ValueRef<'a>)> + Clone> serde::Serialize for Nested<I> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        for (i, (key, value)) in self.0.clone().enumerate() {
-            let is_nested = match 1u128.checked_shl(i as u32) {
-                Some(bit) => self.1 & bit != 0,
-                None => nested(self.0.clone(), i, key),
-            };
-            if is_nested {
-                map.serialize_entry(key, &value)?;
-            }
-        }
-        map.end()
+/// Appends `,"key":` for a key that needs no escaping (the field names).
+#[inline]
+fn field(out: &mut Vec<u8>, key: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// Appends `"<hex of bytes>"` (lowercase hex digits need no escaping).
+fn hex_string<const N: usize>(out: &mut Vec<u8>, bytes: &[u8; N]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [b'"'; 34];
+    for (i, b) in bytes.iter().enumerate().take(16) {
+        buf[1 + 2 * i] = DIGITS[usize::from(b >> 4)];
+        buf[2 + 2 * i] = DIGITS[usize::from(b & 15)];
     }
+    let n = 2 * N.min(16);
+    buf[1 + n] = b'"';
+    out.extend_from_slice(&buf[..n + 2]);
+}
+
+/// Appends the RFC 3339 timestamp as a string (its characters need no escaping).
+fn timestamp_string(out: &mut Vec<u8>, nanos: u64) {
+    use std::io::Write as _;
+    let _ = write!(
+        out,
+        "\"{}\"",
+        humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(nanos))
+    );
 }
 
 /// Appends `event` as one JSON line, newline included, to `out`.
+///
+/// The object's structure and field names are written here; every string that comes from the
+/// record (target, message, keys, values, service name, paths) is escaped by serde_json.
 pub(crate) fn encode(event: &impl Source, service_name: &str, out: &mut Vec<u8>) {
-    let mut ser = serde_json::Serializer::with_formatter(&mut *out, LineFormatter);
-    // Writing to a Vec cannot fail, and every key is a string: the result is always Ok.
-    let _ = (|| -> Result<(), serde_json::Error> {
-        let mut map = ser.serialize_map(None)?;
-        map.serialize_entry("timestamp", &timestamp(event.time()))?;
-        if event.observed() != event.time() {
-            map.serialize_entry("observed_timestamp", &timestamp(event.observed()))?;
+    out.extend_from_slice(b"{\"timestamp\":");
+    timestamp_string(out, event.time());
+    if event.observed() != event.time() {
+        field(out, "observed_timestamp");
+        timestamp_string(out, event.observed());
+    }
+    field(out, "severity_text");
+    value(out, event.severity().text());
+    field(out, "severity_number");
+    value(out, &event.severity().number());
+    field(out, "logger");
+    value(out, event.target());
+    field(out, "message");
+    value(out, event.body());
+    if let Some(t) = event.trace() {
+        field(out, "trace_id");
+        hex_string(out, &t.trace_id);
+        field(out, "span_id");
+        hex_string(out, &t.span_id);
+        field(out, "trace_flags");
+        value(out, &t.flags);
+    }
+    field(out, "service.name");
+    value(out, service_name);
+    if let Some(f) = event.file() {
+        field(out, "code.file.path");
+        value(out, f);
+    }
+    if let Some(l) = event.line() {
+        field(out, "code.line.number");
+        value(out, &l);
+    }
+    if let Some(m) = event.module() {
+        field(out, "code.function.name");
+        value(out, m);
+    }
+    let dropped = event.dropped_attributes();
+    if dropped > 0 {
+        field(out, "dropped_attributes_count");
+        value(out, &dropped);
+    }
+    // One pass; the keys seen so far are kept on the stack (a record rarely has more than
+    // `SEEN`; past that, a repeat is looked for by walking the attributes again).
+    const SEEN: usize = 16;
+    let attributes = event.attributes();
+    let mut seen = [""; SEEN];
+    let mut nested_mask = 0u128;
+    let mut any_nested = false;
+    for (i, (key, v)) in attributes.clone().enumerate() {
+        let repeated = if i <= SEEN {
+            seen[..i].contains(&key)
+        } else {
+            nested(attributes.clone(), i, key)
+        };
+        if let Some(slot) = seen.get_mut(i) {
+            *slot = key;
         }
-        map.serialize_entry("severity_text", event.severity().text())?;
-        map.serialize_entry("severity_number", &event.severity().number())?;
-        map.serialize_entry("logger", event.target())?;
-        map.serialize_entry("message", event.body())?;
-        if let Some(t) = event.trace() {
-            map.serialize_entry("trace_id", &hex(&t.trace_id))?;
-            map.serialize_entry("span_id", &hex(&t.span_id))?;
-            map.serialize_entry("trace_flags", &t.flags)?;
+        if repeated || is_reserved(key) {
+            any_nested = true;
+            if let Some(bit) = 1u128.checked_shl(i as u32) {
+                nested_mask |= bit;
+            }
+        } else {
+            out.push(b',');
+            value(out, key);
+            out.push(b':');
+            value(out, &v);
         }
-        map.serialize_entry("service.name", service_name)?;
-        if let Some(f) = event.file() {
-            map.serialize_entry("code.file.path", f)?;
-        }
-        if let Some(l) = event.line() {
-            map.serialize_entry("code.line.number", &l)?;
-        }
-        if let Some(m) = event.module() {
-            map.serialize_entry("code.function.name", m)?;
-        }
-        let dropped = event.dropped_attributes();
-        if dropped > 0 {
-            map.serialize_entry("dropped_attributes_count", &dropped)?;
-        }
-        // One pass; the keys seen so far are kept on the stack (a record rarely has more than
-        // `SEEN`; past that, a repeat is looked for by walking the attributes again).
-        const SEEN: usize = 16;
-        let attributes = event.attributes();
-        let mut seen = [""; SEEN];
-        let mut nested_mask = 0u128;
-        let mut any_nested = false;
-        for (i, (key, value)) in attributes.clone().enumerate() {
-            let repeated = if i <= SEEN {
-                seen[..i].contains(&key)
-            } else {
-                nested(attributes.clone(), i, key)
+    }
+    if any_nested {
+        // Those whose bit is set in the mask (the first 128), or, past them, that `nested` says.
+        field(out, "attributes");
+        out.push(b'{');
+        let mut first = true;
+        for (i, (key, v)) in attributes.clone().enumerate() {
+            let is_nested = match 1u128.checked_shl(i as u32) {
+                Some(bit) => nested_mask & bit != 0,
+                None => nested(attributes.clone(), i, key),
             };
-            if let Some(slot) = seen.get_mut(i) {
-                *slot = key;
-            }
-            if repeated || is_reserved(key) {
-                any_nested = true;
-                if let Some(bit) = 1u128.checked_shl(i as u32) {
-                    nested_mask |= bit;
+            if is_nested {
+                if !first {
+                    out.push(b',');
                 }
-            } else {
-                map.serialize_entry(key, &value)?;
+                first = false;
+                value(out, key);
+                out.push(b':');
+                value(out, &v);
             }
         }
-        if any_nested {
-            map.serialize_entry("attributes", &Nested(attributes, nested_mask))?;
-        }
-        map.end()
-    })();
-    out.push(b'\n');
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 /// Why a line could not be read back.
@@ -741,6 +753,45 @@ mod tests {
             any::<bool>().prop_map(AttrValue::Bool),
             any::<String>().prop_map(|s| AttrValue::Str(s.into())),
         ]
+    }
+
+    #[test]
+    fn strings_from_the_record_are_escaped_everywhere_the_structure_is_not() {
+        let mut e = sample();
+        let odd = "q\"b\\s\nn\u{2028}\u{0}\u{1b}";
+        e.target = Cow::Owned(odd.into());
+        e.body = Cow::Owned(odd.into());
+        e.file = Some(Cow::Owned(odd.into()));
+        e.module_path = Some(Cow::Owned(odd.into()));
+        e.attributes = vec![
+            Attr {
+                key: odd.into(),
+                value: AttrValue::Str(odd.into()),
+            },
+            Attr {
+                key: "message".into(),
+                value: AttrValue::Double(f64::NAN),
+            },
+        ];
+        let mut out = Vec::new();
+        encode(&e, odd, &mut out);
+        let l = String::from_utf8(out).unwrap();
+        assert_eq!(l.matches('\n').count(), 1, "{l}");
+        assert!(!l.contains('\u{2028}'));
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        for k in [
+            "logger",
+            "message",
+            "code.file.path",
+            "code.function.name",
+            "service.name",
+        ] {
+            assert_eq!(v[k], odd, "{k}");
+        }
+        assert_eq!(v[odd], odd);
+        assert_eq!(v["attributes"]["message"], "NaN");
+        let d = decode(l.as_bytes()).unwrap();
+        assert_eq!(d.service_name, odd);
     }
 
     proptest! {

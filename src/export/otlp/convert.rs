@@ -157,11 +157,8 @@ pub(crate) struct RequestEncoder {
     scopes: HashMap<String, usize>,
     /// Size of the last encoded request.
     last_len: usize,
-    /// Masks secret values; fixed for the encoder's life, so its verdicts below stay true.
+    /// Masks secret values.
     redactor: Redactor,
-    /// Whether each interned key is secret, as the redactor decided the first time it met it
-    /// (0: not asked yet, 1: no, 2: yes): interned keys are the common case, asked once.
-    secret: Vec<u8>,
 }
 
 impl RequestEncoder {
@@ -178,7 +175,6 @@ impl RequestEncoder {
             scopes: HashMap::new(),
             last_len: 0,
             redactor,
-            secret: Vec::new(),
         }
     }
 
@@ -221,20 +217,7 @@ impl RequestEncoder {
                 }
             };
             let mut record = self.spare.pop().unwrap_or_default();
-            let mut is_secret = |key: Str<'_>| match key {
-                Str::Interned(id, k) => {
-                    let id = usize::from(id);
-                    if self.secret.len() <= id {
-                        self.secret.resize(id + 1, 0);
-                    }
-                    if self.secret[id] == 0 {
-                        self.secret[id] = if redactor.is_secret(k) { 2 } else { 1 };
-                    }
-                    self.secret[id] == 2
-                }
-                other => redactor.is_secret(other.as_str()),
-            };
-            fill_record(&mut record, &e, &mut is_secret);
+            fill_record(&mut record, &e, &mut |key| redactor.is_secret_key(key));
             rl.scope_logs[i].log_records.push(record);
         }
         // Records a smaller batch did not need are not kept beyond one batch's worth.
