@@ -245,14 +245,52 @@ fn hex_string<const N: usize>(out: &mut Vec<u8>, bytes: &[u8; N]) {
     out.extend_from_slice(&buf[..n + 2]);
 }
 
-/// Appends the RFC 3339 timestamp as a string (its characters need no escaping).
+thread_local! {
+    /// The last second formatted on this thread and its text up to the fraction
+    /// (`"YYYY-MM-DDTHH:MM:SS.`): records come many to a second.
+    static LAST_SECOND: std::cell::Cell<(u64, [u8; 21])> = const {
+        std::cell::Cell::new((u64::MAX, [0; 21]))
+    };
+}
+
+/// Appends the RFC 3339 timestamp (UTC, nanoseconds, `Z`) as a string: its characters need no
+/// escaping. The date and time of day come from humantime, once per second.
 fn timestamp_string(out: &mut Vec<u8>, nanos: u64) {
-    use std::io::Write as _;
-    let _ = write!(
-        out,
-        "\"{}\"",
-        humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(nanos))
-    );
+    let (secs, frac) = (nanos / 1_000_000_000, nanos % 1_000_000_000);
+    let head = match LAST_SECOND.try_with(std::cell::Cell::get) {
+        Ok((s, head)) if s == secs => head,
+        _ => {
+            use std::io::Write as _;
+            let mut full = [0u8; 40];
+            let mut w = &mut full[..];
+            let _ = write!(
+                w,
+                "\"{}",
+                humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_secs(secs))
+            );
+            let written = 40 - w.len();
+            // `"` + 20 characters up to and including the point, then 9 digits and `Z`.
+            if written != 31 {
+                out.extend_from_slice(&full[..written]);
+                out.push(b'"');
+                return;
+            }
+            let mut head = [0u8; 21];
+            head.copy_from_slice(&full[..21]);
+            let _ = LAST_SECOND.try_with(|c| c.set((secs, head)));
+            head
+        }
+    };
+    let mut digits = [b'0'; 11];
+    let mut f = frac;
+    for d in digits[..9].iter_mut().rev() {
+        *d = b'0' + (f % 10) as u8;
+        f /= 10;
+    }
+    digits[9] = b'Z';
+    digits[10] = b'"';
+    out.extend_from_slice(&head);
+    out.extend_from_slice(&digits);
 }
 
 /// Appends `event` as one JSON line, newline included, to `out`.
@@ -792,6 +830,39 @@ mod tests {
         assert_eq!(v["attributes"]["message"], "NaN");
         let d = decode(l.as_bytes()).unwrap();
         assert_eq!(d.service_name, odd);
+    }
+
+    #[test]
+    fn timestamps_are_humantimes_rfc3339_with_nanoseconds() {
+        let mut last = 0;
+        for nanos in [
+            0u64,
+            1,
+            999_999_999,
+            1_000_000_000,
+            1_781_856_862_105_312_123,
+            1_781_856_862_999_999_999,
+            1_781_856_863_000_000_000,
+            1_781_856_862_000_000_001,
+            4_102_444_799_999_999_999,
+            u64::MAX,
+        ] {
+            // Twice: the second one from the cached second.
+            for _ in 0..2 {
+                let mut out = Vec::new();
+                timestamp_string(&mut out, nanos);
+                let want = format!(
+                    "\"{}\"",
+                    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(nanos))
+                );
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    want,
+                    "{nanos} after {last}"
+                );
+            }
+            last = nanos;
+        }
     }
 
     proptest! {
