@@ -94,8 +94,13 @@ impl Builder {
         let config = self.config()?;
         intern::learn_read_only();
         let counters = Arc::new(Counters::default());
+        let redactor = redact::Redactor::new(&config.redact_keys);
         let otlp = if config.mode.uses_otlp() {
-            Some(OtlpExporter::new(&config, counters.clone())?)
+            Some(OtlpExporter::new(
+                &config,
+                counters.clone(),
+                redactor.clone(),
+            )?)
         } else {
             None
         };
@@ -121,7 +126,7 @@ impl Builder {
             stdout: config.stdout,
             service_name: config.service_name.clone(),
         };
-        let pipeline = Pipeline::start(&config, counters, sinks)?;
+        let pipeline = Pipeline::start(&config, counters, sinks, redactor)?;
         let logger = Logger {
             shared: pipeline.shared.clone(),
         };

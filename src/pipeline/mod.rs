@@ -252,6 +252,7 @@ impl Pipeline {
         config: &Config,
         counters: Arc<Counters>,
         sinks: Sinks,
+        redactor: crate::redact::Redactor,
     ) -> Result<Self, Error> {
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
@@ -270,7 +271,7 @@ impl Pipeline {
             batch_size: config.effective_batch_size(),
             flush_timeout: config.shutdown_timeout,
             last_error: Mutex::new(None),
-            redactor: crate::redact::Redactor::new(&config.redact_keys),
+            redactor,
             abort_exports_at: Mutex::new(None),
         });
         let settings = worker::Settings {

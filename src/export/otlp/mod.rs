@@ -100,7 +100,12 @@ impl Decoder for PreEncoded {
 }
 
 impl OtlpExporter {
-    pub(crate) fn new(config: &Config, counters: std::sync::Arc<Counters>) -> Result<Self, Error> {
+    /// `redactor` masks secret values (the pipeline's, so both share its verdicts per key).
+    pub(crate) fn new(
+        config: &Config,
+        counters: std::sync::Arc<Counters>,
+        redactor: Redactor,
+    ) -> Result<Self, Error> {
         let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
             .map_err(|e| Error::InvalidConfig {
                 setting: "endpoint",
@@ -163,7 +168,7 @@ impl OtlpExporter {
             metadata,
             encoder: convert::RequestEncoder::new(
                 convert::resource(&config.service_name, &config.resource_attributes),
-                Redactor::new(&config.redact_keys),
+                redactor,
             ),
             request_timeout: config.request_timeout,
             counters,
