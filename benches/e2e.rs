@@ -8,8 +8,9 @@
 //! file appender with its JSON encoder (`loadgen --stack log4rs`), both rotating at 100 MB, records
 //! counted as lines in the files. `E2E_COUNT` sets N (default 1,000,000); `E2E_THREADS` the loadgen
 //! threads (default 1); `E2E_REPEAT` how many times each row is run (default 3): the row shown is
-//! the run with the median records/s. Before any row, each stack runs once unreported, so that no
-//! row pays for memory the machine touches for the first time (on a virtual machine, first-touch
+//! the run with the median records/s. Before any row, ours and the official stack run once
+//! unreported (OTLP, large queue), so that no row pays for memory the machine touches for the first
+//! time (on a virtual machine, first-touch
 //! page faults can cost as much as the logging itself).
 
 use std::io::{BufRead as _, BufReader};

@@ -9,7 +9,8 @@
 //!
 //! Summary line (a public contract: fields are only ever added):
 //! `{"emitted":N,"emit_seconds":S,"ns_per_call":X,"p99_ns":P,"max_ns":M,"exported":E,
-//!   "dropped":{"queue_full":..,...},"shutdown_seconds":D, ...}`
+//!   "dropped":{"queue_full":..,...},"shutdown_seconds":D,"threads":T,"cpu_ns_per_call":C, ...,
+//!   "peak_rss_bytes":B,"stack":"ours"}`
 //! `ns_per_call` is `emit_seconds / emitted`; `p99_ns` and `max_ns` come from every 8th call, timed
 //! on its own. `cpu_ns_per_call` is the CPU time the emitting threads used, per call (it includes
 //! the timing of every 8th call). Exit code 0 when it ran; 2 with the error on stderr for bad arguments or configuration.

@@ -2,7 +2,7 @@
 //! served on its own thread and runtime, on 127.0.0.1 unless told otherwise, behind a bearer token.
 //!
 //! Requests without `authorization: Bearer <token>`, or with a wrong token, get UNAUTHENTICATED and
-//! change nothing. `SetLevel` goes through [`Levels`](crate::Levels): the same validation
+//! change nothing. `SetLevel` goes through [`Levels`]: the same validation
 //! (INVALID_ARGUMENT), cooldown (FAILED_PRECONDITION) and audit record as a change made in code.
 
 use std::net::SocketAddr;

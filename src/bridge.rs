@@ -127,6 +127,7 @@ impl log::Log for Logger {
             self.shared.counters.add_format_panic();
         }
         if self.shared.is_closed() {
+            carried.refused();
             self.shared.counters.add_dropped(DropReason::Shutdown, 1);
             return;
         }
@@ -141,8 +142,14 @@ impl log::Log for Logger {
                 carried.sent();
                 self.shared.pushed(len);
             }
-            Err(PushError::Full) => self.shared.counters.add_dropped(DropReason::QueueFull, 1),
-            Err(PushError::Shed) => self.shared.counters.add_dropped(DropReason::Shed, 1),
+            Err(refused) => {
+                carried.refused();
+                let reason = match refused {
+                    PushError::Full => DropReason::QueueFull,
+                    PushError::Shed => DropReason::Shed,
+                };
+                self.shared.counters.add_dropped(reason, 1);
+            }
         }
     }
 

@@ -1,5 +1,5 @@
 //! The only place a `log::Record` is read, on the calling thread: it becomes the record's queued
-//! form ([`Compact`], see `compact`), which the worker reads back into a [`LogEvent`].
+//! form (see `compact`), which the worker reads in place.
 //!
 //! - one clock read gives both `time_unix_nano` and `observed_time_unix_nano`;
 //! - nothing is allocated for a typical record: the message is formatted into a per-thread buffer
@@ -80,24 +80,43 @@ fn read_trace_context() -> Option<TraceContext> {
     })
 }
 
-/// What a captured record needs remembered once it is in the queue: the span context it carried
-/// for its thread, for the pipeline.
-#[must_use = "call `sent` after a successful push"]
-pub(crate) struct Carried(Option<(u64, TraceContext)>);
+/// What a captured record that carries its thread's span context needs remembered: the context
+/// and pipeline it carried, and what the thread had sent before (still what the worker knows if
+/// this record never reaches the queue).
+#[must_use = "call `sent` after a successful push, `refused` otherwise"]
+pub(crate) struct Carried(Option<Carrying>);
+
+struct Carrying {
+    pipeline: u64,
+    trace: TraceContext,
+    before: (u64, Option<TraceContext>),
+}
 
 impl Carried {
     /// The record is in the queue: the thread's next records for that pipeline may refer to its
     /// span context.
     pub(crate) fn sent(self) {
-        if let Some((pipeline, trace)) = self.0 {
-            let _ = SENT.try_with(|s| {
-                if let Ok(mut s) = s.try_borrow_mut() {
-                    s.pipeline = pipeline;
-                    s.trace = Some(trace);
-                }
-            });
+        if let Some(c) = self.0 {
+            remember(c.pipeline, Some(c.trace));
         }
     }
+
+    /// The record was not queued: the worker still knows what the thread sent before, so its next
+    /// records may go on referring to that.
+    pub(crate) fn refused(self) {
+        if let Some(c) = self.0 {
+            remember(c.before.0, c.before.1);
+        }
+    }
+}
+
+fn remember(pipeline: u64, trace: Option<TraceContext>) {
+    let _ = SENT.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            s.pipeline = pipeline;
+            s.trace = trace;
+        }
+    });
 }
 
 /// A number for each thread that logs, unique among live threads and reused after a thread exits:
@@ -177,9 +196,14 @@ fn trace_field<'t>(
         if s.pipeline == pipeline && s.trace.as_ref() == Some(t) {
             return Some((TraceField::SameAs(n), Carried(None)));
         }
-        // Unknown until this record is in the queue.
-        s.trace = None;
-        Some((TraceField::FullFor(n, t), Carried(Some((pipeline, *t)))))
+        // Unknown until this record is queued or refused (`Carried`).
+        let before = (s.pipeline, s.trace.take());
+        let carrying = Carrying {
+            pipeline,
+            trace: *t,
+            before,
+        };
+        Some((TraceField::FullFor(n, t), Carried(Some(carrying))))
     });
     field
         .ok()
@@ -613,6 +637,60 @@ mod tests {
         fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             panic!("broken Display")
         }
+    }
+
+    #[test]
+    fn a_refused_record_leaves_the_thread_referring_to_what_the_worker_knows() {
+        use crate::compact::ThreadTraces;
+        use opentelemetry::trace::{
+            SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+        };
+        let in_span = |n: u8| {
+            opentelemetry::Context::new()
+                .with_remote_span_context(SpanContext::new(
+                    TraceId::from_bytes([9; 16]),
+                    SpanId::from_bytes([n; 8]),
+                    TraceFlags::SAMPLED,
+                    true,
+                    TraceState::default(),
+                ))
+                .attach()
+        };
+        let pipeline = Some(u64::MAX - 11);
+        let mut worker = ThreadTraces::default();
+        // Captures a record in span `n`; "pushes" it (the worker resolves it) or refuses it.
+        let mut log = |n: u8, queued: bool| {
+            let _cx = in_span(n);
+            let mut w = Writer::new();
+            let (_, carried) = capture_into(
+                &log::Record::builder()
+                    .args(format_args!("in {n}"))
+                    .level(log::Level::Info)
+                    .target("t")
+                    .build(),
+                &mut w,
+                pipeline,
+            );
+            let q = w.finish_queued();
+            let reference = q.refers_to_thread_trace();
+            if queued {
+                carried.sent();
+                let e = crate::compact::decode(&q.resolve(&mut worker));
+                assert_eq!(e.trace.map(|t| t.span_id), Some([n; 8]), "{n}");
+            } else {
+                carried.refused();
+            }
+            reference
+        };
+        assert!(!log(1, true));
+        assert!(log(1, true));
+        // Span 2 refused twice: carried in full each time, never remembered.
+        assert!(!log(2, false));
+        assert!(!log(2, false));
+        // Span 1 again: still by reference (the worker knows it), and resolved to span 1.
+        assert!(log(1, true));
+        assert!(!log(2, true));
+        assert!(log(2, true));
     }
 
     #[test]

@@ -1,12 +1,13 @@
-//! The queued form of a record: what the calling thread writes into a queue slot, and the worker
-//! reads back into a [`LogEvent`].
+//! The queued form of a record: what the calling thread writes into a queue slot ([`Queued`]), and
+//! the worker reads in place ([`View`] over a [`Compact`]) or, for the spool, back into a
+//! [`LogEvent`].
 //!
 //! A record is a short byte string, kept inline in the queue slot when it fits in
 //! [`QUEUED_INLINE`] bytes (a typical record with a formatted message, a few key-values and a
 //! reference to its thread's span context takes about 70; with the span context in full, about 95),
-//! on the heap otherwise. So the calling thread allocates nothing for a typical record, a queued
-//! record costs one 88-byte slot instead of an event plus its strings, and the strings are
-//! allocated and freed on the worker thread.
+//! and allocated whole on the heap (by the calling thread) otherwise. So the calling thread
+//! allocates nothing for a typical record, and a queued record costs one 88-byte slot instead of an
+//! event plus its strings.
 //!
 //! Layout (private to this process, never stored):
 //!
@@ -25,12 +26,13 @@
 //! the span context (which the worker then remembers for that thread) or has [`FLAG_TRACE_SAME`]:
 //! the context is the one the thread's previous such record carried. Records of one thread reach
 //! the worker in the order they were pushed, and the thread remembers a context only once its
-//! record is in the queue, so the worker always knows the one meant ([`Queued::resolve`], when a
+//! record is in the queue (a refused record leaves it remembering the one before, which the worker
+//! still has), so the worker always knows the one meant ([`Queued::resolve`], when a
 //! record is taken from the queue, puts it back in full).
 //! A string `S` is an interned id below 0x80 in one byte, or 0x80 and the id as a varint, or 0x81,
 //! a varint length and the bytes, or 0x82, the address and a varint length of a `&'static str`.
-//! A value is 0 and a zigzag varint (int), 1 and 8 bytes (double), 2 (false), 3 (true), or 4 and a
-//! string `S`.
+//! A value is 0 and a zigzag varint (int), 1 and 8 bytes (double), 2 (false), 3 (true), 4 and a
+//! string `S`, or 5 and a zigzag varint (a double that is exactly that integer).
 
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
@@ -141,6 +143,15 @@ impl<const N: usize> Repr<N> {
 pub(crate) struct ThreadTraces(Vec<Option<TraceContext>>);
 
 impl Queued {
+    /// Whether the record refers to its thread's span context rather than carrying it (tests).
+    #[cfg(test)]
+    pub(crate) fn refers_to_thread_trace(&self) -> bool {
+        self.0
+            .as_bytes()
+            .get(1)
+            .is_some_and(|f| f & FLAG_TRACE_SAME != 0)
+    }
+
     /// The record in full: a span context it refers to is put back from `traces`, which learns the
     /// ones it carries. Every record taken from the queue goes through this, in queue order.
     pub(crate) fn resolve(self, traces: &mut ThreadTraces) -> Compact {

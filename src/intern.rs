@@ -3,12 +3,12 @@
 //! queued record holds the id (one byte for the first 128 strings), the worker turns it back into
 //! the `&'static str` without a lock. A thread looks strings up in a small cache of its own first;
 //! the process-wide table is locked only on a miss, and not at all once it is full. The table is
-//! bounded ([`MAX_STRINGS`] strings, [`MAX_BYTES`] bytes): past it, strings are copied into each
-//! record.
+//! bounded ([`MAX_STRINGS`] strings, [`MAX_BYTES`] bytes, [`MAX_LEN`] a string): past it, strings
+//! are copied into each record (a `'static` one is written by address instead).
 //!
 //! A cached entry is confirmed by comparing the text, since the memory of a freed string may hold
 //! another one, except for strings that cannot change: `'static` ones the caller says are, and
-//! strings inside the executable's read-only mappings (string literals: the targets and keys the
+//! strings inside the executable's read-only segments (string literals: the targets and keys the
 //! `log` macros pass, which `log` hands over only as `&str`). Those segments are learnt once when a
 //! pipeline is built ([`learn_read_only`]), never on the logging path.
 
@@ -22,7 +22,7 @@ pub(crate) const MAX_STRINGS: usize = 4096;
 /// Most bytes kept for the life of the process.
 pub(crate) const MAX_BYTES: usize = 256 * 1024;
 /// Longest string interned; longer ones are copied into each record.
-const MAX_LEN: usize = 256;
+pub(crate) const MAX_LEN: usize = 256;
 /// Sets of two entries in each thread's cache (a power of two).
 const SETS: usize = 64;
 /// Most read-only ranges of the executable remembered.
@@ -111,7 +111,8 @@ static STRINGS: [OnceLock<&'static str>; MAX_STRINGS] = [const { OnceLock::new()
 thread_local! {
     /// Recent lookups by the string's address and length, two per set (the last two strings that
     /// fell in it); a hit is confirmed by comparing the text, since the memory of a string that was
-    /// freed may hold another one.
+    /// freed may hold another one, unless both the entry and the lookup are of strings that cannot
+    /// change (`'static`, or in a read-only segment).
     static RECENT: RefCell<[[Entry; 2]; SETS]> = const { RefCell::new([[Entry::EMPTY; 2]; SETS]) };
 }
 

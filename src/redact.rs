@@ -93,8 +93,9 @@ impl Redactor {
         }
     }
 
-    /// Whether `key` contains one of the words, ignoring ASCII case. Runs for every attribute on
-    /// the worker, so it tries the words only where a key byte can begin one.
+    /// Whether `key` contains one of the words, ignoring ASCII case. Runs on the worker for every
+    /// attribute whose key is not interned (and once per interned key), so it tries the words only
+    /// where a key byte can begin one.
     pub(crate) fn is_secret(&self, key: &str) -> bool {
         let key = key.as_bytes();
         if key.len() < self.shortest {

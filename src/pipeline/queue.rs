@@ -7,10 +7,12 @@
 //!   [`Queue::try_push`], which concurrent producers can overshoot by at most their number.
 //! - Each slot has a sequence number: `seq == pos` means free for the push at `pos`, `seq == pos + 1`
 //!   means it holds the value pushed at `pos`. It is stored less the slot's index, so a new queue is
-//!   all zeroes: its memory comes from the system untouched and is paged in only as it fills. A producer claims a position with one CAS on `tail`,
-//!   writes the value, then publishes it with a release store of `seq`; no producer ever waits for
-//!   another or for the consumer.
-//! - `try_push` never blocks, never allocates and never performs I/O.
+//!   all zeroes: its memory comes from the system untouched and is paged in only as it fills. A
+//!   producer claims a position with one CAS on `tail`, writes the value, then publishes it with a
+//!   release store of `seq`; no producer ever waits for another or for the consumer.
+//! - `try_push` never waits for a lock, never allocates and never performs I/O. (Touching a slot
+//!   for the first time is a page fault, which the kernel may take time over; see
+//!   [`advise_huge_pages`].)
 //!
 //! The algorithm is the classic bounded array queue with per-slot sequence numbers (Vyukov).
 
@@ -23,9 +25,11 @@ const HUGE_PAGE: usize = 2 * 1024 * 1024;
 
 /// Asks the kernel to back a large queue with transparent huge pages where it allows them on
 /// request. A queue is paged in as it fills, and with 4 KiB pages the calling threads would take a
-/// page fault (two: the slot's sequence is read before it is written) every 32 records of the
-/// first lap through a large queue; with huge pages, one every 16,384. Memory still comes in as
-/// the queue fills, 2 MiB at a time. Advice only: a refusal changes nothing.
+/// page fault (two: the slot's sequence is read before it is written) every 46 records (88-byte
+/// slots) of the first lap through a large queue; with huge pages, one every 23,800 or so. Memory
+/// still comes in as the queue fills, 2 MiB at a time. Where the kernel compacts memory for such
+/// requests (THP `defrag` set to `madvise`), a first-lap fault may take longer. Advice only: a
+/// refusal changes nothing.
 #[cfg(target_os = "linux")]
 fn advise_huge_pages(ptr: *mut u8, len: usize) {
     // SAFETY: `ptr..ptr + len` is memory this queue just allocated; the advice does not change its
@@ -253,8 +257,8 @@ impl<T> Queue<T> {
     }
 }
 
-/// The slots' memory: allocated zeroed, with an alignment of its own for a large queue, so freed
-/// by hand with the same layout.
+/// The slots' memory: allocated zeroed, for a large queue with 2 MiB more so that the slots can
+/// start at a huge-page boundary; freed by hand from the pointer and layout the allocator gave.
 struct Slots<T> {
     ptr: std::ptr::NonNull<Slot<T>>,
     len: usize,
