@@ -193,29 +193,19 @@ fn main() {
         let mid = runs.len() / 2;
         runs.swap_remove(mid)
     };
-    let rows = |label: &str, stack: &str, env: &[(&str, &str)], files: bool| {
+    type Runner = fn(&str, &str, u64, u64, &[(&str, &str)]) -> Run;
+    let rows = |label: &str, stack: &str, env: &[(&str, &str)], runner: Runner| {
         median(
             (0..repeat)
-                .map(|_| {
-                    if files {
-                        run_files(label, stack, count, threads, env)
-                    } else {
-                        run(label, stack, count, threads, env)
-                    }
-                })
+                .map(|_| runner(label, stack, count, threads, env))
                 .collect(),
         )
     };
     let runs = [
-        rows("ours, queue 2097152", "ours", &big, false),
-        rows("official, queue 2097152", "official", &big, false),
-        rows("ours, default queue (8192)", "ours", &default, false),
-        rows(
-            "official, default queue (2048)",
-            "official",
-            &default,
-            false,
-        ),
+        rows("ours, queue 2097152", "ours", &big, run),
+        rows("official, queue 2097152", "official", &big, run),
+        rows("ours, default queue (8192)", "ours", &default, run),
+        rows("official, default queue (2048)", "official", &default, run),
     ];
     println!(
         "\nloadgen --count {count} --threads {threads}, collector on 127.0.0.1 (same machine), median of {repeat} runs\n"
@@ -239,9 +229,9 @@ fn main() {
                 ("LOG_MODE", "file-only"),
                 ("OTEL_BLRP_MAX_QUEUE_SIZE", "2097152"),
             ],
-            true,
+            run_files,
         ),
-        rows("log4rs, rolling JSON file", "log4rs", &[], true),
+        rows("log4rs, rolling JSON file", "log4rs", &[], run_files),
     ];
     println!(
         "\nrotating JSON files, loadgen --count {count} --threads {threads}, median of {repeat} runs\n"

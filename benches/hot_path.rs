@@ -17,34 +17,14 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
-};
+use opentelemetry::trace::TraceContextExt as _;
 use otel_log_bridge::bench_support;
 
 const QUEUE: usize = 1 << 21;
 
-/// CPU time the calling thread has used so far.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the call to fill.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "CLOCK_THREAD_CPUTIME_ID is available");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
 fn span() -> opentelemetry::ContextGuard {
     opentelemetry::Context::new()
-        .with_remote_span_context(SpanContext::new(
-            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
-            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
-            TraceFlags::SAMPLED,
-            true,
-            TraceState::default(),
-        ))
+        .with_remote_span_context(common::span_context())
         .attach()
 }
 
@@ -81,7 +61,7 @@ fn static_record(logger: &dyn log::Log, level: log::Level) {
 }
 
 fn hot_path(c: &mut Criterion) {
-    let collector = common::Collector::start_counting();
+    let collector = common::Collector::start_discarding();
     let (ours, guard) = otel_log_bridge::builder()
         .read_env(false)
         .mode(otel_log_bridge::Mode::OtlpOnly)
@@ -140,22 +120,22 @@ fn hot_path(c: &mut Criterion) {
     let flush_ours = || guard.flush(Duration::from_secs(60)).unwrap();
     g.bench_function("ours/static_message", |b| {
         b.iter_custom(|iters| {
-            let t = thread_cpu();
+            let t = bench_support::thread_cpu();
             for _ in 0..iters {
                 static_record(&ours, log::Level::Info);
             }
-            let elapsed = thread_cpu() - t;
+            let elapsed = bench_support::thread_cpu() - t;
             flush_ours();
             elapsed
         })
     });
     g.bench_function("ours/loadgen_record", |b| {
         b.iter_custom(|iters| {
-            let t = thread_cpu();
+            let t = bench_support::thread_cpu();
             for i in 0..iters {
                 loadgen_record(&ours, i);
             }
-            let elapsed = thread_cpu() - t;
+            let elapsed = bench_support::thread_cpu() - t;
             flush_ours();
             elapsed
         })
@@ -170,11 +150,11 @@ fn hot_path(c: &mut Criterion) {
                     let ours = ours.clone();
                     std::thread::spawn(move || {
                         let _cx = span();
-                        let start = thread_cpu();
+                        let start = bench_support::thread_cpu();
                         for i in 0..iters {
                             loadgen_record(&*ours, t * iters + i);
                         }
-                        thread_cpu() - start
+                        bench_support::thread_cpu() - start
                     })
                 })
                 .collect();
@@ -185,11 +165,11 @@ fn hot_path(c: &mut Criterion) {
     });
     g.bench_function("official/loadgen_record", |b| {
         b.iter_custom(|iters| {
-            let t = thread_cpu();
+            let t = bench_support::thread_cpu();
             for i in 0..iters {
                 loadgen_record(&official, i);
             }
-            let elapsed = thread_cpu() - t;
+            let elapsed = bench_support::thread_cpu() - t;
             let _ = provider.force_flush();
             elapsed
         })

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
+use otel_log_bridge::bench_support;
 
 const USAGE: &str = "usage: loadgen --count N [--threads T] [--rate PER_SEC] [--trace-id HEX32] [--span-id HEX16] [--stack ours|official|log4rs]";
 const SAMPLE_EVERY: u64 = 8;
@@ -224,7 +225,7 @@ fn main() -> ExitCode {
         "emitted": args.count,
         "emit_seconds": emit_seconds,
         "ns_per_call": if args.count > 0 { emit_seconds * 1e9 / args.count as f64 } else { 0.0 },
-        "p99_ns": percentile(&mut samples, 0.99),
+        "p99_ns": bench_support::percentile(&mut samples, 0.99),
         "max_ns": samples.last().copied().unwrap_or(0),
         "exported": exported,
         "dropped": dropped,
@@ -234,7 +235,10 @@ fn main() -> ExitCode {
     });
     if let Some(line) = summary.as_object_mut() {
         line.extend(counts);
-        line.insert("peak_rss_bytes".into(), peak_rss_bytes().into());
+        line.insert(
+            "peak_rss_bytes".into(),
+            bench_support::peak_rss_bytes().into(),
+        );
         line.insert("stack".into(), stack_name.into());
     }
     println!("{summary}");
@@ -299,16 +303,6 @@ mod log4rs_stack {
     }
 }
 
-/// Sorts `samples` and returns the `q` quantile (0 when empty).
-fn percentile(samples: &mut [u64], q: f64) -> u64 {
-    samples.sort_unstable();
-    samples
-        .get((samples.len() as f64 * q) as usize)
-        .or(samples.last())
-        .copied()
-        .unwrap_or(0)
-}
-
 /// The official stack for side-by-side runs: `opentelemetry-appender-log` -> SDK `BatchLogProcessor`
 /// -> `opentelemetry-otlp` tonic exporter, configured from the same `OTEL_*` variables (the SDK reads
 /// `OTEL_BLRP_*` and the exporter `OTEL_EXPORTER_OTLP_*` itself).
@@ -349,18 +343,6 @@ mod official {
     }
 }
 
-/// The process's peak resident set size (`VmHWM`), 0 where `/proc` does not tell.
-fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
-}
-
 /// Emits this thread's share (`i = t, t + threads, ...`); returns sampled call latencies in ns.
 fn emit(
     t: u64,
@@ -376,7 +358,7 @@ fn emit(
     let mut samples = Vec::with_capacity((count / threads / SAMPLE_EVERY + 1) as usize);
     barrier.wait();
     let start = Instant::now();
-    let cpu_start = thread_cpu();
+    let cpu_start = bench_support::thread_cpu();
     let mut k = 0u64;
     let mut i = t;
     while i < count {
@@ -397,18 +379,8 @@ fn emit(
         k += 1;
         i += threads;
     }
-    (samples, thread_cpu().saturating_sub(cpu_start))
-}
-
-/// CPU time the calling thread has used so far (zero where it cannot be read).
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the call to fill.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    (
+        samples,
+        bench_support::thread_cpu().saturating_sub(cpu_start),
+    )
 }

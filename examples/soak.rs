@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use log::Log as _;
 use opentelemetry::trace::TraceContextExt as _;
+use otel_log_bridge::bench_support;
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -126,11 +127,8 @@ fn main() {
     }
     let duplicates: u64 = counts.values().map(|c| c - 1).sum();
     let p99 = |mut v: Vec<u64>| {
-        v.sort_unstable();
-        (
-            v.get(v.len() * 99 / 100).copied().unwrap_or(0),
-            v.last().copied().unwrap_or(0),
-        )
+        let p99 = bench_support::percentile(&mut v, 0.99);
+        (p99, v.last().copied().unwrap_or(0))
     };
     let (p99_steady, _) = p99(samples.iter().filter(|s| !s.0).map(|s| s.1).collect());
     let (p99_fault, _) = p99(samples.iter().filter(|s| s.0).map(|s| s.1).collect());
@@ -140,15 +138,7 @@ fn main() {
     for r in otel_log_bridge::DropReason::ALL {
         dropped.insert(r.as_str().into(), stats.dropped.get(r).into());
     }
-    let rss = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024;
+    let rss = bench_support::peak_rss_bytes();
     println!(
         "{}",
         serde_json::json!({

@@ -127,7 +127,6 @@ impl log::Log for Logger {
             self.shared.counters.add_format_panic();
         }
         if self.shared.is_closed() {
-            carried.refused();
             self.shared.counters.add_dropped(DropReason::Shutdown, 1);
             return;
         }
@@ -143,7 +142,6 @@ impl log::Log for Logger {
                 self.shared.pushed(len);
             }
             Err(refused) => {
-                carried.refused();
                 let reason = match refused {
                     PushError::Full => DropReason::QueueFull,
                     PushError::Shed => DropReason::Shed,

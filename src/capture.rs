@@ -80,43 +80,26 @@ fn read_trace_context() -> Option<TraceContext> {
     })
 }
 
-/// What a captured record that carries its thread's span context needs remembered: the context
-/// and pipeline it carried, and what the thread had sent before (still what the worker knows if
-/// this record never reaches the queue).
-#[must_use = "call `sent` after a successful push, `refused` otherwise"]
-pub(crate) struct Carried(Option<Carrying>);
-
-struct Carrying {
-    pipeline: u64,
-    trace: TraceContext,
-    before: (u64, Option<TraceContext>),
-}
+/// The span context a captured record carries in full for its thread, and the pipeline it is for:
+/// what the thread remembers once the record is in the queue ([`Carried::sent`]). A record that is
+/// not queued changes nothing: the worker still knows what the thread sent before.
+#[must_use = "call `sent` after a successful push"]
+pub(crate) struct Carried(Option<(u64, TraceContext)>);
 
 impl Carried {
     /// The record is in the queue: the thread's next records for that pipeline may refer to its
-    /// span context.
+    /// span context. (Between the capture and this call no other code runs on the thread, so its
+    /// state is reachable here whenever the capture could read it.)
     pub(crate) fn sent(self) {
-        if let Some(c) = self.0 {
-            remember(c.pipeline, Some(c.trace));
+        if let Some((pipeline, trace)) = self.0 {
+            let _ = SENT.try_with(|s| {
+                if let Ok(mut s) = s.try_borrow_mut() {
+                    s.pipeline = pipeline;
+                    s.trace = Some(trace);
+                }
+            });
         }
     }
-
-    /// The record was not queued: the worker still knows what the thread sent before, so its next
-    /// records may go on referring to that.
-    pub(crate) fn refused(self) {
-        if let Some(c) = self.0 {
-            remember(c.before.0, c.before.1);
-        }
-    }
-}
-
-fn remember(pipeline: u64, trace: Option<TraceContext>) {
-    let _ = SENT.try_with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            s.pipeline = pipeline;
-            s.trace = trace;
-        }
-    });
 }
 
 /// A number for each thread that logs, unique among live threads and reused after a thread exits:
@@ -196,14 +179,7 @@ fn trace_field<'t>(
         if s.pipeline == pipeline && s.trace.as_ref() == Some(t) {
             return Some((TraceField::SameAs(n), Carried(None)));
         }
-        // Unknown until this record is queued or refused (`Carried`).
-        let before = (s.pipeline, s.trace.take());
-        let carrying = Carrying {
-            pipeline,
-            trace: *t,
-            before,
-        };
-        Some((TraceField::FullFor(n, t), Carried(Some(carrying))))
+        Some((TraceField::FullFor(n, t), Carried(Some((pipeline, *t)))))
     });
     field
         .ok()
@@ -678,7 +654,7 @@ mod tests {
                 let e = crate::compact::decode(&q.resolve(&mut worker));
                 assert_eq!(e.trace.map(|t| t.span_id), Some([n; 8]), "{n}");
             } else {
-                carried.refused();
+                drop(carried);
             }
             reference
         };

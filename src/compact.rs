@@ -138,9 +138,10 @@ impl<const N: usize> Repr<N> {
     }
 }
 
-/// The span context each thread's records last carried, as the worker knows it (by thread number).
+/// The span context each thread's records last carried, as the worker knows it (by thread number),
+/// in its record form.
 #[derive(Default)]
-pub(crate) struct ThreadTraces(Vec<Option<TraceContext>>);
+pub(crate) struct ThreadTraces(Vec<Option<[u8; TRACE_LEN]>>);
 
 impl Queued {
     /// Whether the record refers to its thread's span context rather than carrying it (tests).
@@ -178,35 +179,41 @@ impl Queued {
         if traces.0.len() <= thread {
             traces.0.resize(thread + 1, None);
         }
-        let mut trace = [0u8; TRACE_LEN];
-        let (flags, tail) = if flags & FLAG_TRACE != 0 {
-            if let Some(t) = b.get(after..after + TRACE_LEN) {
-                trace.copy_from_slice(t);
-                traces.0[thread] = Some(trace_from(&trace));
-            }
-            (flags & !FLAG_THREAD, &b[after..])
+        let known = &mut traces.0[thread];
+        // The record without its thread number; a context it refers to goes where it would be.
+        let (flags, inserted) = if flags & FLAG_TRACE != 0 {
+            *known = b
+                .get(after..after + TRACE_LEN)
+                .and_then(|t| t.try_into().ok());
+            (flags & !FLAG_THREAD, None)
         } else {
-            match &traces.0[thread] {
-                Some(t) => {
-                    trace[..16].copy_from_slice(&t.trace_id);
-                    trace[16..24].copy_from_slice(&t.span_id);
-                    trace[24] = t.flags;
-                    (
-                        (flags | FLAG_TRACE) & !(FLAG_THREAD | FLAG_TRACE_SAME),
-                        &b[after..],
-                    )
-                }
-                None => (flags & !(FLAG_THREAD | FLAG_TRACE_SAME), &b[after..]),
+            let flags = flags & !(FLAG_THREAD | FLAG_TRACE_SAME);
+            match known {
+                Some(t) => (flags | FLAG_TRACE, Some(*t)),
+                None => (flags, None),
             }
         };
-        let same = flags & FLAG_TRACE != 0 && b[1] & FLAG_TRACE_SAME != 0;
         let first = [head[0], flags];
         let mut c = MaybeUninit::uninit();
-        let parts: [&[u8]; 4] = [&first, &head[2..], if same { &trace } else { &[] }, tail];
+        let parts: [&[u8]; 4] = [
+            &first,
+            &head[2..],
+            inserted.as_ref().map_or(&[], |t| t),
+            &b[after..],
+        ];
         Repr::write(&mut c, &parts);
         // SAFETY: `Repr::write` always writes.
         Compact(unsafe { c.assume_init() })
     }
+}
+
+/// A signed integer as an unsigned one small in magnitude (protobuf's zigzag).
+fn zigzag(i: i64) -> u64 {
+    ((i << 1) ^ (i >> 63)) as u64
+}
+
+fn unzigzag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
 }
 
 fn trace_from(b: &[u8; TRACE_LEN]) -> TraceContext {
@@ -410,7 +417,7 @@ impl Writer {
 
     pub(crate) fn int(&mut self, i: i64) {
         self.byte(V_INT);
-        self.varint(((i << 1) ^ (i >> 63)) as u64);
+        self.varint(zigzag(i));
     }
 
     pub(crate) fn double(&mut self, d: f64) {
@@ -418,7 +425,7 @@ impl Writer {
         let i = d as i64;
         if (i as f64).to_bits() == d.to_bits() && i.unsigned_abs() < 1 << 53 {
             self.byte(V_DOUBLE_INT);
-            self.varint(((i << 1) ^ (i >> 63)) as u64);
+            self.varint(zigzag(i));
         } else {
             self.byte(V_DOUBLE);
             self.put(&d.to_le_bytes());
@@ -777,18 +784,12 @@ impl<'a> Attributes<'a> {
         }
         let key = self.r.string(first)?;
         let value = match self.r.byte()? {
-            V_INT => {
-                let z = self.r.varint()?;
-                Value::Int(((z >> 1) as i64) ^ -((z & 1) as i64))
-            }
+            V_INT => Value::Int(unzigzag(self.r.varint()?)),
             V_DOUBLE => Value::Double(f64::from_le_bytes(self.r.take(8)?.try_into().ok()?)),
             V_FALSE => Value::Bool(false),
             V_TRUE => Value::Bool(true),
             V_STR => Value::Str(self.r.next_string()?),
-            V_DOUBLE_INT => {
-                let z = self.r.varint()?;
-                Value::Double((((z >> 1) as i64) ^ -((z & 1) as i64)) as f64)
-            }
+            V_DOUBLE_INT => Value::Double(unzigzag(self.r.varint()?) as f64),
             _ => return None,
         };
         Some((key, value))

@@ -111,7 +111,7 @@ pub(crate) struct LogEvent {
 
 #[cfg(test)]
 mod size {
-    /// A queue slot holds one event: its size is memory per queued record before any heap data.
+    /// Events are built for the spool's replay and the bridge's own records: kept small.
     #[test]
     fn the_event_stays_within_its_budget() {
         assert!(

@@ -28,7 +28,7 @@ const SETS: usize = 64;
 /// Most read-only ranges of the executable remembered.
 const MAX_RANGES: usize = 4;
 
-/// The address ranges (start, end) of the executable's read-only file mappings, once learnt.
+/// The address ranges (start, end) of the executable's read-only segments, once learnt.
 static READ_ONLY: OnceLock<[(usize, usize); MAX_RANGES]> = OnceLock::new();
 
 /// Learns where the executable's read-only segments are (the program headers the loader mapped, as
@@ -86,7 +86,7 @@ fn read_only_segments() -> [(usize, usize); MAX_RANGES] {
     [(0, 0); MAX_RANGES]
 }
 
-/// Whether `s` lies in a read-only mapping of the executable: its text never changes.
+/// Whether `s` lies in a read-only segment of the executable: its text never changes.
 #[inline]
 fn is_read_only(s: &str) -> bool {
     let (start, end) = (s.as_ptr() as usize, s.as_ptr() as usize + s.len());

@@ -254,23 +254,41 @@ fn spool_writer_child() {
     }
 }
 
-#[test]
-fn kill_9_mid_spool_then_the_next_process_replays_everything_before_the_torn_tail() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
+/// Runs the ignored child test `name` of this binary with its spool in `dir`; returns the child and
+/// its stdout's lines.
+fn spawn_child(
+    mut command: Command,
+    name: &str,
+    dir: &Path,
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    let mut child = command
         .args([
             "--exact",
-            "spool_writer_child",
+            name,
             "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("OLB_SPOOL_DIR", tmp.path())
+        .env("OLB_SPOOL_DIR", dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+#[test]
+fn kill_9_mid_spool_then_the_next_process_replays_everything_before_the_torn_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, mut lines) = spawn_child(
+        Command::new(std::env::current_exe().unwrap()),
+        "spool_writer_child",
+        tmp.path(),
+    );
     let ready = lines
         .by_ref()
         .take(50)
@@ -552,16 +570,13 @@ fn flapping(n: usize, rate: u64, period: Duration) {
     };
     let mut received = Vec::new();
     let mut collector = Some(first);
-    let mut up = true;
     let mut boundaries = 0;
     while !producer.is_finished() {
         std::thread::park_timeout(period);
-        if up {
-            received.extend(collector.take().unwrap().stop());
-        } else {
-            collector = Some(Collector::start_on(addr));
+        match collector.take() {
+            Some(up) => received.extend(up.stop()),
+            None => collector = Some(Collector::start_on(addr)),
         }
-        up = !up;
         boundaries += 1;
     }
     producer.join().unwrap();
@@ -621,7 +636,7 @@ fn a_spool_directory_removed_while_running_is_made_again_and_the_loss_is_counted
         "marked as a spool again"
     );
     // The collector comes: what survived is delivered.
-    let collector = Collector::start_on(endpoint.trim_start_matches("http://").parse().unwrap());
+    let collector = Collector::start_at(&endpoint);
     wait_for(WAIT, "the spool to be replayed", || {
         guard.stats().replayed == 50
     });
@@ -671,21 +686,8 @@ fn fifty_kill_9_at_random_moments_lose_nothing_that_reached_the_spool() {
         if round % 3 == 2 {
             command.env("OLB_ENDPOINT", live.endpoint());
         }
-        let mut child = command
-            .args([
-                "--exact",
-                "spool_writer_loop_child",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("OLB_SPOOL_DIR", tmp.path())
-            .env("OLB_START", next.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        command.env("OLB_START", next.to_string());
+        let (mut child, mut lines) = spawn_child(command, "spool_writer_loop_child", tmp.path());
         // Let it confirm between 1 and 4 flushes, then kill it while it writes the next ones.
         rng ^= rng << 13;
         rng ^= rng >> 7;

@@ -738,7 +738,7 @@ fn spool_survives_a_full_disk_and_a_read_only_dir() {
 
     // The collector comes back: everything not counted lost is replayed, once.
     let emitted = seq as u64;
-    let collector = Collector::start_on(endpoint.trim_start_matches("http://").parse().unwrap());
+    let collector = Collector::start_at(&endpoint);
     wait_for(Duration::from_secs(30), "spool replayed", || {
         let s = guard.stats();
         s.replayed + s.exported + s.dropped.total() >= emitted

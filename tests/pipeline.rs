@@ -903,20 +903,25 @@ fn each_batch_gets_the_whole_export_timeout_from_when_it_leaves() {
     assert_eq!(collector.records().len(), 60);
 }
 
+/// Span `n` of the span-context tests: trace id `[7; 16]`, span id `n + 1`.
+fn numbered_span(n: u64) -> opentelemetry::trace::SpanContext {
+    opentelemetry::trace::SpanContext::new(
+        opentelemetry::trace::TraceId::from_bytes([7; 16]),
+        opentelemetry::trace::SpanId::from_bytes((n + 1).to_be_bytes()),
+        opentelemetry::trace::TraceFlags::SAMPLED,
+        true,
+        Default::default(),
+    )
+}
+
 /// A `Display` that, while the record holding it is formatted, logs a record in another span
-/// (`self.1`, whose id is `self.1 + 1`).
+/// ([`numbered_span`] `self.1`).
 struct LogsInAnotherSpan<'a>(&'a Logger, u64);
 
 impl std::fmt::Display for LogsInAnotherSpan<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let _cx = opentelemetry::Context::new()
-            .with_remote_span_context(opentelemetry::trace::SpanContext::new(
-                opentelemetry::trace::TraceId::from_bytes([7; 16]),
-                opentelemetry::trace::SpanId::from_bytes((self.1 + 1).to_be_bytes()),
-                opentelemetry::trace::TraceFlags::SAMPLED,
-                true,
-                Default::default(),
-            ))
+            .with_remote_span_context(numbered_span(self.1))
             .attach();
         emit(
             self.0,
@@ -937,15 +942,6 @@ fn every_record_keeps_its_own_span_context_across_threads_spans_nesting_and_pipe
     let (a, b) = (Collector::start(), Collector::start());
     let (logger_a, guard_a) = builder(&a.endpoint()).build().unwrap();
     let (logger_b, guard_b) = builder(&b.endpoint()).build().unwrap();
-    let span = |n: u64| {
-        opentelemetry::trace::SpanContext::new(
-            opentelemetry::trace::TraceId::from_bytes([7; 16]),
-            opentelemetry::trace::SpanId::from_bytes((n + 1).to_be_bytes()),
-            opentelemetry::trace::TraceFlags::SAMPLED,
-            true,
-            Default::default(),
-        )
-    };
     const THREADS: u64 = 4;
     const PER_THREAD: u64 = 600;
     let mut expected = (0, 0);
@@ -959,7 +955,7 @@ fn every_record_keeps_its_own_span_context_across_threads_spans_nesting_and_pipe
                         let n = (round * THREADS + t) * 1000 + i / 5;
                         let _cx = (i % 7 != 3).then(|| {
                             opentelemetry::Context::new()
-                                .with_remote_span_context(span(n))
+                                .with_remote_span_context(numbered_span(n))
                                 .attach()
                         });
                         let shown = if i % 7 == 3 { u64::MAX } else { n };

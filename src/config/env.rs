@@ -153,13 +153,9 @@ pub(crate) struct EnvSettings {
     pub redact_keys: Option<Vec<String>>,
 }
 
-/// The level of a directive without a target, if there is one.
-fn bare_level(d: &Option<Vec<crate::level::Directive>>) -> Option<log::LevelFilter> {
-    d.as_ref()?
-        .iter()
-        .rev()
-        .find(|x| x.target.is_none())
-        .map(|x| x.level)
+/// The level of the last directive without a target, if there is one.
+pub(crate) fn bare_level(d: &[crate::level::Directive]) -> Option<log::LevelFilter> {
+    d.iter().rev().find(|x| x.target.is_none()).map(|x| x.level)
 }
 
 impl EnvSettings {
@@ -182,9 +178,9 @@ impl EnvSettings {
             export_timeout: self.export_timeout.or(lower.export_timeout),
             level: self
                 .level
-                .or(bare_level(&self.directives))
+                .or(self.directives.as_deref().and_then(bare_level))
                 .or(lower.level)
-                .or(bare_level(&lower.directives)),
+                .or(lower.directives.as_deref().and_then(bare_level)),
             high_watermark_percent: self.high_watermark_percent.or(lower.high_watermark_percent),
             shutdown_timeout: self.shutdown_timeout.or(lower.shutdown_timeout),
             mode: self.mode.or(lower.mode),

@@ -467,11 +467,7 @@ impl Builder {
             }
             None => env.directives.unwrap_or_default(),
         };
-        let bare_level = directives
-            .iter()
-            .rev()
-            .find(|d| d.target.is_none())
-            .map(|d| d.level);
+        let bare_level = env::bare_level(&directives);
         // Code's own directives outrank the environment; the environment's bare level is already
         // ranked by `EnvSettings::or` when a file is read.
         let (builder_bare, env_bare) = if self.directives.is_some() {

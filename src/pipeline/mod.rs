@@ -9,7 +9,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod queue;
-pub(crate) mod worker;
+mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -152,11 +152,6 @@ impl Shared {
     /// The masking of secret attribute values.
     pub(crate) fn redactor(&self) -> &crate::redact::Redactor {
         &self.redactor
-    }
-
-    /// The events of `batch`, masked.
-    pub(crate) fn events(&self, batch: &[Compact]) -> Vec<LogEvent> {
-        batch.iter().map(|c| self.event(c)).collect()
     }
 
     /// Whether an export waiting now should be abandoned (shutdown is near its deadline).

@@ -49,6 +49,13 @@ pub(crate) struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
+/// A position claimed by one producer, not yet published.
+struct Claim {
+    pos: usize,
+    index: usize,
+    len: usize,
+}
+
 /// Why a push was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PushError {
@@ -157,13 +164,12 @@ impl<T> Queue<T> {
     /// Pushes `value` unless the queue is full, or above the high watermark while `sheddable`.
     /// Returns the queue length after the push on success; on failure gives the value back.
     pub(crate) fn try_push(&self, value: T, sheddable: bool) -> Result<usize, (T, PushError)> {
-        let mut value = Some(value);
-        self.try_push_with(sheddable, |slot| {
-            if let Some(v) = value.take() {
-                slot.write(v);
-            }
-        })
-        .map_err(|e| (value.take().expect("kept when refused"), e))
+        match self.claim(sheddable) {
+            Ok(claim) => Ok(self.publish(claim, |slot| {
+                slot.write(value);
+            })),
+            Err(e) => Err((value, e)),
+        }
     }
 
     /// Pushes the value `write` puts into the claimed slot, unless the queue is full, or above the
@@ -176,6 +182,14 @@ impl<T> Queue<T> {
         sheddable: bool,
         write: impl FnOnce(&mut MaybeUninit<T>),
     ) -> Result<usize, PushError> {
+        let claim = self.claim(sheddable)?;
+        Ok(self.publish(claim, write))
+    }
+
+    /// Claims the next position for a push: the slot's index, its position and the queue length
+    /// before the push. Nothing is written yet.
+    #[inline]
+    fn claim(&self, sheddable: bool) -> Result<Claim, PushError> {
         let mut pos = self.tail.0.load(Ordering::Relaxed);
         loop {
             let signed_len = pos.wrapping_sub(self.head.0.load(Ordering::Relaxed)) as isize;
@@ -192,8 +206,10 @@ impl<T> Queue<T> {
                 return Err(PushError::Shed);
             }
             let index = pos & self.mask;
-            let slot = &self.slots[index];
-            let seq = slot.seq.load(Ordering::Acquire).wrapping_add(index);
+            let seq = self.slots[index]
+                .seq
+                .load(Ordering::Acquire)
+                .wrapping_add(index);
             let diff = (seq as isize).wrapping_sub(pos as isize);
             if diff == 0 {
                 match self.tail.0.compare_exchange_weak(
@@ -202,14 +218,7 @@ impl<T> Queue<T> {
                     Ordering::SeqCst,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => {
-                        // SAFETY: the CAS gave this producer exclusive use of the slot at `pos` until it
-                        // publishes it below; the consumer reads it only after seeing `seq == pos + 1`.
-                        write(unsafe { &mut *slot.value.get() });
-                        slot.seq
-                            .store(pos.wrapping_add(1).wrapping_sub(index), Ordering::Release);
-                        return Ok(len + 1);
-                    }
+                    Ok(_) => return Ok(Claim { pos, index, len }),
                     Err(current) => pos = current,
                 }
             } else if diff < 0 {
@@ -219,6 +228,21 @@ impl<T> Queue<T> {
                 pos = self.tail.0.load(Ordering::Relaxed);
             }
         }
+    }
+
+    /// Writes the claimed slot with `write` and publishes it; returns the queue length after the
+    /// push.
+    #[inline]
+    fn publish(&self, claim: Claim, write: impl FnOnce(&mut MaybeUninit<T>)) -> usize {
+        let slot = &self.slots[claim.index];
+        // SAFETY: the CAS in `claim` gave this producer exclusive use of the slot at `claim.pos`
+        // until it publishes it below; the consumer reads it only after seeing `seq == pos + 1`.
+        write(unsafe { &mut *slot.value.get() });
+        slot.seq.store(
+            claim.pos.wrapping_add(1).wrapping_sub(claim.index),
+            Ordering::Release,
+        );
+        claim.len + 1
     }
 
     /// Pops the oldest value, if any.

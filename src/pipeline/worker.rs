@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::batch::Batcher;
 use super::{Control, Shared};
-use crate::compact::{Compact, Str, ThreadTraces, Value, View};
+use crate::compact::{Compact, Str, ThreadTraces, View};
 use crate::config::Mode;
 use crate::export::ExportOutcome;
 use crate::export::file::format;
@@ -277,8 +277,12 @@ fn spill(
         if let Some((buf, service)) = stdout {
             write_stdout(shared, &spilled, service, buf);
         }
-        let spilled = shared.events(&spilled);
-        if spool.append(&spilled).is_err() {
+        if spool
+            .append_lines(spilled.len(), |buf, service| {
+                encode_lines(shared, &spilled, service, buf);
+            })
+            .is_err()
+        {
             let n = spilled.len() as u64;
             shared.counters.add_dropped(DropReason::IoError, n);
             break;
@@ -331,12 +335,7 @@ impl format::Source for Line<'_> {
             let value = if secret {
                 format::ValueRef::Str(REDACTED)
             } else {
-                match value {
-                    Value::Int(i) => format::ValueRef::Int(i),
-                    Value::Double(d) => format::ValueRef::Double(d),
-                    Value::Bool(b) => format::ValueRef::Bool(b),
-                    Value::Str(s) => format::ValueRef::Str(s.as_str()),
-                }
+                value.into()
             };
             (key, value)
         })
@@ -358,12 +357,17 @@ fn encode_line(shared: &Shared, c: &Compact, service_name: &str, out: &mut Vec<u
     }
 }
 
+/// Appends `records` as JSON lines to `out`, secret values masked.
+fn encode_lines(shared: &Shared, records: &[Compact], service_name: &str, out: &mut Vec<u8>) {
+    for c in records {
+        encode_line(shared, c, service_name, out);
+    }
+}
+
 /// Writes `records` to stdout as JSON lines (the `LOG_STDOUT` sink), formatted into `buf`.
 fn write_stdout(shared: &Shared, records: &[Compact], service_name: &str, buf: &mut Vec<u8>) {
     buf.clear();
-    for c in records {
-        encode_line(shared, c, service_name, buf);
-    }
+    encode_lines(shared, records, service_name, buf);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(buf).and_then(|()| out.flush());
 }
@@ -641,7 +645,11 @@ impl Worker {
         let Some(spool) = self.sinks.spool.as_mut() else {
             return;
         };
-        if let Err(e) = spool.append(&self.shared.events(events)) {
+        let shared = &self.shared;
+        let written = spool.append_lines(events.len(), |buf, service| {
+            encode_lines(shared, events, service, buf);
+        });
+        if let Err(e) = written {
             let n = events.len() as u64;
             self.shared.counters.add_dropped(DropReason::IoError, n);
             let msg = format!(
@@ -658,9 +666,12 @@ impl Worker {
             return;
         };
         self.lines.clear();
-        for c in &self.batch {
-            encode_line(&self.shared, c, &self.sinks.service_name, &mut self.lines);
-        }
+        encode_lines(
+            &self.shared,
+            &self.batch,
+            &self.sinks.service_name,
+            &mut self.lines,
+        );
         let n = self.batch.len() as u64;
         match file.write_lines(&self.lines) {
             Ok(()) => self.shared.counters.add_written(n),

@@ -235,16 +235,30 @@ impl Spool {
         self.active_size > 0 || !self.closed.is_empty()
     }
 
-    /// Appends `batch`; makes room first by dropping the oldest segments if the spool is full.
+    /// Appends `batch` (tests; the worker writes its records in place with [`Spool::append_lines`]).
+    #[cfg(test)]
     pub(crate) fn append(&mut self, batch: &[LogEvent]) -> io::Result<()> {
-        if batch.is_empty() {
+        self.append_lines(batch.len(), |buf, service_name| {
+            for e in batch {
+                format::encode(e, service_name, buf);
+            }
+        })
+    }
+
+    /// Appends `records` records, which `write` writes as JSON lines into the buffer it is given
+    /// (with the spool's service name); makes room first by dropping the oldest segments if the
+    /// spool is full.
+    pub(crate) fn append_lines(
+        &mut self,
+        records: usize,
+        write: impl FnOnce(&mut Vec<u8>, &str),
+    ) -> io::Result<()> {
+        if records == 0 {
             return Ok(());
         }
         self.recover_if_removed()?;
         self.buf.clear();
-        for e in batch {
-            format::encode(e, &self.service_name, &mut self.buf);
-        }
+        write(&mut self.buf, &self.service_name);
         let len = self.buf.len() as u64;
         if self.active_size > 0 && self.active_size + len > self.segment_max {
             self.close_active()?;
@@ -266,9 +280,9 @@ impl Spool {
             return Err(e);
         }
         self.active_size += len;
-        self.active_records += batch.len() as u64;
+        self.active_records += records as u64;
         self.publish_size();
-        self.counters.add_spooled(batch.len() as u64);
+        self.counters.add_spooled(records as u64);
         Ok(())
     }
 
@@ -350,6 +364,9 @@ impl Spool {
         };
         let offset = if self.cursor.0 == s.seq {
             self.cursor.1
+        } else if let Some(n) = s.records {
+            // Closed by this process and not read from yet: its count is known.
+            return n;
         } else {
             0
         };

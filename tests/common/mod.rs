@@ -79,9 +79,8 @@ struct State {
     headers: Vec<tonic::metadata::MetadataMap>,
     /// Scripted answers for the next requests, in order; `Accept` once empty.
     script: Vec<Answer>,
-    /// Count records instead of keeping them (benchmarks: no memory growth, less CPU).
-    count_only: bool,
-    counted: usize,
+    /// Accept records without keeping them (benchmarks: no memory growth, less CPU).
+    discard: bool,
 }
 
 #[derive(Clone, Default)]
@@ -131,13 +130,7 @@ impl LogsService for Shared {
             Answer::PartialReject(n) => rejected = n,
             Answer::Accept | Answer::Delay(_) => {}
         }
-        if state.count_only {
-            state.counted += req
-                .resource_logs
-                .iter()
-                .flat_map(|rl| &rl.scope_logs)
-                .map(|sl| sl.log_records.len())
-                .sum::<usize>();
+        if state.discard {
             return Ok(Response::new(ExportLogsServiceResponse::default()));
         }
         for rl in req.resource_logs {
@@ -179,6 +172,11 @@ impl Collector {
     /// Starts a collector on `addr` (to come back on the port of one that was stopped).
     pub fn start_on(addr: SocketAddr) -> Collector {
         Self::start_with(addr, None)
+    }
+
+    /// Starts a collector at `endpoint` (`http://host:port`, e.g. from [`closed_endpoint`]).
+    pub fn start_at(endpoint: &str) -> Collector {
+        Self::start_on(endpoint.trim_start_matches("http://").parse().unwrap())
     }
 
     /// Starts a collector serving TLS with `identity` (certificate and key, PEM).
@@ -256,17 +254,11 @@ impl Collector {
         self.shared.lock().script = answers;
     }
 
-    /// Starts a collector that counts records without keeping them.
-    pub fn start_counting() -> Collector {
+    /// Starts a collector that accepts records without keeping them.
+    pub fn start_discarding() -> Collector {
         let c = Self::start();
-        c.shared.lock().count_only = true;
+        c.shared.lock().discard = true;
         c
-    }
-
-    /// Records received (kept or counted).
-    pub fn received(&self) -> usize {
-        let state = self.shared.lock();
-        state.records.len() + state.counted
     }
 
     pub fn records(&self) -> Vec<Received> {

@@ -135,6 +135,18 @@ impl<'a> From<&'a AttrValue> for ValueRef<'a> {
     }
 }
 
+impl<'a> From<crate::compact::Value<'a>> for ValueRef<'a> {
+    fn from(v: crate::compact::Value<'a>) -> Self {
+        use crate::compact::Value;
+        match v {
+            Value::Int(i) => ValueRef::Int(i),
+            Value::Double(d) => ValueRef::Double(d),
+            Value::Bool(b) => ValueRef::Bool(b),
+            Value::Str(s) => ValueRef::Str(s.as_str()),
+        }
+    }
+}
+
 impl serde::Serialize for ValueRef<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match *self {

@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use crate::compact::{Compact, Str, Value, View};
+use crate::compact::{Compact, Value, View};
 #[cfg(test)]
 use crate::event::{AttrValue, LogEvent};
 use crate::redact::{REDACTED, Redactor};
@@ -217,7 +217,7 @@ impl RequestEncoder {
                 }
             };
             let mut record = self.spare.pop().unwrap_or_default();
-            fill_record(&mut record, &e, &mut |key| redactor.is_secret_key(key));
+            fill_record(&mut record, &e, redactor);
             rl.scope_logs[i].log_records.push(record);
         }
         // Records a smaller batch did not need are not kept beyond one batch's worth.
@@ -271,8 +271,8 @@ fn slot(attributes: &mut Vec<KeyValue>, n: usize) -> &mut KeyValue {
 }
 
 /// Overwrites `r` with the record `e`, as `log_record` would build it from its event, masking the
-/// values of keys `is_secret` says are secret.
-fn fill_record(r: &mut LogRecord, e: &View<'_>, is_secret: &mut dyn FnMut(Str<'_>) -> bool) {
+/// values of secret keys.
+fn fill_record(r: &mut LogRecord, e: &View<'_>, redactor: &Redactor) {
     r.time_unix_nano = e.time;
     r.observed_time_unix_nano = e.observed;
     r.severity_number = e.severity.number();
@@ -283,7 +283,7 @@ fn fill_record(r: &mut LogRecord, e: &View<'_>, is_secret: &mut dyn FnMut(Str<'_
     for (key, value) in attributes.by_ref() {
         let kv = slot(&mut r.attributes, n);
         set_str(&mut kv.key, key.as_str());
-        if is_secret(key) {
+        if redactor.is_secret_key(key) {
             set_any_str(&mut kv.value, REDACTED);
         } else {
             set_attr_value(&mut kv.value, value);
@@ -309,7 +309,7 @@ fn fill_record(r: &mut LogRecord, e: &View<'_>, is_secret: &mut dyn FnMut(Str<'_
         n += 1;
     }
     r.attributes.truncate(n);
-    r.dropped_attributes_count = e.dropped_attributes();
+    r.dropped_attributes_count = attributes.dropped().unwrap_or(0);
     r.trace_id.clear();
     r.span_id.clear();
     match &e.trace {

@@ -150,7 +150,7 @@ impl OtlpExporter {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("otel-log-bridge-io")
-            .on_thread_start(crate::pipeline::worker::mark_internal_thread)
+            .on_thread_start(crate::pipeline::mark_internal_thread)
             .enable_all()
             .build()
             .map_err(Error::Worker)?;
