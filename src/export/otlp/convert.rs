@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use crate::compact::{Compact, Value, View};
+use crate::compact::{Compact, Str, Value, View};
 #[cfg(test)]
 use crate::event::{AttrValue, LogEvent};
 use crate::redact::{REDACTED, Redactor};
@@ -279,34 +279,29 @@ fn fill_record(r: &mut LogRecord, e: &View<'_>, redactor: &Redactor) {
     set_str(&mut r.severity_text, e.severity.text());
     set_any_str(&mut r.body, e.body.as_str());
     let mut n = 0;
+    let mut put = |key: &str, value: Value<'_>| {
+        let kv = slot(&mut r.attributes, n);
+        set_str(&mut kv.key, key);
+        set_attr_value(&mut kv.value, value);
+        n += 1;
+    };
     let mut attributes = e.attributes();
     for (key, value) in attributes.by_ref() {
-        let kv = slot(&mut r.attributes, n);
-        set_str(&mut kv.key, key.as_str());
-        if redactor.is_secret_key(key) {
-            set_any_str(&mut kv.value, REDACTED);
+        let value = if redactor.is_secret_key(key) {
+            Value::Str(Str::Static(REDACTED))
         } else {
-            set_attr_value(&mut kv.value, value);
-        }
-        n += 1;
+            value
+        };
+        put(key.as_str(), value);
     }
     if let Some(file) = e.file {
-        let kv = slot(&mut r.attributes, n);
-        set_str(&mut kv.key, CODE_FILE_PATH);
-        set_any_str(&mut kv.value, file.as_str());
-        n += 1;
+        put(CODE_FILE_PATH, Value::Str(file));
     }
     if let Some(line) = e.line {
-        let kv = slot(&mut r.attributes, n);
-        set_str(&mut kv.key, CODE_LINE_NUMBER);
-        set_attr_value(&mut kv.value, Value::Int(line.into()));
-        n += 1;
+        put(CODE_LINE_NUMBER, Value::Int(line.into()));
     }
     if let Some(module) = e.module {
-        let kv = slot(&mut r.attributes, n);
-        set_str(&mut kv.key, CODE_FUNCTION_NAME);
-        set_any_str(&mut kv.value, module.as_str());
-        n += 1;
+        put(CODE_FUNCTION_NAME, Value::Str(module));
     }
     r.attributes.truncate(n);
     r.dropped_attributes_count = attributes.dropped().unwrap_or(0);
