@@ -121,7 +121,7 @@ impl log::Log for Logger {
             // A nested record must not refer to what its thread sent: the outer one, captured
             // before it, is pushed after it.
             let pipeline = (depth == 0).then_some(self.shared.id);
-            capture_into(record, &mut queued, pipeline)
+            capture_into(record, &mut queued, pipeline, self.shared.code_location)
         };
         if format_panicked {
             self.shared.counters.add_format_panic();

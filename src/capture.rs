@@ -190,15 +190,20 @@ fn trace_field<'t>(
 /// Captures `record` into its queued form in `w` (a new writer), ready to be written into a queue
 /// slot; says whether formatting the message panicked, and what to remember once the record is in
 /// the queue of pipeline `pipeline` (`None`: refer to no earlier record). Never panics on account
-/// of the record's contents.
+/// of the record's contents. Without `code_location`, the file, line and module are left out.
 pub(crate) fn capture_into(
     record: &log::Record<'_>,
     w: &mut Writer,
     pipeline: Option<u64>,
+    code_location: bool,
 ) -> (bool, Carried) {
     let now = now_unix_nanos();
     let trace = current_trace_context();
-    let (module, file, line) = (record.module_path(), record.file(), record.line());
+    let (module, file, line) = if code_location {
+        (record.module_path(), record.file(), record.line())
+    } else {
+        (None, None, None)
+    };
     let (field, carried) = trace_field(trace.as_ref(), pipeline);
     w.header(
         Severity::from(record.level()),
@@ -217,14 +222,14 @@ pub(crate) fn capture_into(
         _ => w.name(record.target()),
     }
     match (module_static, module) {
-        (Some(m), _) => w.name_static(m),
-        (None, Some(m)) => w.name(m),
-        (None, None) => {}
+        (Some(m), Some(_)) => w.name_static(m),
+        (_, Some(m)) => w.name(m),
+        (_, None) => {}
     }
     match (record.file_static(), file) {
-        (Some(f), _) => w.name_static(f),
-        (None, Some(f)) => w.name(f),
-        (None, None) => {}
+        (Some(f), Some(_)) => w.name_static(f),
+        (_, Some(f)) => w.name(f),
+        (_, None) => {}
     }
     if let Some(l) = line {
         w.varint(u64::from(l));
@@ -247,7 +252,7 @@ pub(crate) fn capture_into(
 /// [`capture_into`] a new writer, referring to no earlier record.
 pub(crate) fn capture(record: &log::Record<'_>) -> (Writer, bool) {
     let mut w = Writer::new();
-    let (panicked, Carried(_)) = capture_into(record, &mut w, None);
+    let (panicked, Carried(_)) = capture_into(record, &mut w, None, true);
     (w, panicked)
 }
 
@@ -646,6 +651,7 @@ mod tests {
                     .build(),
                 &mut w,
                 pipeline,
+                true,
             );
             let q = w.finish_queued();
             let reference = q.refers_to_thread_trace();

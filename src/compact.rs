@@ -1034,6 +1034,7 @@ mod tests {
                     .build(),
                 &mut w,
                 pipeline,
+                true,
             );
             carried.sent();
             w.finish_queued()

@@ -830,6 +830,46 @@ fn https_verifies_the_collector_with_the_configured_ca_and_refuses_an_unknown_on
 }
 
 #[test]
+fn without_code_location_records_keep_everything_else_and_no_code_attributes() {
+    let collector = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (logger, guard) = builder(&collector.endpoint())
+        .code_location(false)
+        .mode(otel_log_bridge::Mode::Tee)
+        .log_dir(dir.path())
+        .build()
+        .unwrap();
+    emit(
+        &logger,
+        log::Level::Warn,
+        "payment.service",
+        format_args!("declined"),
+        &[("user_id", 42i64.into())],
+    );
+    guard.flush(WAIT).unwrap();
+    let records = collector.records();
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(
+        (r.scope.as_str(), r.body().as_str()),
+        ("payment.service", "declined")
+    );
+    let keys: Vec<&str> = r
+        .record
+        .attributes
+        .iter()
+        .map(|kv| kv.key.as_str())
+        .collect();
+    assert_eq!(keys, ["user_id"]);
+    drop(guard);
+    let text = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(line["message"], "declined");
+    assert_eq!(line["user_id"], 42);
+    assert!(!text.contains("code."), "{text}");
+}
+
+#[test]
 fn huge_records_are_truncated_visibly_and_large_batches_split_under_the_grpc_limit() {
     let collector = Collector::start();
     let (logger, guard) = builder(&collector.endpoint())

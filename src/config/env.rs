@@ -78,6 +78,8 @@ pub const DEFAULT_LEVEL_COOLDOWN: Duration = Duration::from_millis(5000);
 pub const LOG_REDACT_KEYS: &str = "LOG_REDACT_KEYS";
 /// Record panics as FATAL records: `true` or `false`.
 pub const LOG_PANIC_HOOK: &str = "LOG_PANIC_HOOK";
+/// Keep each record's code location (file, line, module) as `code.*` attributes: `true` or `false`.
+pub const LOG_CODE_LOCATION: &str = "LOG_CODE_LOCATION";
 /// Where records go: `failover`, `tee`, `file-only`, `otlp-only`.
 pub const LOG_MODE: &str = "LOG_MODE";
 /// Directory of the local files (rotating log or spool).
@@ -150,6 +152,7 @@ pub(crate) struct EnvSettings {
     pub directives: Option<Vec<crate::level::Directive>>,
     pub level_cooldown: Option<Duration>,
     pub panic_hook: Option<bool>,
+    pub code_location: Option<bool>,
     pub redact_keys: Option<Vec<String>>,
 }
 
@@ -195,6 +198,7 @@ impl EnvSettings {
             directives: self.directives.or(lower.directives),
             level_cooldown: self.level_cooldown.or(lower.level_cooldown),
             panic_hook: self.panic_hook.or(lower.panic_hook),
+            code_location: self.code_location.or(lower.code_location),
             redact_keys: self.redact_keys.or(lower.redact_keys),
         }
     }
@@ -377,6 +381,15 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
             .map(|v| {
                 parse_bool(&v).ok_or(Error::InvalidEnv {
                     var: LOG_PANIC_HOOK,
+                    value: v.clone(),
+                    expected: BOOL,
+                })
+            })
+            .transpose()?,
+        code_location: get(LOG_CODE_LOCATION)
+            .map(|v| {
+                parse_bool(&v).ok_or(Error::InvalidEnv {
+                    var: LOG_CODE_LOCATION,
                     value: v.clone(),
                     expected: BOOL,
                 })
@@ -659,6 +672,7 @@ mod tests {
             (LOG_FILE_MODE, "rw-------", "octal"),
             (LOG_DIR_MODE, "0999", "octal"),
             (LOG_STDOUT, "maybe", "true or false"),
+            (LOG_CODE_LOCATION, "sometimes", "true or false"),
             (LOG_SPOOL_MAX_BYTES, "lots", "bytes"),
             (RUST_LOG, "my_crate=loud", "env_logger directives"),
             (RUST_LOG, "info/foo.*", "no /regex"),

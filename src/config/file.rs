@@ -27,6 +27,7 @@ struct Document {
     mode: Option<String>,
     stdout: Option<bool>,
     panic_hook: Option<bool>,
+    code_location: Option<bool>,
     redact_keys: Option<Vec<String>>,
     resource: Option<BTreeMap<String, String>>,
     levels: Option<Levels>,
@@ -176,6 +177,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
         service_name: doc.service_name,
         stdout: doc.stdout,
         panic_hook: doc.panic_hook,
+        code_location: doc.code_location,
         redact_keys: doc.redact_keys,
         resource_attributes: doc.resource.unwrap_or_default().into_iter().collect(),
         ..EnvSettings::default()
@@ -323,6 +325,7 @@ mod tests {
             "mode",
             "stdout",
             "panic_hook",
+            "code_location",
             "redact_keys",
             "[resource]",
             "[levels]",

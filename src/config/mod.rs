@@ -144,6 +144,8 @@ pub(crate) struct Config {
     pub directives: Vec<crate::level::Directive>,
     pub level_cooldown: Duration,
     pub panic_hook: bool,
+    /// Whether records keep their code location (file, line, module).
+    pub code_location: bool,
     /// Words marking attribute keys as secret.
     pub redact_keys: Vec<String>,
     /// The admin server's address and token (feature `admin`).
@@ -194,6 +196,7 @@ pub struct Builder {
     directives: Option<String>,
     level_cooldown: Option<Duration>,
     panic_hook: Option<bool>,
+    code_location: Option<bool>,
     redact_keys: Option<Vec<String>>,
     config_file: Option<PathBuf>,
     #[cfg(feature = "admin")]
@@ -378,6 +381,15 @@ impl Builder {
     /// then runs the panic hook installed before (`LOG_PANIC_HOOK`, default off).
     pub fn panic_hook(mut self, on: bool) -> Self {
         self.panic_hook = Some(on);
+        self
+    }
+
+    /// Keeps each record's code location: its file, line and module, exported and written to JSON
+    /// lines as `code.file.path`, `code.line.number` and `code.function.name` (`LOG_CODE_LOCATION`,
+    /// default on). Off, records are smaller in the queue, on the wire and in files, and a
+    /// collector spends less decoding them.
+    pub fn code_location(mut self, on: bool) -> Self {
+        self.code_location = Some(on);
         self
     }
 
@@ -573,6 +585,7 @@ impl Builder {
                 .or(env.level_cooldown)
                 .unwrap_or(env::DEFAULT_LEVEL_COOLDOWN),
             panic_hook: self.panic_hook.or(env.panic_hook).unwrap_or(false),
+            code_location: self.code_location.or(env.code_location).unwrap_or(true),
             redact_keys: self
                 .redact_keys
                 .clone()

@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub queue: Queue<Queued>,
     /// Unique in the process: what a thread's records refer to earlier ones by.
     pub id: u64,
+    /// Whether records keep their file, line and module.
+    pub code_location: bool,
     pub counters: Arc<Counters>,
     pub levels: LevelControl,
     closed: AtomicBool,
@@ -253,6 +255,7 @@ impl Pipeline {
         let shared = Arc::new(Shared {
             queue: Queue::new(config.max_queue_size, config.high_watermark()),
             id: NEXT_PIPELINE.fetch_add(1, Ordering::Relaxed),
+            code_location: config.code_location,
             counters,
             levels: LevelControl::new(
                 LevelState::new(config.level, &config.directives),
