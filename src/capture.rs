@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use log::kv::{self, VisitSource, VisitValue};
 use opentelemetry::trace::TraceContextExt as _;
 
-use crate::compact::{Has, TraceField, Writer};
+use crate::compact::{Has, Stamp, TraceField, Writer};
 use crate::event::{Severity, TraceContext};
 
 /// Body used when formatting the message panicked.
@@ -80,22 +80,30 @@ fn read_trace_context() -> Option<TraceContext> {
     })
 }
 
-/// The span context a captured record carries in full for its thread, and the pipeline it is for:
-/// what the thread remembers once the record is in the queue ([`Carried::sent`]). A record that is
-/// not queued changes nothing: the worker still knows what the thread sent before.
+/// What a captured record says of its thread (its span context and time, for a pipeline): what
+/// the thread remembers once the record is in the queue ([`Carried::sent`]). A record that is not
+/// queued changes nothing: the worker still knows what the thread sent before.
 #[must_use = "call `sent` after a successful push"]
-pub(crate) struct Carried(Option<(u64, TraceContext)>);
+pub(crate) struct Carried(Option<Last>);
+
+/// A thread's last queued record that named its number: for which pipeline, its span context and
+/// its time.
+#[derive(Clone, Copy)]
+struct Last {
+    pipeline: u64,
+    trace: Option<TraceContext>,
+    time: u64,
+}
 
 impl Carried {
     /// The record is in the queue: the thread's next records for that pipeline may refer to its
-    /// span context. (Between the capture and this call no other code runs on the thread, so its
-    /// state is reachable here whenever the capture could read it.)
+    /// span context and time. (Between the capture and this call no other code runs on the
+    /// thread, so its state is reachable here whenever the capture could read it.)
     pub(crate) fn sent(self) {
-        if let Some((pipeline, trace)) = self.0 {
+        if let Some(last) = self.0 {
             let _ = SENT.try_with(|s| {
                 if let Ok(mut s) = s.try_borrow_mut() {
-                    s.pipeline = pipeline;
-                    s.trace = Some(trace);
+                    s.last = Some(last);
                 }
             });
         }
@@ -103,13 +111,13 @@ impl Carried {
 }
 
 /// A number for each thread that logs, unique among live threads and reused after a thread exits:
-/// the worker keeps the last span context of each by number.
+/// the worker keeps the last span context and time of each by number.
 struct ThreadNumber(u32);
 
 /// The next number never handed out, and numbers given back by exited threads.
 static NEXT_THREAD: AtomicU32 = AtomicU32::new(0);
 static FREE_THREADS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-/// Threads numbered; a thread past it always sends its span context in full.
+/// Threads numbered; a thread past it always sends its span context and time in full.
 const MAX_THREADS: u32 = 1 << 16;
 
 impl ThreadNumber {
@@ -129,20 +137,19 @@ impl ThreadNumber {
 impl Drop for ThreadNumber {
     fn drop(&mut self) {
         // Every record of this thread was pushed before: a thread given the number later pushes
-        // after them, and its first record carries its span context in full.
+        // after them, and its first record carries its span context and time in full.
         if let Ok(mut f) = FREE_THREADS.lock() {
             f.push(self.0);
         }
     }
 }
 
-/// The span context this thread's last record carried in full, and for which pipeline.
+/// This thread's number, and what its last queued record that named it said.
 struct Sent {
     number: Option<ThreadNumber>,
     /// No number was left for this thread.
     unnumbered: bool,
-    pipeline: u64,
-    trace: Option<TraceContext>,
+    last: Option<Last>,
 }
 
 thread_local! {
@@ -150,25 +157,22 @@ thread_local! {
         std::cell::RefCell::new(Sent {
             number: None,
             unnumbered: false,
-            pipeline: 0,
-            trace: None,
+            last: None,
         })
     };
 }
 
-/// How the record gives `trace`: by reference to the thread's previous one when it is the same
-/// and `pipeline` (the queue's id; `None` for a nested record) already has it.
-fn trace_field<'t>(
+/// How the record gives its thread, `trace` and time `now`: by reference to the thread's previous
+/// record when `pipeline` (the queue's id; `None` for a nested record) already has it.
+fn stamp<'t>(
     trace: Option<&'t TraceContext>,
+    now: u64,
     pipeline: Option<u64>,
-) -> (TraceField<'t>, Carried) {
-    let (Some(t), Some(pipeline)) = (trace, pipeline) else {
-        return (
-            trace.map_or(TraceField::None, TraceField::Full),
-            Carried(None),
-        );
+) -> (Stamp<'t>, Carried) {
+    let Some(pipeline) = pipeline else {
+        return (Stamp::alone(trace), Carried(None));
     };
-    let field = SENT.try_with(|s| {
+    let numbered = SENT.try_with(|s| {
         let mut s = s.try_borrow_mut().ok()?;
         if s.number.is_none() && !s.unnumbered {
             s.number = ThreadNumber::take();
@@ -176,15 +180,33 @@ fn trace_field<'t>(
             s.unnumbered = s.number.is_none();
         }
         let n = s.number.as_ref()?.0;
-        if s.pipeline == pipeline && s.trace.as_ref() == Some(t) {
-            return Some((TraceField::SameAs(n), Carried(None)));
-        }
-        Some((TraceField::FullFor(n, t), Carried(Some((pipeline, *t)))))
+        let last = s.last.filter(|l| l.pipeline == pipeline);
+        let trace_field = match (trace, last) {
+            (Some(_), Some(l)) if l.trace.as_ref() == trace => TraceField::Same,
+            (Some(t), _) => TraceField::Full(t),
+            (None, _) => TraceField::None,
+        };
+        let stamp = Stamp {
+            thread: Some(n),
+            trace: trace_field,
+            // Shorter than the whole time (8 bytes) below 2^49 ns, about six days.
+            delta: last
+                .and_then(|l| now.checked_sub(l.time))
+                .filter(|d| *d < 1 << 49),
+        };
+        Some((
+            stamp,
+            Carried(Some(Last {
+                pipeline,
+                trace: trace.copied(),
+                time: now,
+            })),
+        ))
     });
-    field
+    numbered
         .ok()
         .flatten()
-        .unwrap_or((TraceField::Full(t), Carried(None)))
+        .unwrap_or((Stamp::alone(trace), Carried(None)))
 }
 
 /// Captures `record` into its queued form in `w` (a new writer), ready to be written into a queue
@@ -204,7 +226,7 @@ pub(crate) fn capture_into(
     } else {
         (None, None, None)
     };
-    let (field, carried) = trace_field(trace.as_ref(), pipeline);
+    let (stamp, carried) = stamp(trace.as_ref(), now, pipeline);
     w.header(
         Severity::from(record.level()),
         now,
@@ -214,7 +236,7 @@ pub(crate) fn capture_into(
             file: file.is_some(),
             line: line.is_some(),
         },
-        field,
+        stamp,
     );
     let module_static = record.module_path_static();
     match module_static {
@@ -365,20 +387,20 @@ fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
 /// whether formatting panicked (the body is then a marker text).
 fn write_body(w: &mut Writer, args: &std::fmt::Arguments<'_>) -> bool {
     if let Some(s) = args.as_str() {
-        w.static_text(s);
+        w.body_static(s);
         return false;
     }
     let formatted = catch_unwind(AssertUnwindSafe(|| {
         with_scratch(|buf| {
             write_bounded(buf, args, MAX_BODY_BYTES);
             // Written only once formatting is done, so a panic leaves nothing half-written.
-            w.text(buf);
+            w.body_text(buf);
         })
     }));
     match formatted {
         Ok(()) => false,
         Err(_) => {
-            w.static_text(FORMAT_PANIC_BODY);
+            w.body_static(FORMAT_PANIC_BODY);
             true
         }
     }
@@ -423,7 +445,7 @@ impl AttrWriter<'_> {
             return self.drop_one();
         }
         self.kept += 1;
-        self.w.name(key);
+        self.w.key(key);
         self.w.str_value(value);
     }
 
@@ -470,7 +492,7 @@ impl ValueWriter<'_, '_, '_> {
             return self.a.drop_one();
         }
         self.a.kept += 1;
-        self.a.w.name(self.key);
+        self.a.w.key(self.key);
         write(self.a.w);
     }
 
@@ -622,7 +644,8 @@ mod tests {
 
     #[test]
     fn a_refused_record_leaves_the_thread_referring_to_what_the_worker_knows() {
-        use crate::compact::ThreadTraces;
+        // Its span context and its time.
+        use crate::compact::Threads;
         use opentelemetry::trace::{
             SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
         };
@@ -638,11 +661,12 @@ mod tests {
                 .attach()
         };
         let pipeline = Some(u64::MAX - 11);
-        let mut worker = ThreadTraces::default();
+        let mut worker = Threads::default();
         // Captures a record in span `n`; "pushes" it (the worker resolves it) or refuses it.
         let mut log = |n: u8, queued: bool| {
             let _cx = in_span(n);
             let mut w = Writer::new();
+            let before = now_unix_nanos();
             let (_, carried) = capture_into(
                 &log::Record::builder()
                     .args(format_args!("in {n}"))
@@ -653,12 +677,15 @@ mod tests {
                 pipeline,
                 true,
             );
+            let after = now_unix_nanos();
             let q = w.finish_queued();
             let reference = q.refers_to_thread_trace();
             if queued {
                 carried.sent();
                 let e = crate::compact::decode(&q.resolve(&mut worker));
                 assert_eq!(e.trace.map(|t| t.span_id), Some([n; 8]), "{n}");
+                // The time, relative to the thread's last queued record, comes back whole.
+                assert!((before..=after).contains(&e.time_unix_nano), "{n}");
             } else {
                 drop(carried);
             }

@@ -3,36 +3,45 @@
 //! [`LogEvent`].
 //!
 //! A record is a short byte string, kept inline in the queue slot when it fits in
-//! [`QUEUED_INLINE`] bytes (a typical record with a formatted message, a few key-values and a
-//! reference to its thread's span context takes about 70; with the span context in full, about 95),
-//! and allocated whole on the heap (by the calling thread) otherwise. So the calling thread
-//! allocates nothing for a typical record, and a queued record costs one 88-byte slot instead of an
-//! event plus its strings.
+//! [`QUEUED_INLINE`] bytes (a typical record with a formatted message and a few key-values, whose
+//! thread logged before in the same span, takes about 56: loadgen's does; with the span context in
+//! full, about 80), and allocated whole on the heap (by the calling thread) otherwise. So the
+//! calling thread allocates nothing for a typical record, and a queued record costs one 64-byte
+//! slot instead of an event plus its strings.
 //!
 //! Layout (private to this process, never stored):
 //!
 //! ```text
-//! severity u8 | flags u8 | referenced u16 | time u64 | [observed u64] | [thread varint]
-//! | [trace_id 16, span_id 8, trace_flags u8] | target S | [module S] | [file S] | [line varint]
-//! | body S | (key S, value)* | 0xFF | dropped_attributes varint
+//! severity u8 | flags u8 | referenced u16 | time (u64, or varint: see below) | [observed u64]
+//! | [thread varint] | [trace_id 16, span_id 8, trace_flags u8] | target S | [module S] | [file S]
+//! | [line varint] | body B | attribute* | 0xFF | [dropped_attributes varint]
 //! ```
 //!
 //! `referenced` is the length of the strings the record refers to rather than holds (interned and
 //! `'static` ones), in 64-byte units rounded up, so the worker knows a record's size without
 //! reading it.
 //!
-//! A span context is usually the same for many records of a thread in a row, so a queued record
-//! need not repeat it: a record with [`FLAG_THREAD`] names its thread's number, and either carries
-//! the span context (which the worker then remembers for that thread) or has [`FLAG_TRACE_SAME`]:
-//! the context is the one the thread's previous such record carried. Records of one thread reach
-//! the worker in the order they were pushed, and the thread remembers a context only once its
-//! record is in the queue (a refused record leaves it remembering the one before, which the worker
-//! still has), so the worker always knows the one meant ([`Queued::resolve`], when a
-//! record is taken from the queue, puts it back in full).
+//! A span context is usually the same for many records of a thread in a row, and their times are
+//! close, so a queued record need not repeat either: a record with [`FLAG_THREAD`] names its
+//! thread's number, and the worker remembers, for each number, the span context and time of the
+//! last such record. The record either carries its span context, or has [`FLAG_TRACE_SAME`] (the
+//! context is the one the thread's previous such record had), or has none; and its time is either
+//! whole, or ([`SEV_TIME_DELTA`] in the first byte) a varint of nanoseconds after the thread's
+//! previous such record. Records of one thread reach the worker in the order they were pushed,
+//! and the thread remembers what it sent only once its record is in the queue (a refused record
+//! leaves it remembering the one before, which the worker still has), so the worker always knows
+//! what is meant ([`Queued::resolve`], when a record is taken from the queue, puts it back in
+//! full).
 //! A string `S` is an interned id below 0x80 in one byte, or 0x80 and the id as a varint, or 0x81,
 //! a varint length and the bytes, or 0x82, the address and a varint length of a `&'static str`.
-//! A value is 0 and a zigzag varint (int), 1 and 8 bytes (double), 2 (false), 3 (true), 4 and a
-//! string `S`, or 5 and a zigzag varint (a double that is exactly that integer).
+//! The body `B` is a varint of its length times two and the bytes, or a varint of its length times
+//! two plus one and the address of a `&'static str`.
+//!
+//! An attribute is one byte `tag << 5 | id` when its key is one of the first 32 interned strings
+//! (the common case: it takes no byte of its own), else 0xC0, the key `S` and the tag byte; then
+//! the value. Tags: 0 and a zigzag varint (int), 1 and 8 bytes (double), 2 (false), 3 (true), 4, a
+//! varint length and the bytes (string), or 5 and a zigzag varint (a double that is exactly that
+//! integer). The dropped-attributes count follows the end mark only when [`FLAG_DROPPED`] is set.
 
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
@@ -40,15 +49,13 @@ use std::mem::MaybeUninit;
 use crate::event::{Attr, AttrValue, LogEvent, Severity, TraceContext};
 use crate::intern;
 
-/// Bytes of a queued record kept in the queue slot itself (a slot is 88 bytes).
-pub(crate) const QUEUED_INLINE: usize = 78;
+/// Bytes of a queued record kept in the queue slot itself (a slot is 64 bytes).
+pub(crate) const QUEUED_INLINE: usize = 59;
 /// Bytes of a record the worker holds kept inline: a queued one with its span context put back.
 pub(crate) const INLINE: usize = 118;
 const _: () = assert!(QUEUED_INLINE + TRACE_LEN <= INLINE);
 /// Bytes of a span context in a record.
 const TRACE_LEN: usize = 25;
-/// Offset of the optional fields after the fixed header (severity, flags, referenced, time).
-const FIXED: usize = 12;
 /// Unit of the `referenced` field.
 const REFERENCED_UNIT: u64 = 64;
 
@@ -63,6 +70,9 @@ const FLAG_DROPPED: u8 = 32;
 const FLAG_THREAD: u8 = 64;
 /// The span context is the thread's previous one (queued records only).
 const FLAG_TRACE_SAME: u8 = 128;
+/// In the severity byte: the time is a varint of nanoseconds after the thread's previous record
+/// (queued records only).
+const SEV_TIME_DELTA: u8 = 0x80;
 
 const S_ID: u8 = 0x80;
 const S_INLINE: u8 = 0x81;
@@ -75,16 +85,31 @@ const V_FALSE: u8 = 2;
 const V_TRUE: u8 = 3;
 const V_STR: u8 = 4;
 const V_DOUBLE_INT: u8 = 5;
+/// Interned keys with an id below this share a byte with their value's tag.
+const KEY_IN_TAG: u16 = 32;
+/// An attribute whose key is written in full, then its tag.
+const A_LONG: u8 = 0xC0;
 
 /// A record as the worker holds it, read by [`View`]. Only this module makes one (from a
 /// [`Writer`] or a [`Queued`]): the `S_STATIC` form, read back as a `&'static str`, relies on that.
 #[derive(Clone)]
 pub(crate) struct Compact(Repr<INLINE>);
 
-/// A record as it sits in a queue slot: a [`Compact`] that may refer to its thread's span context
-/// instead of holding it. [`Queued::resolve`] makes the `Compact`.
-#[repr(transparent)]
-pub(crate) struct Queued(Repr<QUEUED_INLINE>);
+/// A record as it sits in a queue slot: a [`Compact`] that may be relative to its thread's previous
+/// record. [`Queued::resolve`] makes the `Compact`. Aligned to a byte, so that with the slot's
+/// 4-byte sequence number it fills 64 bytes exactly.
+pub(crate) struct Queued {
+    /// How many of `bytes` are written (the rest are not: a record is copied into its slot byte by
+    /// length, not whole), or [`ON_HEAP`]: `bytes` then start with the address and length of the
+    /// record, a `Box<[u8]>` this value owns.
+    len: u8,
+    bytes: [MaybeUninit<u8>; QUEUED_INLINE],
+}
+
+/// [`Queued::len`] of a record on the heap.
+const ON_HEAP: u8 = u8::MAX;
+const WORD: usize = size_of::<usize>();
+const _: () = assert!(2 * WORD <= QUEUED_INLINE && QUEUED_INLINE < ON_HEAP as usize);
 
 #[derive(Clone)]
 enum Repr<const N: usize> {
@@ -138,72 +163,136 @@ impl<const N: usize> Repr<N> {
     }
 }
 
-/// The span context each thread's records last carried, as the worker knows it (by thread number),
-/// in its record form.
+/// What the worker knows of each numbered thread: the span context (in its record form) and time
+/// of the thread's last record that named its number.
 #[derive(Default)]
-pub(crate) struct ThreadTraces(Vec<Option<[u8; TRACE_LEN]>>);
+pub(crate) struct Threads(Vec<ThreadState>);
+
+#[derive(Clone, Copy, Default)]
+struct ThreadState {
+    trace: Option<[u8; TRACE_LEN]>,
+    time: u64,
+}
 
 impl Queued {
     /// Whether the record refers to its thread's span context rather than carrying it (tests).
     #[cfg(test)]
     pub(crate) fn refers_to_thread_trace(&self) -> bool {
-        self.0
-            .as_bytes()
+        self.as_bytes()
             .get(1)
             .is_some_and(|f| f & FLAG_TRACE_SAME != 0)
     }
 
-    /// The record in full: a span context it refers to is put back from `traces`, which learns the
-    /// ones it carries. Every record taken from the queue goes through this, in queue order.
-    pub(crate) fn resolve(self, traces: &mut ThreadTraces) -> Compact {
-        let b = self.0.as_bytes();
-        let flags = b.get(1).copied().unwrap_or(0);
-        if flags & FLAG_THREAD == 0 {
-            return Compact(match self.0 {
-                Repr::Heap(h) => Repr::Heap(h),
-                inline => {
-                    let mut c = MaybeUninit::uninit();
-                    Repr::write(&mut c, &[inline.as_bytes()]);
-                    // SAFETY: `Repr::write` always writes.
-                    unsafe { c.assume_init() }
-                }
-            });
-        }
-        let at = FIXED + if flags & FLAG_OBSERVED != 0 { 8 } else { 0 };
-        let mut r = Reader(b.get(at..).unwrap_or_default());
-        let thread = r.varint().and_then(|t| usize::try_from(t).ok());
-        let after = b.len() - r.0.len();
-        let (Some(head), Some(thread)) = (b.get(..at), thread) else {
-            return Compact(Repr::Heap(Box::default()));
-        };
-        if traces.0.len() <= thread {
-            traces.0.resize(thread + 1, None);
-        }
-        let known = &mut traces.0[thread];
-        // The record without its thread number; a context it refers to goes where it would be.
-        let (flags, inserted) = if flags & FLAG_TRACE != 0 {
-            *known = b
-                .get(after..after + TRACE_LEN)
-                .and_then(|t| t.try_into().ok());
-            (flags & !FLAG_THREAD, None)
-        } else {
-            let flags = flags & !(FLAG_THREAD | FLAG_TRACE_SAME);
-            match known {
-                Some(t) => (flags | FLAG_TRACE, Some(*t)),
-                None => (flags, None),
+    /// Whether the record is held in the slot itself (tests).
+    #[cfg(test)]
+    pub(crate) fn is_inline(&self) -> bool {
+        self.len != ON_HEAP
+    }
+
+    /// The address and length of a record on the heap.
+    fn heap_parts(&self) -> Option<(*mut u8, usize)> {
+        (self.len == ON_HEAP).then(|| {
+            let at = self.bytes.as_ptr().cast::<u8>();
+            // SAFETY: a heap record's first two words hold its address and length
+            // (`Writer::finish_into`).
+            unsafe {
+                (
+                    at.cast::<usize>().read_unaligned() as *mut u8,
+                    at.add(WORD).cast::<usize>().read_unaligned(),
+                )
             }
+        })
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self.heap_parts() {
+            // SAFETY: the record's own boxed bytes, alive while `self` is.
+            Some((ptr, len)) => unsafe { std::slice::from_raw_parts(ptr, len) },
+            // SAFETY: the first `len` bytes of an inline record are written.
+            None => unsafe {
+                std::slice::from_raw_parts(
+                    self.bytes.as_ptr().cast::<u8>(),
+                    usize::from(self.len).min(QUEUED_INLINE),
+                )
+            },
+        }
+    }
+
+    /// Takes a record on the heap out of `self`, which is left empty.
+    fn take_heap(&mut self) -> Option<Box<[u8]>> {
+        let (ptr, len) = self.heap_parts()?;
+        self.len = 0;
+        // SAFETY: made by `Box::into_raw` of a `Box<[u8]>` of `len` bytes that only `self` owned;
+        // `self` no longer refers to it.
+        Some(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) })
+    }
+
+    /// The record in full: a span context it refers to and a time relative to its thread's
+    /// previous record are put back from `threads`, which learns what the record says of its
+    /// thread. Every record taken from the queue goes through this, in queue order.
+    pub(crate) fn resolve(mut self, threads: &mut Threads) -> Compact {
+        let flags = self.as_bytes().get(1).copied().unwrap_or(0);
+        if flags & FLAG_THREAD == 0 {
+            // The same layout as a `Compact` (only numbered records are relative).
+            if let Some(h) = self.take_heap() {
+                return Compact(Repr::Heap(h));
+            }
+            let mut c = MaybeUninit::uninit();
+            Repr::write(&mut c, &[self.as_bytes()]);
+            // SAFETY: `Repr::write` always writes.
+            return Compact(unsafe { c.assume_init() });
+        }
+        Self::resolve_numbered(self.as_bytes(), flags, threads)
+            .unwrap_or_else(|| Compact(Repr::Heap(Box::default())))
+    }
+
+    fn resolve_numbered(b: &[u8], flags: u8, threads: &mut Threads) -> Option<Compact> {
+        let severity = *b.first()?;
+        let mut r = Reader(b.get(4..)?);
+        let delta = severity & SEV_TIME_DELTA != 0;
+        let time = if delta { r.varint()? } else { r.u64()? };
+        let observed = if flags & FLAG_OBSERVED != 0 {
+            r.take(8)?
+        } else {
+            &[]
         };
-        let first = [head[0], flags];
+        let thread = usize::try_from(r.varint()?).ok()?;
+        let rest = r.0;
+        if threads.0.len() <= thread {
+            threads.0.resize(thread + 1, ThreadState::default());
+        }
+        let known = &mut threads.0[thread];
+        known.time = if delta {
+            known.time.wrapping_add(time)
+        } else {
+            time
+        };
+        // The record without its thread number; a context it refers to goes where it would be.
+        let mut flags = flags & !(FLAG_THREAD | FLAG_TRACE_SAME);
+        let mut inserted = None;
+        if flags & FLAG_TRACE != 0 {
+            known.trace = rest.get(..TRACE_LEN).and_then(|t| t.try_into().ok());
+        } else if b[1] & FLAG_TRACE_SAME != 0 {
+            inserted = known.trace;
+            if inserted.is_some() {
+                flags |= FLAG_TRACE;
+            }
+        } else {
+            known.trace = None;
+        }
+        let head = [severity & !SEV_TIME_DELTA, flags, b[2], b[3]];
+        let time = known.time.to_le_bytes();
         let mut c = MaybeUninit::uninit();
-        let parts: [&[u8]; 4] = [
-            &first,
-            &head[2..],
+        let parts: [&[u8]; 5] = [
+            &head,
+            &time,
+            observed,
             inserted.as_ref().map_or(&[], |t| t),
-            &b[after..],
+            rest,
         ];
         Repr::write(&mut c, &parts);
         // SAFETY: `Repr::write` always writes.
-        Compact(unsafe { c.assume_init() })
+        Some(Compact(unsafe { c.assume_init() }))
     }
 }
 
@@ -225,6 +314,12 @@ fn trace_from(b: &[u8; TRACE_LEN]) -> TraceContext {
     t.trace_id.copy_from_slice(&b[..16]);
     t.span_id.copy_from_slice(&b[16..24]);
     t
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        drop(self.take_heap());
+    }
 }
 
 impl Compact {
@@ -270,6 +365,8 @@ pub(crate) struct Writer {
     referenced: u64,
     /// Whether attributes were left out ([`FLAG_DROPPED`]).
     dropped: bool,
+    /// The id of a key written with the next value's tag, plus one (0: none).
+    key_in_tag: u8,
     inline: [u8; QUEUED_INLINE],
     heap: Vec<u8>,
 }
@@ -280,6 +377,7 @@ impl Writer {
             len: 0,
             referenced: 0,
             dropped: false,
+            key_in_tag: 0,
             inline: [0; QUEUED_INLINE],
             heap: Vec::new(),
         }
@@ -370,42 +468,97 @@ impl Writer {
         self.varint(s.len() as u64);
     }
 
-    /// The fixed header, then the optional time, thread and span context. Everything else follows
-    /// in the order of [`Has`].
+    /// The message, copied.
+    #[inline]
+    pub(crate) fn body_text(&mut self, s: &str) {
+        self.varint((s.len() as u64) << 1);
+        self.put(s.as_bytes());
+    }
+
+    /// A message that lives as long as the process: only its address is written.
+    #[inline]
+    pub(crate) fn body_static(&mut self, s: &'static str) {
+        self.referenced += s.len() as u64;
+        self.varint((s.len() as u64) << 1 | 1);
+        self.put(&(s.as_ptr() as usize as u64).to_le_bytes());
+    }
+
+    /// An attribute's key (interned if it can be); its value follows.
+    #[inline]
+    pub(crate) fn key(&mut self, s: &str) {
+        match intern::id(s) {
+            Some(id) if id < KEY_IN_TAG => {
+                self.referenced += s.len() as u64;
+                self.key_in_tag = id as u8 + 1;
+            }
+            _ => {
+                self.byte(A_LONG);
+                self.name(s);
+            }
+        }
+    }
+
+    /// An attribute's key, as is (not interned).
+    #[allow(clippy::ptr_arg, reason = "which variant it is decides the encoding")]
+    fn key_cow(&mut self, s: &Cow<'static, str>) {
+        self.byte(A_LONG);
+        cow(self, s);
+    }
+
+    /// A value's tag, with the key before it when that is folded in.
+    #[inline]
+    fn tag(&mut self, tag: u8) {
+        match self.key_in_tag {
+            0 => self.byte(tag),
+            id => {
+                self.byte(tag << 5 | (id - 1));
+                self.key_in_tag = 0;
+            }
+        }
+    }
+
+    /// The fixed header, then the optional observed time, thread and span context. Everything else
+    /// follows in the order of [`Has`].
     pub(crate) fn header(
         &mut self,
         severity: Severity,
         time: u64,
         observed: u64,
         has: Has,
-        trace: TraceField<'_>,
+        stamp: Stamp<'_>,
     ) {
-        let trace_flags = match trace {
+        let trace_flags = match stamp.trace {
             TraceField::None => 0,
             TraceField::Full(_) => FLAG_TRACE,
-            TraceField::FullFor(..) => FLAG_TRACE | FLAG_THREAD,
-            TraceField::SameAs(_) => FLAG_THREAD | FLAG_TRACE_SAME,
+            TraceField::Same => FLAG_TRACE_SAME,
         };
         let flags = trace_flags
+            | if stamp.thread.is_some() {
+                FLAG_THREAD
+            } else {
+                0
+            }
             | if observed != time { FLAG_OBSERVED } else { 0 }
             | if has.module { FLAG_MODULE } else { 0 }
             | if has.file { FLAG_FILE } else { 0 }
             | if has.line { FLAG_LINE } else { 0 };
-        self.byte(severity.number() as u8);
+        let delta = stamp.delta.filter(|_| stamp.thread.is_some());
+        let time_flag = if delta.is_some() { SEV_TIME_DELTA } else { 0 };
+        self.byte(severity.number() as u8 | time_flag);
         self.byte(flags);
         self.put(&[0; 2]);
-        self.put(&time.to_le_bytes());
+        match delta {
+            Some(d) => self.varint(d),
+            None => self.put(&time.to_le_bytes()),
+        }
         if observed != time {
             self.put(&observed.to_le_bytes());
         }
-        match trace {
-            TraceField::None => {}
-            TraceField::Full(t) => self.trace(t),
-            TraceField::FullFor(thread, t) => {
-                self.varint(u64::from(thread));
-                self.trace(t);
-            }
-            TraceField::SameAs(thread) => self.varint(u64::from(thread)),
+        if let Some(n) = stamp.thread {
+            self.varint(u64::from(n));
+        }
+        if let TraceField::Full(t) = stamp.trace {
+            self.trace(t);
         }
     }
 
@@ -416,7 +569,7 @@ impl Writer {
     }
 
     pub(crate) fn int(&mut self, i: i64) {
-        self.byte(V_INT);
+        self.tag(V_INT);
         self.varint(zigzag(i));
     }
 
@@ -424,29 +577,32 @@ impl Writer {
         // A double holding a small integer exactly (amounts, counts) takes a varint.
         let i = d as i64;
         if (i as f64).to_bits() == d.to_bits() && i.unsigned_abs() < 1 << 53 {
-            self.byte(V_DOUBLE_INT);
+            self.tag(V_DOUBLE_INT);
             self.varint(zigzag(i));
         } else {
-            self.byte(V_DOUBLE);
+            self.tag(V_DOUBLE);
             self.put(&d.to_le_bytes());
         }
     }
 
     pub(crate) fn bool(&mut self, b: bool) {
-        self.byte(if b { V_TRUE } else { V_FALSE });
+        self.tag(if b { V_TRUE } else { V_FALSE });
     }
 
     /// A string value.
     pub(crate) fn str_value(&mut self, s: &str) {
-        self.byte(V_STR);
-        self.text(s);
+        self.tag(V_STR);
+        self.varint(s.len() as u64);
+        self.put(s.as_bytes());
     }
 
     /// Ends the attributes.
     pub(crate) fn end(&mut self, dropped_attributes: u32) {
         self.dropped = dropped_attributes > 0;
         self.byte(END);
-        self.varint(u64::from(dropped_attributes));
+        if self.dropped {
+            self.varint(u64::from(dropped_attributes));
+        }
     }
 
     /// Sets the header fields known only at the end, and sizes a heap record to fit.
@@ -476,16 +632,24 @@ impl Writer {
     /// allocation happens while the worker may be waiting for the slot.
     #[inline]
     pub(crate) fn finish_into(&mut self, dst: &mut MaybeUninit<Queued>) {
-        // SAFETY: `Queued` is a transparent wrapper of the `Repr` written here.
-        let dst = unsafe {
-            &mut *(dst as *mut MaybeUninit<Queued>).cast::<MaybeUninit<Repr<QUEUED_INLINE>>>()
-        };
-        if self.heap.capacity() != 0 {
-            dst.write(Repr::Heap(
-                std::mem::take(&mut self.heap).into_boxed_slice(),
-            ));
-        } else {
-            Repr::write(dst, &[&self.inline[..self.len.min(QUEUED_INLINE)]]);
+        let dst = dst.as_mut_ptr();
+        // SAFETY: both fields of `dst` are written (`len` last), each within its bounds: two words
+        // or at most `QUEUED_INLINE` bytes into `bytes`.
+        unsafe {
+            let bytes = std::ptr::addr_of_mut!((*dst).bytes).cast::<u8>();
+            let len = if self.heap.capacity() != 0 {
+                let record = std::mem::take(&mut self.heap).into_boxed_slice();
+                let len = record.len();
+                let ptr = Box::into_raw(record).cast::<u8>();
+                bytes.cast::<usize>().write_unaligned(ptr as usize);
+                bytes.add(WORD).cast::<usize>().write_unaligned(len);
+                ON_HEAP
+            } else {
+                let len = self.len.min(QUEUED_INLINE);
+                std::ptr::copy_nonoverlapping(self.inline.as_ptr(), bytes, len);
+                len as u8
+            };
+            std::ptr::addr_of_mut!((*dst).len).write(len);
         }
     }
 
@@ -498,9 +662,31 @@ impl Writer {
         unsafe { q.assume_init() }
     }
 
-    /// The record in full, for one that refers to no thread's span context.
+    /// The record in full, for one that names no thread.
     pub(crate) fn finish(self) -> Compact {
-        self.finish_queued().resolve(&mut ThreadTraces::default())
+        self.finish_queued().resolve(&mut Threads::default())
+    }
+}
+
+/// How a record gives its thread, span context and time.
+#[derive(Clone, Copy)]
+pub(crate) struct Stamp<'a> {
+    /// The thread's number: the worker then learns the record's span context and time as the
+    /// thread's last ones. `None`: the record names no thread, and may not refer to its last ones.
+    pub thread: Option<u32>,
+    pub trace: TraceField<'a>,
+    /// Nanoseconds after the thread's last record (with `thread` only); else the time is whole.
+    pub delta: Option<u64>,
+}
+
+impl<'a> Stamp<'a> {
+    /// A record that names no thread.
+    pub(crate) fn alone(trace: Option<&'a TraceContext>) -> Self {
+        Stamp {
+            thread: None,
+            trace: trace.map_or(TraceField::None, TraceField::Full),
+            delta: None,
+        }
     }
 }
 
@@ -509,12 +695,10 @@ impl Writer {
 pub(crate) enum TraceField<'a> {
     /// It has none.
     None,
-    /// It carries it, for no thread.
+    /// It carries it.
     Full(&'a TraceContext),
-    /// It carries it as the one thread `n` now uses.
-    FullFor(u32, &'a TraceContext),
-    /// It has the one thread `n` sent last.
-    SameAs(u32),
+    /// It has the one its thread's last record had (with a thread number only).
+    Same,
 }
 
 /// A string of the event: a `'static` one by address, others copied.
@@ -547,7 +731,7 @@ fn writer_of(e: &LogEvent) -> Writer {
             file: e.file.is_some(),
             line: e.line.is_some(),
         },
-        e.trace.as_ref().map_or(TraceField::None, TraceField::Full),
+        Stamp::alone(e.trace.as_ref()),
     );
     cow(&mut w, &e.target);
     if let Some(m) = &e.module_path {
@@ -559,9 +743,12 @@ fn writer_of(e: &LogEvent) -> Writer {
     if let Some(l) = e.line {
         w.varint(u64::from(l));
     }
-    cow(&mut w, &e.body);
+    match &e.body {
+        Cow::Borrowed(b) => w.body_static(b),
+        Cow::Owned(o) => w.body_text(o),
+    }
     for a in &e.attributes {
-        cow(&mut w, &a.key);
+        w.key_cow(&a.key);
         match &a.value {
             AttrValue::Int(i) => w.int(*i),
             AttrValue::Double(d) => w.double(*d),
@@ -618,11 +805,8 @@ impl<'a> Reader<'a> {
                 Str::Interned(id, intern::get(id)?)
             }
             S_INLINE => {
-                let len = usize::try_from(self.varint()?).ok()?;
-                let bytes = self.take(len)?;
-                // SAFETY: only `Writer::text` writes this form, copying a `&str`'s bytes, and a
-                // `Compact` is only ever made by a `Writer`, so the bytes are UTF-8.
-                Str::Copied(unsafe { std::str::from_utf8_unchecked(bytes) })
+                let len = self.varint()?;
+                Str::Copied(self.text(len)?)
             }
             S_STATIC => {
                 let addr = self.u64()? as usize;
@@ -643,6 +827,28 @@ impl<'a> Reader<'a> {
     fn next_string(&mut self) -> Option<Str<'a>> {
         let first = self.byte()?;
         self.string(first)
+    }
+
+    /// `len` bytes written from a `&str` by the writer.
+    fn text(&mut self, len: u64) -> Option<&'a str> {
+        let bytes = self.take(usize::try_from(len).ok()?)?;
+        // SAFETY: only the writer writes these bytes, copying a `&str`'s, and a `Compact` is only
+        // ever made by a `Writer`, so they are UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    }
+
+    fn body(&mut self) -> Option<Str<'a>> {
+        let v = self.varint()?;
+        let len = usize::try_from(v >> 1).ok()?;
+        if v & 1 == 0 {
+            return Some(Str::Copied(self.text(v >> 1)?));
+        }
+        let addr = self.u64()? as usize;
+        // SAFETY: only `Writer::body_static` writes this form, from a `&'static str` of this
+        // process, and these bytes never leave the process.
+        Some(Str::Static(unsafe {
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(addr as *const u8, len))
+        }))
     }
 }
 
@@ -736,7 +942,7 @@ impl<'a> View<'a> {
         } else {
             None
         };
-        let body = r.next_string()?;
+        let body = r.body()?;
         Some(View {
             flags,
             severity,
@@ -779,25 +985,37 @@ pub(crate) struct Attributes<'a> {
 impl<'a> Attributes<'a> {
     fn read(&mut self) -> Option<(Str<'a>, Value<'a>)> {
         let first = self.r.byte()?;
-        if first == END {
-            return None;
-        }
-        let key = self.r.string(first)?;
-        let value = match self.r.byte()? {
+        let (key, tag) = match first {
+            END => return None,
+            A_LONG => (self.r.next_string()?, self.r.byte()?),
+            folded if folded < A_LONG => {
+                let id = u16::from(folded & 0x1F);
+                (Str::Interned(id, intern::get(id)?), folded >> 5)
+            }
+            _ => return None,
+        };
+        let value = match tag {
             V_INT => Value::Int(unzigzag(self.r.varint()?)),
             V_DOUBLE => Value::Double(f64::from_le_bytes(self.r.take(8)?.try_into().ok()?)),
             V_FALSE => Value::Bool(false),
             V_TRUE => Value::Bool(true),
-            V_STR => Value::Str(self.r.next_string()?),
+            V_STR => {
+                let len = self.r.varint()?;
+                Value::Str(Str::Copied(self.r.text(len)?))
+            }
             V_DOUBLE_INT => Value::Double(unzigzag(self.r.varint()?) as f64),
             _ => return None,
         };
         Some((key, value))
     }
 
-    /// Attributes left out of the record (its limits); read after the last attribute.
+    /// Attributes left out of the record (its limits); read after the last attribute (`None`: the
+    /// record is not one the writer wrote).
     pub(crate) fn dropped(mut self) -> Option<u32> {
         while self.next().is_some() {}
+        if self.r.0.is_empty() {
+            return Some(0);
+        }
         u32::try_from(self.r.varint()?).ok()
     }
 }
@@ -968,7 +1186,7 @@ mod tests {
             f64::MIN_POSITIVE,
         ] {
             let mut w = Writer::new();
-            w.text("k");
+            w.key("k");
             w.double(d);
             let bytes = w.inline[..w.len].to_vec();
             let mut a = Attributes {
@@ -1001,7 +1219,7 @@ mod tests {
             SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
         };
         assert!(size_of::<Compact>() <= 120, "{}", size_of::<Compact>());
-        assert!(size_of::<crate::pipeline::queue::Slot<Queued>>() <= 88);
+        assert_eq!(size_of::<crate::pipeline::queue::Slot<Queued>>(), 64);
         let span = |n: u8| {
             opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
                 TraceId::from_bytes([1; 16]),
@@ -1039,21 +1257,21 @@ mod tests {
             carried.sent();
             w.finish_queued()
         };
-        let mut traces = ThreadTraces::default();
+        let mut threads = Threads::default();
         // The thread's first record carries its span context; the next ones refer to it and fit
         // in the slot.
         let first = queue("123456", pipeline);
-        assert!(first.0.as_bytes()[1] & FLAG_THREAD != 0);
-        let first = first.resolve(&mut traces);
+        assert!(first.as_bytes()[1] & FLAG_THREAD != 0);
+        let first = first.resolve(&mut threads);
+        let before = crate::capture::now_unix_nanos();
         let q = queue("123457", pipeline);
-        assert!(
-            matches!(q.0, Repr::Inline { .. }),
-            "{} bytes",
-            q.0.as_bytes().len()
-        );
-        assert!(q.0.as_bytes()[1] & FLAG_TRACE_SAME != 0);
-        let c = q.resolve(&mut traces);
+        let after = crate::capture::now_unix_nanos();
+        assert!(q.is_inline(), "{} bytes", q.as_bytes().len());
+        assert!(q.as_bytes()[1] & FLAG_TRACE_SAME != 0);
+        assert!(q.as_bytes()[0] & SEV_TIME_DELTA != 0);
+        let c = q.resolve(&mut threads);
         assert!(matches!(c.0, Repr::Inline { .. }));
+        assert!((before..=after).contains(&decode(&c).time_unix_nano));
         for (c, seq) in [(&first, "123456"), (&c, "123457")] {
             // The referenced names (target, module, file, four keys) count in its size.
             let names = "payment.service".len()
@@ -1078,27 +1296,27 @@ mod tests {
         drop(_cx);
         let _cx = span(3).attach();
         let q = queue("1", pipeline);
-        assert!(q.0.as_bytes()[1] & FLAG_TRACE_SAME == 0);
+        assert!(q.as_bytes()[1] & FLAG_TRACE_SAME == 0);
         assert_eq!(
-            decode(&q.resolve(&mut traces)).trace.map(|t| t.span_id),
+            decode(&q.resolve(&mut threads)).trace.map(|t| t.span_id),
             Some([3; 8])
         );
         let q = queue("2", None);
-        assert!(q.0.as_bytes()[1] & FLAG_THREAD == 0);
+        assert!(q.as_bytes()[1] & FLAG_THREAD == 0);
         assert_eq!(
-            decode(&q.resolve(&mut traces)).trace.map(|t| t.span_id),
+            decode(&q.resolve(&mut threads)).trace.map(|t| t.span_id),
             Some([3; 8])
         );
         let q = queue("3", pipeline);
-        assert!(q.0.as_bytes()[1] & FLAG_TRACE_SAME != 0);
+        assert!(q.as_bytes()[1] & FLAG_TRACE_SAME != 0);
         assert_eq!(
-            decode(&q.resolve(&mut traces)).trace.map(|t| t.span_id),
+            decode(&q.resolve(&mut threads)).trace.map(|t| t.span_id),
             Some([3; 8])
         );
         // A worker that never saw the thread's context (not possible in a pipeline) reads the
         // record without one rather than failing.
         let q = queue("4", pipeline);
-        let e = decode(&q.resolve(&mut ThreadTraces::default()));
+        let e = decode(&q.resolve(&mut Threads::default()));
         assert_eq!(
             (e.trace, e.body.as_ref()),
             (None, "Transaction processed 4")

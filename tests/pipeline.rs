@@ -976,9 +976,10 @@ impl std::fmt::Display for LogsInAnotherSpan<'_> {
 
 #[test]
 fn every_record_keeps_its_own_span_context_across_threads_spans_nesting_and_pipelines() {
-    // Queued records refer to their thread's previous span context when it is the same. Threads
-    // change spans, log from a `Display`, log to two pipelines in turn, exit and are replaced
-    // (their numbers reused): every record must still arrive with the span its body names.
+    // Queued records refer to their thread's previous span context when it is the same, and give
+    // their time relative to the thread's previous record. Threads change spans, log from a
+    // `Display`, log to two pipelines in turn, exit and are replaced (their numbers reused): every
+    // record must still arrive with the span its body names, and at the time it was logged.
     let (a, b) = (Collector::start(), Collector::start());
     let (logger_a, guard_a) = builder(&a.endpoint()).build().unwrap();
     let (logger_b, guard_b) = builder(&b.endpoint()).build().unwrap();
@@ -1000,6 +1001,11 @@ fn every_record_keeps_its_own_span_context_across_threads_spans_nesting_and_pipe
                         });
                         let shown = if i % 7 == 3 { u64::MAX } else { n };
                         let logger = if i % 11 == 5 { logger_b } else { logger_a };
+                        let kvs = [
+                            ("thread", (round * THREADS + t).into()),
+                            ("i", i.into()),
+                            ("before", unix_nanos().into()),
+                        ];
                         if i % 13 == 0 {
                             emit(
                                 logger,
@@ -1009,7 +1015,7 @@ fn every_record_keeps_its_own_span_context_across_threads_spans_nesting_and_pipe
                                     "span={shown} {}",
                                     LogsInAnotherSpan(logger, 900_000 + n)
                                 ),
-                                &[],
+                                &kvs,
                             );
                         } else {
                             emit(
@@ -1017,7 +1023,7 @@ fn every_record_keeps_its_own_span_context_across_threads_spans_nesting_and_pipe
                                 log::Level::Info,
                                 "app",
                                 format_args!("span={shown}"),
-                                &[],
+                                &kvs,
                             );
                         }
                     }
@@ -1033,12 +1039,22 @@ fn every_record_keeps_its_own_span_context_across_threads_spans_nesting_and_pipe
             }
         }
     }
+    // (thread, i) -> (time given before the call, time of the record)
+    let mut times = std::collections::BTreeMap::new();
     for (collector, guard, want) in [(&a, &guard_a, expected.0), (&b, &guard_b, expected.1)] {
         guard.flush(WAIT).unwrap();
         collector.wait_for_records(want as usize, WAIT);
         let records = collector.records();
         assert_eq!(records.len() as u64, want);
         for r in &records {
+            let int = |key: &str| match r.attr(key) {
+                Some(Value::IntValue(v)) => Some(v),
+                _ => None,
+            };
+            if let (Some(thread), Some(i), Some(before)) = (int("thread"), int("i"), int("before"))
+            {
+                times.insert((thread, i), (before as u64, r.record.time_unix_nano));
+            }
             let body = r.body();
             let shown: u64 = body
                 .split_whitespace()
@@ -1063,4 +1079,29 @@ fn every_record_keeps_its_own_span_context_across_threads_spans_nesting_and_pipe
     }
     assert_eq!(guard_a.stats().dropped.total(), 0);
     assert_eq!(guard_b.stats().dropped.total(), 0);
+    // Each record's time lies between the clock read before its call and the one before the
+    // thread's next call.
+    assert_eq!(times.len() as u64, 3 * THREADS * PER_THREAD);
+    let all: Vec<_> = times.into_iter().collect();
+    for pair in all.windows(2) {
+        let (((thread, i), (before, time)), ((next_thread, _), (next_before, _))) =
+            (pair[0], pair[1]);
+        assert!(
+            before <= time,
+            "thread {thread} record {i}: {time} < {before}"
+        );
+        if thread == next_thread {
+            assert!(
+                time <= next_before,
+                "thread {thread} record {i}: {time} > {next_before}"
+            );
+        }
+    }
+}
+
+fn unix_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
 }

@@ -40,7 +40,7 @@ pub const OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_LOGS_C
 pub const OTEL_EXPORTER_OTLP_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
 /// Queue capacity in records.
 pub const OTEL_BLRP_MAX_QUEUE_SIZE: &str = "OTEL_BLRP_MAX_QUEUE_SIZE";
-/// Default queue capacity: 8192 records, 704 KiB of queue slots (88 bytes each), less than the
+/// Default queue capacity: 8192 records, 512 KiB of queue slots (64 bytes each), less than the
 /// specification's default of 2048 takes in the official SDK (about 480 bytes per record).
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 8192;
 /// Records per export batch.

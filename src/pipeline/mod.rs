@@ -18,7 +18,7 @@ use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::compact::{Compact, Queued, ThreadTraces};
+use crate::compact::{Compact, Queued, Threads};
 use crate::config::Config;
 use crate::event::LogEvent;
 use crate::level::{LevelControl, LevelState};
@@ -137,10 +137,10 @@ impl Shared {
         }
     }
 
-    /// Takes the oldest queued record, in full: `traces` is the worker's, which every record taken
+    /// Takes the oldest queued record, in full: `threads` is the worker's, which every record taken
     /// goes through.
-    pub(crate) fn pop(&self, traces: &mut ThreadTraces) -> Option<Compact> {
-        Some(self.queue.pop()?.resolve(traces))
+    pub(crate) fn pop(&self, threads: &mut Threads) -> Option<Compact> {
+        Some(self.queue.pop()?.resolve(threads))
     }
 
     /// The event a queued record holds, with secret attribute values masked (the OTLP encoder

@@ -7,7 +7,8 @@
 //!   [`Queue::try_push`], which concurrent producers can overshoot by at most their number.
 //! - Each slot has a sequence number: `seq == pos` means free for the push at `pos`, `seq == pos + 1`
 //!   means it holds the value pushed at `pos`. It is stored less the slot's index, so a new queue is
-//!   all zeroes: its memory comes from the system untouched and is paged in only as it fills. A
+//!   all zeroes: its memory comes from the system untouched and is paged in only as it fills. It is
+//!   32 bits wide (compared modulo 2^32), so that a slot with a record takes 64 bytes. A
 //!   producer claims a position with one CAS on `tail`, writes the value, then publishes it with a
 //!   release store of `seq`; no producer ever waits for another or for the consumer.
 //! - `try_push` never waits for a lock, never allocates and never performs I/O. (Touching a slot
@@ -18,15 +19,18 @@
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+/// Most values a queue holds: positions compared modulo 2^32 must stay far apart.
+pub(crate) const MAX_CAPACITY: usize = 1 << 30;
 
 /// Size of a transparent huge page (x86-64 and aarch64 with 4 KiB pages).
 const HUGE_PAGE: usize = 2 * 1024 * 1024;
 
 /// Asks the kernel to back a large queue with transparent huge pages where it allows them on
 /// request. A queue is paged in as it fills, and with 4 KiB pages the calling threads would take a
-/// page fault (two: the slot's sequence is read before it is written) every 46 records (88-byte
-/// slots) of the first lap through a large queue; with huge pages, one every 23,800 or so. Memory
+/// page fault (two: the slot's sequence is read before it is written) every 64 records (64-byte
+/// slots) of the first lap through a large queue; with huge pages, one every 32,768. Memory
 /// still comes in as the queue fills, 2 MiB at a time. Where the kernel compacts memory for such
 /// requests (THP `defrag` set to `madvise`), a first-lap fault may take longer. Advice only: a
 /// refusal changes nothing.
@@ -45,7 +49,9 @@ fn advise_huge_pages(_ptr: *mut u8, _len: usize) {}
 struct CachePadded<T>(T);
 
 pub(crate) struct Slot<T> {
-    seq: AtomicUsize,
+    /// The position this slot is ready for, relative to its index, modulo 2^32 (positions within
+    /// one queue never differ by 2^31: the capacity is at most [`MAX_CAPACITY`]).
+    seq: AtomicU32,
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
@@ -84,7 +90,7 @@ impl<T> Queue<T> {
     /// A queue holding at most `capacity` values, shedding low-priority values once `high_watermark`
     /// are queued. `capacity` must be at least 1.
     pub(crate) fn new(capacity: usize, high_watermark: usize) -> Self {
-        let capacity = capacity.max(1);
+        let capacity = capacity.clamp(1, MAX_CAPACITY);
         let physical = capacity.next_power_of_two();
         let layout =
             std::alloc::Layout::array::<Slot<T>>(physical).expect("queue size fits memory");
@@ -209,8 +215,8 @@ impl<T> Queue<T> {
             let seq = self.slots[index]
                 .seq
                 .load(Ordering::Acquire)
-                .wrapping_add(index);
-            let diff = (seq as isize).wrapping_sub(pos as isize);
+                .wrapping_add(index as u32);
+            let diff = seq.wrapping_sub(pos as u32) as i32;
             if diff == 0 {
                 match self.tail.0.compare_exchange_weak(
                     pos,
@@ -239,7 +245,7 @@ impl<T> Queue<T> {
         // until it publishes it below; the consumer reads it only after seeing `seq == pos + 1`.
         write(unsafe { &mut *slot.value.get() });
         slot.seq.store(
-            claim.pos.wrapping_add(1).wrapping_sub(claim.index),
+            claim.pos.wrapping_add(1).wrapping_sub(claim.index) as u32,
             Ordering::Release,
         );
         claim.len + 1
@@ -251,8 +257,8 @@ impl<T> Queue<T> {
         loop {
             let index = pos & self.mask;
             let slot = &self.slots[index];
-            let seq = slot.seq.load(Ordering::Acquire).wrapping_add(index);
-            let diff = (seq as isize).wrapping_sub(pos.wrapping_add(1) as isize);
+            let seq = slot.seq.load(Ordering::Acquire).wrapping_add(index as u32);
+            let diff = seq.wrapping_sub(pos.wrapping_add(1) as u32) as i32;
             if diff == 0 {
                 match self.head.0.compare_exchange_weak(
                     pos,
@@ -265,7 +271,7 @@ impl<T> Queue<T> {
                         // CAS on `head` gave this consumer exclusive use of it until `seq` is advanced.
                         let value = unsafe { (*slot.value.get()).assume_init_read() };
                         slot.seq.store(
-                            pos.wrapping_add(self.mask + 1).wrapping_sub(index),
+                            pos.wrapping_add(self.mask + 1).wrapping_sub(index) as u32,
                             Ordering::Release,
                         );
                         return Some(value);

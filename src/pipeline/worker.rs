@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::batch::Batcher;
 use super::{Control, Shared};
-use crate::compact::{Compact, Str, ThreadTraces, View};
+use crate::compact::{Compact, Str, Threads, View};
 use crate::config::Mode;
 use crate::export::ExportOutcome;
 use crate::export::file::format;
@@ -148,8 +148,8 @@ struct Worker {
     lines: Vec<u8>,
     /// Approximate encoded size of `batch`.
     batch_bytes: usize,
-    /// The span context each producer thread last sent (records refer to it).
-    traces: ThreadTraces,
+    /// The span context and time each producer thread last sent (records refer to them).
+    threads: Threads,
     /// Whether a live batch was delivered since the collector last refused a batch for good.
     live_ok_since_refusal: bool,
     /// Replay waits for a live batch to be accepted (or [`REPLAY_PAUSE`] to pass) after the collector
@@ -179,7 +179,7 @@ pub(crate) fn run(
         lines: Vec::new(),
         batch_bytes: 0,
         live_ok_since_refusal: false,
-        traces: ThreadTraces::default(),
+        threads: Threads::default(),
         replay_paused: None,
         refused_batch: None,
     };
@@ -253,7 +253,7 @@ pub(crate) fn run(
 /// not. Returns whether the export should be abandoned (shutdown is near its deadline).
 fn spill(
     shared: &Shared,
-    traces: &mut ThreadTraces,
+    threads: &mut Threads,
     spool: &mut Spool,
     batch_size: usize,
     stdout: &mut Option<(&mut Vec<u8>, &str)>,
@@ -265,7 +265,7 @@ fn spill(
     while shared.queue.len() > threshold {
         let mut spilled = Vec::with_capacity(batch_size);
         while spilled.len() < batch_size {
-            match shared.pop(traces) {
+            match shared.pop(threads) {
                 Some(e) => spilled.push(e),
                 None => break,
             }
@@ -376,7 +376,7 @@ impl Worker {
     /// Moves queued records into the batch until it is full or the queue is empty.
     fn fill(&mut self) {
         while !self.batch_full() {
-            match self.shared.pop(&mut self.traces) {
+            match self.shared.pop(&mut self.threads) {
                 Some(e) => self.push_batch(e),
                 None => break,
             }
@@ -410,7 +410,7 @@ impl Worker {
         let target = self.shared.queue.pushed();
         loop {
             while !self.batch_full() && self.shared.queue.popped() < target {
-                match self.shared.pop(&mut self.traces) {
+                match self.shared.pop(&mut self.threads) {
                     Some(e) => self.push_batch(e),
                     None => break,
                 }
@@ -599,7 +599,7 @@ impl Worker {
             };
         };
         let shared = &self.shared;
-        let traces = &mut self.traces;
+        let threads = &mut self.threads;
         let batch_size = self.batcher.max_size();
         let mut stdout = self
             .sinks
@@ -607,7 +607,7 @@ impl Worker {
             .then_some((&mut self.lines, self.sinks.service_name.as_str()));
         match (spill_queue, self.sinks.spool.as_mut()) {
             (true, Some(spool)) => otlp.wait(flight, &mut || {
-                spill(shared, traces, spool, batch_size, &mut stdout)
+                spill(shared, threads, spool, batch_size, &mut stdout)
             }),
             _ => otlp.wait(flight, &mut || shared.abort_exports()),
         }
@@ -738,14 +738,14 @@ impl Worker {
                 return false;
             };
             let shared = &self.shared;
-            let traces = &mut self.traces;
+            let threads = &mut self.threads;
             let mut stdout = self
                 .sinks
                 .stdout
                 .then_some((&mut self.lines, self.sinks.service_name.as_str()));
             let queued: Vec<Compact> = rb.events.iter().map(crate::compact::encode).collect();
             otlp.export(&queued, deadline, &mut || {
-                spill(shared, traces, spool, batch_size, &mut stdout)
+                spill(shared, threads, spool, batch_size, &mut stdout)
             })
         };
         match outcome {
