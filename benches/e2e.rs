@@ -218,7 +218,7 @@ fn main() {
             &big_same,
             run,
         ),
-        rows("ours, default queue (8192)", "ours", &default, run),
+        rows("ours, default queue (16384)", "ours", &default, run),
         rows("official, default queue (2048)", "official", &default, run),
     ];
     println!(

@@ -40,9 +40,9 @@ pub const OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_LOGS_C
 pub const OTEL_EXPORTER_OTLP_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
 /// Queue capacity in records.
 pub const OTEL_BLRP_MAX_QUEUE_SIZE: &str = "OTEL_BLRP_MAX_QUEUE_SIZE";
-/// Default queue capacity: 8192 records, 512 KiB of queue slots (64 bytes each), less than the
+/// Default queue capacity: 16384 records, 1 MiB of queue slots (64 bytes each), about what the
 /// specification's default of 2048 takes in the official SDK (about 480 bytes per record).
-pub const DEFAULT_MAX_QUEUE_SIZE: usize = 8192;
+pub const DEFAULT_MAX_QUEUE_SIZE: usize = 16384;
 /// Records per export batch.
 pub const OTEL_BLRP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE";
 /// Default records per export batch.
@@ -562,6 +562,7 @@ mod tests {
             (LOG_FILE_MODE, "0640"),
             (LOG_DIR_MODE, "750"),
             (LOG_STDOUT, "on"),
+            (LOG_CODE_LOCATION, "false"),
             (LOG_SPOOL_MAX_BYTES, "1048576"),
             (RUST_LOG, "warn,my_crate::db=debug,hyper=off"),
             (LOG_LEVEL_COOLDOWN, "0"),
@@ -598,6 +599,7 @@ mod tests {
         assert_eq!(s.file_name.as_deref(), Some("svc.log"));
         assert_eq!(s.file_max_bytes, Some(2048));
         assert_eq!(s.file_backups, Some(0));
+        assert_eq!(s.code_location, Some(false));
         assert_eq!(s.file_mode, Some(0o640));
         assert_eq!(s.dir_mode, Some(0o750));
         assert_eq!(s.stdout, Some(true));

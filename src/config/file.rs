@@ -316,7 +316,7 @@ mod tests {
         let s = &f.settings;
         assert_eq!(s.service_name.as_deref(), Some("payments"));
         assert_eq!(s.mode, Some(Mode::Failover));
-        assert_eq!(s.max_queue_size, Some(8192));
+        assert_eq!(s.max_queue_size, Some(16384));
         assert_eq!(s.file_mode, Some(0o600));
         assert!(s.directives.is_some() && s.level.is_some());
         // Every key of the schema appears in the example (uncommented or commented out).

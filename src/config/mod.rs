@@ -749,12 +749,12 @@ mod tests {
         let c = Builder::new().config_with(EnvSettings::default()).unwrap();
         assert_eq!(c.service_name, "unknown_service");
         assert_eq!(c.endpoint, "http://localhost:4317");
-        assert_eq!(c.max_queue_size, 8192);
+        assert_eq!(c.max_queue_size, 16384);
         assert_eq!(c.max_export_batch_size, 512);
         assert_eq!(c.schedule_delay, Duration::from_millis(1000));
         assert_eq!(c.export_timeout, Duration::from_millis(30_000));
         assert_eq!(c.level, log::LevelFilter::Info);
-        assert_eq!(c.high_watermark(), 6553);
+        assert_eq!(c.high_watermark(), 13107);
     }
 
     #[test]

@@ -24,6 +24,9 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 /// Most values a queue holds: positions compared modulo 2^32 must stay far apart.
 pub(crate) const MAX_CAPACITY: usize = 1 << 30;
 
+/// Size of a cache line (x86-64; aarch64's are as large or larger).
+const CACHE_LINE: usize = 64;
+
 /// Size of a transparent huge page (x86-64 and aarch64 with 4 KiB pages).
 const HUGE_PAGE: usize = 2 * 1024 * 1024;
 
@@ -49,8 +52,9 @@ fn advise_huge_pages(_ptr: *mut u8, _len: usize) {}
 struct CachePadded<T>(T);
 
 pub(crate) struct Slot<T> {
-    /// The position this slot is ready for, relative to its index, modulo 2^32 (positions within
-    /// one queue never differ by 2^31: the capacity is at most [`MAX_CAPACITY`]).
+    /// The position this slot is ready for, relative to its index, modulo 2^32 (the positions a
+    /// producer or the consumer compares it with are within the capacity of it, at most
+    /// [`MAX_CAPACITY`], unless a thread stalls for 2^31 pushes: then it sees a spurious `Full`).
     seq: AtomicU32,
     value: UnsafeCell<MaybeUninit<T>>,
 }
@@ -94,18 +98,16 @@ impl<T> Queue<T> {
         let physical = capacity.next_power_of_two();
         let layout =
             std::alloc::Layout::array::<Slot<T>>(physical).expect("queue size fits memory");
-        // A large queue gets room to start at a huge page boundary, and asks for huge pages below.
+        // The slots get room to start at a cache line boundary (a 64-byte slot then never spans
+        // two lines), and a large queue at a huge page boundary, asking for huge pages below.
         // (Not by the layout's alignment: the system allocator zeroes such memory by hand, which
         // would page all of it in at once.)
         let huge = layout.size() >= 2 * HUGE_PAGE;
-        let layout = if huge {
-            std::alloc::Layout::from_size_align(layout.size() + HUGE_PAGE, layout.align())
-                .expect("queue size fits memory")
-        } else {
-            layout
-        };
+        let start = if huge { HUGE_PAGE } else { CACHE_LINE };
+        let layout = std::alloc::Layout::from_size_align(layout.size() + start, layout.align())
+            .expect("queue size fits memory");
         // SAFETY: the layout holds `physical` slots (never zero-sized: a slot holds an atomic) after
-        // an offset below one huge page; an all-zero `Slot` is valid (an atomic 0, and an
+        // an offset below `start` (a multiple of the slot's alignment); an all-zero `Slot` is valid (an atomic 0, and an
         // uninitialised value), and 0 is the stored sequence number of every free slot of a new
         // queue. `Slots` frees it with the same pointer and layout.
         let slots = unsafe {
@@ -113,12 +115,9 @@ impl<T> Queue<T> {
             if base.is_null() {
                 std::alloc::handle_alloc_error(layout);
             }
-            let offset = if huge {
-                base.align_offset(HUGE_PAGE)
-                    .min(HUGE_PAGE - std::mem::align_of::<Slot<T>>())
-            } else {
-                0
-            };
+            let offset = base
+                .align_offset(start)
+                .min(start - std::mem::align_of::<Slot<T>>());
             let ptr = base.add(offset);
             if huge {
                 advise_huge_pages(ptr, layout.size() - offset);
@@ -340,10 +339,14 @@ mod tests {
             assert_eq!(q.pop(), Some(i));
         }
         assert_eq!(q.pop(), None);
-        // And a small one is as it was.
+        // And a small one is as it was, its slots starting on a cache line: a queued record's
+        // 64-byte slot spans one.
         let q = Queue::<u64>::new(4, 4);
         assert!(q.try_push(1, false).is_ok());
         assert_eq!(q.pop(), Some(1));
+        let q = Queue::<crate::compact::Queued>::new(8192, 8192);
+        assert_eq!(q.slots.as_ptr() as usize % CACHE_LINE, 0);
+        assert_eq!(size_of::<Slot<crate::compact::Queued>>(), CACHE_LINE);
     }
 
     #[test]
