@@ -93,7 +93,7 @@ const A_LONG: u8 = 0xC0;
 /// A record as the worker holds it, read by [`View`]. Only this module makes one (from a
 /// [`Writer`] or a [`Queued`]): the `S_STATIC` form, read back as a `&'static str`, relies on that.
 #[derive(Clone)]
-pub(crate) struct Compact(Repr<INLINE>);
+pub(crate) struct Compact(Repr);
 
 /// A record as it sits in a queue slot: a [`Compact`] that may be relative to its thread's previous
 /// record. [`Queued::resolve`] makes the `Compact`. Aligned to a byte, so that with the slot's
@@ -111,55 +111,53 @@ const ON_HEAP: u8 = u8::MAX;
 const WORD: usize = size_of::<usize>();
 const _: () = assert!(2 * WORD <= QUEUED_INLINE && QUEUED_INLINE < ON_HEAP as usize);
 
+/// A [`Compact`]'s bytes: inline when they fit in [`INLINE`], else on the heap.
 #[derive(Clone)]
-enum Repr<const N: usize> {
-    /// The first `len` bytes are written; the rest are not (a record is copied into its queue slot
-    /// byte by length, not whole).
+enum Repr {
+    /// The first `len` bytes are written; the rest are not.
     Inline {
         len: u8,
-        bytes: [MaybeUninit<u8>; N],
+        bytes: [MaybeUninit<u8>; INLINE],
     },
     Heap(Box<[u8]>),
 }
 
-impl<const N: usize> Repr<N> {
+impl Repr {
     fn as_bytes(&self) -> &[u8] {
         match self {
             Repr::Inline { len, bytes } => {
-                let len = usize::from(*len).min(N);
-                // SAFETY: the first `len` bytes of an inline record are written (`Repr::write`).
+                let len = usize::from(*len).min(INLINE);
+                // SAFETY: the first `len` bytes of an inline record are written (`Repr::of`).
                 unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<u8>(), len) }
             }
             Repr::Heap(b) => b,
         }
     }
 
-    /// Writes `parts`, one after the other, into `dst`: inline if they fit, else on the heap.
+    /// `parts`, one after the other: inline if they fit, else on the heap.
     #[inline]
-    fn write<'d>(dst: &'d mut MaybeUninit<Self>, parts: &[&[u8]]) -> &'d mut Self {
+    fn of(parts: &[&[u8]]) -> Self {
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        if len > N {
-            return dst.write(Repr::Heap(parts.concat().into_boxed_slice()));
+        if len > INLINE {
+            return Repr::Heap(parts.concat().into_boxed_slice());
         }
-        let r = dst.write(Repr::Inline {
-            len: len as u8,
-            bytes: [MaybeUninit::uninit(); N],
-        });
-        if let Repr::Inline { bytes, .. } = r {
-            let mut at = 0;
-            for p in parts {
-                // SAFETY: the parts total `len <= N` bytes, and do not overlap the slot.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        p.as_ptr(),
-                        bytes.as_mut_ptr().cast::<u8>().add(at),
-                        p.len(),
-                    );
-                }
-                at += p.len();
+        let mut bytes = [MaybeUninit::uninit(); INLINE];
+        let mut at = 0;
+        for p in parts {
+            // SAFETY: the parts total `len <= INLINE` bytes, and do not overlap `bytes`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    p.as_ptr(),
+                    bytes.as_mut_ptr().cast::<u8>().add(at),
+                    p.len(),
+                );
             }
+            at += p.len();
         }
-        r
+        Repr::Inline {
+            len: len as u8,
+            bytes,
+        }
     }
 }
 
@@ -237,10 +235,7 @@ impl Queued {
             if let Some(h) = self.take_heap() {
                 return Compact(Repr::Heap(h));
             }
-            let mut c = MaybeUninit::uninit();
-            Repr::write(&mut c, &[self.as_bytes()]);
-            // SAFETY: `Repr::write` always writes.
-            return Compact(unsafe { c.assume_init() });
+            return Compact(Repr::of(&[self.as_bytes()]));
         }
         Self::resolve_numbered(self.as_bytes(), flags, threads)
             .unwrap_or_else(|| Compact(Repr::Heap(Box::default())))
@@ -282,17 +277,13 @@ impl Queued {
         }
         let head = [severity & !SEV_TIME_DELTA, flags, b[2], b[3]];
         let time = known.time.to_le_bytes();
-        let mut c = MaybeUninit::uninit();
-        let parts: [&[u8]; 5] = [
+        Some(Compact(Repr::of(&[
             &head,
             &time,
             observed,
             inserted.as_ref().map_or(&[], |t| t),
             rest,
-        ];
-        Repr::write(&mut c, &parts);
-        // SAFETY: `Repr::write` always writes.
-        Some(Compact(unsafe { c.assume_init() }))
+        ])))
     }
 }
 
@@ -387,7 +378,7 @@ impl Writer {
     }
 
     #[inline]
-    pub(crate) fn put(&mut self, bytes: &[u8]) {
+    fn put(&mut self, bytes: &[u8]) {
         if self.heap.capacity() == 0 {
             if let Some(room) = self.inline.get_mut(self.len..self.len + bytes.len()) {
                 room.copy_from_slice(bytes);
@@ -401,7 +392,7 @@ impl Writer {
     }
 
     #[inline]
-    pub(crate) fn byte(&mut self, b: u8) {
+    fn byte(&mut self, b: u8) {
         if self.heap.capacity() == 0
             && let Some(slot) = self.inline.get_mut(self.len)
         {
@@ -456,7 +447,7 @@ impl Writer {
 
     /// A string copied into the record.
     #[inline]
-    pub(crate) fn text(&mut self, s: &str) {
+    fn text(&mut self, s: &str) {
         self.byte(S_INLINE);
         self.varint(s.len() as u64);
         self.put(s.as_bytes());
@@ -464,7 +455,7 @@ impl Writer {
 
     /// A string that lives as long as the process: only its address is written.
     #[inline]
-    pub(crate) fn static_text(&mut self, s: &'static str) {
+    fn static_text(&mut self, s: &'static str) {
         self.referenced += s.len() as u64;
         self.byte(S_STATIC);
         self.put(&(s.as_ptr() as usize as u64).to_le_bytes());
@@ -513,14 +504,19 @@ impl Writer {
         cow(self, s);
     }
 
+    /// The bytes written so far.
+    fn written_mut(&mut self) -> &mut [u8] {
+        if self.heap.capacity() == 0 {
+            &mut self.inline[..self.len]
+        } else {
+            &mut self.heap[..]
+        }
+    }
+
     /// The first byte of an attribute whose key is written in full: the value's tag is added to it
     /// once known.
     fn long_key(&mut self) {
-        self.long_key_at = if self.heap.capacity() == 0 {
-            self.len
-        } else {
-            self.heap.len()
-        };
+        self.long_key_at = self.written_mut().len();
         self.byte(A_LONG);
     }
 
@@ -534,12 +530,7 @@ impl Writer {
             return;
         }
         let at = std::mem::replace(&mut self.long_key_at, usize::MAX);
-        let first = if self.heap.capacity() == 0 {
-            self.inline.get_mut(at)
-        } else {
-            self.heap.get_mut(at)
-        };
-        match first {
+        match self.written_mut().get_mut(at) {
             Some(b) => *b |= tag,
             // A value without a key (tests).
             None => self.byte(tag),
@@ -638,17 +629,12 @@ impl Writer {
     pub(crate) fn seal(&mut self) {
         let units = self.referenced.div_ceil(REFERENCED_UNIT);
         let referenced = u16::try_from(units).unwrap_or(u16::MAX).to_le_bytes();
-        let bytes = if self.heap.capacity() == 0 {
-            &mut self.inline[..self.len]
-        } else {
-            &mut self.heap[..]
-        };
+        let dropped = self.dropped;
+        let bytes = self.written_mut();
         if let Some(slot) = bytes.get_mut(2..4) {
             slot.copy_from_slice(&referenced);
         }
-        if self.dropped
-            && let Some(flags) = bytes.get_mut(1)
-        {
+        if dropped && let Some(flags) = bytes.get_mut(1) {
             *flags |= FLAG_DROPPED;
         }
         self.heap.shrink_to_fit();

@@ -43,7 +43,8 @@ pub(crate) enum Control {
     },
 }
 
-/// Ids of pipelines (never 0: a thread that has sent nothing remembers pipeline 0).
+/// The next pipeline id: unique in the process, so a thread's records for one pipeline never
+/// refer to what it sent another.
 static NEXT_PIPELINE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// State shared by the logger, the guard and the worker.
