@@ -120,22 +120,22 @@ fn hot_path(c: &mut Criterion) {
     let flush_ours = || guard.flush(Duration::from_secs(60)).unwrap();
     g.bench_function("ours/static_message", |b| {
         b.iter_custom(|iters| {
-            let t = bench_support::thread_cpu();
-            for _ in 0..iters {
-                static_record(&ours, log::Level::Info);
-            }
-            let elapsed = bench_support::thread_cpu() - t;
+            let elapsed = bench_support::thread_cpu_of(|| {
+                for _ in 0..iters {
+                    static_record(&ours, log::Level::Info);
+                }
+            });
             flush_ours();
             elapsed
         })
     });
     g.bench_function("ours/loadgen_record", |b| {
         b.iter_custom(|iters| {
-            let t = bench_support::thread_cpu();
-            for i in 0..iters {
-                loadgen_record(&ours, i);
-            }
-            let elapsed = bench_support::thread_cpu() - t;
+            let elapsed = bench_support::thread_cpu_of(|| {
+                for i in 0..iters {
+                    loadgen_record(&ours, i);
+                }
+            });
             flush_ours();
             elapsed
         })
@@ -150,11 +150,11 @@ fn hot_path(c: &mut Criterion) {
                     let ours = ours.clone();
                     std::thread::spawn(move || {
                         let _cx = span();
-                        let start = bench_support::thread_cpu();
-                        for i in 0..iters {
-                            loadgen_record(&*ours, t * iters + i);
-                        }
-                        bench_support::thread_cpu() - start
+                        bench_support::thread_cpu_of(|| {
+                            for i in 0..iters {
+                                loadgen_record(&*ours, t * iters + i);
+                            }
+                        })
                     })
                 })
                 .collect();
@@ -165,11 +165,11 @@ fn hot_path(c: &mut Criterion) {
     });
     g.bench_function("official/loadgen_record", |b| {
         b.iter_custom(|iters| {
-            let t = bench_support::thread_cpu();
-            for i in 0..iters {
-                loadgen_record(&official, i);
-            }
-            let elapsed = bench_support::thread_cpu() - t;
+            let elapsed = bench_support::thread_cpu_of(|| {
+                for i in 0..iters {
+                    loadgen_record(&official, i);
+                }
+            });
             let _ = provider.force_flush();
             elapsed
         })

@@ -9,7 +9,7 @@
 //!
 //! Summary line (a public contract: fields are only ever added):
 //! `{"emitted":N,"emit_seconds":S,"ns_per_call":X,"p99_ns":P,"max_ns":M,"exported":E,
-//!   "dropped":{"queue_full":..,...},"shutdown_seconds":D,"threads":T,"cpu_ns_per_call":C, ...,
+//!   "dropped":{"queue_full":..,...},"shutdown_seconds":D,"threads":T, ...,"cpu_ns_per_call":C,
 //!   "peak_rss_bytes":B,"stack":"ours"}`
 //! `ns_per_call` is `emit_seconds / emitted`; `p99_ns` and `max_ns` come from every 8th call, timed
 //! on its own. `cpu_ns_per_call` is the CPU time the emitting threads used, per call (it includes
@@ -221,27 +221,36 @@ fn main() -> ExitCode {
         counts.insert("written".into(), log4rs_stack::lines(&dir).into());
     }
 
-    let mut summary = serde_json::json!({
-        "emitted": args.count,
-        "emit_seconds": emit_seconds,
-        "ns_per_call": if args.count > 0 { emit_seconds * 1e9 / args.count as f64 } else { 0.0 },
-        "p99_ns": bench_support::percentile(&mut samples, 0.99),
-        "max_ns": samples.last().copied().unwrap_or(0),
-        "exported": exported,
-        "dropped": dropped,
-        "shutdown_seconds": shutdown_seconds,
-        "threads": threads,
-        "cpu_ns_per_call": if args.count > 0 { cpu.as_secs_f64() * 1e9 / args.count as f64 } else { 0.0 },
-    });
-    if let Some(line) = summary.as_object_mut() {
-        line.extend(counts);
-        line.insert(
-            "peak_rss_bytes".into(),
-            bench_support::peak_rss_bytes().into(),
-        );
-        line.insert("stack".into(), stack_name.into());
-    }
-    println!("{summary}");
+    // Sorts the samples: the last one is then the largest.
+    let p99 = bench_support::percentile(&mut samples, 0.99);
+    let per_call = |total: f64| {
+        if args.count > 0 {
+            total / args.count as f64
+        } else {
+            0.0
+        }
+    };
+    let mut line = serde_json::Map::new();
+    line.insert("emitted".into(), args.count.into());
+    line.insert("emit_seconds".into(), emit_seconds.into());
+    line.insert("ns_per_call".into(), per_call(emit_seconds * 1e9).into());
+    line.insert("p99_ns".into(), p99.into());
+    line.insert("max_ns".into(), samples.last().copied().unwrap_or(0).into());
+    line.insert("exported".into(), exported);
+    line.insert("dropped".into(), dropped);
+    line.insert("shutdown_seconds".into(), shutdown_seconds.into());
+    line.insert("threads".into(), threads.into());
+    line.extend(counts);
+    line.insert(
+        "cpu_ns_per_call".into(),
+        per_call(cpu.as_secs_f64() * 1e9).into(),
+    );
+    line.insert(
+        "peak_rss_bytes".into(),
+        bench_support::peak_rss_bytes().into(),
+    );
+    line.insert("stack".into(), stack_name.into());
+    println!("{}", serde_json::Value::Object(line));
     ExitCode::SUCCESS
 }
 
@@ -262,19 +271,22 @@ mod log4rs_stack {
     use log4rs::append::rolling_file::policy::compound::trigger::size::SizeTrigger;
     use log4rs::config::{Appender, Config, Root};
     use log4rs::encode::json::JsonEncoder;
+    use otel_log_bridge::config::env;
 
-    /// Installs log4rs writing `LOG_DIR/app.log` (default `./logs`), rotating at
-    /// `LOG_FILE_MAX_BYTES` (default 10 MiB) into `app.log.1` .. `app.log.5`.
+    /// Installs log4rs writing `LOG_DIR/app.log`, rotating at `LOG_FILE_MAX_BYTES` into
+    /// `app.log.1` .. `app.log.5`, with our defaults for both.
     pub fn install() -> Result<PathBuf, Box<dyn std::error::Error>> {
-        let dir = std::env::var_os("LOG_DIR").map_or_else(|| PathBuf::from("logs"), PathBuf::from);
-        let max_bytes = match std::env::var("LOG_FILE_MAX_BYTES") {
+        let dir = std::env::var_os(env::LOG_DIR)
+            .map_or_else(|| PathBuf::from(env::DEFAULT_LOG_DIR), PathBuf::from);
+        let max_bytes = match std::env::var(env::LOG_FILE_MAX_BYTES) {
             Ok(v) => v
                 .parse::<u64>()
-                .map_err(|e| format!("LOG_FILE_MAX_BYTES: {e}"))?,
-            Err(_) => 10 * 1024 * 1024,
+                .map_err(|e| format!("{}: {e}", env::LOG_FILE_MAX_BYTES))?,
+            Err(_) => env::DEFAULT_FILE_MAX_BYTES,
         };
         let pattern = format!("{}/app.log.{{}}", dir.display());
-        let roller = FixedWindowRoller::builder().build(&pattern, 5)?;
+        let roller =
+            FixedWindowRoller::builder().build(&pattern, env::DEFAULT_FILE_BACKUPS as u32)?;
         let policy = CompoundPolicy::new(Box::new(SizeTrigger::new(max_bytes)), Box::new(roller));
         let appender = RollingFileAppender::builder()
             .encoder(Box::new(JsonEncoder::new()))

@@ -71,6 +71,13 @@ pub fn thread_cpu() -> std::time::Duration {
     std::time::Duration::ZERO
 }
 
+/// The CPU time the calling thread spends running `f`.
+pub fn thread_cpu_of(f: impl FnOnce()) -> std::time::Duration {
+    let start = thread_cpu();
+    f();
+    thread_cpu() - start
+}
+
 /// The process's peak resident set size (`VmHWM`), 0 where `/proc` does not tell.
 pub fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -556,8 +556,8 @@ fn a_collector_flapping_every_second_for_20_s_under_load_loses_nothing() {
 }
 
 /// Emits `n` records at `rate` per second while the collector goes down and up every `period`;
-/// then every record is delivered, by our count exactly once, and duplicates stay within one batch
-/// per outage boundary.
+/// then every record is delivered, by our count exactly once, and duplicates stay within the
+/// batches in flight (two) per outage boundary.
 fn flapping(n: usize, rate: u64, period: Duration) {
     let tmp = tempfile::tempdir().unwrap();
     let first = Collector::start();

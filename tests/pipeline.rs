@@ -51,10 +51,7 @@ fn records_carry_time_severity_body_typed_attributes_location_and_trace_context(
         .resource_attribute("deployment.environment", "test")
         .build()
         .unwrap();
-    let before = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let before = unix_nanos() as u64;
     {
         let _cx = opentelemetry::Context::new()
             .with_remote_span_context(span_context())
@@ -82,10 +79,7 @@ fn records_carry_time_severity_body_typed_attributes_location_and_trace_context(
         &[],
     );
     guard.flush(WAIT).unwrap();
-    let after = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let after = unix_nanos() as u64;
     let records = collector.records();
     assert_eq!(records.len(), 2);
     let r = records
