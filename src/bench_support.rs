@@ -22,9 +22,16 @@ pub fn capture(record: &log::Record<'_>) -> Event {
     }
 }
 
-/// Appends `event` as one JSON line to `out`.
+/// Appends `event` as one JSON line to `out`, as the worker writes it: read in place from its
+/// queued form, secret values masked by the default words.
 pub fn encode_json(event: &Event, out: &mut Vec<u8>) {
-    format::encode(&event.event, "bench", out);
+    static REDACTOR: std::sync::OnceLock<crate::redact::Redactor> = std::sync::OnceLock::new();
+    let redactor =
+        REDACTOR.get_or_init(|| crate::redact::Redactor::new(crate::redact::DEFAULT_REDACT_KEYS));
+    match crate::compact::View::of(&event.queued) {
+        Some(view) => format::encode(&format::Line { view, redactor }, "bench", out),
+        None => format::encode(&event.event, "bench", out),
+    }
 }
 
 /// Queued records, as the worker holds a batch.

@@ -903,6 +903,17 @@ pub(crate) enum Value<'a> {
     Str(Str<'a>),
 }
 
+impl<'a> From<&'a AttrValue> for Value<'a> {
+    fn from(v: &'a AttrValue) -> Self {
+        match v {
+            AttrValue::Int(i) => Value::Int(*i),
+            AttrValue::Double(d) => Value::Double(*d),
+            AttrValue::Bool(b) => Value::Bool(*b),
+            AttrValue::Str(s) => Value::Str(Str::Copied(s)),
+        }
+    }
+}
+
 /// A queued record read in place, without copying anything: what the OTLP encoder reads.
 pub(crate) struct View<'a> {
     flags: u8,

@@ -1,7 +1,9 @@
-//! The owned event model every pipeline stage shares. No I/O happens here.
+//! The owned event model: severities, span contexts, and [`LogEvent`], a record with all of its data
+//! owned. No I/O happens here.
 //!
-//! A [`LogEvent`] is what a `log::Record` becomes on the calling thread (see `capture`). It owns all of
-//! its data, so the record can cross to the worker thread after `log()` returned.
+//! A `log::Record` becomes a compact queued record on the calling thread (see `capture` and
+//! `compact`), which the worker reads in place; a `LogEvent` is what the bridge makes itself (audit
+//! and panic records), what replay reads back from the spool, and what tests compare.
 
 use std::borrow::Cow;
 

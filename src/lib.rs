@@ -4,7 +4,7 @@
 //! calling thread wait.
 //!
 //! ```text
-//! app thread (sync, never blocks, never panics)       | one worker thread (owns its own tokio runtime)
+//! app thread (sync, never blocks, never panics)       | one worker thread (+ the exporter's I/O thread)
 //! log::Record -> filter -> capture -> queue.try_push   | -> batch (size | delay) -> OTLP/gRPC export
 //!                                     (bounded; sheds  |      retry with backoff       | fail / timeout
 //!                                      DEBUG/INFO when |                               v
@@ -27,8 +27,9 @@
 //!
 //! Each record is captured on the calling thread with the active OpenTelemetry span context
 //! (`opentelemetry::Context::current()`), its key-values as typed attributes, its target (exported
-//! as the instrumentation scope name) and its code location. See the README for the configuration
-//! table, the severity and attribute mappings, and what is dropped when.
+//! as the instrumentation scope name) and its code location (unless `LOG_CODE_LOCATION=false`).
+//! See the README for the configuration table, the severity and attribute mappings, and what is
+//! dropped when.
 #![warn(missing_docs)]
 
 #[cfg(feature = "admin")]

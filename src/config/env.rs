@@ -352,15 +352,7 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         dir_mode: get(LOG_DIR_MODE)
             .map(|v| octal_mode(LOG_DIR_MODE, &v))
             .transpose()?,
-        stdout: get(LOG_STDOUT)
-            .map(|v| {
-                parse_bool(&v).ok_or(Error::InvalidEnv {
-                    var: LOG_STDOUT,
-                    value: v.clone(),
-                    expected: BOOL,
-                })
-            })
-            .transpose()?,
+        stdout: get(LOG_STDOUT).map(|v| boolean(LOG_STDOUT, &v)).transpose()?,
         spool_max_bytes: get(LOG_SPOOL_MAX_BYTES)
             .map(|v| bytes(LOG_SPOOL_MAX_BYTES, &v))
             .transpose()?,
@@ -377,24 +369,8 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
             .map(|v| millis(LOG_LEVEL_COOLDOWN, &v))
             .transpose()?,
         redact_keys: get(LOG_REDACT_KEYS).map(|v| parse_redact_keys(&v)),
-        panic_hook: get(LOG_PANIC_HOOK)
-            .map(|v| {
-                parse_bool(&v).ok_or(Error::InvalidEnv {
-                    var: LOG_PANIC_HOOK,
-                    value: v.clone(),
-                    expected: BOOL,
-                })
-            })
-            .transpose()?,
-        code_location: get(LOG_CODE_LOCATION)
-            .map(|v| {
-                parse_bool(&v).ok_or(Error::InvalidEnv {
-                    var: LOG_CODE_LOCATION,
-                    value: v.clone(),
-                    expected: BOOL,
-                })
-            })
-            .transpose()?,
+        panic_hook: get(LOG_PANIC_HOOK).map(|v| boolean(LOG_PANIC_HOOK, &v)).transpose()?,
+        code_location: get(LOG_CODE_LOCATION).map(|v| boolean(LOG_CODE_LOCATION, &v)).transpose()?,
     })
 }
 
@@ -433,6 +409,14 @@ fn parse_bool(v: &str) -> Option<bool> {
         "false" | "0" | "no" | "off" => Some(false),
         _ => None,
     }
+}
+
+fn boolean(var: &'static str, v: &str) -> Result<bool, Error> {
+    parse_bool(v).ok_or_else(|| Error::InvalidEnv {
+        var,
+        value: v.to_owned(),
+        expected: BOOL,
+    })
 }
 
 fn bytes(var: &'static str, v: &str) -> Result<u64, Error> {

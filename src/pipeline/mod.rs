@@ -27,7 +27,7 @@ use crate::stats::{Counters, Stats};
 use queue::Queue;
 
 #[allow(unused_imports)]
-pub(crate) use worker::{Sinks, in_worker, mark_internal_thread};
+pub(crate) use worker::{MAX_BATCH_BYTES, Sinks, in_worker, mark_internal_thread};
 
 /// What the worker is asked to do besides its batching.
 pub(crate) enum Control {
@@ -142,14 +142,6 @@ impl Shared {
     /// goes through.
     pub(crate) fn pop(&self, threads: &mut Threads) -> Option<Compact> {
         Some(self.queue.pop()?.resolve(threads))
-    }
-
-    /// The event a queued record holds, with secret attribute values masked (the OTLP encoder
-    /// masks them as it reads the record).
-    pub(crate) fn event(&self, c: &Compact) -> LogEvent {
-        let mut e = crate::compact::decode(c);
-        self.redactor.apply(&mut e);
-        e
     }
 
     /// The masking of secret attribute values.

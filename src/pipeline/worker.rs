@@ -21,13 +21,12 @@ use std::time::{Duration, Instant};
 
 use super::batch::Batcher;
 use super::{Control, Shared};
-use crate::compact::{Compact, Str, Threads, View};
+use crate::compact::{Compact, Threads, View};
 use crate::config::Mode;
 use crate::export::ExportOutcome;
 use crate::export::file::format;
 use crate::export::file::rotate::RotatingFile;
 use crate::export::otlp::{InFlight, OtlpExporter};
-use crate::redact::{REDACTED, Redactor};
 use crate::spool::Spool;
 use crate::stats::DropReason;
 
@@ -65,7 +64,7 @@ pub(crate) struct Sinks {
 /// Size at which a batch is cut whatever its count. The test comes before each record, so a batch
 /// can pass it by one record (at most about 1.3 MiB: the message and attribute bounds), and stays
 /// under the 4 MiB a gRPC server accepts by default.
-const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+pub(crate) const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 /// A record's encoded size, roughly: its queued size (strings as they are, numbers about as
 /// compact as in protobuf), the strings it refers to (interned names, static texts), and a fixed
@@ -291,69 +290,19 @@ fn spill(
     shared.abort_exports()
 }
 
-/// A queued record as a line of the files: read in place, secret values masked.
-struct Line<'a> {
-    view: View<'a>,
-    redactor: &'a Redactor,
-}
-
-impl format::Source for Line<'_> {
-    fn time(&self) -> u64 {
-        self.view.time
-    }
-    fn observed(&self) -> u64 {
-        self.view.observed
-    }
-    fn severity(&self) -> crate::event::Severity {
-        self.view.severity
-    }
-    fn target(&self) -> &str {
-        self.view.target.as_str()
-    }
-    fn body(&self) -> &str {
-        self.view.body.as_str()
-    }
-    fn trace(&self) -> Option<&crate::event::TraceContext> {
-        self.view.trace.as_ref()
-    }
-    fn file(&self) -> Option<&str> {
-        self.view.file.map(Str::as_str)
-    }
-    fn line(&self) -> Option<u32> {
-        self.view.line
-    }
-    fn module(&self) -> Option<&str> {
-        self.view.module.map(Str::as_str)
-    }
-    fn dropped_attributes(&self) -> u32 {
-        self.view.dropped_attributes()
-    }
-    fn attributes(&self) -> impl Iterator<Item = (&str, format::ValueRef<'_>)> + Clone {
-        self.view.attributes().map(|(key, value)| {
-            let secret = self.redactor.is_secret_key(key);
-            let key = key.as_str();
-            let value = if secret {
-                format::ValueRef::Str(REDACTED)
-            } else {
-                value.into()
-            };
-            (key, value)
-        })
-    }
-}
-
 /// Appends `c` as one JSON line to `out`, secret values masked.
 fn encode_line(shared: &Shared, c: &Compact, service_name: &str, out: &mut Vec<u8>) {
     match View::of(c) {
         Some(view) => format::encode(
-            &Line {
+            &format::Line {
                 view,
                 redactor: shared.redactor(),
             },
             service_name,
             out,
         ),
-        None => format::encode(&shared.event(c), service_name, out),
+        // Not a record this process wrote: its placeholder event.
+        None => format::encode(&crate::compact::decode(c), service_name, out),
     }
 }
 
@@ -812,64 +761,5 @@ impl Worker {
             self.last_diagnostic = Some(now);
             eprintln!("otel-log-bridge: {message}");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::{Attr, AttrValue, LogEvent, Severity, TraceContext};
-    use std::borrow::Cow;
-
-    #[test]
-    fn a_line_read_in_place_is_the_line_of_its_event() {
-        let redactor = Redactor::new(crate::redact::DEFAULT_REDACT_KEYS);
-        let attr = |k: &'static str, v: AttrValue| Attr {
-            key: Cow::Borrowed(k),
-            value: v,
-        };
-        let event = LogEvent {
-            time_unix_nano: 1_700_000_000_000_000_123,
-            observed_time_unix_nano: 1_700_000_000_000_000_456,
-            severity: Severity::Warn,
-            body: Cow::Owned("line\n{\"fake\":1}\u{2028}".into()),
-            target: Cow::Borrowed("payment.service"),
-            module_path: Some(Cow::Borrowed("app::pay")),
-            file: Some(Cow::Owned("src/pay.rs".into())),
-            line: Some(7),
-            trace: Some(TraceContext {
-                trace_id: [7; 16],
-                span_id: [8; 8],
-                flags: 1,
-            }),
-            attributes: vec![
-                attr("amount", AttrValue::Double(150.0)),
-                attr("message", AttrValue::Str("a field's name".into())),
-                attr("password", AttrValue::Str("hunter2".into())),
-                attr("amount", AttrValue::Int(2)),
-                attr("nan", AttrValue::Double(f64::NAN)),
-                attr("ok", AttrValue::Bool(true)),
-            ],
-            dropped_attributes: 3,
-        };
-        let queued = crate::compact::encode(&event);
-        let mut in_place = Vec::new();
-        format::encode(
-            &Line {
-                view: View::of(&queued).unwrap(),
-                redactor: &redactor,
-            },
-            "svc",
-            &mut in_place,
-        );
-        let mut masked = event.clone();
-        redactor.apply(&mut masked);
-        let mut expected = Vec::new();
-        format::encode(&masked, "svc", &mut expected);
-        assert_eq!(
-            String::from_utf8_lossy(&in_place),
-            String::from_utf8_lossy(&expected)
-        );
-        assert!(!String::from_utf8_lossy(&in_place).contains("hunter2"));
     }
 }

@@ -42,7 +42,7 @@ use crate::stats::{Counters, DropReason};
 const SEGMENT_INFIX: &str = ".spool.";
 /// Most bytes of JSON lines read into one replay batch, before its last line (the same bound as a
 /// live batch; a record is never larger in protobuf than in JSON).
-const MAX_REPLAY_BATCH_BYTES: u64 = 2 * 1024 * 1024;
+const MAX_REPLAY_BATCH_BYTES: u64 = crate::pipeline::MAX_BATCH_BYTES as u64;
 
 #[derive(Debug, Clone)]
 struct Segment {

@@ -27,7 +27,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::ser::{CompactFormatter, Formatter};
 
+use crate::compact::{Str, Value, View};
 use crate::event::{Attr, AttrValue, LogEvent, Severity, TraceContext};
+use crate::redact::Redactor;
 
 /// Names that are fields of the line; an attribute with one of these keys is nested (the list the
 /// tests check [`is_reserved`] against).
@@ -115,56 +117,6 @@ fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-/// An attribute value as a line is written from it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum ValueRef<'a> {
-    Int(i64),
-    Double(f64),
-    Bool(bool),
-    Str(&'a str),
-}
-
-impl<'a> From<&'a AttrValue> for ValueRef<'a> {
-    fn from(v: &'a AttrValue) -> Self {
-        match v {
-            AttrValue::Int(i) => ValueRef::Int(*i),
-            AttrValue::Double(d) => ValueRef::Double(*d),
-            AttrValue::Bool(b) => ValueRef::Bool(*b),
-            AttrValue::Str(s) => ValueRef::Str(s),
-        }
-    }
-}
-
-impl<'a> From<crate::compact::Value<'a>> for ValueRef<'a> {
-    fn from(v: crate::compact::Value<'a>) -> Self {
-        use crate::compact::Value;
-        match v {
-            Value::Int(i) => ValueRef::Int(i),
-            Value::Double(d) => ValueRef::Double(d),
-            Value::Bool(b) => ValueRef::Bool(b),
-            Value::Str(s) => ValueRef::Str(s.as_str()),
-        }
-    }
-}
-
-impl serde::Serialize for ValueRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match *self {
-            ValueRef::Int(i) => s.serialize_i64(i),
-            ValueRef::Double(d) if d.is_finite() => s.serialize_f64(d),
-            ValueRef::Double(d) => s.serialize_str(if d.is_nan() {
-                "NaN"
-            } else if d > 0.0 {
-                "inf"
-            } else {
-                "-inf"
-            }),
-            ValueRef::Bool(b) => s.serialize_bool(b),
-            ValueRef::Str(t) => s.serialize_str(t),
-        }
-    }
-}
-
 /// What a line is written from: an event, or a queued record read in place.
 pub(crate) trait Source {
     fn time(&self) -> u64;
@@ -177,8 +129,59 @@ pub(crate) trait Source {
     fn line(&self) -> Option<u32>;
     fn module(&self) -> Option<&str>;
     fn dropped_attributes(&self) -> u32;
-    /// The attributes in order (cheap to clone: it is walked more than once).
-    fn attributes(&self) -> impl Iterator<Item = (&str, ValueRef<'_>)> + Clone;
+    /// The attributes in order, as they are (cheap to clone: it is walked more than once).
+    fn attributes(&self) -> impl Iterator<Item = (Str<'_>, Value<'_>)> + Clone;
+    /// The value written for the attribute `key`: `value`, or a mask for a secret key. Asked once
+    /// per attribute, as it is written.
+    fn mask<'v>(&self, key: Str<'_>, value: Value<'v>) -> Value<'v> {
+        let _ = key;
+        value
+    }
+}
+
+/// A queued record read in place, as a line of the files: secret values masked.
+pub(crate) struct Line<'a> {
+    pub view: View<'a>,
+    pub redactor: &'a Redactor,
+}
+
+impl Source for Line<'_> {
+    fn time(&self) -> u64 {
+        self.view.time
+    }
+    fn observed(&self) -> u64 {
+        self.view.observed
+    }
+    fn severity(&self) -> Severity {
+        self.view.severity
+    }
+    fn target(&self) -> &str {
+        self.view.target.as_str()
+    }
+    fn body(&self) -> &str {
+        self.view.body.as_str()
+    }
+    fn trace(&self) -> Option<&TraceContext> {
+        self.view.trace.as_ref()
+    }
+    fn file(&self) -> Option<&str> {
+        self.view.file.map(Str::as_str)
+    }
+    fn line(&self) -> Option<u32> {
+        self.view.line
+    }
+    fn module(&self) -> Option<&str> {
+        self.view.module.map(Str::as_str)
+    }
+    fn dropped_attributes(&self) -> u32 {
+        self.view.dropped_attributes()
+    }
+    fn attributes(&self) -> impl Iterator<Item = (Str<'_>, Value<'_>)> + Clone {
+        self.view.attributes()
+    }
+    fn mask<'v>(&self, key: Str<'_>, value: Value<'v>) -> Value<'v> {
+        self.redactor.mask(key, value)
+    }
 }
 
 impl Source for LogEvent {
@@ -212,17 +215,37 @@ impl Source for LogEvent {
     fn dropped_attributes(&self) -> u32 {
         self.dropped_attributes
     }
-    fn attributes(&self) -> impl Iterator<Item = (&str, ValueRef<'_>)> + Clone {
+    fn attributes(&self) -> impl Iterator<Item = (Str<'_>, Value<'_>)> + Clone {
         self.attributes
             .iter()
-            .map(|a| (a.key.as_ref(), ValueRef::from(&a.value)))
+            .map(|a| (Str::Copied(a.key.as_ref()), Value::from(&a.value)))
     }
 }
 
 /// Whether the attribute at `index` (key `key`) goes under `attributes` rather than at the top
 /// level: its key names a field, or an earlier attribute has it.
-fn nested<'a>(all: impl Iterator<Item = (&'a str, ValueRef<'a>)>, index: usize, key: &str) -> bool {
-    is_reserved(key) || all.take(index).any(|(k, _)| k == key)
+fn nested<'a>(all: impl Iterator<Item = (Str<'a>, Value<'a>)>, index: usize, key: &str) -> bool {
+    is_reserved(key) || all.take(index).any(|(k, _)| k.as_str() == key)
+}
+
+/// Appends an attribute's value: doubles JSON cannot hold (NaN, infinities) as strings.
+fn attribute_value(out: &mut Vec<u8>, v: Value<'_>) {
+    match v {
+        Value::Int(i) => value(out, &i),
+        Value::Double(d) if d.is_finite() => value(out, &d),
+        Value::Double(d) => value(
+            out,
+            if d.is_nan() {
+                "NaN"
+            } else if d > 0.0 {
+                "inf"
+            } else {
+                "-inf"
+            },
+        ),
+        Value::Bool(b) => value(out, &b),
+        Value::Str(s) => value(out, s.as_str()),
+    }
 }
 
 /// Appends `v` as a JSON value: strings escaped by serde_json (and U+2028, U+2029 by
@@ -358,7 +381,8 @@ pub(crate) fn encode(event: &impl Source, service_name: &str, out: &mut Vec<u8>)
     let mut seen = [""; SEEN];
     let mut nested_mask = 0u128;
     let mut any_nested = false;
-    for (i, (key, v)) in attributes.clone().enumerate() {
+    for (i, (name, v)) in attributes.clone().enumerate() {
+        let key = name.as_str();
         let repeated = if i <= SEEN {
             seen[..i].contains(&key)
         } else {
@@ -376,7 +400,7 @@ pub(crate) fn encode(event: &impl Source, service_name: &str, out: &mut Vec<u8>)
             out.push(b',');
             value(out, key);
             out.push(b':');
-            value(out, &v);
+            attribute_value(out, event.mask(name, v));
         }
     }
     if any_nested {
@@ -384,7 +408,8 @@ pub(crate) fn encode(event: &impl Source, service_name: &str, out: &mut Vec<u8>)
         field(out, "attributes");
         out.push(b'{');
         let mut first = true;
-        for (i, (key, v)) in attributes.clone().enumerate() {
+        for (i, (name, v)) in attributes.clone().enumerate() {
+            let key = name.as_str();
             let is_nested = match 1u128.checked_shl(i as u32) {
                 Some(bit) => nested_mask & bit != 0,
                 None => nested(attributes.clone(), i, key),
@@ -396,7 +421,7 @@ pub(crate) fn encode(event: &impl Source, service_name: &str, out: &mut Vec<u8>)
                 first = false;
                 value(out, key);
                 out.push(b':');
-                value(out, &v);
+                attribute_value(out, event.mask(name, v));
             }
         }
         out.push(b'}');
@@ -917,5 +942,57 @@ mod tests {
             prop_assert_eq!(&d.event, &e);
             prop_assert_eq!(line(&d.event), l);
         }
+    }
+
+    #[test]
+    fn a_line_read_in_place_is_the_line_of_its_event() {
+        let redactor = Redactor::new(crate::redact::DEFAULT_REDACT_KEYS);
+        let attr = |k: &'static str, v: AttrValue| Attr {
+            key: Cow::Borrowed(k),
+            value: v,
+        };
+        let event = LogEvent {
+            time_unix_nano: 1_700_000_000_000_000_123,
+            observed_time_unix_nano: 1_700_000_000_000_000_456,
+            severity: Severity::Warn,
+            body: Cow::Owned("line\n{\"fake\":1}\u{2028}".into()),
+            target: Cow::Borrowed("payment.service"),
+            module_path: Some(Cow::Borrowed("app::pay")),
+            file: Some(Cow::Owned("src/pay.rs".into())),
+            line: Some(7),
+            trace: Some(TraceContext {
+                trace_id: [7; 16],
+                span_id: [8; 8],
+                flags: 1,
+            }),
+            attributes: vec![
+                attr("amount", AttrValue::Double(150.0)),
+                attr("message", AttrValue::Str("a field's name".into())),
+                attr("password", AttrValue::Str("hunter2".into())),
+                attr("amount", AttrValue::Int(2)),
+                attr("nan", AttrValue::Double(f64::NAN)),
+                attr("ok", AttrValue::Bool(true)),
+            ],
+            dropped_attributes: 3,
+        };
+        let queued = crate::compact::encode(&event);
+        let mut in_place = Vec::new();
+        encode(
+            &Line {
+                view: View::of(&queued).unwrap(),
+                redactor: &redactor,
+            },
+            "svc",
+            &mut in_place,
+        );
+        let mut masked = event.clone();
+        redactor.apply(&mut masked);
+        let mut expected = Vec::new();
+        encode(&masked, "svc", &mut expected);
+        assert_eq!(
+            String::from_utf8_lossy(&in_place),
+            String::from_utf8_lossy(&expected)
+        );
+        assert!(!String::from_utf8_lossy(&in_place).contains("hunter2"));
     }
 }

@@ -1,4 +1,6 @@
-//! The one conversion from our events to `opentelemetry-proto` messages, and their encoding.
+//! Records to `opentelemetry-proto` messages, and their encoding: [`RequestEncoder`] reads queued
+//! records in place into messages it keeps from batch to batch; the conversion from events builds
+//! the same messages anew, the reference the encoder is tested against.
 
 use std::collections::HashMap;
 
@@ -10,10 +12,10 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use crate::compact::{Compact, Str, Value, View};
+use crate::compact::{Compact, Value, View};
 #[cfg(test)]
 use crate::event::{AttrValue, LogEvent};
-use crate::redact::{REDACTED, Redactor};
+use crate::redact::Redactor;
 
 /// Semantic-convention key for the source file.
 pub(crate) const CODE_FILE_PATH: &str = "code.file.path";
@@ -287,12 +289,7 @@ fn fill_record(r: &mut LogRecord, e: &View<'_>, redactor: &Redactor) {
     };
     let mut attributes = e.attributes();
     for (key, value) in attributes.by_ref() {
-        let value = if redactor.is_secret_key(key) {
-            Value::Str(Str::Static(REDACTED))
-        } else {
-            value
-        };
-        put(key.as_str(), value);
+        put(key.as_str(), redactor.mask(key, value));
     }
     if let Some(file) = e.file {
         put(CODE_FILE_PATH, Value::Str(file));

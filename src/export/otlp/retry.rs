@@ -61,9 +61,10 @@ impl Jitter {
         Jitter(seed | 1)
     }
 
-    /// An independent generator seeded from this one, for a task of its own.
+    /// A generator seeded from this one, for a task of its own: its seed is this one's next value,
+    /// scrambled, so the two sequences are not the same one shifted.
     pub(crate) fn fork(&mut self) -> Jitter {
-        Jitter(self.next() | 1)
+        Jitter(self.next().wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
     pub(crate) fn next(&mut self) -> u64 {
