@@ -395,9 +395,9 @@ impl Worker {
             let n = self.batch.len() as u64;
             match self.sinks.mode {
                 Mode::Failover => self.spool_current(),
-                Mode::FileOnly => self.write_file(true),
+                Mode::FileOnly => self.write_file(true, false),
                 Mode::Tee => {
-                    self.write_file(false);
+                    self.write_file(false, false);
                     self.shared.counters.add_dropped(DropReason::Shutdown, n);
                 }
                 Mode::OtlpOnly => self.shared.counters.add_dropped(DropReason::Shutdown, n),
@@ -413,7 +413,9 @@ impl Worker {
             return;
         }
         self.publish_in_flight();
-        if self.sinks.stdout {
+        // The batch's lines, when stdout has them, are the file's too.
+        let encoded = self.sinks.stdout;
+        if encoded {
             write_stdout(
                 &self.shared,
                 &self.batch,
@@ -422,9 +424,9 @@ impl Worker {
             );
         }
         match self.sinks.mode {
-            Mode::FileOnly => self.write_file(true),
+            Mode::FileOnly => self.write_file(true, encoded),
             Mode::Tee => {
-                self.write_file(false);
+                self.write_file(false, encoded);
                 self.send_live(false);
             }
             Mode::OtlpOnly => self.send_live(false),
@@ -609,18 +611,21 @@ impl Worker {
         }
     }
 
-    /// Writes the batch to the rotating file; `count_loss`: a failed write drops the records.
-    fn write_file(&mut self, count_loss: bool) {
+    /// Writes the batch to the rotating file; `count_loss`: a failed write drops the records;
+    /// `encoded`: `self.lines` holds the batch's lines already.
+    fn write_file(&mut self, count_loss: bool, encoded: bool) {
         let Some(file) = self.sinks.file.as_mut() else {
             return;
         };
-        self.lines.clear();
-        encode_lines(
-            &self.shared,
-            &self.batch,
-            &self.sinks.service_name,
-            &mut self.lines,
-        );
+        if !encoded {
+            self.lines.clear();
+            encode_lines(
+                &self.shared,
+                &self.batch,
+                &self.sinks.service_name,
+                &mut self.lines,
+            );
+        }
         let n = self.batch.len() as u64;
         match file.write_lines(&self.lines) {
             Ok(()) => self.shared.counters.add_written(n),
