@@ -6,7 +6,7 @@
 //! costs one atomic load. [`Levels`] changes the filter at run time: validated, refused within a
 //! cooldown, and audited with a WARN record (target `logging.audit`) through the pipeline.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -149,20 +149,27 @@ impl LevelState {
 
 /// The filter shared by the logger and the [`Levels`] handles.
 pub(crate) struct LevelControl {
+    /// The widest level any directive keeps, and [`FILTERED`] when `state` has a per-target filter
+    /// (without one, the level decides alone and the hot path does not load `state`): one load
+    /// tells both, and a change never shows one without the other.
     max: AtomicUsize,
-    /// Whether `state` has a per-target filter: without one, `max` decides alone and the hot path
-    /// does not load `state`.
-    filtered: AtomicBool,
     state: ArcSwap<LevelState>,
     last_change: Mutex<Option<Instant>>,
     cooldown: Duration,
 }
 
+/// In [`LevelControl::max`]: the state has a per-target filter.
+const FILTERED: usize = 1 << 8;
+
+/// [`LevelControl::max`] for `state`.
+fn packed(state: &LevelState) -> usize {
+    state.max as usize | if state.filter.is_some() { FILTERED } else { 0 }
+}
+
 impl LevelControl {
     pub(crate) fn new(state: LevelState, cooldown: Duration) -> Self {
         LevelControl {
-            max: AtomicUsize::new(state.max as usize),
-            filtered: AtomicBool::new(state.filter.is_some()),
+            max: AtomicUsize::new(packed(&state)),
             state: ArcSwap::from_pointee(state),
             last_change: Mutex::new(None),
             cooldown,
@@ -171,16 +178,17 @@ impl LevelControl {
 
     /// The widest level any directive keeps.
     pub(crate) fn max(&self) -> LevelFilter {
-        level_from_usize(self.max.load(Ordering::Relaxed))
+        level_from_usize(self.max.load(Ordering::Relaxed) & !FILTERED)
     }
 
     /// Whether a record of `level` and `target` passes the filter.
     #[inline]
     pub(crate) fn enabled(&self, level: log::Level, target: &str) -> bool {
-        if level as usize > self.max.load(Ordering::Relaxed) {
+        let max = self.max.load(Ordering::Relaxed);
+        if level as usize > max & !FILTERED {
             return false;
         }
-        if !self.filtered.load(Ordering::Relaxed) {
+        if max & FILTERED == 0 {
             return true;
         }
         let state = self.state.load();
@@ -384,10 +392,9 @@ impl Levels {
             previous: format_directives(&before.directives),
         };
         let max = state.max;
-        let filtered = state.filter.is_some();
+        let packed = packed(&state);
         control.state.store(Arc::new(state));
-        control.filtered.store(filtered, Ordering::Relaxed);
-        control.max.store(max as usize, Ordering::Relaxed);
+        control.max.store(packed, Ordering::Relaxed);
         if shared.is_installed() {
             log::set_max_level(max);
         }
