@@ -473,7 +473,7 @@ impl Worker {
             .sinks
             .otlp
             .as_mut()
-            .and_then(|otlp| otlp.send(request, deadline));
+            .map(|otlp| otlp.send(request, deadline));
         match sent {
             Some(flight) => {
                 let events = std::mem::replace(&mut self.batch, std::mem::take(&mut self.spare));
@@ -483,7 +483,7 @@ impl Worker {
                     failover,
                 });
             }
-            None => self.export_failed(self.batch.len() as u64, "exporter shut down"),
+            None => self.export_failed(self.batch.len() as u64, "no OTLP exporter"),
         }
     }
 

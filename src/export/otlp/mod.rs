@@ -41,9 +41,9 @@ const IDLE_TICK: Duration = Duration::from_millis(5);
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 pub(crate) struct OtlpExporter {
-    /// `Some` until drop; shut down in the background so dropping never blocks or panics, whatever
-    /// runtime context the drop happens in.
-    runtime: Option<tokio::runtime::Runtime>,
+    /// Taken only in drop, and shut down in the background there so dropping never blocks or
+    /// panics, whatever runtime context the drop happens in.
+    runtime: std::mem::ManuallyDrop<tokio::runtime::Runtime>,
     client: tonic::client::Grpc<Channel>,
     /// Headers of every request (secrets: never printed).
     metadata: MetadataMap,
@@ -163,7 +163,7 @@ impl OtlpExporter {
             client = client.send_compressed(CompressionEncoding::Gzip);
         }
         Ok(OtlpExporter {
-            runtime: Some(runtime),
+            runtime: std::mem::ManuallyDrop::new(runtime),
             client,
             metadata,
             encoder: convert::RequestEncoder::new(
@@ -182,9 +182,8 @@ impl OtlpExporter {
     }
 
     /// Starts sending `request` (from [`prepare`](Self::prepare)) on the I/O thread, retrying until
-    /// `deadline`; `None` once the exporter is shut down.
-    pub(crate) fn send(&mut self, request: Bytes, deadline: Instant) -> Option<InFlight> {
-        let runtime = self.runtime.as_ref()?;
+    /// `deadline`.
+    pub(crate) fn send(&mut self, request: Bytes, deadline: Instant) -> InFlight {
         let mut client = self.client.clone();
         let metadata = self.metadata.clone();
         let request_timeout = self.request_timeout;
@@ -257,7 +256,7 @@ impl OtlpExporter {
                 attempt += 1;
             }
         };
-        Some(InFlight(runtime.spawn(work)))
+        InFlight(self.runtime.spawn(work))
     }
 
     /// Waits for `flight`'s outcome, calling `idle` every few milliseconds meanwhile; when `idle`
@@ -268,14 +267,7 @@ impl OtlpExporter {
         idle: &mut dyn FnMut() -> bool,
     ) -> ExportOutcome {
         let InFlight(mut handle) = flight;
-        let Some(runtime) = self.runtime.as_ref() else {
-            handle.abort();
-            return ExportOutcome::Failed {
-                reason: "exporter shut down".into(),
-                permanent: true,
-            };
-        };
-        runtime.block_on(async {
+        self.runtime.block_on(async {
             loop {
                 tokio::select! {
                     outcome = &mut handle => {
@@ -331,21 +323,15 @@ impl OtlpExporter {
         idle: &mut dyn FnMut() -> bool,
     ) -> ExportOutcome {
         let request = self.prepare(batch);
-        match self.send(request, deadline) {
-            Some(flight) => self.wait(flight, idle),
-            None => ExportOutcome::Failed {
-                reason: "exporter shut down".into(),
-                permanent: true,
-            },
-        }
+        let flight = self.send(request, deadline);
+        self.wait(flight, idle)
     }
 }
 
 impl Drop for OtlpExporter {
     fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
+        // SAFETY: `runtime` is not used after this, the exporter's last use.
+        unsafe { std::mem::ManuallyDrop::take(&mut self.runtime) }.shutdown_background();
     }
 }
 
