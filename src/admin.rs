@@ -139,7 +139,7 @@ impl AdminServerHandle {
         let thread = std::thread::Builder::new()
             .name("otel-log-bridge-admin".into())
             .spawn(move || {
-                crate::pipeline::mark_internal_thread();
+                crate::internal::mark_internal_thread();
                 let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

@@ -1,24 +1,20 @@
 //! Entry points for the benchmarks in `benches/` and the fuzz targets in `fuzz/` into stages that are otherwise private: not a
 //! public API, hidden from the docs and free to change.
 
-use crate::compact::Compact;
-use crate::event::LogEvent;
 use crate::export::file::format;
 use crate::export::otlp::convert;
+use crate::record::queued::Queued;
 
-/// A record captured as the logger does on the calling thread: its queued form and its event.
+/// A record captured as the logger does on the calling thread: its queued form.
 #[derive(Clone)]
 pub struct Event {
-    event: LogEvent,
-    queued: Compact,
+    queued: Queued,
 }
 
 /// Captures `record` as the logger does on the calling thread.
 pub fn capture(record: &log::Record<'_>) -> Event {
-    let queued = crate::capture::capture(record).0.finish();
     Event {
-        event: crate::compact::decode(&queued),
-        queued,
+        queued: crate::record::capture::capture(record, true).0,
     }
 }
 
@@ -28,14 +24,13 @@ pub fn encode_json(event: &Event, out: &mut Vec<u8>) {
     static REDACTOR: std::sync::OnceLock<crate::redact::Redactor> = std::sync::OnceLock::new();
     let redactor =
         REDACTOR.get_or_init(|| crate::redact::Redactor::new(crate::redact::DEFAULT_REDACT_KEYS));
-    match crate::compact::View::of(&event.queued) {
-        Some(view) => format::encode(&format::Line { view, redactor }, "bench", out),
-        None => format::encode(&event.event, "bench", out),
+    if let Ok(r) = event.queued.record() {
+        format::encode(&r, "bench", Some(redactor), out);
     }
 }
 
 /// Queued records, as the worker holds a batch.
-pub struct Batch(Vec<Compact>);
+pub struct Batch(Vec<Queued>);
 
 /// The batch of `events`' queued forms.
 pub fn batch(events: &[Event]) -> Batch {
@@ -57,7 +52,9 @@ impl Default for OtlpEncoder {
 impl OtlpEncoder {
     /// Encodes the request for `batch`; returns its size in bytes.
     pub fn encode(&mut self, batch: &Batch) -> usize {
-        self.0.encode(&batch.0).len()
+        self.0
+            .encode(batch.0.iter().filter_map(|q| q.record().ok()))
+            .len()
     }
 }
 
@@ -115,10 +112,15 @@ pub fn fuzz_json_line(line: &[u8]) -> bool {
         return false;
     };
     let mut ours = Vec::new();
-    format::encode(&decoded.event, &decoded.service_name, &mut ours);
+    format::encode(
+        &decoded.event.record(),
+        &decoded.service_name,
+        None,
+        &mut ours,
+    );
     let again = format::decode(&ours).expect("our own line decodes");
     let mut twice = Vec::new();
-    format::encode(&again.event, &again.service_name, &mut twice);
+    format::encode(&again.event.record(), &again.service_name, None, &mut twice);
     assert_eq!(
         String::from_utf8_lossy(&twice),
         String::from_utf8_lossy(&ours),

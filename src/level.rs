@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use log::LevelFilter;
 
-use crate::capture::{current_trace_context, now_unix_nanos};
-use crate::event::{Attr, AttrValue, LogEvent, Severity};
+use crate::clock::now_unix_nanos;
+use crate::record::capture::current_trace_context;
+use crate::record::{Attr, AttrValue, LogEvent, Severity};
 
 /// Target of the audit records written for every level change.
 pub const AUDIT_TARGET: &str = "logging.audit";

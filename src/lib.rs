@@ -36,17 +36,16 @@
 pub mod admin;
 #[doc(hidden)]
 pub mod bench_support;
-mod bridge;
-mod capture;
-mod compact;
+mod clock;
 pub mod config;
 mod error;
-mod event;
 mod export;
-mod intern;
+mod internal;
 mod level;
+mod logger;
 mod panic;
 mod pipeline;
+mod record;
 mod redact;
 mod spool;
 mod stats;
@@ -56,12 +55,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-pub use bridge::Logger;
 pub use config::{Builder, Compression, Mode};
 pub use error::Error;
-pub use event::Severity;
 pub use level::{AUDIT_TARGET, Directive, LevelChange, LevelError, Levels, format_directives};
+pub use logger::Logger;
 pub use panic::PANIC_TARGET;
+pub use record::Severity;
 pub use redact::{DEFAULT_REDACT_KEYS, REDACTED};
 pub use stats::{DropReason, Dropped, Stats};
 
@@ -93,7 +92,6 @@ impl Builder {
     /// other loggers, and for tests.
     pub fn build(self) -> Result<(Logger, Guard), Error> {
         let config = self.config()?;
-        intern::learn_read_only();
         let counters = Arc::new(Counters::default());
         let redactor = redact::Redactor::new(&config.redact_keys);
         let otlp = if config.mode.uses_otlp() {

@@ -4,9 +4,11 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::capture::{current_trace_context, now_unix_nanos};
-use crate::event::{Attr, AttrValue, LogEvent, Severity};
-use crate::pipeline::{Shared, in_worker};
+use crate::clock::now_unix_nanos;
+use crate::internal::{capture_depth, on_internal_thread};
+use crate::pipeline::Shared;
+use crate::record::capture::current_trace_context;
+use crate::record::{Attr, AttrValue, LogEvent, Severity};
 
 /// Target (scope name) of panic records.
 pub const PANIC_TARGET: &str = "panic";
@@ -19,8 +21,8 @@ pub(crate) fn install(shared: &Arc<Shared>) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         // A panic inside the capture of a record (a `Display` that panics) is handled there.
-        if !in_worker()
-            && !crate::bridge::capturing()
+        if !on_internal_thread()
+            && capture_depth() == 0
             && let Some(shared) = weak.upgrade()
             && !shared.is_closed()
         {

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::compact::{Str, Value};
+use crate::record::names::MAX_STRINGS;
 #[cfg(test)]
-use crate::event::{AttrValue, LogEvent};
+use crate::record::{AttrValue, LogEvent};
+use crate::record::{Key, Value};
 
 /// What a redacted value becomes.
 pub const REDACTED: &str = "[REDACTED]";
@@ -55,18 +56,17 @@ impl Redactor {
             words,
             starts,
             shortest,
-            verdicts: (0..crate::intern::MAX_STRINGS)
-                .map(|_| AtomicU8::new(0))
-                .collect(),
+            verdicts: (0..MAX_STRINGS).map(|_| AtomicU8::new(0)).collect(),
         }
     }
 
     /// [`is_secret`](Self::is_secret) for a key read from a queued record: an interned key is
     /// decided once.
     #[inline]
-    pub(crate) fn is_secret_key(&self, key: Str<'_>) -> bool {
-        match key {
-            Str::Interned(id, k) => match self.verdicts.get(usize::from(id)) {
+    pub(crate) fn is_secret_key(&self, key: Key<'_>) -> bool {
+        let k = key.name;
+        match key.id {
+            Some(id) => match self.verdicts.get(usize::from(id)) {
                 Some(v) => match v.load(Ordering::Relaxed) {
                     1 => false,
                     2 => true,
@@ -78,15 +78,15 @@ impl Redactor {
                 },
                 None => self.is_secret(k),
             },
-            other => self.is_secret(other.as_str()),
+            None => self.is_secret(k),
         }
     }
 
     /// `value`, or [`REDACTED`] when `key` is secret: what is exported, spooled and written.
     #[inline]
-    pub(crate) fn mask<'v>(&self, key: Str<'_>, value: Value<'v>) -> Value<'v> {
+    pub(crate) fn mask<'v>(&self, key: Key<'_>, value: Value<'v>) -> Value<'v> {
         if self.is_secret_key(key) {
-            Value::Str(Str::Static(REDACTED))
+            Value::Str(REDACTED)
         } else {
             value
         }
@@ -123,24 +123,36 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Attr, Severity};
+    use crate::record::{Attr, Severity, names};
 
     #[test]
     fn interned_keys_get_the_same_verdict_every_time_and_clones_share_it() {
         let r = Redactor::new(DEFAULT_REDACT_KEYS);
-        let secret = crate::intern::id("db_password").unwrap();
-        let plain = crate::intern::id("user_name").unwrap();
+        let secret = names::id("db_password").unwrap();
+        let plain = names::id("user_name").unwrap();
         let clone = r.clone();
         for _ in 0..3 {
-            assert!(r.is_secret_key(Str::Interned(secret, "db_password")));
-            assert!(clone.is_secret_key(Str::Interned(secret, "db_password")));
-            assert!(!r.is_secret_key(Str::Interned(plain, "user_name")));
+            assert!(r.is_secret_key(Key {
+                name: "db_password",
+                id: Some(secret)
+            }));
+            assert!(clone.is_secret_key(Key {
+                name: "db_password",
+                id: Some(secret)
+            }));
+            assert!(!r.is_secret_key(Key {
+                name: "user_name",
+                id: Some(plain)
+            }));
         }
-        assert!(r.is_secret_key(Str::Copied("X-Api_Key")));
-        assert!(!r.is_secret_key(Str::Copied("monkey")));
+        assert!(r.is_secret_key(Key::plain("X-Api_Key")));
+        assert!(!r.is_secret_key(Key::plain("monkey")));
         // Another redactor decides by its own words.
         let none = Redactor::new::<&str>([]);
-        assert!(!none.is_secret_key(Str::Interned(secret, "db_password")));
+        assert!(!none.is_secret_key(Key {
+            name: "db_password",
+            id: Some(secret)
+        }));
     }
 
     #[test]

@@ -18,16 +18,16 @@ use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::compact::{Compact, Queued, Threads};
 use crate::config::Config;
-use crate::event::LogEvent;
+use crate::internal::on_internal_thread;
 use crate::level::{LevelControl, LevelState};
+use crate::record::LogEvent;
+use crate::record::queued::Queued;
 use crate::stats::DropReason;
 use crate::stats::{Counters, Stats};
 use queue::Queue;
 
-#[allow(unused_imports)]
-pub(crate) use worker::{MAX_BATCH_BYTES, Sinks, in_worker, mark_internal_thread};
+pub(crate) use worker::Sinks;
 
 /// What the worker is asked to do besides its batching.
 pub(crate) enum Control {
@@ -43,15 +43,9 @@ pub(crate) enum Control {
     },
 }
 
-/// The next pipeline id: unique in the process, so a thread's records for one pipeline never
-/// refer to what it sent another.
-static NEXT_PIPELINE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
 /// State shared by the logger, the guard and the worker.
 pub(crate) struct Shared {
     pub queue: Queue<Queued>,
-    /// Unique in the process: what a thread's records refer to earlier ones by.
-    pub id: u64,
     /// Whether records keep their file, line and module.
     pub code_location: bool,
     pub counters: Arc<Counters>,
@@ -91,10 +85,7 @@ impl Shared {
             self.counters.add_dropped(DropReason::Shutdown, 1);
             return false;
         }
-        match self
-            .queue
-            .try_push(crate::compact::encode_queued(&event), false)
-        {
+        match self.queue.try_push(Queued::of(&event.record()), false) {
             Ok(len) => {
                 self.pushed(len);
                 true
@@ -138,12 +129,6 @@ impl Shared {
         }
     }
 
-    /// Takes the oldest queued record, in full: `threads` is the worker's, which every record taken
-    /// goes through.
-    pub(crate) fn pop(&self, threads: &mut Threads) -> Option<Compact> {
-        Some(self.queue.pop()?.resolve(threads))
-    }
-
     /// The masking of secret attribute values.
     pub(crate) fn redactor(&self) -> &crate::redact::Redactor {
         &self.redactor
@@ -180,7 +165,7 @@ impl Shared {
 
     /// Exports everything enqueued so far; waits at most `timeout`.
     pub(crate) fn flush(&self, timeout: Duration) -> Result<(), Error> {
-        if in_worker() {
+        if on_internal_thread() {
             return Ok(());
         }
         if self.is_closed() {
@@ -247,7 +232,6 @@ impl Pipeline {
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             queue: Queue::new(config.max_queue_size, config.high_watermark()),
-            id: NEXT_PIPELINE.fetch_add(1, Ordering::Relaxed),
             code_location: config.code_location,
             counters,
             levels: LevelControl::new(

@@ -177,20 +177,6 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Pushes the value `write` puts into the claimed slot, unless the queue is full, or above the
-    /// high watermark while `sheddable` (then `write` is not called). `write` must initialise the
-    /// slot and must not panic: the consumer waits for a claimed slot to be published. Returns the
-    /// queue length after the push.
-    #[inline]
-    pub(crate) fn try_push_with(
-        &self,
-        sheddable: bool,
-        write: impl FnOnce(&mut MaybeUninit<T>),
-    ) -> Result<usize, PushError> {
-        let claim = self.claim(sheddable)?;
-        Ok(self.publish(claim, write))
-    }
-
     /// Claims the next position for a push: the slot's index, its position and the queue length
     /// before the push. Nothing is written yet.
     #[inline]
@@ -344,9 +330,12 @@ mod tests {
         let q = Queue::<u64>::new(4, 4);
         assert!(q.try_push(1, false).is_ok());
         assert_eq!(q.pop(), Some(1));
-        let q = Queue::<crate::compact::Queued>::new(8192, 8192);
+        let q = Queue::<crate::record::queued::Queued>::new(8192, 8192);
         assert_eq!(q.slots.as_ptr() as usize % CACHE_LINE, 0);
-        assert_eq!(size_of::<Slot<crate::compact::Queued>>(), CACHE_LINE);
+        assert_eq!(
+            size_of::<Slot<crate::record::queued::Queued>>(),
+            2 * CACHE_LINE
+        );
     }
 
     #[test]

@@ -12,7 +12,6 @@
 //! - While any export waits on the network, the queue is spilled to the spool whenever it holds more
 //!   than one batch, so a hanging collector never fills the queue.
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::Write as _;
 use std::sync::atomic::Ordering;
@@ -21,29 +20,16 @@ use std::time::{Duration, Instant};
 
 use super::batch::Batcher;
 use super::{Control, Shared};
-use crate::compact::{Compact, Threads, View};
 use crate::config::Mode;
 use crate::export::ExportOutcome;
 use crate::export::file::format;
 use crate::export::file::rotate::RotatingFile;
 use crate::export::otlp::{InFlight, OtlpExporter};
-use crate::spool::Spool;
+use crate::internal::mark_internal_thread;
+use crate::record::queued::Queued;
+use crate::record::{LogEvent, Record, Value};
+use crate::spool::{MAX_BATCH_BYTES, Spool};
 use crate::stats::DropReason;
-
-thread_local! {
-    static IN_WORKER: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Marks the current thread as internal: nothing logged on it enters a pipeline.
-pub(crate) fn mark_internal_thread() {
-    let _ = IN_WORKER.try_with(|w| w.set(true));
-}
-
-/// Whether the current thread is a pipeline worker.
-#[inline]
-pub(crate) fn in_worker() -> bool {
-    IN_WORKER.try_with(Cell::get).unwrap_or(false)
-}
 
 pub(crate) struct Settings {
     pub batch_size: usize,
@@ -61,16 +47,42 @@ pub(crate) struct Sinks {
     pub service_name: String,
 }
 
-/// Size at which a batch is cut whatever its count. The test comes before each record, so a batch
-/// can pass it by one record (at most about 1.3 MiB: the message and attribute bounds), and stays
-/// under the 4 MiB a gRPC server accepts by default.
-pub(crate) const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// A record's encoded size, roughly: its strings, its numbers at 8 bytes, and a fixed overhead.
+fn approx_size(r: &Record<'_>) -> usize {
+    let names = r.target.len() + r.module.map_or(0, str::len) + r.file.map_or(0, str::len);
+    let attributes: usize = r
+        .attributes
+        .iter()
+        .map(|(k, v)| {
+            k.name.len()
+                + match v {
+                    Value::Str(s) => s.len(),
+                    _ => 8,
+                }
+                + 8
+        })
+        .sum();
+    r.body.len() + names + attributes + 96
+}
 
-/// A record's encoded size, roughly: its queued size (strings as they are, numbers about as
-/// compact as in protobuf), the strings it refers to (interned names, static texts), and a fixed
-/// overhead.
-fn approx_size(c: &Compact) -> usize {
-    c.approx_size() + 96
+/// Takes the oldest queued record that can be read, with its approximate size; one that cannot
+/// be read is counted ([`DropReason::Unreadable`]) and dropped.
+fn take(shared: &Shared) -> Option<(Queued, usize)> {
+    loop {
+        let q = shared.queue.pop()?;
+        match q.record() {
+            Ok(r) => {
+                let size = approx_size(&r);
+                return Some((q, size));
+            }
+            Err(_) => shared.counters.add_dropped(DropReason::Unreadable, 1),
+        }
+    }
+}
+
+/// The records of a batch, read (each was read once when it was taken from the queue).
+fn records(batch: &[Queued]) -> impl Iterator<Item = Record<'_>> {
+    batch.iter().filter_map(|q| q.record().ok())
 }
 
 /// Minimum interval between two diagnostics written to stderr.
@@ -126,7 +138,7 @@ const MAX_IN_FLIGHT: usize = 2;
 /// A live batch on its way to the collector while the worker goes on with the next one.
 struct Flight {
     flight: InFlight,
-    events: Vec<Compact>,
+    events: Vec<Queued>,
     /// Failover rules apply to its outcome (spool on failure, collector health).
     failover: bool,
 }
@@ -134,12 +146,12 @@ struct Flight {
 struct Worker {
     shared: Arc<Shared>,
     sinks: Sinks,
-    batch: Vec<Compact>,
+    batch: Vec<Queued>,
     /// Batches in flight, oldest first: at most [`MAX_IN_FLIGHT`], so the collector always has the
     /// next batch while it answers one, and the worker's records outside the queue stay bounded.
     flights: VecDeque<Flight>,
     /// An empty batch vector kept for its capacity.
-    spare: Vec<Compact>,
+    spare: Vec<Queued>,
     batcher: Batcher,
     export_timeout: Duration,
     health: Health,
@@ -147,8 +159,6 @@ struct Worker {
     lines: Vec<u8>,
     /// Approximate encoded size of `batch`.
     batch_bytes: usize,
-    /// The span context and time each producer thread last sent (records refer to them).
-    threads: Threads,
     /// Whether a live batch was delivered since the collector last refused a batch for good.
     live_ok_since_refusal: bool,
     /// Replay waits for a live batch to be accepted (or [`REPLAY_PAUSE`] to pass) after the collector
@@ -178,7 +188,6 @@ pub(crate) fn run(
         lines: Vec::new(),
         batch_bytes: 0,
         live_ok_since_refusal: false,
-        threads: Threads::default(),
         replay_paused: None,
         refused_batch: None,
     };
@@ -252,7 +261,6 @@ pub(crate) fn run(
 /// not. Returns whether the export should be abandoned (shutdown is near its deadline).
 fn spill(
     shared: &Shared,
-    threads: &mut Threads,
     spool: &mut Spool,
     batch_size: usize,
     stdout: &mut Option<(&mut Vec<u8>, &str)>,
@@ -264,8 +272,8 @@ fn spill(
     while shared.queue.len() > threshold {
         let mut spilled = Vec::with_capacity(batch_size);
         while spilled.len() < batch_size {
-            match shared.pop(threads) {
-                Some(e) => spilled.push(e),
+            match take(shared) {
+                Some((q, _)) => spilled.push(q),
                 None => break,
             }
         }
@@ -290,31 +298,15 @@ fn spill(
     shared.abort_exports()
 }
 
-/// Appends `c` as one JSON line to `out`, secret values masked.
-fn encode_line(shared: &Shared, c: &Compact, service_name: &str, out: &mut Vec<u8>) {
-    match View::of(c) {
-        Some(view) => format::encode(
-            &format::Line {
-                view,
-                redactor: shared.redactor(),
-            },
-            service_name,
-            out,
-        ),
-        // Not a record this process wrote: its placeholder event.
-        None => format::encode(&crate::compact::decode(c), service_name, out),
-    }
-}
-
 /// Appends `records` as JSON lines to `out`, secret values masked.
-fn encode_lines(shared: &Shared, records: &[Compact], service_name: &str, out: &mut Vec<u8>) {
-    for c in records {
-        encode_line(shared, c, service_name, out);
+fn encode_lines(shared: &Shared, records: &[Queued], service_name: &str, out: &mut Vec<u8>) {
+    for r in self::records(records) {
+        format::encode(&r, service_name, Some(shared.redactor()), out);
     }
 }
 
 /// Writes `records` to stdout as JSON lines (the `LOG_STDOUT` sink), formatted into `buf`.
-fn write_stdout(shared: &Shared, records: &[Compact], service_name: &str, buf: &mut Vec<u8>) {
+fn write_stdout(shared: &Shared, records: &[Queued], service_name: &str, buf: &mut Vec<u8>) {
     buf.clear();
     encode_lines(shared, records, service_name, buf);
     let mut out = std::io::stdout().lock();
@@ -325,8 +317,8 @@ impl Worker {
     /// Moves queued records into the batch until it is full or the queue is empty.
     fn fill(&mut self) {
         while !self.batch_full() {
-            match self.shared.pop(&mut self.threads) {
-                Some(e) => self.push_batch(e),
+            match take(&self.shared) {
+                Some((q, size)) => self.push_batch(q, size),
                 None => break,
             }
         }
@@ -347,9 +339,9 @@ impl Worker {
         self.batch.len() >= self.batcher.max_size() || self.batch_bytes >= MAX_BATCH_BYTES
     }
 
-    fn push_batch(&mut self, e: Compact) {
-        self.batch_bytes += approx_size(&e);
-        self.batch.push(e);
+    fn push_batch(&mut self, q: Queued, size: usize) {
+        self.batch_bytes += size;
+        self.batch.push(q);
     }
 
     /// Exports everything enqueued before the call, in batches, each bounded by `deadline`. Records
@@ -359,8 +351,8 @@ impl Worker {
         let target = self.shared.queue.pushed();
         loop {
             while !self.batch_full() && self.shared.queue.popped() < target {
-                match self.shared.pop(&mut self.threads) {
-                    Some(e) => self.push_batch(e),
+                match take(&self.shared) {
+                    Some((q, size)) => self.push_batch(q, size),
                     None => break,
                 }
             }
@@ -451,7 +443,7 @@ impl Worker {
             self.export_failed(self.batch.len() as u64, "no OTLP exporter");
             return;
         };
-        let request = otlp.prepare(&self.batch);
+        let request = otlp.prepare(records(&self.batch));
         // A collector believed down is probed with one batch at a time.
         while self.flights.len() >= MAX_IN_FLIGHT
             || (failover && self.health != Health::Up && !self.flights.is_empty())
@@ -550,7 +542,6 @@ impl Worker {
             };
         };
         let shared = &self.shared;
-        let threads = &mut self.threads;
         let batch_size = self.batcher.max_size();
         let mut stdout = self
             .sinks
@@ -558,7 +549,7 @@ impl Worker {
             .then_some((&mut self.lines, self.sinks.service_name.as_str()));
         match (spill_queue, self.sinks.spool.as_mut()) {
             (true, Some(spool)) => otlp.wait(flight, &mut || {
-                spill(shared, threads, spool, batch_size, &mut stdout)
+                spill(shared, spool, batch_size, &mut stdout)
             }),
             _ => otlp.wait(flight, &mut || shared.abort_exports()),
         }
@@ -592,7 +583,7 @@ impl Worker {
         self.batch = batch;
     }
 
-    fn spool_events(&mut self, events: &[Compact]) {
+    fn spool_events(&mut self, events: &[Queued]) {
         let Some(spool) = self.sinks.spool.as_mut() else {
             return;
         };
@@ -692,15 +683,15 @@ impl Worker {
                 return false;
             };
             let shared = &self.shared;
-            let threads = &mut self.threads;
             let mut stdout = self
                 .sinks
                 .stdout
                 .then_some((&mut self.lines, self.sinks.service_name.as_str()));
-            let queued: Vec<Compact> = rb.events.iter().map(crate::compact::encode).collect();
-            otlp.export(&queued, deadline, &mut || {
-                spill(shared, threads, spool, batch_size, &mut stdout)
-            })
+            otlp.export(
+                rb.events.iter().map(LogEvent::record),
+                deadline,
+                &mut || spill(shared, spool, batch_size, &mut stdout),
+            )
         };
         match outcome {
             ExportOutcome::Delivered { rejected } => {

@@ -34,15 +34,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::FileConfig;
-use crate::event::LogEvent;
 use crate::export::file::format;
 use crate::export::file::fs::{create_dir, open_append, with_path};
+use crate::record::LogEvent;
 use crate::stats::{Counters, DropReason};
 
 const SEGMENT_INFIX: &str = ".spool.";
 /// Most bytes of JSON lines read into one replay batch, before its last line (the same bound as a
 /// live batch; a record is never larger in protobuf than in JSON).
-const MAX_REPLAY_BATCH_BYTES: u64 = crate::pipeline::MAX_BATCH_BYTES as u64;
+const MAX_REPLAY_BATCH_BYTES: u64 = MAX_BATCH_BYTES as u64;
+
+/// Size at which a batch, live or replayed, is cut whatever its count. The test comes before each
+/// record, so a batch can pass it by one record (at most about 1.3 MiB: the message and attribute
+/// bounds), and stays under the 4 MiB a gRPC server accepts by default.
+pub(crate) const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 struct Segment {
@@ -160,7 +165,7 @@ impl Spool {
             let aside = dir.join(format!(
                 "{}.not-spooled.{}",
                 config.name,
-                crate::capture::now_unix_nanos() / 1_000_000_000
+                crate::clock::now_unix_nanos() / 1_000_000_000
             ));
             fs::rename(&active_path, &aside)
                 .map_err(|e| with_path(e, "cannot set aside", &active_path))?;
@@ -240,7 +245,7 @@ impl Spool {
     pub(crate) fn append(&mut self, batch: &[LogEvent]) -> io::Result<()> {
         self.append_lines(batch.len(), |buf, service_name| {
             for e in batch {
-                format::encode(e, service_name, buf);
+                format::encode(&e.record(), service_name, None, buf);
             }
         })
     }

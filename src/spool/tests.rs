@@ -1,5 +1,5 @@
 use super::*;
-use crate::event::{Attr, AttrValue, Severity};
+use crate::record::{Attr, AttrValue, Severity};
 use std::borrow::Cow;
 
 fn config(dir: &Path, segment: u64, total: u64) -> FileConfig {
@@ -245,7 +245,7 @@ mod properties {
             for it in &items {
                 match it {
                     Item::Valid(i) => {
-                        crate::export::file::format::encode(&event(*i), "svc", &mut bytes);
+                        crate::export::file::format::encode(&event(*i).record(), "svc", None, &mut bytes);
                         valid.push(*i);
                     }
                     Item::Garbage(g) => {

@@ -27,8 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::ser::{CompactFormatter, Formatter};
 
-use crate::compact::{Str, Value, View};
-use crate::event::{Attr, AttrValue, LogEvent, Severity, TraceContext};
+use crate::record::{Attr, AttrValue, Key, LogEvent, Record, Severity, TraceContext, Value};
 use crate::redact::Redactor;
 
 /// Names that are fields of the line; an attribute with one of these keys is nested (the list the
@@ -117,115 +116,10 @@ fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-/// What a line is written from: an event, or a queued record read in place.
-pub(crate) trait Source {
-    fn time(&self) -> u64;
-    fn observed(&self) -> u64;
-    fn severity(&self) -> Severity;
-    fn target(&self) -> &str;
-    fn body(&self) -> &str;
-    fn trace(&self) -> Option<&TraceContext>;
-    fn file(&self) -> Option<&str>;
-    fn line(&self) -> Option<u32>;
-    fn module(&self) -> Option<&str>;
-    fn dropped_attributes(&self) -> u32;
-    /// The attributes in order, as they are (cheap to clone: it is walked more than once).
-    fn attributes(&self) -> impl Iterator<Item = (Str<'_>, Value<'_>)> + Clone;
-    /// The value written for the attribute `key`: `value`, or a mask for a secret key. Asked once
-    /// per attribute, as it is written.
-    fn mask<'v>(&self, key: Str<'_>, value: Value<'v>) -> Value<'v> {
-        let _ = key;
-        value
-    }
-}
-
-/// A queued record read in place, as a line of the files: secret values masked.
-pub(crate) struct Line<'a> {
-    pub view: View<'a>,
-    pub redactor: &'a Redactor,
-}
-
-impl Source for Line<'_> {
-    fn time(&self) -> u64 {
-        self.view.time
-    }
-    fn observed(&self) -> u64 {
-        self.view.observed
-    }
-    fn severity(&self) -> Severity {
-        self.view.severity
-    }
-    fn target(&self) -> &str {
-        self.view.target.as_str()
-    }
-    fn body(&self) -> &str {
-        self.view.body.as_str()
-    }
-    fn trace(&self) -> Option<&TraceContext> {
-        self.view.trace.as_ref()
-    }
-    fn file(&self) -> Option<&str> {
-        self.view.file.map(Str::as_str)
-    }
-    fn line(&self) -> Option<u32> {
-        self.view.line
-    }
-    fn module(&self) -> Option<&str> {
-        self.view.module.map(Str::as_str)
-    }
-    fn dropped_attributes(&self) -> u32 {
-        self.view.dropped_attributes()
-    }
-    fn attributes(&self) -> impl Iterator<Item = (Str<'_>, Value<'_>)> + Clone {
-        self.view.attributes()
-    }
-    fn mask<'v>(&self, key: Str<'_>, value: Value<'v>) -> Value<'v> {
-        self.redactor.mask(key, value)
-    }
-}
-
-impl Source for LogEvent {
-    fn time(&self) -> u64 {
-        self.time_unix_nano
-    }
-    fn observed(&self) -> u64 {
-        self.observed_time_unix_nano
-    }
-    fn severity(&self) -> Severity {
-        self.severity
-    }
-    fn target(&self) -> &str {
-        &self.target
-    }
-    fn body(&self) -> &str {
-        &self.body
-    }
-    fn trace(&self) -> Option<&TraceContext> {
-        self.trace.as_ref()
-    }
-    fn file(&self) -> Option<&str> {
-        self.file.as_deref()
-    }
-    fn line(&self) -> Option<u32> {
-        self.line
-    }
-    fn module(&self) -> Option<&str> {
-        self.module_path.as_deref()
-    }
-    fn dropped_attributes(&self) -> u32 {
-        self.dropped_attributes
-    }
-    fn attributes(&self) -> impl Iterator<Item = (Str<'_>, Value<'_>)> + Clone {
-        self.attributes
-            .iter()
-            .map(|a| (Str::Copied(a.key.as_ref()), Value::from(&a.value)))
-    }
-}
-
 /// Whether the attribute at `index` (key `key`) goes under `attributes` rather than at the top
 /// level: its key names a field, or an earlier attribute has it.
-fn nested<'a>(all: impl Iterator<Item = (Str<'a>, Value<'a>)>, index: usize, key: &str) -> bool {
-    is_reserved(key) || all.take(index).any(|(k, _)| k.as_str() == key)
+fn nested<'a>(all: impl Iterator<Item = (Key<'a>, Value<'a>)>, index: usize, key: &str) -> bool {
+    is_reserved(key) || all.take(index).any(|(k, _)| k.name == key)
 }
 
 /// Appends an attribute's value: doubles JSON cannot hold (NaN, infinities) as strings.
@@ -244,7 +138,7 @@ fn attribute_value(out: &mut Vec<u8>, v: Value<'_>) {
             },
         ),
         Value::Bool(b) => value(out, &b),
-        Value::Str(s) => value(out, s.as_str()),
+        Value::Str(s) => value(out, s),
     }
 }
 
@@ -328,26 +222,38 @@ fn timestamp_string(out: &mut Vec<u8>, nanos: u64) {
     out.extend_from_slice(&digits);
 }
 
-/// Appends `event` as one JSON line, newline included, to `out`.
+/// Appends `event` as one JSON line, newline included, to `out`, the values of secret keys masked
+/// by `redactor` (asked once per attribute, as it is written).
 ///
 /// The object's structure and field names are written here; every string that comes from the
 /// record (target, message, keys, values, service name, paths) is escaped by serde_json.
-pub(crate) fn encode(event: &impl Source, service_name: &str, out: &mut Vec<u8>) {
+pub(crate) fn encode(
+    event: &Record<'_>,
+    service_name: &str,
+    redactor: Option<&Redactor>,
+    out: &mut Vec<u8>,
+) {
+    fn mask<'v>(redactor: Option<&Redactor>, key: Key<'_>, v: Value<'v>) -> Value<'v> {
+        match redactor {
+            Some(r) => r.mask(key, v),
+            None => v,
+        }
+    }
     out.extend_from_slice(b"{\"timestamp\":");
-    timestamp_string(out, event.time());
-    if event.observed() != event.time() {
+    timestamp_string(out, event.time);
+    if event.observed != event.time {
         field(out, "observed_timestamp");
-        timestamp_string(out, event.observed());
+        timestamp_string(out, event.observed);
     }
     field(out, "severity_text");
-    value(out, event.severity().text());
+    value(out, event.severity.text());
     field(out, "severity_number");
-    value(out, &event.severity().number());
+    value(out, &event.severity.number());
     field(out, "logger");
-    value(out, event.target());
+    value(out, event.target);
     field(out, "message");
-    value(out, event.body());
-    if let Some(t) = event.trace() {
+    value(out, event.body);
+    if let Some(t) = &event.trace {
         field(out, "trace_id");
         hex_string(out, &t.trace_id);
         field(out, "span_id");
@@ -357,19 +263,19 @@ pub(crate) fn encode(event: &impl Source, service_name: &str, out: &mut Vec<u8>)
     }
     field(out, "service.name");
     value(out, service_name);
-    if let Some(f) = event.file() {
+    if let Some(f) = event.file {
         field(out, "code.file.path");
         value(out, f);
     }
-    if let Some(l) = event.line() {
+    if let Some(l) = event.line {
         field(out, "code.line.number");
         value(out, &l);
     }
-    if let Some(m) = event.module() {
+    if let Some(m) = event.module {
         field(out, "code.function.name");
         value(out, m);
     }
-    let dropped = event.dropped_attributes();
+    let dropped = event.dropped_attributes;
     if dropped > 0 {
         field(out, "dropped_attributes_count");
         value(out, &dropped);
@@ -377,12 +283,12 @@ pub(crate) fn encode(event: &impl Source, service_name: &str, out: &mut Vec<u8>)
     // One pass; the keys seen so far are kept on the stack (a record rarely has more than
     // `SEEN`; past that, a repeat is looked for by walking the attributes again).
     const SEEN: usize = 16;
-    let attributes = event.attributes();
+    let attributes = event.attributes.iter();
     let mut seen = [""; SEEN];
     let mut nested_mask = 0u128;
     let mut any_nested = false;
     for (i, (name, v)) in attributes.clone().enumerate() {
-        let key = name.as_str();
+        let key = name.name;
         let repeated = if i <= SEEN {
             seen[..i].contains(&key)
         } else {
@@ -400,7 +306,7 @@ pub(crate) fn encode(event: &impl Source, service_name: &str, out: &mut Vec<u8>)
             out.push(b',');
             value(out, key);
             out.push(b':');
-            attribute_value(out, event.mask(name, v));
+            attribute_value(out, mask(redactor, name, v));
         }
     }
     if any_nested {
@@ -409,7 +315,7 @@ pub(crate) fn encode(event: &impl Source, service_name: &str, out: &mut Vec<u8>)
         out.push(b'{');
         let mut first = true;
         for (i, (name, v)) in attributes.clone().enumerate() {
-            let key = name.as_str();
+            let key = name.name;
             let is_nested = match 1u128.checked_shl(i as u32) {
                 Some(bit) => nested_mask & bit != 0,
                 None => nested(attributes.clone(), i, key),
@@ -421,7 +327,7 @@ pub(crate) fn encode(event: &impl Source, service_name: &str, out: &mut Vec<u8>)
                 first = false;
                 value(out, key);
                 out.push(b':');
-                attribute_value(out, event.mask(name, v));
+                attribute_value(out, mask(redactor, name, v));
             }
         }
         out.push(b'}');
@@ -443,18 +349,6 @@ pub(crate) enum DecodeError {
 pub(crate) struct Decoded {
     pub event: LogEvent,
     pub service_name: String,
-}
-
-fn severity_from_number(n: i64) -> Option<Severity> {
-    Some(match n {
-        1..=4 => Severity::Trace,
-        5..=8 => Severity::Debug,
-        9..=12 => Severity::Info,
-        13..=16 => Severity::Warn,
-        17..=20 => Severity::Error,
-        21..=24 => Severity::Fatal,
-        _ => return None,
-    })
 }
 
 fn parse_time(v: &serde_json::Value, field: &'static str) -> Result<u64, DecodeError> {
@@ -559,7 +453,7 @@ pub(crate) fn decode(line: &[u8]) -> Result<Decoded, DecodeError> {
     let _ = take("severity_text");
     let severity = take("severity_number")
         .and_then(|v| v.as_i64())
-        .and_then(severity_from_number)
+        .and_then(Severity::from_number)
         .ok_or(DecodeError::Field("severity_number"))?;
     let string = |v: Option<serde_json::Value>, f: &'static str| match v {
         Some(serde_json::Value::String(s)) => Ok(s),
@@ -693,7 +587,7 @@ mod tests {
 
     fn line(e: &LogEvent) -> String {
         let mut out = Vec::new();
-        encode(e, "payments", &mut out);
+        encode(&e.record(), "payments", None, &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -849,7 +743,7 @@ mod tests {
             },
         ];
         let mut out = Vec::new();
-        encode(&e, odd, &mut out);
+        encode(&e.record(), odd, None, &mut out);
         let l = String::from_utf8(out).unwrap();
         assert_eq!(l.matches('\n').count(), 1, "{l}");
         assert!(!l.contains('\u{2028}'));
@@ -953,7 +847,8 @@ mod tests {
         };
         let event = LogEvent {
             time_unix_nano: 1_700_000_000_000_000_123,
-            observed_time_unix_nano: 1_700_000_000_000_000_456,
+            // A queued record's observed time is its time.
+            observed_time_unix_nano: 1_700_000_000_000_000_123,
             severity: Severity::Warn,
             body: Cow::Owned("line\n{\"fake\":1}\u{2028}".into()),
             target: Cow::Borrowed("payment.service"),
@@ -975,20 +870,18 @@ mod tests {
             ],
             dropped_attributes: 3,
         };
-        let queued = crate::compact::encode(&event);
+        let queued = crate::record::queued::Queued::of(&event.record());
         let mut in_place = Vec::new();
         encode(
-            &Line {
-                view: View::of(&queued).unwrap(),
-                redactor: &redactor,
-            },
+            &queued.record().unwrap(),
             "svc",
+            Some(&redactor),
             &mut in_place,
         );
         let mut masked = event.clone();
         redactor.apply(&mut masked);
         let mut expected = Vec::new();
-        encode(&masked, "svc", &mut expected);
+        encode(&masked.record(), "svc", None, &mut expected);
         assert_eq!(
             String::from_utf8_lossy(&in_place),
             String::from_utf8_lossy(&expected)

@@ -1,6 +1,7 @@
-//! Records to `opentelemetry-proto` messages, and their encoding: [`RequestEncoder`] reads queued
-//! records in place into messages it keeps from batch to batch; the conversion from events builds
-//! the same messages anew, the reference the encoder is tested against.
+//! Records to `opentelemetry-proto` messages, and their encoding: [`RequestEncoder`] reads
+//! [`Record`]s (queued ones in place, replayed ones as decoded) into messages it keeps from batch to
+//! batch; the conversion from events builds the same messages anew, the reference the encoder is
+//! tested against.
 
 use std::collections::HashMap;
 
@@ -12,9 +13,9 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use crate::compact::{Compact, Value, View};
 #[cfg(test)]
-use crate::event::{AttrValue, LogEvent};
+use crate::record::{AttrValue, LogEvent};
+use crate::record::{Record, Value};
 use crate::redact::Redactor;
 
 /// Semantic-convention key for the source file.
@@ -182,7 +183,7 @@ impl RequestEncoder {
 
     /// The request for `batch`, encoded (the same message as `request` builds from the events the
     /// records hold), with the values of secret keys masked by `redactor`.
-    pub(crate) fn encode(&mut self, batch: &[Compact]) -> Bytes {
+    pub(crate) fn encode<'r>(&mut self, batch: impl IntoIterator<Item = Record<'r>>) -> Bytes {
         let redactor = &self.redactor;
         let rl = &mut self.request.resource_logs[0];
         for scope in rl.scope_logs.drain(..) {
@@ -190,11 +191,10 @@ impl RequestEncoder {
         }
         self.scopes.clear();
         let mut last: Option<(&str, usize)> = None;
-        for c in batch {
-            let Some(e) = View::of(c) else {
-                continue;
-            };
-            let target = e.target.as_str();
+        let mut count = 0;
+        for e in batch {
+            count += 1;
+            let target = e.target;
             let i = match last {
                 Some((t, i)) if t == target => i,
                 _ => {
@@ -223,7 +223,7 @@ impl RequestEncoder {
             rl.scope_logs[i].log_records.push(record);
         }
         // Records a smaller batch did not need are not kept beyond one batch's worth.
-        self.spare.truncate(batch.len());
+        self.spare.truncate(count);
         // Sized from the last request rather than measured (prost measures every nested message
         // again as it encodes it); the buffer grows if this one is larger.
         let mut buf = BytesMut::with_capacity(self.last_len + self.last_len / 4 + 1024);
@@ -256,7 +256,7 @@ fn set_any_str(slot: &mut Option<AnyValue>, v: &str) {
 
 fn set_attr_value(slot: &mut Option<AnyValue>, v: Value<'_>) {
     let value = match v {
-        Value::Str(s) => return set_any_str(slot, s.as_str()),
+        Value::Str(s) => return set_any_str(slot, s),
         Value::Int(i) => any_value::Value::IntValue(i),
         Value::Double(d) => any_value::Value::DoubleValue(d),
         Value::Bool(b) => any_value::Value::BoolValue(b),
@@ -274,12 +274,12 @@ fn slot(attributes: &mut Vec<KeyValue>, n: usize) -> &mut KeyValue {
 
 /// Overwrites `r` with the record `e`, as `log_record` would build it from its event, masking the
 /// values of secret keys.
-fn fill_record(r: &mut LogRecord, e: &View<'_>, redactor: &Redactor) {
+fn fill_record(r: &mut LogRecord, e: &Record<'_>, redactor: &Redactor) {
     r.time_unix_nano = e.time;
     r.observed_time_unix_nano = e.observed;
     r.severity_number = e.severity.number();
     set_str(&mut r.severity_text, e.severity.text());
-    set_any_str(&mut r.body, e.body.as_str());
+    set_any_str(&mut r.body, e.body);
     let mut n = 0;
     let mut put = |key: &str, value: Value<'_>| {
         let kv = slot(&mut r.attributes, n);
@@ -287,9 +287,8 @@ fn fill_record(r: &mut LogRecord, e: &View<'_>, redactor: &Redactor) {
         set_attr_value(&mut kv.value, value);
         n += 1;
     };
-    let mut attributes = e.attributes();
-    for (key, value) in attributes.by_ref() {
-        put(key.as_str(), redactor.mask(key, value));
+    for (key, value) in e.attributes.iter() {
+        put(key.name, redactor.mask(key, value));
     }
     if let Some(file) = e.file {
         put(CODE_FILE_PATH, Value::Str(file));
@@ -301,7 +300,7 @@ fn fill_record(r: &mut LogRecord, e: &View<'_>, redactor: &Redactor) {
         put(CODE_FUNCTION_NAME, Value::Str(module));
     }
     r.attributes.truncate(n);
-    r.dropped_attributes_count = attributes.dropped().unwrap_or(0);
+    r.dropped_attributes_count = e.dropped_attributes;
     r.trace_id.clear();
     r.span_id.clear();
     match &e.trace {
@@ -318,7 +317,8 @@ fn fill_record(r: &mut LogRecord, e: &View<'_>, redactor: &Redactor) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Attr, Severity, TraceContext};
+    use crate::record::queued::Queued;
+    use crate::record::{Attr, Severity, TraceContext};
     use std::borrow::Cow;
 
     fn event(target: &'static str, trace: Option<TraceContext>) -> LogEvent {
@@ -425,8 +425,12 @@ mod tests {
         let mut encoder = RequestEncoder::new(res.clone(), Redactor::new::<&str>([]));
         for batch in &batches {
             let expected = request(&res, batch).encode_to_vec();
-            let queued: Vec<Compact> = batch.iter().map(crate::compact::encode).collect();
-            assert_eq!(encoder.encode(&queued).as_ref(), expected.as_slice());
+            // Read in place from their queued form, as the worker does, and as replay reads them.
+            let queued: Vec<Queued> = batch.iter().map(|e| Queued::of(&e.record())).collect();
+            let records = queued.iter().map(|q| q.record().unwrap());
+            assert_eq!(encoder.encode(records).as_ref(), expected.as_slice());
+            let decoded = batch.iter().map(LogEvent::record);
+            assert_eq!(encoder.encode(decoded).as_ref(), expected.as_slice());
         }
     }
 }

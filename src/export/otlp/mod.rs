@@ -25,9 +25,9 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic_types::StatusExt as _;
 
 use crate::Error;
-use crate::compact::Compact;
 use crate::config::{Compression, Config};
 use crate::export::ExportOutcome;
+use crate::record::Record;
 use crate::redact::Redactor;
 use crate::stats::Counters;
 use retry::{Jitter, Retry};
@@ -43,7 +43,10 @@ const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Ex
 pub(crate) struct OtlpExporter {
     /// Taken only in drop, and shut down in the background there so dropping never blocks or
     /// panics, whatever runtime context the drop happens in.
-    runtime: std::mem::ManuallyDrop<tokio::runtime::Runtime>,
+    runtime: Option<tokio::runtime::Runtime>,
+    /// The runtime's handle: what exports are spawned and waited on with (it is a multi-thread
+    /// runtime, so its own threads drive I/O and timers).
+    handle: tokio::runtime::Handle,
     client: tonic::client::Grpc<Channel>,
     /// Headers of every request (secrets: never printed).
     metadata: MetadataMap,
@@ -150,7 +153,7 @@ impl OtlpExporter {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("otel-log-bridge-io")
-            .on_thread_start(crate::pipeline::mark_internal_thread)
+            .on_thread_start(crate::internal::mark_internal_thread)
             .enable_all()
             .build()
             .map_err(Error::Worker)?;
@@ -163,7 +166,8 @@ impl OtlpExporter {
             client = client.send_compressed(CompressionEncoding::Gzip);
         }
         Ok(OtlpExporter {
-            runtime: std::mem::ManuallyDrop::new(runtime),
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
             client,
             metadata,
             encoder: convert::RequestEncoder::new(
@@ -177,7 +181,7 @@ impl OtlpExporter {
     }
 
     /// Converts and encodes `batch`, masking secret values: CPU work on the calling thread, no I/O.
-    pub(crate) fn prepare(&mut self, batch: &[Compact]) -> Bytes {
+    pub(crate) fn prepare<'r>(&mut self, batch: impl IntoIterator<Item = Record<'r>>) -> Bytes {
         self.encoder.encode(batch)
     }
 
@@ -256,7 +260,7 @@ impl OtlpExporter {
                 attempt += 1;
             }
         };
-        InFlight(self.runtime.spawn(work))
+        InFlight(self.handle.spawn(work))
     }
 
     /// Waits for `flight`'s outcome, calling `idle` every few milliseconds meanwhile; when `idle`
@@ -267,7 +271,7 @@ impl OtlpExporter {
         idle: &mut dyn FnMut() -> bool,
     ) -> ExportOutcome {
         let InFlight(mut handle) = flight;
-        self.runtime.block_on(async {
+        self.handle.block_on(async {
             loop {
                 tokio::select! {
                     outcome = &mut handle => {
@@ -316,9 +320,9 @@ fn is_loopback(endpoint: &str) -> bool {
 impl OtlpExporter {
     /// Exports `batch` and waits for the outcome: [`prepare`](Self::prepare), [`send`](Self::send)
     /// and [`wait`](Self::wait) in one.
-    pub(crate) fn export(
+    pub(crate) fn export<'r>(
         &mut self,
-        batch: &[Compact],
+        batch: impl IntoIterator<Item = Record<'r>>,
         deadline: Instant,
         idle: &mut dyn FnMut() -> bool,
     ) -> ExportOutcome {
@@ -330,8 +334,9 @@ impl OtlpExporter {
 
 impl Drop for OtlpExporter {
     fn drop(&mut self) {
-        // SAFETY: `runtime` is not used after this, the exporter's last use.
-        unsafe { std::mem::ManuallyDrop::take(&mut self.runtime) }.shutdown_background();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

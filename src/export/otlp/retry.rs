@@ -57,7 +57,7 @@ pub(crate) struct Jitter(u64);
 
 impl Jitter {
     pub(crate) fn new() -> Self {
-        let seed = crate::capture::now_unix_nanos() ^ (std::process::id() as u64).rotate_left(32);
+        let seed = crate::clock::now_unix_nanos() ^ (std::process::id() as u64).rotate_left(32);
         Jitter(seed | 1)
     }
 

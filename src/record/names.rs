@@ -1,16 +1,15 @@
 //! Interning of targets, attribute keys and code paths. The same few strings come with almost every
 //! record, so each distinct one is stored once for the life of the process and gets a small id: a
-//! queued record holds the id (one byte for the first 128 strings), the worker turns it back into
-//! the `&'static str` without a lock. A thread looks strings up in a small cache of its own first;
-//! the process-wide table is locked only on a miss, and not at all once it is full. The table is
-//! bounded ([`MAX_STRINGS`] strings, [`MAX_BYTES`] bytes, [`MAX_LEN`] a string): past it, strings
-//! are copied into each record (a `'static` one is written by address instead).
+//! queued record holds the id, and the worker turns it back into the `&'static str` without a lock
+//! ([`get`]: an id it does not know is an error of the record, never a guess). A thread looks
+//! strings up in a small cache of its own first; the process-wide table is locked only on a miss,
+//! and not at all once it is full. The table is bounded ([`MAX_STRINGS`] strings, [`MAX_BYTES`]
+//! bytes, [`MAX_LEN`] a string): past it, strings are copied into each record.
 //!
 //! A cached entry is confirmed by comparing the text, since the memory of a freed string may hold
-//! another one, except for strings that cannot change: `'static` ones the caller says are, and
-//! strings inside the executable's read-only segments (string literals: the targets and keys the
-//! `log` macros pass, which `log` hands over only as `&str`). Those segments are learnt once when a
-//! pipeline is built ([`learn_read_only`]), never on the logging path.
+//! another one; only an entry made by a lookup of a `'static` string (one `log` says is
+//! `'static`: `module_path_static`, `file_static`) is taken by a later `'static` lookup on its
+//! address and length alone, since a `'static` string's memory never changes or goes away.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -25,75 +24,6 @@ pub(crate) const MAX_BYTES: usize = 256 * 1024;
 pub(crate) const MAX_LEN: usize = 256;
 /// Sets of two entries in each thread's cache (a power of two).
 const SETS: usize = 64;
-/// Most read-only ranges of the executable remembered.
-const MAX_RANGES: usize = 4;
-
-/// The address ranges (start, end) of the executable's read-only segments, once learnt.
-static READ_ONLY: OnceLock<[(usize, usize); MAX_RANGES]> = OnceLock::new();
-
-/// Learns where the executable's read-only segments are (the program headers the loader mapped, as
-/// `dl_iterate_phdr` reports them), so that string literals are recognised without comparing their
-/// text. Only the loader's segments count: another read-only mapping of the same file (a backtrace
-/// symbolizer's, say) may be unmapped and its addresses reused. Does nothing where that cannot be
-/// read: every lookup then compares. Called when a pipeline is built.
-pub(crate) fn learn_read_only() {
-    READ_ONLY.get_or_init(read_only_segments);
-}
-
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-fn read_only_segments() -> [(usize, usize); MAX_RANGES] {
-    unsafe extern "C" fn first_object(
-        info: *mut libc::dl_phdr_info,
-        _size: libc::size_t,
-        data: *mut libc::c_void,
-    ) -> libc::c_int {
-        // SAFETY: `dl_iterate_phdr` passes a valid `info` for the call, whose `dlpi_phdr` points
-        // at `dlpi_phnum` program headers; `data` is the array passed below.
-        unsafe {
-            let info = &*info;
-            let out = &mut *data.cast::<[(usize, usize); MAX_RANGES]>();
-            if !info.dlpi_phdr.is_null() {
-                let headers =
-                    std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum));
-                let segments = headers
-                    .iter()
-                    .filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W == 0)
-                    .map(|h| {
-                        let start = (info.dlpi_addr as usize).wrapping_add(h.p_vaddr as usize);
-                        (start, start.saturating_add(h.p_memsz as usize))
-                    });
-                for (slot, range) in out.iter_mut().zip(segments) {
-                    *slot = range;
-                }
-            }
-        }
-        // The first object is the program itself: stop there.
-        1
-    }
-    let mut ranges = [(0usize, 0usize); MAX_RANGES];
-    // SAFETY: the callback only reads what it is given and writes `ranges`, which outlives the call.
-    unsafe {
-        libc::dl_iterate_phdr(
-            Some(first_object),
-            (&mut ranges as *mut [(usize, usize); MAX_RANGES]).cast(),
-        );
-    }
-    ranges
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn read_only_segments() -> [(usize, usize); MAX_RANGES] {
-    [(0, 0); MAX_RANGES]
-}
-
-/// Whether `s` lies in a read-only segment of the executable: its text never changes.
-#[inline]
-fn is_read_only(s: &str) -> bool {
-    let (start, end) = (s.as_ptr() as usize, s.as_ptr() as usize + s.len());
-    READ_ONLY
-        .get()
-        .is_some_and(|r| r.iter().any(|&(a, b)| a <= start && end <= b))
-}
 
 struct Table {
     ids: HashMap<&'static str, u16>,
@@ -111,8 +41,7 @@ static STRINGS: [OnceLock<&'static str>; MAX_STRINGS] = [const { OnceLock::new()
 thread_local! {
     /// Recent lookups by the string's address and length, two per set (the last two strings that
     /// fell in it); a hit is confirmed by comparing the text, since the memory of a string that was
-    /// freed may hold another one, unless both the entry and the lookup are of strings that cannot
-    /// change (`'static`, or in a read-only segment).
+    /// freed may hold another one, unless both the entry and the lookup are of `'static` strings.
     static RECENT: RefCell<[[Entry; 2]; SETS]> = const { RefCell::new([[Entry::EMPTY; 2]; SETS]) };
 }
 
@@ -185,7 +114,6 @@ fn lookup(s: &str, is_static: bool) -> Option<u16> {
     if s.len() > MAX_LEN {
         return None;
     }
-    let is_static = is_static || is_read_only(s);
     let i = set(s);
     let addr = s.as_ptr() as usize;
     let cached = RECENT
@@ -268,17 +196,5 @@ mod tests {
         assert_eq!(get(other), Some("other_kee"));
         // And once made by a static lookup, the entry is trusted by the next one.
         assert_eq!(id_static(leaked), Some(other));
-    }
-
-    #[test]
-    fn literals_are_read_only_and_heap_strings_are_not() {
-        learn_read_only();
-        assert!(is_read_only("payment.service"));
-        let heap = String::from("payment.service");
-        assert!(!is_read_only(&heap));
-        let leaked: &'static str = heap.leak();
-        assert!(!is_read_only(leaked));
-        let ranges = READ_ONLY.get().unwrap();
-        assert!(ranges.iter().any(|&(a, b)| a < b), "{ranges:x?}");
     }
 }
