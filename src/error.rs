@@ -44,6 +44,16 @@ pub enum Error {
     /// The admin server could not be started (its address cannot be bound, or no token was given).
     #[error("{0}")]
     Admin(#[source] std::io::Error),
+    /// The queue's memory could not be allocated (`OTEL_BLRP_MAX_QUEUE_SIZE` records of 128 bytes).
+    #[error(
+        "could not allocate the queue of {capacity} records ({bytes} bytes): lower OTEL_BLRP_MAX_QUEUE_SIZE"
+    )]
+    QueueAlloc {
+        /// The queue capacity configured, in records.
+        capacity: usize,
+        /// The bytes asked of the allocator.
+        bytes: usize,
+    },
     /// The worker thread or its runtime could not be started.
     #[error("could not start the otel-log-bridge worker: {0}")]
     Worker(#[source] std::io::Error),

@@ -45,10 +45,12 @@ mod level;
 mod logger;
 mod panic;
 mod pipeline;
+mod queue;
 mod record;
 mod redact;
 mod spool;
 mod stats;
+mod worker;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -66,7 +68,8 @@ pub use stats::{DropReason, Dropped, Stats};
 
 use export::file::rotate::RotatingFile;
 use export::otlp::OtlpExporter;
-use pipeline::{Pipeline, Sinks};
+use pipeline::Pipeline;
+use worker::sinks::Sinks;
 use spool::Spool;
 use stats::Counters;
 
@@ -117,15 +120,16 @@ impl Builder {
             }
             Mode::OtlpOnly => (None, None, None),
         };
-        let sinks = Sinks {
-            mode: config.mode,
+        let sinks = Sinks::new(
+            config.mode,
             otlp,
             file,
             spool,
-            stdout: config.stdout,
-            service_name: config.service_name.clone(),
-        };
-        let pipeline = Pipeline::start(&config, counters, sinks, redactor)?;
+            config.stdout,
+            config.service_name.clone(),
+            redactor,
+        );
+        let pipeline = Pipeline::start(&config, counters, sinks)?;
         let logger = Logger {
             shared: pipeline.shared.clone(),
         };
@@ -248,12 +252,7 @@ impl Guard {
 
     /// The last export error, if any export failed.
     pub fn last_export_error(&self) -> Option<String> {
-        self.pipeline
-            .shared
-            .last_error
-            .lock()
-            .ok()
-            .and_then(|e| e.clone())
+        self.pipeline.shared.link.last_error()
     }
 
     /// Exports everything logged before the call; waits at most `timeout`.

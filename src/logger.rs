@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use crate::internal::{CaptureScope, capture_depth, is_internal_target, on_internal_thread};
 use crate::pipeline::Shared;
-use crate::pipeline::queue::PushError;
 use crate::record::capture::capture;
 use crate::stats::DropReason;
 
@@ -54,7 +53,10 @@ impl log::Log for Logger {
         }
         if capture_depth() >= 2 {
             // A record logged while formatting a record logged while formatting another.
-            self.shared.counters.add_dropped(DropReason::Reentrant, 1);
+            self.shared
+                .link
+                .counters
+                .add_dropped(DropReason::Reentrant, 1);
             return;
         }
         let (queued, format_panicked) = {
@@ -62,23 +64,10 @@ impl log::Log for Logger {
             capture(record, self.shared.code_location)
         };
         if format_panicked {
-            self.shared.counters.add_format_panic();
-        }
-        if self.shared.is_closed() {
-            self.shared.counters.add_dropped(DropReason::Shutdown, 1);
-            return;
+            self.shared.link.counters.add_format_panic();
         }
         let sheddable = record.level() > log::Level::Warn;
-        match self.shared.queue.try_push(queued, sheddable) {
-            Ok(len) => self.shared.pushed(len),
-            Err((_, refused)) => {
-                let reason = match refused {
-                    PushError::Full => DropReason::QueueFull,
-                    PushError::Shed => DropReason::Shed,
-                };
-                self.shared.counters.add_dropped(reason, 1);
-            }
-        }
+        self.shared.link.push(queued, sheddable);
     }
 
     /// Exports everything logged so far, waiting at most the shutdown timeout (`LOG_SHUTDOWN_TIMEOUT`).

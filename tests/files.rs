@@ -148,8 +148,22 @@ fn a_collector_that_never_answers_slows_nobody_and_loses_nothing() {
         .build()
         .unwrap();
     // 10,000 records at 5,000/s through a queue of 300: while the worker waits on the hung collector
-    // it spills the queue to disk, so no caller is ever refused.
-    emit_steady(&logger, 0..10_000, 5000);
+    // it spills the queue to disk, so no caller is ever refused. Each group of 50 waits (bounded)
+    // for the queue to be at the spill threshold (150) or below: the spill is the only way the
+    // queue drains while the collector hangs, and the test must not depend on how soon the worker
+    // is scheduled (a few milliseconds on a loaded machine would let 50 records pass the 80%
+    // watermark).
+    let start = std::time::Instant::now();
+    for group in (0..10_000usize).step_by(50) {
+        let due = start + Duration::from_micros(group as u64 * 200);
+        std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+        wait_for(WAIT, "the worker to spill the queue", || {
+            guard.stats().queue_depth <= 150
+        });
+        for i in group..group + 50 {
+            info(&logger, i);
+        }
+    }
     let s = guard.stats();
     assert_eq!(
         (s.dropped.queue_full, s.dropped.shed),

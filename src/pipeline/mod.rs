@@ -1,67 +1,45 @@
-//! The bounded, non-blocking processor: queue (data) + control channel, one worker thread.
+//! A running pipeline: [`Shared`], what the logger, the guard, the level handle, the panic hook and
+//! the admin server hold of it (the worker's [`Link`], the level filter, and the control channel),
+//! and [`Pipeline`], which owns the worker thread.
 //!
 //! ```text
-//! app threads: capture -> Queue::try_push (never blocks; refused -> counted)
+//! app threads: capture -> Link::push (never blocks; refused -> counted)
 //!                                 |                      control: Flush / Shutdown (+ unpark)
 //!                                 v                                 |
-//! worker thread: pop -> Batcher (size | delay) -> OtlpExporter (prepare, send, wait)
+//! worker thread: pop -> batch (size | delay) -> sinks (OTLP, local outputs, spool)
 //! ```
 
-pub(crate) mod batch;
-pub(crate) mod queue;
-mod worker;
-
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::{JoinHandle, Thread};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::Error;
 use crate::config::Config;
 use crate::internal::on_internal_thread;
 use crate::level::{LevelControl, LevelState};
+use crate::queue::QueueError;
 use crate::record::LogEvent;
 use crate::record::queued::Queued;
-use crate::stats::DropReason;
 use crate::stats::{Counters, Stats};
-use queue::Queue;
+use crate::worker::link::Link;
+use crate::worker::policy::deadline_after;
+use crate::worker::sinks::Sinks;
+use crate::worker::{self, Control};
 
-pub(crate) use worker::Sinks;
-
-/// What the worker is asked to do besides its batching.
-pub(crate) enum Control {
-    /// Export everything enqueued before the request, then answer.
-    Flush {
-        deadline: Instant,
-        done: mpsc::SyncSender<()>,
-    },
-    /// Flush, then stop; records left when the deadline passes are counted as dropped.
-    Shutdown {
-        deadline: Instant,
-        done: mpsc::SyncSender<()>,
-    },
-}
-
-/// State shared by the logger, the guard and the worker.
+/// What the logger, the guard and the handles share.
 pub(crate) struct Shared {
-    pub queue: Queue<Queued>,
+    /// The worker's side: queue, doorbell, counters, last error.
+    pub link: Arc<Link>,
     /// Whether records keep their file, line and module.
     pub code_location: bool,
-    pub counters: Arc<Counters>,
     pub levels: LevelControl,
-    closed: AtomicBool,
+    /// Whether this pipeline's logger is the one installed with `log::set_logger`.
     installed: AtomicBool,
-    worker_sleeping: AtomicBool,
-    worker: OnceLock<Thread>,
+    /// To the worker; taken at shutdown.
     control: Mutex<Option<mpsc::Sender<Control>>>,
-    pub batch_size: usize,
+    /// Bound on `log::logger().flush()` (`LOG_SHUTDOWN_TIMEOUT`).
     pub flush_timeout: Duration,
-    pub last_error: Mutex<Option<String>>,
-    redactor: crate::redact::Redactor,
-    /// Set at shutdown: exports still waiting at this instant are abandoned, so what they carry can
-    /// still be spooled before the shutdown deadline.
-    abort_exports_at: Mutex<Option<Instant>>,
 }
 
 impl Shared {
@@ -79,73 +57,18 @@ impl Shared {
         self.installed.store(true, Ordering::Relaxed);
     }
 
-    /// Queues a record made by the bridge itself (audit, panic), bypassing filters and shedding.
+    /// Queues a record made by the bridge itself (audit, panic), bypassing shedding.
     pub(crate) fn push_internal(&self, event: LogEvent) -> bool {
-        if self.is_closed() {
-            self.counters.add_dropped(DropReason::Shutdown, 1);
-            return false;
-        }
-        match self.queue.try_push(Queued::of(&event.record()), false) {
-            Ok(len) => {
-                self.pushed(len);
-                true
-            }
-            Err(_) => {
-                self.counters.add_dropped(DropReason::QueueFull, 1);
-                false
-            }
-        }
+        self.link.push(Queued::of(&event.record()), false)
     }
 
+    /// Whether shutdown began.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed)
-    }
-
-    /// Wakes the worker if it sleeps and a full batch is waiting. Called after a successful push.
-    ///
-    /// Checked when the queue reaches a full batch, and then every 64th record: the fence is not
-    /// free, and above a full batch the worker is almost always awake. (A push's length is a
-    /// snapshot, so one push may see the queue jump past the exact batch size; the next 64th
-    /// record catches that. The worker also wakes on its schedule.)
-    #[inline]
-    pub(crate) fn pushed(&self, queue_len: usize) {
-        if queue_len >= self.batch_size
-            && (queue_len == self.batch_size || queue_len.is_multiple_of(64))
-            && {
-                // Pairs with the worker's fence after it announces its sleep: either it sees this
-                // record, or this sees it sleeping.
-                std::sync::atomic::fence(Ordering::SeqCst);
-                self.worker_sleeping.load(Ordering::SeqCst)
-            }
-            && self.worker_sleeping.swap(false, Ordering::SeqCst)
-        {
-            self.wake();
-        }
-    }
-
-    fn wake(&self) {
-        if let Some(t) = self.worker.get() {
-            t.unpark();
-        }
-    }
-
-    /// The masking of secret attribute values.
-    pub(crate) fn redactor(&self) -> &crate::redact::Redactor {
-        &self.redactor
-    }
-
-    /// Whether an export waiting now should be abandoned (shutdown is near its deadline).
-    pub(crate) fn abort_exports(&self) -> bool {
-        let at = match self.abort_exports_at.lock() {
-            Ok(g) => *g,
-            Err(p) => *p.into_inner(),
-        };
-        at.is_some_and(|t| Instant::now() >= t)
+        self.link.queue.is_closed()
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        self.counters
-            .snapshot(self.queue.pushed() as u64, self.queue.len() as u64)
+        self.link.stats()
     }
 
     fn send(&self, msg: Control) -> Result<(), Error> {
@@ -156,7 +79,7 @@ impl Shared {
                 .as_ref()
                 .map(|tx| tx.send(msg).is_ok()),
         };
-        self.wake();
+        self.link.wake();
         match sent {
             Some(true) => Ok(()),
             _ => Err(Error::ShutDown),
@@ -173,26 +96,20 @@ impl Shared {
         }
         let (done, wait) = mpsc::sync_channel(1);
         self.send(Control::Flush {
-            deadline: deadline_after(timeout),
+            deadline: deadline_after(std::time::Instant::now(), timeout),
             done,
         })?;
         wait.recv_timeout(timeout)
             .map_err(|_| Error::FlushTimeout(timeout))
     }
 
-    /// Stops accepting records, flushes within `timeout`, stops the worker. Returns whether the worker
-    /// finished in time.
+    /// Stops accepting records, flushes within `timeout`, stops the worker. Returns whether the
+    /// worker finished in time.
     fn shutdown(&self, timeout: Duration) -> bool {
-        self.closed.store(true, Ordering::SeqCst);
-        // Leave the last quarter of the timeout (at most 500 ms) for spooling what is in flight.
-        let abort_at = deadline_after(timeout - (timeout / 4).min(Duration::from_millis(500)));
-        match self.abort_exports_at.lock() {
-            Ok(mut g) => *g = Some(abort_at),
-            Err(p) => *p.into_inner() = Some(abort_at),
-        }
+        self.link.begin_shutdown(timeout);
         let (done, wait) = mpsc::sync_channel(1);
         let sent = self.send(Control::Shutdown {
-            deadline: deadline_after(timeout),
+            deadline: deadline_after(std::time::Instant::now(), timeout),
             done,
         });
         let finished = sent.is_ok()
@@ -208,13 +125,6 @@ impl Shared {
     }
 }
 
-/// `now + d`, saturating far in the future instead of overflowing.
-pub(crate) fn deadline_after(d: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
-}
-
 /// A running pipeline: what the guard holds.
 pub(crate) struct Pipeline {
     pub shared: Arc<Shared>,
@@ -227,39 +137,44 @@ impl Pipeline {
         config: &Config,
         counters: Arc<Counters>,
         sinks: Sinks,
-        redactor: crate::redact::Redactor,
     ) -> Result<Self, Error> {
         let (tx, rx) = mpsc::channel();
-        let shared = Arc::new(Shared {
-            queue: Queue::new(config.max_queue_size, config.high_watermark()),
-            code_location: config.code_location,
+        let batch_size = config.effective_batch_size();
+        let link = Link::new(
+            config.max_queue_size,
+            config.high_watermark(),
+            batch_size,
             counters,
+        )
+        .map_err(|e| match e {
+            QueueError::Alloc { capacity, bytes } => Error::QueueAlloc { capacity, bytes },
+            QueueError::Capacity { capacity } => Error::InvalidConfig {
+                setting: "OTEL_BLRP_MAX_QUEUE_SIZE",
+                reason: format!("{capacity}: expected 1 to {}", crate::queue::MAX_CAPACITY),
+            },
+        })?;
+        let link = Arc::new(link);
+        let shared = Arc::new(Shared {
+            link: link.clone(),
+            code_location: config.code_location,
             levels: LevelControl::new(
                 LevelState::new(config.level, &config.directives),
                 config.level_cooldown,
             ),
-            closed: AtomicBool::new(false),
             installed: AtomicBool::new(false),
-            worker_sleeping: AtomicBool::new(false),
-            worker: OnceLock::new(),
             control: Mutex::new(Some(tx)),
-            batch_size: config.effective_batch_size(),
             flush_timeout: config.shutdown_timeout,
-            last_error: Mutex::new(None),
-            redactor,
-            abort_exports_at: Mutex::new(None),
         });
         let settings = worker::Settings {
-            batch_size: config.effective_batch_size(),
+            batch_size,
             schedule_delay: config.schedule_delay,
             export_timeout: config.export_timeout,
         };
-        let worker_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("otel-log-bridge".into())
-            .spawn(move || worker::run(worker_shared, sinks, rx, settings))
+            .spawn(move || worker::run(link, sinks, rx, settings))
             .map_err(Error::Worker)?;
-        let _ = shared.worker.set(handle.thread().clone());
+        shared.link.set_worker(handle.thread().clone());
         Ok(Pipeline {
             shared,
             worker: Some(handle),

@@ -281,6 +281,16 @@ impl Queued {
         matches!(self.payload, Payload::Inline { .. })
     }
 
+    /// A record no reader can read: its target names an id never handed out (tests).
+    #[cfg(test)]
+    pub(crate) fn unreadable() -> Queued {
+        let mut buf = Vec::new();
+        let mut w = Writer::new(&mut buf, Severity::Info, 0, None);
+        w.target(Some(NAME_INLINE - 1), "");
+        w.body("unreadable");
+        w.finish(0)
+    }
+
     /// The queued form of a record made by the bridge itself (audit and panic records) or by
     /// tests. Its observed time is its time.
     pub(crate) fn of(r: &Record<'_>) -> Queued {

@@ -1,0 +1,707 @@
+//! The worker thread: drains the queue into batches and sends them to the [`sinks`]; in `failover`
+//! mode it also spools what OTLP cannot take and replays the spool when the collector answers
+//! again. Its decisions on collector health, probing, replay pacing, poison batches, spilling and
+//! shutdown deadlines are made by the pure state machine in [`policy`]; when to export, by
+//! [`batch`]. It never logs through `log`, and anything logged on it is discarded by the logger.
+//!
+//! While any export waits on the network, the queue is spilled to the spool above
+//! [`policy::spill_threshold`], so a hanging collector never fills the queue.
+
+pub(crate) mod batch;
+pub(crate) mod link;
+pub(crate) mod policy;
+pub(crate) mod sinks;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use crate::export::ExportOutcome;
+use crate::export::otlp::InFlight;
+use crate::internal::mark_internal_thread;
+use link::Link;
+use crate::record::queued::Queued;
+use crate::record::{LogEvent, Record, Value};
+use crate::redact::Redactor;
+use crate::spool::{MAX_BATCH_BYTES, Spool};
+use crate::stats::DropReason;
+use batch::Batcher;
+use policy::{Attempt, Failover, LiveVerdict, ReplayVerdict};
+use sinks::{Local, Role, Sinks, encode_lines};
+
+/// What the worker is asked to do besides its batching.
+pub(crate) enum Control {
+    /// Export everything enqueued before the request, then answer.
+    Flush {
+        deadline: Instant,
+        done: mpsc::SyncSender<()>,
+    },
+    /// Flush, then stop; records left when the deadline passes go to the local outputs or the
+    /// spool, or are counted as dropped.
+    Shutdown {
+        deadline: Instant,
+        done: mpsc::SyncSender<()>,
+    },
+}
+
+/// The worker's settings.
+pub(crate) struct Settings {
+    pub batch_size: usize,
+    pub schedule_delay: Duration,
+    pub export_timeout: Duration,
+}
+
+/// Minimum interval between two diagnostics written to stderr.
+const DIAGNOSTIC_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Most live batches on their way to the collector at once.
+const MAX_IN_FLIGHT: usize = 2;
+
+/// A record's encoded size, roughly: its strings, its numbers at 8 bytes, and a fixed overhead.
+fn approx_size(r: &Record<'_>) -> usize {
+    let names = r.target.len() + r.module.map_or(0, str::len) + r.file.map_or(0, str::len);
+    let attributes: usize = r
+        .attributes
+        .iter()
+        .map(|(k, v)| {
+            k.name.len()
+                + match v {
+                    Value::Str(s) => s.len(),
+                    _ => 8,
+                }
+                + 8
+        })
+        .sum();
+    r.body.len() + names + attributes + 96
+}
+
+/// Takes the oldest queued record that can be read, with its approximate size; one that cannot
+/// be read is counted ([`DropReason::Unreadable`]) and dropped, never exported.
+fn take(link: &Link) -> Option<(Queued, usize)> {
+    loop {
+        let q = link.queue.pop()?;
+        match q.record() {
+            Ok(r) => {
+                let size = approx_size(&r);
+                return Some((q, size));
+            }
+            Err(_) => link.counters.add_dropped(DropReason::Unreadable, 1),
+        }
+    }
+}
+
+/// The records of a batch, read (each was read once, whole, when it was taken from the queue).
+fn records(batch: &[Queued]) -> impl Iterator<Item = Record<'_>> {
+    batch.iter().filter_map(|q| q.record().ok())
+}
+
+/// A live batch on its way to the collector while the worker goes on with the next one.
+struct Flight {
+    flight: InFlight,
+    records: Vec<Queued>,
+    /// Failover rules apply to its outcome (spool on failure, collector health).
+    failover: bool,
+}
+
+/// Errors for the guard (`last_export_error`) and, at most every [`DIAGNOSTIC_INTERVAL`], stderr.
+#[derive(Default)]
+struct Diagnostics {
+    last_printed: Option<Instant>,
+}
+
+impl Diagnostics {
+    fn report(&mut self, link: &Link, message: &str) {
+        link.set_last_error(message);
+        let now = Instant::now();
+        if self
+            .last_printed
+            .is_none_or(|t| now.duration_since(t) >= DIAGNOSTIC_INTERVAL)
+        {
+            self.last_printed = Some(now);
+            eprintln!("otel-log-bridge: {message}");
+        }
+    }
+}
+
+/// Writes `batch` to every local output, its lines encoded once into `lines`, and counts what each
+/// output's role says.
+fn write_locals(
+    link: &Link,
+    locals: &mut [Local],
+    batch: &[Queued],
+    (service_name, redactor): (&str, &Redactor),
+    lines: &mut Vec<u8>,
+    diag: &mut Diagnostics,
+) {
+    if locals.is_empty() || batch.is_empty() {
+        return;
+    }
+    lines.clear();
+    encode_lines(records(batch), service_name, redactor, lines);
+    let n = batch.len() as u64;
+    for local in locals {
+        match (local.sink.write_lines(lines), local.role) {
+            (_, Role::Copy) => {}
+            (Ok(()), _) => link.counters.add_written(n),
+            (Err(e), role) => {
+                if role == Role::Destination {
+                    link.counters.add_dropped(DropReason::IoError, n);
+                }
+                let msg = format!(
+                    "could not write {n} records to {}: {e}",
+                    local.sink.describe()
+                );
+                diag.report(link, &msg);
+            }
+        }
+    }
+}
+
+/// Appends `batch` to the spool; a failed write loses it (`io_error`). Returns whether it was
+/// written.
+fn spool_records(
+    link: &Link,
+    spool: &mut Spool,
+    batch: &[Queued],
+    redactor: &Redactor,
+    diag: &mut Diagnostics,
+) -> bool {
+    let written = spool.append_lines(batch.len(), |buf, service| {
+        encode_lines(records(batch), service, redactor, buf);
+    });
+    if let Err(e) = written {
+        let n = batch.len() as u64;
+        link.counters.add_dropped(DropReason::IoError, n);
+        let msg = format!(
+            "could not spool {n} records to {}: {e}",
+            spool.path().display()
+        );
+        diag.report(link, &msg);
+        return false;
+    }
+    true
+}
+
+/// Moves queued records to the local outputs and the spool while an export waits and the queue
+/// is above the spill threshold, down to it: memory absorbs bursts while the collector keeps up,
+/// the disk takes over when it does not. Returns whether the export should be abandoned
+/// (shutdown is near its deadline).
+fn spill(
+    link: &Link,
+    sinks: (&mut [Local], &mut Spool, &str, &Redactor),
+    batch_size: usize,
+    lines: &mut Vec<u8>,
+    diag: &mut Diagnostics,
+) -> bool {
+    let (locals, spool, service_name, redactor) = sinks;
+    let threshold = policy::spill_threshold(
+        link.queue.capacity(),
+        link.queue.high_watermark(),
+        batch_size,
+    );
+    while link.queue.len() > threshold {
+        let mut spilled = Vec::with_capacity(batch_size);
+        while spilled.len() < batch_size {
+            match take(link) {
+                Some((q, _)) => spilled.push(q),
+                None => break,
+            }
+        }
+        if spilled.is_empty() {
+            break;
+        }
+        write_locals(
+            link,
+            locals,
+            &spilled,
+            (service_name, redactor),
+            lines,
+            diag,
+        );
+        if !spool_records(link, spool, &spilled, redactor, diag) {
+            break;
+        }
+    }
+    link.abort_exports()
+}
+
+struct Worker {
+    link: Arc<Link>,
+    sinks: Sinks,
+    batch: Vec<Queued>,
+    /// Approximate encoded size of `batch`.
+    batch_bytes: usize,
+    /// Batches in flight, oldest first: at most [`MAX_IN_FLIGHT`], so the collector always has the
+    /// next batch while it answers one, and the worker's records outside the queue stay bounded.
+    flights: VecDeque<Flight>,
+    /// An empty batch vector kept for its capacity.
+    spare: Vec<Queued>,
+    batcher: Batcher,
+    export_timeout: Duration,
+    policy: Failover,
+    diag: Diagnostics,
+    lines: Vec<u8>,
+}
+
+pub(crate) fn run(
+    link: Arc<Link>,
+    sinks: Sinks,
+    control: mpsc::Receiver<Control>,
+    settings: Settings,
+) {
+    mark_internal_thread();
+    let mut w = Worker {
+        batch: Vec::with_capacity(settings.batch_size),
+        batch_bytes: 0,
+        flights: VecDeque::with_capacity(MAX_IN_FLIGHT),
+        spare: Vec::with_capacity(settings.batch_size),
+        batcher: Batcher::new(settings.batch_size, settings.schedule_delay, Instant::now()),
+        link,
+        sinks,
+        export_timeout: settings.export_timeout,
+        policy: Failover::default(),
+        diag: Diagnostics::default(),
+        lines: Vec::new(),
+    };
+    loop {
+        match control.try_recv() {
+            Ok(Control::Flush { deadline, done }) => {
+                w.drain(deadline);
+                let _ = done.send(());
+                continue;
+            }
+            Ok(Control::Shutdown { deadline, done }) => {
+                w.drain(deadline);
+                // Ship the spool while the collector answers and time remains.
+                while !w.link.abort_exports() && w.replay_one(Some(deadline)) {}
+                w.last_resort();
+                let _ = done.send(());
+                return;
+            }
+            Err(mpsc::TryRecvError::Disconnected) => {
+                w.last_resort();
+                return;
+            }
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        // The batch is assembled only when it is due, so the worker holds no records while it
+        // sleeps, and a producer's "a full batch is queued" test (the queue's length) is exact.
+        let now = Instant::now();
+        if w.batcher
+            .should_export(w.link.queue.len() + w.batch.len(), now)
+        {
+            w.fill();
+            if w.batch.is_empty() {
+                // Only slots claimed by producers not done writing them: let them run.
+                std::thread::yield_now();
+                continue;
+            }
+            w.export_live();
+            w.batcher.restart(Instant::now());
+            w.replay_one(None);
+            continue;
+        }
+        if w.replay_one(None) {
+            continue;
+        }
+        // Nothing to send: collect the outcomes of the batches in flight before sleeping.
+        if !w.flights.is_empty() {
+            w.settle();
+            continue;
+        }
+        w.batcher.idle(w.link.queue.len() + w.batch.len(), now);
+        let backlog = w.sinks.spool.as_ref().is_some_and(Spool::has_backlog);
+        let wake_at = w.policy.probe_at(backlog).map_or(now + w.batcher.sleep_for(now), |p| {
+            p.min(now + w.batcher.sleep_for(now))
+        });
+        w.link.sleep_until(wake_at);
+    }
+}
+
+impl Worker {
+    /// Moves queued records into the batch until it is full or the queue is empty.
+    fn fill(&mut self) {
+        while !self.batch_full() {
+            match take(&self.link) {
+                Some((q, size)) => self.push_batch(q, size),
+                None => break,
+            }
+        }
+        self.publish_in_flight();
+    }
+
+    /// Publishes how many records the worker holds (the batch being filled and those in flight).
+    fn publish_in_flight(&self) {
+        let flying: usize = self.flights.iter().map(|f| f.records.len()).sum();
+        self.link
+            .counters
+            .set_in_flight((self.batch.len() + flying) as u64);
+    }
+
+    /// Whether the batch is full: by count, or by size, so one request stays well under the 4 MiB
+    /// a gRPC server accepts by default however large the records are.
+    fn batch_full(&self) -> bool {
+        self.batch.len() >= self.batcher.max_size() || self.batch_bytes >= MAX_BATCH_BYTES
+    }
+
+    fn push_batch(&mut self, q: Queued, size: usize) {
+        self.batch_bytes += size;
+        self.batch.push(q);
+    }
+
+    fn clear_batch(&mut self) {
+        self.batch.clear();
+        self.batch_bytes = 0;
+    }
+
+    /// Exports everything enqueued before the call, in batches, each bounded by `deadline`. Records
+    /// pushed after the call are left for the normal schedule, so a busy application cannot make a
+    /// flush last forever.
+    fn drain(&mut self, deadline: Instant) {
+        let target = self.link.queue.pushed();
+        loop {
+            while !self.batch_full() && self.link.queue.popped() < target {
+                match take(&self.link) {
+                    Some((q, size)) => self.push_batch(q, size),
+                    None => break,
+                }
+            }
+            self.publish_in_flight();
+            if self.batch.is_empty() || Instant::now() >= deadline || self.link.abort_exports() {
+                break;
+            }
+            // The caller stops waiting at its deadline; a batch already started keeps its own
+            // export timeout, so a short flush never turns a slow answer into a drop or a
+            // duplicate.
+            self.export_live();
+        }
+        self.settle();
+        self.batcher.restart(Instant::now());
+    }
+
+    /// At shutdown, after the deadline: what is left goes where it costs no network time (the
+    /// local outputs, the spool), else it is counted as dropped.
+    fn last_resort(&mut self) {
+        self.settle();
+        // The queue is closed: no push can start any more, and one that claimed its slot before the
+        // close publishes it without running any code of the caller's.
+        let grace = Instant::now() + Duration::from_millis(50);
+        loop {
+            self.fill();
+            if self.batch.is_empty() {
+                if self.link.queue.len() > 0 && Instant::now() < grace {
+                    std::thread::yield_now();
+                    continue;
+                }
+                break;
+            }
+            let n = self.batch.len() as u64;
+            self.write_locals();
+            let has_destination = self.sinks.has_destination();
+            match self.sinks.spool.as_mut() {
+                Some(spool) => {
+                    spool_records(
+                        &self.link,
+                        spool,
+                        &self.batch,
+                        &self.sinks.redactor,
+                        &mut self.diag,
+                    );
+                }
+                None if has_destination => {}
+                None => self.link.counters.add_dropped(DropReason::Shutdown, n),
+            }
+            self.clear_batch();
+        }
+    }
+
+    /// Writes the current batch to the local outputs.
+    fn write_locals(&mut self) {
+        write_locals(
+            &self.link,
+            &mut self.sinks.locals,
+            &self.batch,
+            (&self.sinks.service_name, &self.sinks.redactor),
+            &mut self.lines,
+            &mut self.diag,
+        );
+    }
+
+    /// Sends the current batch to every output; every record ends counted.
+    fn export_live(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        self.publish_in_flight();
+        self.write_locals();
+        if self.sinks.otlp.is_some() {
+            self.send_live(self.sinks.spool.is_some());
+        }
+        self.clear_batch();
+        self.publish_in_flight();
+    }
+
+    /// Sends the current batch over OTLP, overlapping with the batches before it: this one is
+    /// encoded while they are on their way; if [`MAX_IN_FLIGHT`] are, the oldest one's outcome is
+    /// collected first; then this one leaves.
+    /// `failover`: a collector believed down gets the batch only at probe time, else it is spooled.
+    /// The batch gets the whole export timeout from the moment it leaves.
+    fn send_live(&mut self, failover: bool) {
+        if failover && self.flights.is_empty() && !self.policy.may_try(Instant::now()) {
+            return self.spool_current();
+        }
+        let Some(otlp) = self.sinks.otlp.as_mut() else {
+            return;
+        };
+        let request = otlp.prepare(records(&self.batch));
+        // A collector believed down is probed with one batch at a time.
+        while self.flights.len() >= MAX_IN_FLIGHT
+            || (failover && self.policy.probing() && !self.flights.is_empty())
+        {
+            self.settle_oldest();
+        }
+        let now = Instant::now();
+        if failover && !self.policy.may_try(now) {
+            return self.spool_current();
+        }
+        let mut deadline = policy::deadline_after(now, self.export_timeout);
+        if failover {
+            deadline = self.policy.deadline(now, deadline);
+        }
+        if let Some(otlp) = self.sinks.otlp.as_mut() {
+            let flight = otlp.send(request, deadline);
+            let records = std::mem::replace(&mut self.batch, std::mem::take(&mut self.spare));
+            self.flights.push_back(Flight {
+                flight,
+                records,
+                failover,
+            });
+        }
+    }
+
+    /// Waits for every batch in flight and accounts for every record of them.
+    fn settle(&mut self) {
+        while !self.flights.is_empty() {
+            self.settle_oldest();
+        }
+    }
+
+    /// Waits for the oldest batch in flight, if any, and accounts for every record of it.
+    fn settle_oldest(&mut self) {
+        let Some(Flight {
+            flight,
+            mut records,
+            failover,
+        }) = self.flights.pop_front()
+        else {
+            return;
+        };
+        let outcome = self.wait(flight, failover);
+        let n = records.len() as u64;
+        match outcome {
+            ExportOutcome::Delivered { rejected } => {
+                if failover {
+                    self.policy.live(Instant::now(), Attempt::Delivered);
+                }
+                self.delivered(n, rejected, false);
+            }
+            ExportOutcome::Failed { reason, .. } if !failover => self.export_failed(n, &reason),
+            ExportOutcome::Failed { reason, permanent } => {
+                let attempt = if permanent {
+                    Attempt::Refused
+                } else {
+                    Attempt::Failed
+                };
+                // A failed attempt is never delivered: the verdict is to spool.
+                let verdict = self.policy.live(Instant::now(), attempt);
+                debug_assert_eq!(verdict, LiveVerdict::Spool);
+                let what = if permanent {
+                    "refused the batch"
+                } else {
+                    "unavailable"
+                };
+                let msg = format!("collector {what} ({reason}); spooling to disk");
+                self.diag.report(&self.link, &msg);
+                if let Some(spool) = self.sinks.spool.as_mut() {
+                    spool_records(
+                        &self.link,
+                        spool,
+                        &records,
+                        &self.sinks.redactor,
+                        &mut self.diag,
+                    );
+                }
+            }
+        }
+        records.clear();
+        if self.spare.capacity() < records.capacity() {
+            self.spare = records;
+        }
+        self.publish_in_flight();
+    }
+
+    /// Waits for `flight`; with `spill_queue`, spools the queue's excess meanwhile.
+    fn wait(&mut self, flight: InFlight, spill_queue: bool) -> ExportOutcome {
+        let link = &self.link;
+        let batch_size = self.batcher.max_size();
+        let Sinks {
+            otlp,
+            locals,
+            spool,
+            service_name,
+            redactor,
+        } = &mut self.sinks;
+        let (lines, diag) = (&mut self.lines, &mut self.diag);
+        let Some(otlp) = otlp.as_mut() else {
+            return ExportOutcome::Failed {
+                reason: "no OTLP exporter".into(),
+                permanent: true,
+            };
+        };
+        match (spill_queue, spool.as_mut()) {
+            (true, Some(spool)) => otlp.wait(flight, &mut || {
+                let sinks = (&mut locals[..], &mut *spool, service_name.as_str(), &*redactor);
+                spill(link, sinks, batch_size, lines, diag)
+            }),
+            _ => otlp.wait(flight, &mut || link.abort_exports()),
+        }
+    }
+
+    fn delivered(&mut self, n: u64, rejected: u64, replay: bool) {
+        let rejected = rejected.min(n);
+        if replay {
+            self.link.counters.add_replayed(n - rejected);
+        } else {
+            self.link.counters.add_exported(n - rejected);
+        }
+        if rejected > 0 {
+            self.link
+                .counters
+                .add_dropped(DropReason::Rejected, rejected);
+        }
+    }
+
+    fn export_failed(&mut self, n: u64, reason: &str) {
+        self.link
+            .counters
+            .add_dropped(DropReason::ExportFailed, n);
+        let msg = format!("export of {n} records failed: {reason}");
+        self.diag.report(&self.link, &msg);
+    }
+
+    /// Spools the current batch.
+    fn spool_current(&mut self) {
+        if let Some(spool) = self.sinks.spool.as_mut() {
+            spool_records(
+                &self.link,
+                spool,
+                &self.batch,
+                &self.sinks.redactor,
+                &mut self.diag,
+            );
+        }
+    }
+
+    /// Replays one batch from the spool if there is a backlog and the collector may be tried,
+    /// giving it until `deadline`, or the export timeout from when it leaves. Returns whether it
+    /// did any work.
+    fn replay_one(&mut self, deadline: Option<Instant>) -> bool {
+        let batch_size = self.batcher.max_size();
+        let may = |w: &Self| {
+            w.sinks.spool.as_ref().is_some_and(Spool::has_backlog)
+                && w.policy.may_replay(Instant::now())
+        };
+        if !may(self) {
+            return false;
+        }
+        if !self.flights.is_empty() {
+            // The live batches in flight first: their outcome decides whether the collector is up.
+            self.settle();
+            if !may(self) {
+                return false;
+            }
+        }
+        let Some(spool) = self.sinks.spool.as_mut() else {
+            return false;
+        };
+        let rb = match spool.next_batch(batch_size) {
+            Ok(Some(rb)) => rb,
+            Ok(None) => return false,
+            Err(e) => {
+                let msg = format!("could not read the spool {}: {e}", spool.path().display());
+                self.policy.unreadable_spool(Instant::now());
+                self.diag.report(&self.link, &msg);
+                return false;
+            }
+        };
+        let n = rb.events.len() as u64;
+        let outcome = if n == 0 {
+            ExportOutcome::Delivered { rejected: 0 }
+        } else {
+            let now = Instant::now();
+            let deadline = self.policy.deadline(
+                now,
+                deadline.unwrap_or_else(|| policy::deadline_after(now, self.export_timeout)),
+            );
+            let link = &self.link;
+            let Sinks {
+                otlp,
+                locals,
+                spool,
+                service_name,
+                redactor,
+            } = &mut self.sinks;
+            let (Some(otlp), Some(spool)) = (otlp.as_mut(), spool.as_mut()) else {
+                return false;
+            };
+            let (lines, diag) = (&mut self.lines, &mut self.diag);
+            otlp.export(rb.events.iter().map(LogEvent::record), deadline, &mut || {
+                let sinks = (&mut locals[..], &mut *spool, service_name.as_str(), &*redactor);
+                spill(link, sinks, batch_size, lines, diag)
+            })
+        };
+        let attempt = match &outcome {
+            ExportOutcome::Delivered { .. } => Attempt::Delivered,
+            ExportOutcome::Failed {
+                permanent: true, ..
+            } => Attempt::Refused,
+            ExportOutcome::Failed { .. } => Attempt::Failed,
+        };
+        let verdict = self.policy.replay(Instant::now(), rb.id(), attempt);
+        match (verdict, outcome) {
+            (ReplayVerdict::Ack, ExportOutcome::Delivered { rejected }) => {
+                self.delivered(n, rejected, true);
+            }
+            (ReplayVerdict::Poison, ExportOutcome::Failed { reason, .. }) => {
+                self.export_failed(n, &format!("spooled batch refused for good: {reason}"));
+            }
+            (_, outcome) => {
+                // Kept for a later attempt (the policy keeps only failed batches).
+                if let ExportOutcome::Failed {
+                    reason,
+                    permanent: true,
+                } = outcome
+                {
+                    let msg = format!(
+                        "collector refused a spooled batch ({reason}); replay paused until a live batch is accepted"
+                    );
+                    self.diag.report(&self.link, &msg);
+                }
+                if let Some(spool) = self.sinks.spool.as_mut() {
+                    spool.abandon(&rb);
+                }
+                return true;
+            }
+        }
+        if let Some(spool) = self.sinks.spool.as_mut()
+            && let Err(e) = spool.ack(&rb)
+        {
+            let msg = format!("could not update the spool cursor: {e}");
+            self.diag.report(&self.link, &msg);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+//! Where the worker sends batches:
+//!
+//! - the OTLP exporter (every mode but `file-only`);
+//! - local outputs of JSON lines, each behind [`LineSink`] (the rotating file in `tee` and
+//!   `file-only`, stdout with `LOG_STDOUT`): every live batch goes to each, its lines encoded once;
+//!   each has a [`Role`] saying what its writes mean for the counters. A new local output is a new
+//!   `LineSink`;
+//! - the spool (`failover`): what OTLP could not take, replayed later.
+
+use std::io::{self, Write as _};
+
+use crate::config::Mode;
+use crate::export::file::format;
+use crate::export::file::rotate::RotatingFile;
+use crate::export::otlp::OtlpExporter;
+use crate::record::Record;
+use crate::redact::Redactor;
+use crate::spool::Spool;
+
+/// A local destination of JSON lines.
+pub(crate) trait LineSink: Send {
+    /// Writes whole JSON lines (each ends in `\n`).
+    fn write_lines(&mut self, lines: &[u8]) -> io::Result<()>;
+    /// Where the lines go, for diagnostics.
+    fn describe(&self) -> String;
+}
+
+impl LineSink for RotatingFile {
+    fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+        RotatingFile::write_lines(self, lines)
+    }
+    fn describe(&self) -> String {
+        self.active_path().display().to_string()
+    }
+}
+
+/// The process's standard output (`LOG_STDOUT`), for containers.
+pub(crate) struct Stdout;
+
+impl LineSink for Stdout {
+    fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        out.write_all(lines).and_then(|()| out.flush())
+    }
+    fn describe(&self) -> String {
+        "stdout".to_owned()
+    }
+}
+
+/// What a local output's writes mean for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A copy of what goes elsewhere (stdout): nothing is counted.
+    Copy,
+    /// A copy whose lines count as `written` (the rotating file in `tee`); a failed write is
+    /// reported, not counted as a drop (OTLP still has the records).
+    CountedCopy,
+    /// Where records go (the rotating file in `file-only`): lines count as `written`, and a failed
+    /// write loses them (`io_error`).
+    Destination,
+}
+
+/// A local output and its role.
+pub(crate) struct Local {
+    pub sink: Box<dyn LineSink>,
+    pub role: Role,
+}
+
+/// Everything the worker writes to.
+pub(crate) struct Sinks {
+    pub otlp: Option<OtlpExporter>,
+    pub locals: Vec<Local>,
+    pub spool: Option<Spool>,
+    pub service_name: String,
+    /// Masks secret values in every output.
+    pub redactor: Redactor,
+}
+
+impl Sinks {
+    /// The outputs of `mode`.
+    pub(crate) fn new(
+        mode: Mode,
+        otlp: Option<OtlpExporter>,
+        file: Option<RotatingFile>,
+        spool: Option<Spool>,
+        stdout: bool,
+        service_name: String,
+        redactor: Redactor,
+    ) -> Self {
+        let mut locals = Vec::new();
+        if stdout {
+            locals.push(Local {
+                sink: Box::new(Stdout),
+                role: Role::Copy,
+            });
+        }
+        if let Some(file) = file {
+            let role = match mode {
+                Mode::FileOnly => Role::Destination,
+                _ => Role::CountedCopy,
+            };
+            locals.push(Local {
+                sink: Box::new(file),
+                role,
+            });
+        }
+        Sinks {
+            otlp: if mode.uses_otlp() { otlp } else { None },
+            locals,
+            spool: if mode == Mode::Failover { spool } else { None },
+            service_name,
+            redactor,
+        }
+    }
+
+    /// Whether a local output is where records go (no exporter).
+    pub(crate) fn has_destination(&self) -> bool {
+        self.locals.iter().any(|l| l.role == Role::Destination)
+    }
+}
+
+/// Appends `records` as JSON lines to `out`, secret values masked.
+pub(crate) fn encode_lines<'r>(
+    records: impl IntoIterator<Item = Record<'r>>,
+    service_name: &str,
+    redactor: &Redactor,
+    out: &mut Vec<u8>,
+) {
+    for r in records {
+        format::encode(&r, service_name, Some(redactor), out);
+    }
+}
