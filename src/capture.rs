@@ -272,6 +272,7 @@ pub(crate) fn capture_into(
 }
 
 /// [`capture_into`] a new writer, referring to no earlier record.
+#[cfg(any(test, feature = "bench-internals"))]
 pub(crate) fn capture(record: &log::Record<'_>) -> (Writer, bool) {
     let mut w = Writer::new();
     let (panicked, Carried(_)) = capture_into(record, &mut w, None, true);

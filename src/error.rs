@@ -42,6 +42,8 @@ pub enum Error {
     #[error("local log files: {0}")]
     Files(#[source] std::io::Error),
     /// The admin server could not be started (its address cannot be bound, or no token was given).
+    /// Feature `admin`.
+    #[cfg(feature = "admin")]
     #[error("{0}")]
     Admin(#[source] std::io::Error),
     /// The worker thread or its runtime could not be started.

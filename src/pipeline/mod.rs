@@ -21,7 +21,7 @@ use crate::Error;
 use crate::compact::{Compact, Queued, Threads};
 use crate::config::Config;
 use crate::event::LogEvent;
-use crate::level::{LevelControl, LevelState};
+use crate::level::{Audit, LevelControl, LevelHost, LevelState};
 use crate::stats::DropReason;
 use crate::stats::{Counters, Stats};
 use queue::Queue;
@@ -55,7 +55,7 @@ pub(crate) struct Shared {
     /// Whether records keep their file, line and module.
     pub code_location: bool,
     pub counters: Arc<Counters>,
-    pub levels: LevelControl,
+    pub levels: Arc<LevelControl>,
     closed: AtomicBool,
     installed: AtomicBool,
     worker_sleeping: AtomicBool,
@@ -223,6 +223,46 @@ impl Shared {
     }
 }
 
+/// What a runtime level change ([`crate::Levels`]) needs from its pipeline: its state, and the
+/// audit record queued like any other.
+impl LevelHost for Shared {
+    fn is_closed(&self) -> bool {
+        Shared::is_closed(self)
+    }
+
+    fn is_installed(&self) -> bool {
+        Shared::is_installed(self)
+    }
+
+    fn audit(&self, change: &Audit) {
+        use crate::event::{Attr, AttrValue, Severity};
+        let time = crate::capture::now_unix_nanos();
+        let attr = |k: &'static str, v: &str| Attr {
+            key: k.into(),
+            value: AttrValue::Str(v.into()),
+        };
+        self.push_internal(LogEvent {
+            time_unix_nano: time,
+            observed_time_unix_nano: time,
+            severity: Severity::Warn,
+            body: "log level changed".into(),
+            target: crate::level::AUDIT_TARGET.into(),
+            module_path: None,
+            file: None,
+            line: None,
+            trace: crate::capture::current_trace_context(),
+            attributes: vec![
+                attr("target", &change.target),
+                attr("level", &change.level),
+                attr("actor", &change.actor),
+                attr("previous", &change.previous),
+                attr("directives", &change.directives),
+            ],
+            dropped_attributes: 0,
+        });
+    }
+}
+
 /// `now + d`, saturating far in the future instead of overflowing.
 pub(crate) fn deadline_after(d: Duration) -> Instant {
     let now = Instant::now();
@@ -250,10 +290,10 @@ impl Pipeline {
             id: NEXT_PIPELINE.fetch_add(1, Ordering::Relaxed),
             code_location: config.code_location,
             counters,
-            levels: LevelControl::new(
+            levels: Arc::new(LevelControl::new(
                 LevelState::new(config.level, &config.directives),
                 config.level_cooldown,
-            ),
+            )),
             closed: AtomicBool::new(false),
             installed: AtomicBool::new(false),
             worker_sleeping: AtomicBool::new(false),
