@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
-use otel_log_bridge::bench_support;
 
 const USAGE: &str = "usage: loadgen --count N [--threads T] [--rate PER_SEC] [--trace-id HEX32] [--span-id HEX16] [--stack ours|official|log4rs]";
 const SAMPLE_EVERY: u64 = 8;
@@ -222,7 +221,7 @@ fn main() -> ExitCode {
     }
 
     // Sorts the samples: the last one is then the largest.
-    let p99 = bench_support::percentile(&mut samples, 0.99);
+    let p99 = measure::percentile(&mut samples, 0.99);
     let per_call = |total: f64| {
         if args.count > 0 {
             total / args.count as f64
@@ -245,10 +244,7 @@ fn main() -> ExitCode {
         "cpu_ns_per_call".into(),
         per_call(cpu.as_secs_f64() * 1e9).into(),
     );
-    line.insert(
-        "peak_rss_bytes".into(),
-        bench_support::peak_rss_bytes().into(),
-    );
+    line.insert("peak_rss_bytes".into(), measure::peak_rss_bytes().into());
     line.insert("stack".into(), stack_name.into());
     println!("{}", serde_json::Value::Object(line));
     ExitCode::SUCCESS
@@ -271,22 +267,26 @@ mod log4rs_stack {
     use log4rs::append::rolling_file::policy::compound::trigger::size::SizeTrigger;
     use log4rs::config::{Appender, Config, Root};
     use log4rs::encode::json::JsonEncoder;
-    use otel_log_bridge::config::env;
+
+    /// Our defaults (see the README's configuration table) of `LOG_DIR`, `LOG_FILE_MAX_BYTES` and
+    /// `LOG_FILE_BACKUPS`.
+    const DEFAULT_LOG_DIR: &str = "./logs";
+    const DEFAULT_FILE_MAX_BYTES: u64 = 10_000_000;
+    const DEFAULT_FILE_BACKUPS: u32 = 5;
 
     /// Installs log4rs writing `LOG_DIR/app.log`, rotating at `LOG_FILE_MAX_BYTES` into
     /// `app.log.1` .. `app.log.5`, with our defaults for both.
     pub fn install() -> Result<PathBuf, Box<dyn std::error::Error>> {
-        let dir = std::env::var_os(env::LOG_DIR)
-            .map_or_else(|| PathBuf::from(env::DEFAULT_LOG_DIR), PathBuf::from);
-        let max_bytes = match std::env::var(env::LOG_FILE_MAX_BYTES) {
+        let dir = std::env::var_os("LOG_DIR")
+            .map_or_else(|| PathBuf::from(DEFAULT_LOG_DIR), PathBuf::from);
+        let max_bytes = match std::env::var("LOG_FILE_MAX_BYTES") {
             Ok(v) => v
                 .parse::<u64>()
-                .map_err(|e| format!("{}: {e}", env::LOG_FILE_MAX_BYTES))?,
-            Err(_) => env::DEFAULT_FILE_MAX_BYTES,
+                .map_err(|e| format!("LOG_FILE_MAX_BYTES: {e}"))?,
+            Err(_) => DEFAULT_FILE_MAX_BYTES,
         };
         let pattern = format!("{}/app.log.{{}}", dir.display());
-        let roller =
-            FixedWindowRoller::builder().build(&pattern, env::DEFAULT_FILE_BACKUPS as u32)?;
+        let roller = FixedWindowRoller::builder().build(&pattern, DEFAULT_FILE_BACKUPS)?;
         let policy = CompoundPolicy::new(Box::new(SizeTrigger::new(max_bytes)), Box::new(roller));
         let appender = RollingFileAppender::builder()
             .encoder(Box::new(JsonEncoder::new()))
@@ -370,7 +370,7 @@ fn emit(
     let mut samples = Vec::with_capacity((count / threads / SAMPLE_EVERY + 1) as usize);
     barrier.wait();
     let start = Instant::now();
-    let cpu_start = bench_support::thread_cpu();
+    let cpu_start = measure::thread_cpu();
     let mut k = 0u64;
     let mut i = t;
     while i < count {
@@ -391,8 +391,47 @@ fn emit(
         k += 1;
         i += threads;
     }
-    (
-        samples,
-        bench_support::thread_cpu().saturating_sub(cpu_start),
-    )
+    (samples, measure::thread_cpu().saturating_sub(cpu_start))
+}
+
+/// What the summary line measures besides time: CPU time, percentiles, peak memory.
+mod measure {
+    /// CPU time the calling thread has used so far (`CLOCK_THREAD_CPUTIME_ID`; zero where it
+    /// cannot be read).
+    pub fn thread_cpu() -> std::time::Duration {
+        #[cfg(target_os = "linux")]
+        {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `ts` is a valid timespec for the call to fill.
+            if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+                return std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+            }
+        }
+        std::time::Duration::ZERO
+    }
+
+    /// Sorts `samples` and returns the `q` quantile (0 when empty).
+    pub fn percentile(samples: &mut [u64], q: f64) -> u64 {
+        samples.sort_unstable();
+        samples
+            .get((samples.len() as f64 * q) as usize)
+            .or(samples.last())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The process's peak resident set size (`VmHWM`), 0 where `/proc` does not tell.
+    pub fn peak_rss_bytes() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            })
+            .map_or(0, |kib| kib * 1024)
+    }
 }

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use log::Log as _;
 use opentelemetry::trace::TraceContextExt as _;
-use otel_log_bridge::bench_support;
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -127,7 +126,12 @@ fn main() {
     }
     let duplicates: u64 = counts.values().map(|c| c - 1).sum();
     let p99 = |mut v: Vec<u64>| {
-        let p99 = bench_support::percentile(&mut v, 0.99);
+        v.sort_unstable();
+        let p99 = v
+            .get((v.len() as f64 * 0.99) as usize)
+            .or(v.last())
+            .copied()
+            .unwrap_or(0);
         (p99, v.last().copied().unwrap_or(0))
     };
     let (p99_steady, _) = p99(samples.iter().filter(|s| !s.0).map(|s| s.1).collect());
@@ -138,7 +142,7 @@ fn main() {
     for r in otel_log_bridge::DropReason::ALL {
         dropped.insert(r.as_str().into(), stats.dropped.get(r).into());
     }
-    let rss = bench_support::peak_rss_bytes();
+    let rss = peak_rss_bytes();
     println!(
         "{}",
         serde_json::json!({
@@ -151,4 +155,16 @@ fn main() {
             "p99_fault_over_steady": (p99_fault as f64 / p99_steady.max(1) as f64 * 100.0).round() / 100.0,
         })
     );
+}
+
+/// The process's peak resident set size (`VmHWM`), 0 where `/proc` does not tell.
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
 }

@@ -2,14 +2,16 @@
 //! served on its own thread and runtime, on 127.0.0.1 unless told otherwise, behind a bearer token.
 //!
 //! Requests without `authorization: Bearer <token>`, or with a wrong token, get UNAUTHENTICATED and
-//! change nothing. `SetLevel` goes through [`Levels`]: the same validation
-//! (INVALID_ARGUMENT), cooldown (FAILED_PRECONDITION) and audit record as a change made in code.
+//! change nothing. `SetLevel` parses its level here and goes through [`Levels`]: the same
+//! validation (INVALID_ARGUMENT), cooldown (FAILED_PRECONDITION) and audit record as a change made
+//! in code.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use crate::config::directives::format_directives;
 use crate::level::{LevelError, Levels};
 use crate::pipeline::Shared;
 use crate::stats::DropReason;
@@ -35,6 +37,15 @@ fn level_status(e: LevelError) -> Status {
     }
 }
 
+/// A level named in a request: `off`, `error`, `warn`, `info`, `debug`, `trace`, any case.
+fn parse_level(level: &str) -> Result<log::LevelFilter, Status> {
+    crate::config::env::parse_level(level).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "invalid level {level:?}: expected one of off, error, warn, info, debug, trace"
+        ))
+    })
+}
+
 #[tonic::async_trait]
 impl Admin for Service {
     async fn set_level(
@@ -48,7 +59,7 @@ impl Admin for Service {
             r.actor.trim()
         };
         let change = if r.directives.trim().is_empty() {
-            self.levels.set(&r.target, &r.level, actor)
+            self.levels.set(&r.target, parse_level(&r.level)?, actor)
         } else {
             self.levels.set_directives(&r.directives, actor)
         }
@@ -65,7 +76,7 @@ impl Admin for Service {
     ) -> Result<Response<proto::GetLevelsResponse>, Status> {
         let items = self.levels.get();
         Ok(Response::new(proto::GetLevelsResponse {
-            directives: crate::level::format_directives(&items),
+            directives: format_directives(&items),
             items: items
                 .into_iter()
                 .map(|d| proto::Directive {
@@ -121,6 +132,7 @@ impl AdminServerHandle {
     pub(crate) fn start(
         addr: SocketAddr,
         token: String,
+        levels: Levels,
         shared: Arc<Shared>,
     ) -> std::io::Result<Self> {
         let listener = std::net::TcpListener::bind(addr).map_err(|e| {
@@ -129,12 +141,7 @@ impl AdminServerHandle {
         listener.set_nonblocking(true)?;
         let bound = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let service = Service {
-            levels: Levels {
-                shared: shared.clone(),
-            },
-            shared,
-        };
+        let service = Service { levels, shared };
         let expected = format!("Bearer {token}").into_bytes();
         let thread = std::thread::Builder::new()
             .name("otel-log-bridge-admin".into())

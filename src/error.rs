@@ -42,6 +42,8 @@ pub enum Error {
     #[error("local log files: {0}")]
     Files(#[source] std::io::Error),
     /// The admin server could not be started (its address cannot be bound, or no token was given).
+    /// Feature `admin`.
+    #[cfg(feature = "admin")]
     #[error("{0}")]
     Admin(#[source] std::io::Error),
     /// The queue's memory could not be allocated (`OTEL_BLRP_MAX_QUEUE_SIZE` records of 128 bytes).

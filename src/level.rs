@@ -13,81 +13,34 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use log::LevelFilter;
 
-use crate::clock::now_unix_nanos;
-use crate::record::capture::current_trace_context;
-use crate::record::{Attr, AttrValue, LogEvent, Severity};
+use crate::config::directives::{Directive, format_directives, parse_directives};
 
 /// Target of the audit records written for every level change.
 pub const AUDIT_TARGET: &str = "logging.audit";
 
-/// One filter directive: records of `target` (and its sub-modules) are kept up to `level`; `target:
-/// None` is the default for every other target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Directive {
-    /// The target prefix (module path or explicit target), or `None` for the default.
-    pub target: Option<String>,
-    /// The most verbose level kept.
-    pub level: LevelFilter,
+/// What a level change needs from the pipeline it belongs to.
+pub(crate) trait LevelHost: Send + Sync {
+    /// Whether the pipeline has shut down (changes are then refused).
+    fn is_closed(&self) -> bool;
+    /// Whether the pipeline's logger is the installed one (a change then moves `log::max_level`).
+    fn is_installed(&self) -> bool;
+    /// Queues the audit record of a change (the host builds the record: a WARN record with target
+    /// [`AUDIT_TARGET`], body `log level changed` and the attributes of `change` in field order).
+    fn audit(&self, change: &Audit);
 }
 
-impl std::fmt::Display for Directive {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let level = self.level.as_str().to_ascii_lowercase();
-        match &self.target {
-            None => write!(f, "{level}"),
-            Some(t) => write!(f, "{t}={level}"),
-        }
-    }
-}
-
-/// Formats directives back into `env_logger` syntax.
-pub fn format_directives(directives: &[Directive]) -> String {
-    directives
-        .iter()
-        .map(Directive::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Parses `env_logger` directives (`info,my_crate::db=debug,hyper=off`), strictly: `env_filter`
-/// validates the whole spec, and a message filter (`/regex`) is refused.
-pub(crate) fn parse_directives(spec: &str) -> Result<Vec<Directive>, String> {
-    if spec.contains('/') {
-        return Err(format!(
-            "{spec:?}: message filters ('/regex') are not supported"
-        ));
-    }
-    env_filter::Builder::new()
-        .try_parse(spec)
-        .map_err(|e| format!("{spec:?}: {e}"))?;
-    let mut out = Vec::new();
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let directive = match part.split_once('=') {
-            Some((target, level)) => Directive {
-                target: Some(target.trim().to_owned()),
-                level: if level.trim().is_empty() {
-                    LevelFilter::Trace
-                } else {
-                    level
-                        .trim()
-                        .parse()
-                        .map_err(|_| format!("{part:?}: invalid level"))?
-                },
-            },
-            None => match part.parse::<LevelFilter>() {
-                Ok(level) => Directive {
-                    target: None,
-                    level,
-                },
-                Err(_) => Directive {
-                    target: Some(part.to_owned()),
-                    level: LevelFilter::Trace,
-                },
-            },
-        };
-        out.push(directive);
-    }
-    Ok(out)
+/// The attributes of the audit record of one level change, as written.
+pub(crate) struct Audit {
+    /// The target changed; `*` for the default level or the whole set.
+    pub target: String,
+    /// The new level (lowercase), or the directives given to `set_directives`.
+    pub level: String,
+    /// Who asked.
+    pub actor: String,
+    /// The level of `target` before the change (lowercase).
+    pub previous: String,
+    /// The directives after the change.
+    pub directives: String,
 }
 
 /// A compiled filter: the default, the per-target directives, and `env_filter` to match them.
@@ -219,12 +172,6 @@ fn level_from_usize(n: usize) -> LevelFilter {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LevelError {
-    /// The level is not one of the accepted names.
-    #[error("invalid level {value:?}: expected one of off, error, warn, info, debug, trace")]
-    InvalidLevel {
-        /// The value given.
-        value: String,
-    },
     /// The directives could not be parsed.
     #[error("invalid directives {0}; expected env_logger syntax such as info,my_crate::db=debug")]
     InvalidDirectives(String),
@@ -268,10 +215,11 @@ pub struct LevelChange {
 /// Every change is validated, refused within the cooldown (`LOG_LEVEL_COOLDOWN`, default 5 s) after
 /// the previous one, applied to the next record (moving `log::max_level` when the logger is the
 /// installed one), and audited: a WARN record with target `logging.audit` and attributes `target`,
-/// `level`, `actor`, `previous` goes through the pipeline like any other.
+/// `level`, `actor`, `previous`, `directives` goes through the pipeline like any other.
 #[derive(Clone)]
 pub struct Levels {
-    pub(crate) shared: Arc<crate::pipeline::Shared>,
+    control: Arc<LevelControl>,
+    host: Arc<dyn LevelHost>,
 }
 
 impl std::fmt::Debug for Levels {
@@ -289,18 +237,25 @@ impl std::fmt::Display for Levels {
 }
 
 impl Levels {
-    /// The current directives; the first, without a target, is the default level.
-    pub fn get(&self) -> Vec<Directive> {
-        self.shared.levels.directives()
+    /// The handle of `control`, which belongs to the pipeline `host`.
+    pub(crate) fn new(control: Arc<LevelControl>, host: Arc<dyn LevelHost>) -> Levels {
+        Levels { control, host }
     }
 
-    /// Sets the level of `target` (`"*"` or `""`: the default level) to `level` (`off`, `error`,
-    /// `warn`, `info`, `debug`, `trace`, any case), on behalf of `actor` (who asked, for the audit).
-    pub fn set(&self, target: &str, level: &str, actor: &str) -> Result<LevelChange, LevelError> {
-        let level_filter =
-            crate::config::env::parse_level(level).ok_or_else(|| LevelError::InvalidLevel {
-                value: level.to_owned(),
-            })?;
+    /// The current directives; the first, without a target, is the default level.
+    pub fn get(&self) -> Vec<Directive> {
+        self.control.directives()
+    }
+
+    /// Sets the level of `target` (`"*"` or `""`: the default level) to `level`, on behalf of
+    /// `actor` (who asked, for the audit). A level given as text parses with `str::parse`
+    /// (`"debug".parse::<log::LevelFilter>()`, any case).
+    pub fn set(
+        &self,
+        target: &str,
+        level: LevelFilter,
+        actor: &str,
+    ) -> Result<LevelChange, LevelError> {
         let target = target.trim();
         let target = match target {
             "" | "*" => None,
@@ -311,18 +266,18 @@ impl Levels {
             }
             t => Some(t.to_owned()),
         };
-        self.apply(actor, target.clone(), level_filter.as_str(), |current| {
+        self.apply(actor, target.clone(), level.as_str(), |current| {
             let mut targets: Vec<Directive> = current
                 .iter()
                 .filter(|d| d.target.is_some())
                 .cloned()
                 .collect();
             let default = match &target {
-                None => level_filter,
+                None => level,
                 Some(_) => {
                     targets.push(Directive {
                         target: target.clone(),
-                        level: level_filter,
+                        level,
                     });
                     current
                         .iter()
@@ -362,11 +317,11 @@ impl Levels {
         level_text: &str,
         next: impl FnOnce(&[Directive]) -> LevelState,
     ) -> Result<LevelChange, LevelError> {
-        let shared = &self.shared;
-        if shared.is_closed() {
+        let host = &*self.host;
+        if host.is_closed() {
             return Err(LevelError::ShutDown);
         }
-        let control = &shared.levels;
+        let control = &*self.control;
         let mut last = control
             .last_change
             .lock()
@@ -396,37 +351,17 @@ impl Levels {
         let packed = packed(&state);
         control.state.store(Arc::new(state));
         control.max.store(packed, Ordering::Relaxed);
-        if shared.is_installed() {
+        if host.is_installed() {
             log::set_max_level(max);
         }
         *last = Some(now);
         drop(last);
-        let time = now_unix_nanos();
-        let attr = |k: &'static str, v: String| Attr {
-            key: k.into(),
-            value: AttrValue::Str(v.into()),
-        };
-        shared.push_internal(LogEvent {
-            time_unix_nano: time,
-            observed_time_unix_nano: time,
-            severity: Severity::Warn,
-            body: "log level changed".into(),
-            target: AUDIT_TARGET.into(),
-            module_path: None,
-            file: None,
-            line: None,
-            trace: current_trace_context(),
-            attributes: vec![
-                attr("target", target.unwrap_or_else(|| "*".to_owned())),
-                attr("level", level_text.to_ascii_lowercase()),
-                attr("actor", actor.to_owned()),
-                attr(
-                    "previous",
-                    previous_for_target.as_str().to_ascii_lowercase(),
-                ),
-                attr("directives", change.directives.clone()),
-            ],
-            dropped_attributes: 0,
+        host.audit(&Audit {
+            target: target.unwrap_or_else(|| "*".to_owned()),
+            level: level_text.to_ascii_lowercase(),
+            actor: actor.to_owned(),
+            previous: previous_for_target.as_str().to_ascii_lowercase(),
+            directives: change.directives.clone(),
         });
         Ok(change)
     }
@@ -435,18 +370,6 @@ impl Levels {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn directives_parse_strictly_and_print_back() {
-        let d = parse_directives("info,my_crate::db=debug,hyper=off,noisy").unwrap();
-        assert_eq!(
-            format_directives(&d),
-            "info,my_crate::db=debug,hyper=off,noisy=trace"
-        );
-        for bad in ["my_crate=loud", "a=b=c", "info/regex"] {
-            assert!(parse_directives(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn the_longest_matching_target_wins_and_max_is_the_widest() {
@@ -462,6 +385,65 @@ mod tests {
         assert!(!c.enabled(log::Level::Error, "hyper::client"));
         assert!(c.enabled(log::Level::Warn, "other"));
         assert!(!c.enabled(log::Level::Info, "other"));
+    }
+
+    /// A host that keeps the audits it is given.
+    #[derive(Default)]
+    struct Host {
+        closed: std::sync::atomic::AtomicBool,
+        audits: Mutex<Vec<[String; 5]>>,
+    }
+
+    impl LevelHost for Host {
+        fn is_closed(&self) -> bool {
+            self.closed.load(Ordering::Relaxed)
+        }
+        fn is_installed(&self) -> bool {
+            false
+        }
+        fn audit(&self, a: &Audit) {
+            self.audits.lock().unwrap().push([
+                a.target.clone(),
+                a.level.clone(),
+                a.actor.clone(),
+                a.previous.clone(),
+                a.directives.clone(),
+            ]);
+        }
+    }
+
+    #[test]
+    fn a_change_is_audited_through_the_host_and_refused_once_it_is_closed() {
+        let host = Arc::new(Host::default());
+        let control = Arc::new(LevelControl::new(
+            LevelState::new(LevelFilter::Info, &[]),
+            Duration::ZERO,
+        ));
+        let levels = Levels::new(control.clone(), host.clone());
+        levels.set("app::db", LevelFilter::Debug, "alice").unwrap();
+        assert!(control.enabled(log::Level::Debug, "app::db"));
+        levels.set_directives("WARN,x=off", "bob").unwrap();
+        assert_eq!(
+            *host.audits.lock().unwrap(),
+            [
+                ["app::db", "debug", "alice", "info", "info,app::db=debug"].map(String::from),
+                ["*", "warn,x=off", "bob", "info", "warn,x=off"].map(String::from),
+            ]
+        );
+        assert_eq!(
+            levels.set("a=b", LevelFilter::Off, "carol"),
+            Err(LevelError::InvalidTarget {
+                value: "a=b".into()
+            })
+        );
+        levels.set("", LevelFilter::Off, "carol").unwrap();
+        assert!(!control.enabled(log::Level::Error, "other"));
+        host.closed.store(true, Ordering::Relaxed);
+        assert_eq!(
+            levels.set("*", LevelFilter::Trace, "carol"),
+            Err(LevelError::ShutDown)
+        );
+        assert_eq!(host.audits.lock().unwrap().len(), 3);
     }
 
     #[test]

@@ -34,6 +34,7 @@
 
 #[cfg(feature = "admin")]
 pub mod admin;
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod bench_support;
 mod clock;
@@ -57,9 +58,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-pub use config::{Builder, Compression, Mode};
+pub use config::directives::{Directive, format_directives};
+pub use config::{Builder, Compression, Mode, ParseEnumError};
 pub use error::Error;
-pub use level::{AUDIT_TARGET, Directive, LevelChange, LevelError, Levels, format_directives};
+pub use level::{AUDIT_TARGET, LevelChange, LevelError, Levels};
 pub use logger::Logger;
 pub use panic::PANIC_TARGET;
 pub use record::Severity;
@@ -69,9 +71,9 @@ pub use stats::{DropReason, Dropped, Stats};
 use export::file::rotate::RotatingFile;
 use export::otlp::OtlpExporter;
 use pipeline::Pipeline;
-use worker::sinks::Sinks;
 use spool::Spool;
 use stats::Counters;
+use worker::sinks::Sinks;
 
 /// Whether this crate's logger was installed in this process.
 static INSTALLED: AtomicBool = AtomicBool::new(false);
@@ -151,6 +153,7 @@ impl Builder {
                 admin::AdminServerHandle::start(
                     *addr,
                     token.0.trim().to_owned(),
+                    guard.levels(),
                     guard.pipeline.shared.clone(),
                 )
                 .map_err(Error::Admin)?,
@@ -218,9 +221,8 @@ impl Guard {
 
     /// A cloneable handle to read and change the level filter at run time.
     pub fn levels(&self) -> Levels {
-        Levels {
-            shared: self.pipeline.shared.clone(),
-        }
+        let shared = &self.pipeline.shared;
+        Levels::new(shared.levels.clone(), shared.clone())
     }
 
     /// The collector endpoint records are exported to.
@@ -293,5 +295,43 @@ impl Drop for Guard {
         if !self.pipeline.is_shut_down() {
             self.shutdown_inner(self.shutdown_timeout);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use log::Log as _;
+
+    /// The counters of records logged once the guard is gone, which no public handle reads
+    /// (tests/pipeline.rs checks the rest of this against a collector).
+    #[test]
+    fn records_logged_after_shutdown_are_counted_as_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (logger, guard) = crate::builder()
+            .read_env(false)
+            .mode(crate::Mode::FileOnly)
+            .log_dir(dir.path())
+            .build()
+            .unwrap();
+        let info = |i: u32| {
+            logger.log(
+                &log::Record::builder()
+                    .level(log::Level::Info)
+                    .target("app")
+                    .args(format_args!("record {i}"))
+                    .build(),
+            )
+        };
+        info(0);
+        let report = guard.shutdown(Duration::from_secs(20));
+        assert!(report.completed);
+        let s = report.stats;
+        assert_eq!((s.enqueued, s.written, s.dropped.shutdown), (1, 1, 0));
+        info(1);
+        info(2);
+        let s = logger.shared.stats();
+        assert_eq!((s.enqueued, s.written, s.dropped.shutdown), (1, 1, 2));
     }
 }

@@ -268,9 +268,7 @@ impl<T> Queue<T> {
         let head = self.head.0.load(Ordering::Acquire);
         let tail = self.tail.0.load(Ordering::Acquire);
         // `None`: `tail` was read after other pushes and pops moved `head` past the `head` read.
-        self.distance(head, tail)
-            .unwrap_or(0)
-            .min(self.capacity)
+        self.distance(head, tail).unwrap_or(0).min(self.capacity)
     }
 
     /// Values ever pushed: monotonic (exact for the first 2^62 pushes, after which it wraps).
@@ -384,8 +382,7 @@ impl<T> Queue<T> {
                         // thread alone until the stamp below frees the slot (`Slot::value`). It is
                         // read once, and the stamp then marks it uninitialised.
                         let value = slot.value.with_mut(|p| unsafe { p.read().assume_init() });
-                        slot.stamp
-                            .store(self.next_lap(base), Ordering::Release);
+                        slot.stamp.store(self.next_lap(base), Ordering::Release);
                         return Some(value);
                     }
                     Err(current) => {
@@ -720,7 +717,10 @@ mod tests {
                     next += 1;
                 }
                 assert_eq!(q.len(), cap);
-                assert_eq!(refused(q.try_push(usize::MAX, false)), Some(PushError::Full));
+                assert_eq!(
+                    refused(q.try_push(usize::MAX, false)),
+                    Some(PushError::Full)
+                );
                 let keep = round % cap;
                 for i in 0..cap - keep {
                     assert_eq!(q.pop(), Some(next - cap + i), "cap {cap} round {round}");
@@ -1199,7 +1199,10 @@ mod loom_tests {
                 p.join().unwrap();
             }
             assert_eq!(q.pop(), None);
-            assert_eq!((q.pushed(), q.popped()), (2 * per_producer, 2 * per_producer));
+            assert_eq!(
+                (q.pushed(), q.popped()),
+                (2 * per_producer, 2 * per_producer)
+            );
         });
     }
 
@@ -1293,7 +1296,10 @@ mod loom_tests {
                                 Ok(_) => ok.push(10 * p + i),
                                 Err((_, PushError::Full)) => {}
                                 Err((_, PushError::Closed)) => {
-                                    assert_eq!(refused(q.try_push(99, false)), Some(PushError::Closed));
+                                    assert_eq!(
+                                        refused(q.try_push(99, false)),
+                                        Some(PushError::Closed)
+                                    );
                                     break;
                                 }
                                 Err((_, e)) => panic!("{e:?}"),

@@ -64,11 +64,14 @@ async fn the_admin_api_needs_the_token_and_changes_levels_like_the_handle() {
         "refused calls change nothing"
     );
 
-    let err = client
-        .set_level(with_token(set("app", "LOUD"), Some(TOKEN)))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
+    for level in ["LOUD", ""] {
+        let err = client
+            .set_level(with_token(set("app", level), Some(TOKEN)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{level:?}");
+        assert!(err.message().contains("expected one of off"), "{err}");
+    }
 
     let r = client
         .set_level(with_token(set("app::db", "debug"), Some(TOKEN)))

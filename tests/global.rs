@@ -399,7 +399,7 @@ fn rust_log_directives_and_runtime_changes_move_max_level() {
     log::info!("filtered: default is warn");
     db::query();
     let levels = guard.levels();
-    levels.set("*", "trace", "test").unwrap();
+    levels.set("*", log::LevelFilter::Trace, "test").unwrap();
     assert_eq!(log::max_level(), log::LevelFilter::Trace);
     log::trace!("now kept");
     levels.set_directives("error", "test").unwrap();

@@ -224,8 +224,11 @@ fn records_logged_after_shutdown_are_counted_as_dropped() {
     assert_eq!(report.stats.dropped.shutdown, 0);
     info(&logger, 1);
     info(&logger, 2);
-    let s = logger.stats();
-    assert_eq!((s.enqueued, s.exported, s.dropped.shutdown), (1, 1, 2));
+    // Once the guard is gone no public handle reads the counters: that the two records after
+    // shutdown count as `dropped.shutdown` (and not as enqueued) is asserted by the unit test
+    // `records_logged_after_shutdown_are_counted_as_dropped` in src/lib.rs.
+    let s = report.stats;
+    assert_eq!((s.enqueued, s.exported), (1, 1));
     assert_eq!(collector.records().len(), 1);
 }
 
@@ -634,7 +637,9 @@ fn a_runtime_level_change_applies_to_the_next_record_and_is_audited() {
         format_args!("before"),
         &[],
     );
-    let change = levels.set("app::db", "DEBUG", "alice").unwrap();
+    let change = levels
+        .set("app::db", log::LevelFilter::Debug, "alice")
+        .unwrap();
     assert_eq!(
         (change.previous.as_str(), change.directives.as_str()),
         ("info", "info,app::db=debug")
@@ -672,7 +677,7 @@ fn a_runtime_level_change_applies_to_the_next_record_and_is_audited() {
     assert_eq!(audit.attr("previous"), string("info"));
 
     // The default level, then the whole set at once.
-    levels.set("*", "warn", "bob").unwrap();
+    levels.set("*", log::LevelFilter::Warn, "bob").unwrap();
     assert_eq!(levels.to_string(), "warn,app::db=debug");
     levels.set_directives("error,app=trace", "carol").unwrap();
     assert_eq!(levels.to_string(), "error,app=trace");
@@ -690,25 +695,25 @@ fn level_changes_are_validated_and_refused_within_the_cooldown() {
         .unwrap();
     let levels = guard.levels();
     assert_eq!(levels.to_string(), "info,app::db=warn");
+    // A level is a `LevelFilter` now: a name that is none ("LOUD", "") cannot reach `set` (the
+    // admin API's parsing refuses it, tests/admin.rs).
     for (target, level) in [
-        ("app", "LOUD"),
-        ("app", ""),
-        ("a,b", "info"),
-        ("a=b", "info"),
+        ("a,b", log::LevelFilter::Info),
+        ("a=b", log::LevelFilter::Info),
     ] {
         let err = levels.set(target, level, "mallory").unwrap_err();
         assert!(
-            matches!(
-                err,
-                otel_log_bridge::LevelError::InvalidLevel { .. }
-                    | otel_log_bridge::LevelError::InvalidTarget { .. }
-            ),
+            matches!(err, otel_log_bridge::LevelError::InvalidTarget { .. }),
             "{target} {level}: {err}"
         );
     }
     assert!(levels.set_directives("app=loud", "mallory").is_err());
-    levels.set("app::db", "trace", "alice").unwrap();
-    let err = levels.set("app::db", "info", "bob").unwrap_err();
+    levels
+        .set("app::db", log::LevelFilter::Trace, "alice")
+        .unwrap();
+    let err = levels
+        .set("app::db", log::LevelFilter::Info, "bob")
+        .unwrap_err();
     assert!(
         matches!(err, otel_log_bridge::LevelError::Cooldown { .. }),
         "{err}"

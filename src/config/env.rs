@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::Error;
-use crate::config::Mode;
+use crate::config::directives::{Directive, parse_directives};
+use crate::config::{Compression, Mode};
 
 /// Service name for the resource (`service.name`).
 pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
@@ -117,7 +118,6 @@ const LEVELS: &str = "one of off, error, warn, info, debug, trace (any case)";
 const MILLIS: &str = "a whole number of milliseconds, 0 to 86400000";
 const COUNT: &str = "a whole number from 1 to 268435456";
 const PERCENT: &str = "a whole number from 1 to 100";
-const MODES: &str = "one of failover, tee, file-only, otlp-only";
 const BYTES: &str = "a whole number of bytes from 1024 to 1099511627776";
 const BACKUPS: &str = "a whole number from 0 to 1000";
 const OCTAL_MODE: &str = "octal permissions such as 0600 or 0640 (owner must have read and write)";
@@ -149,7 +149,7 @@ pub(crate) struct EnvSettings {
     pub dir_mode: Option<u32>,
     pub stdout: Option<bool>,
     pub spool_max_bytes: Option<u64>,
-    pub directives: Option<Vec<crate::level::Directive>>,
+    pub directives: Option<Vec<Directive>>,
     pub level_cooldown: Option<Duration>,
     pub panic_hook: Option<bool>,
     pub code_location: Option<bool>,
@@ -157,7 +157,7 @@ pub(crate) struct EnvSettings {
 }
 
 /// The level of the last directive without a target, if there is one.
-pub(crate) fn bare_level(d: &[crate::level::Directive]) -> Option<log::LevelFilter> {
+pub(crate) fn bare_level(d: &[Directive]) -> Option<log::LevelFilter> {
     d.iter().rev().find(|x| x.target.is_none()).map(|x| x.level)
 }
 
@@ -244,13 +244,11 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         .or_else(|| {
             get(OTEL_EXPORTER_OTLP_COMPRESSION).map(|v| (OTEL_EXPORTER_OTLP_COMPRESSION, v))
         }) {
-        Some((var, v)) => Some(
-            crate::config::Compression::parse(&v).ok_or(Error::InvalidEnv {
-                var,
-                value: v.clone(),
-                expected: "gzip or none",
-            })?,
-        ),
+        Some((var, v)) => Some(v.parse::<Compression>().map_err(|e| Error::InvalidEnv {
+            var,
+            value: v.clone(),
+            expected: e.expected(),
+        })?),
         None => None,
     };
     let certificate = get(OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE)
@@ -311,10 +309,10 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
             .transpose()?,
         mode: get(LOG_MODE)
             .map(|v| {
-                Mode::parse(&v).ok_or(Error::InvalidEnv {
+                v.parse::<Mode>().map_err(|e| Error::InvalidEnv {
                     var: LOG_MODE,
                     value: v.clone(),
-                    expected: MODES,
+                    expected: e.expected(),
                 })
             })
             .transpose()?,
@@ -358,7 +356,7 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
             .transpose()?,
         directives: get(RUST_LOG)
             .map(|v| {
-                crate::level::parse_directives(&v).map_err(|_| Error::InvalidEnv {
+                parse_directives(&v).map_err(|_| Error::InvalidEnv {
                     var: RUST_LOG,
                     value: v.clone(),
                     expected: "env_logger directives such as info,my_crate::db=debug,hyper=off (levels off, error, warn, info, debug, trace; no /regex)",
@@ -590,7 +588,7 @@ mod tests {
         assert_eq!(s.spool_max_bytes, Some(1 << 20));
         assert_eq!(
             s.directives
-                .map(|d| crate::level::format_directives(&d))
+                .map(|d| crate::config::directives::format_directives(&d))
                 .as_deref(),
             Some("warn,my_crate::db=debug,hyper=off")
         );
@@ -602,7 +600,7 @@ mod tests {
                 ("x-tenant".into(), "7".into())
             ]))
         );
-        assert_eq!(s.compression, Some(crate::config::Compression::Gzip));
+        assert_eq!(s.compression, Some(Compression::Gzip));
         assert_eq!(s.certificate, Some("/etc/ca.pem".into()));
     }
 

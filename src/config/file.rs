@@ -18,6 +18,7 @@ use crate::Error;
 /// Where the path of the configuration file comes from.
 pub const LOG_CONFIG: &str = "LOG_CONFIG";
 /// Address of the admin server when the file's `[admin]` section gives none: loopback only.
+#[cfg(feature = "admin")]
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:4320";
 
 #[derive(Deserialize, Default)]
@@ -183,12 +184,10 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
         ..EnvSettings::default()
     };
     if let Some(m) = doc.mode {
-        s.mode = Some(Mode::parse(&m).ok_or_else(|| {
-            c.err(
-                "mode",
-                format!("{m:?}; expected one of failover, tee, file-only, otlp-only"),
-            )
-        })?);
+        s.mode = Some(
+            m.parse::<Mode>()
+                .map_err(|e| c.err("mode", format!("{m:?}; expected {}", e.expected())))?,
+        );
     }
     if let Some(l) = doc.levels {
         if let Some(v) = l.default {
@@ -200,7 +199,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
             })?);
         }
         if let Some(v) = l.directives {
-            s.directives = Some(crate::level::parse_directives(&v).map_err(|e| {
+            s.directives = Some(super::directives::parse_directives(&v).map_err(|e| {
                 c.err(
                     "levels.directives",
                     format!("{e}; expected env_logger syntax"),
@@ -215,8 +214,11 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
         }
         s.request_timeout = c.millis("otlp.timeout_ms", o.timeout_ms)?;
         if let Some(v) = o.compression {
-            s.compression = Some(Compression::parse(&v).ok_or_else(|| {
-                c.err("otlp.compression", format!("{v:?}; expected gzip or none"))
+            s.compression = Some(v.parse::<Compression>().map_err(|e| {
+                c.err(
+                    "otlp.compression",
+                    format!("{v:?}; expected {}", e.expected()),
+                )
             })?);
         }
         s.certificate = o.certificate;

@@ -1,78 +1,21 @@
-//! Typed configuration and the builder. Precedence: builder (code) > environment > defaults.
+//! Typed configuration and the builder. Precedence: builder (code) > environment > file >
+//! defaults.
+//!
+//! Public here: [`Builder`], [`Mode`], [`Compression`] and [`ParseEnumError`] (all also at the crate
+//! root). The environment variables and the file's keys are documented in the README; their
+//! readers are private.
 
-pub mod env;
-pub mod file;
+pub(crate) mod directives;
+mod enums;
+pub(crate) mod env;
+pub(crate) mod file;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::Error;
-
-/// Where records go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Mode {
-    /// OTLP first; what OTLP cannot deliver goes to the spool in the log directory and is replayed
-    /// when the collector answers again (also after a restart).
-    #[default]
-    Failover,
-    /// Every record both to OTLP and to the rotating file; the file is never replayed.
-    Tee,
-    /// Only the rotating file; no collector.
-    FileOnly,
-    /// Only OTLP; what cannot be delivered is dropped and counted.
-    OtlpOnly,
-}
-
-impl Mode {
-    /// Parses `failover`, `tee`, `file-only` or `otlp-only` (any case, `_` for `-`).
-    pub fn parse(s: &str) -> Option<Mode> {
-        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
-            "failover" => Some(Mode::Failover),
-            "tee" => Some(Mode::Tee),
-            "file-only" | "file" => Some(Mode::FileOnly),
-            "otlp-only" | "otlp" => Some(Mode::OtlpOnly),
-            _ => None,
-        }
-    }
-
-    /// The mode's name as `LOG_MODE` spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Failover => "failover",
-            Mode::Tee => "tee",
-            Mode::FileOnly => "file-only",
-            Mode::OtlpOnly => "otlp-only",
-        }
-    }
-
-    /// Whether records are exported over OTLP.
-    pub(crate) fn uses_otlp(self) -> bool {
-        self != Mode::FileOnly
-    }
-}
-
-/// Compression of export requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Compression {
-    /// No compression.
-    #[default]
-    None,
-    /// gzip.
-    Gzip,
-}
-
-impl Compression {
-    /// Parses `gzip` or `none` (any case).
-    pub fn parse(s: &str) -> Option<Compression> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "gzip" => Some(Compression::Gzip),
-            "none" => Some(Compression::None),
-            _ => None,
-        }
-    }
-}
+use directives::Directive;
+pub use enums::{Compression, Mode, ParseEnumError};
 
 /// Whether `key` and `value` can be a gRPC metadata entry (ASCII).
 pub(crate) fn valid_header(key: &str, value: &str) -> bool {
@@ -141,7 +84,7 @@ pub(crate) struct Config {
     pub files: FileConfig,
     pub stdout: bool,
     /// Per-target directives (the default level is `level`).
-    pub directives: Vec<crate::level::Directive>,
+    pub directives: Vec<Directive>,
     pub level_cooldown: Duration,
     pub panic_hook: bool,
     /// Whether records keep their code location (file, line, module).
@@ -470,7 +413,7 @@ impl Builder {
         validate_endpoint(endpoint_setting, &endpoint)?;
         let directives = match &self.directives {
             Some(spec) => {
-                crate::level::parse_directives(spec).map_err(|reason| Error::InvalidConfig {
+                directives::parse_directives(spec).map_err(|reason| Error::InvalidConfig {
                     setting: "Builder::directives",
                     reason: format!(
                         "{reason}; expected env_logger syntax such as info,my_crate::db=debug"
@@ -814,7 +757,7 @@ mod tests {
         .unwrap()
         .settings;
         let rust_log = EnvSettings {
-            directives: Some(crate::level::parse_directives("debug").unwrap()),
+            directives: Some(directives::parse_directives("debug").unwrap()),
             ..EnvSettings::default()
         };
         let c = Builder::new()

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::Error;
 use crate::config::Config;
 use crate::internal::on_internal_thread;
-use crate::level::{LevelControl, LevelState};
+use crate::level::{Audit, LevelControl, LevelHost, LevelState};
 use crate::queue::QueueError;
 use crate::record::LogEvent;
 use crate::record::queued::Queued;
@@ -33,7 +33,7 @@ pub(crate) struct Shared {
     pub link: Arc<Link>,
     /// Whether records keep their file, line and module.
     pub code_location: bool,
-    pub levels: LevelControl,
+    pub levels: Arc<LevelControl>,
     /// Whether this pipeline's logger is the one installed with `log::set_logger`.
     installed: AtomicBool,
     /// To the worker; taken at shutdown.
@@ -125,6 +125,46 @@ impl Shared {
     }
 }
 
+/// What a runtime level change ([`crate::Levels`]) needs from its pipeline: its state, and the
+/// audit record queued like any other.
+impl LevelHost for Shared {
+    fn is_closed(&self) -> bool {
+        Shared::is_closed(self)
+    }
+
+    fn is_installed(&self) -> bool {
+        Shared::is_installed(self)
+    }
+
+    fn audit(&self, change: &Audit) {
+        use crate::record::{Attr, AttrValue, Severity};
+        let time = crate::clock::now_unix_nanos();
+        let attr = |k: &'static str, v: &str| Attr {
+            key: k.into(),
+            value: AttrValue::Str(v.into()),
+        };
+        self.push_internal(LogEvent {
+            time_unix_nano: time,
+            observed_time_unix_nano: time,
+            severity: Severity::Warn,
+            body: "log level changed".into(),
+            target: crate::level::AUDIT_TARGET.into(),
+            module_path: None,
+            file: None,
+            line: None,
+            trace: crate::record::capture::current_trace_context(),
+            attributes: vec![
+                attr("target", &change.target),
+                attr("level", &change.level),
+                attr("actor", &change.actor),
+                attr("previous", &change.previous),
+                attr("directives", &change.directives),
+            ],
+            dropped_attributes: 0,
+        });
+    }
+}
+
 /// A running pipeline: what the guard holds.
 pub(crate) struct Pipeline {
     pub shared: Arc<Shared>,
@@ -157,10 +197,10 @@ impl Pipeline {
         let shared = Arc::new(Shared {
             link: link.clone(),
             code_location: config.code_location,
-            levels: LevelControl::new(
+            levels: Arc::new(LevelControl::new(
                 LevelState::new(config.level, &config.directives),
                 config.level_cooldown,
-            ),
+            )),
             installed: AtomicBool::new(false),
             control: Mutex::new(Some(tx)),
             flush_timeout: config.shutdown_timeout,

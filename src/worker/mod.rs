@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 use crate::export::ExportOutcome;
 use crate::export::otlp::InFlight;
 use crate::internal::mark_internal_thread;
-use link::Link;
 use crate::record::queued::Queued;
 use crate::record::{LogEvent, Record, Value};
 use crate::redact::Redactor;
 use crate::spool::{MAX_BATCH_BYTES, Spool};
 use crate::stats::DropReason;
 use batch::Batcher;
+use link::Link;
 use policy::{Attempt, Failover, LiveVerdict, ReplayVerdict};
 use sinks::{Local, Role, Sinks, encode_lines};
 
@@ -311,9 +311,12 @@ pub(crate) fn run(
         }
         w.batcher.idle(w.link.queue.len() + w.batch.len(), now);
         let backlog = w.sinks.spool.as_ref().is_some_and(Spool::has_backlog);
-        let wake_at = w.policy.probe_at(backlog).map_or(now + w.batcher.sleep_for(now), |p| {
-            p.min(now + w.batcher.sleep_for(now))
-        });
+        let wake_at = w
+            .policy
+            .probe_at(backlog)
+            .map_or(now + w.batcher.sleep_for(now), |p| {
+                p.min(now + w.batcher.sleep_for(now))
+            });
         w.link.sleep_until(wake_at);
     }
 }
@@ -560,7 +563,12 @@ impl Worker {
         };
         match (spill_queue, spool.as_mut()) {
             (true, Some(spool)) => otlp.wait(flight, &mut || {
-                let sinks = (&mut locals[..], &mut *spool, service_name.as_str(), &*redactor);
+                let sinks = (
+                    &mut locals[..],
+                    &mut *spool,
+                    service_name.as_str(),
+                    &*redactor,
+                );
                 spill(link, sinks, batch_size, lines, diag)
             }),
             _ => otlp.wait(flight, &mut || link.abort_exports()),
@@ -582,9 +590,7 @@ impl Worker {
     }
 
     fn export_failed(&mut self, n: u64, reason: &str) {
-        self.link
-            .counters
-            .add_dropped(DropReason::ExportFailed, n);
+        self.link.counters.add_dropped(DropReason::ExportFailed, n);
         let msg = format!("export of {n} records failed: {reason}");
         self.diag.report(&self.link, &msg);
     }
@@ -655,10 +661,19 @@ impl Worker {
                 return false;
             };
             let (lines, diag) = (&mut self.lines, &mut self.diag);
-            otlp.export(rb.events.iter().map(LogEvent::record), deadline, &mut || {
-                let sinks = (&mut locals[..], &mut *spool, service_name.as_str(), &*redactor);
-                spill(link, sinks, batch_size, lines, diag)
-            })
+            otlp.export(
+                rb.events.iter().map(LogEvent::record),
+                deadline,
+                &mut || {
+                    let sinks = (
+                        &mut locals[..],
+                        &mut *spool,
+                        service_name.as_str(),
+                        &*redactor,
+                    );
+                    spill(link, sinks, batch_size, lines, diag)
+                },
+            )
         };
         let attempt = match &outcome {
             ExportOutcome::Delivered { .. } => Attempt::Delivered,

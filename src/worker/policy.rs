@@ -174,7 +174,12 @@ impl Failover {
     }
 
     /// A spooled batch's attempt ended at `now`.
-    pub(crate) fn replay(&mut self, now: Instant, batch: BatchId, attempt: Attempt) -> ReplayVerdict {
+    pub(crate) fn replay(
+        &mut self,
+        now: Instant,
+        batch: BatchId,
+        attempt: Attempt,
+    ) -> ReplayVerdict {
         match attempt {
             Attempt::Delivered => {
                 self.health = Health::Up;
@@ -184,9 +189,7 @@ impl Failover {
                 self.failed(now);
                 ReplayVerdict::Keep
             }
-            Attempt::Refused
-                if self.live_ok_since_refusal && self.refused_batch == Some(batch) =>
-            {
+            Attempt::Refused if self.live_ok_since_refusal && self.refused_batch == Some(batch) => {
                 self.live_ok_since_refusal = false;
                 self.refused_batch = None;
                 ReplayVerdict::Poison

@@ -1,0 +1,162 @@
+//! The settings that are one of a few names: [`Mode`] and [`Compression`], parsed with `FromStr`
+//! (errors: [`ParseEnumError`]) and printed in their canonical spelling with `Display`.
+
+use std::str::FromStr;
+
+/// A [`Mode`] or [`Compression`] name that is not one of the accepted spellings (from their
+/// `FromStr`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {value:?}: expected {expected}")]
+pub struct ParseEnumError {
+    what: &'static str,
+    value: String,
+    expected: &'static str,
+}
+
+impl ParseEnumError {
+    /// The value given.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// What is accepted, e.g. `one of failover, tee, file-only, otlp-only`.
+    pub fn expected(&self) -> &'static str {
+        self.expected
+    }
+}
+
+/// Where records go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Mode {
+    /// OTLP first; what OTLP cannot deliver goes to the spool in the log directory and is replayed
+    /// when the collector answers again (also after a restart).
+    #[default]
+    Failover,
+    /// Every record both to OTLP and to the rotating file; the file is never replayed.
+    Tee,
+    /// Only the rotating file; no collector.
+    FileOnly,
+    /// Only OTLP; what cannot be delivered is dropped and counted.
+    OtlpOnly,
+}
+
+impl FromStr for Mode {
+    type Err = ParseEnumError;
+
+    /// Parses `failover`, `tee`, `file-only` or `otlp-only` (any case, `_` for `-`; also `file` and
+    /// `otlp`).
+    fn from_str(s: &str) -> Result<Mode, ParseEnumError> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "failover" => Ok(Mode::Failover),
+            "tee" => Ok(Mode::Tee),
+            "file-only" | "file" => Ok(Mode::FileOnly),
+            "otlp-only" | "otlp" => Ok(Mode::OtlpOnly),
+            _ => Err(ParseEnumError {
+                what: "mode",
+                value: s.to_owned(),
+                expected: "one of failover, tee, file-only, otlp-only",
+            }),
+        }
+    }
+}
+
+/// The canonical spelling, as [`Mode::as_str`].
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Mode {
+    /// The mode's name as `LOG_MODE` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Failover => "failover",
+            Mode::Tee => "tee",
+            Mode::FileOnly => "file-only",
+            Mode::OtlpOnly => "otlp-only",
+        }
+    }
+
+    /// Whether records are exported over OTLP.
+    pub(crate) fn uses_otlp(self) -> bool {
+        self != Mode::FileOnly
+    }
+}
+
+/// Compression of export requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Compression {
+    /// No compression.
+    #[default]
+    None,
+    /// gzip.
+    Gzip,
+}
+
+impl FromStr for Compression {
+    type Err = ParseEnumError;
+
+    /// Parses `gzip` or `none` (any case).
+    fn from_str(s: &str) -> Result<Compression, ParseEnumError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "gzip" => Ok(Compression::Gzip),
+            "none" => Ok(Compression::None),
+            _ => Err(ParseEnumError {
+                what: "compression",
+                value: s.to_owned(),
+                expected: "gzip or none",
+            }),
+        }
+    }
+}
+
+/// The canonical spelling: `gzip` or `none`.
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_in_any_case_and_print_back_canonically() {
+        for (text, mode) in [
+            ("failover", Mode::Failover),
+            ("TEE", Mode::Tee),
+            ("File_Only", Mode::FileOnly),
+            ("otlp", Mode::OtlpOnly),
+        ] {
+            assert_eq!(text.parse::<Mode>(), Ok(mode));
+            assert_eq!(mode.to_string().parse::<Mode>(), Ok(mode));
+        }
+        assert_eq!(Mode::FileOnly.to_string(), "file-only");
+        assert_eq!(" GZIP ".parse::<Compression>(), Ok(Compression::Gzip));
+        assert_eq!(Compression::None.to_string(), "none");
+        assert_eq!(Compression::Gzip.to_string(), "gzip");
+    }
+
+    #[test]
+    fn an_unknown_name_is_an_error_naming_it_and_what_is_accepted() {
+        let e = "sometimes".parse::<Mode>().unwrap_err();
+        assert_eq!(e.value(), "sometimes");
+        assert_eq!(
+            e.to_string(),
+            "invalid mode \"sometimes\": expected one of failover, tee, file-only, otlp-only"
+        );
+        let e = "zstd".parse::<Compression>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid compression \"zstd\": expected gzip or none"
+        );
+        let _: &dyn std::error::Error = &e;
+    }
+}
