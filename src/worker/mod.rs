@@ -10,7 +10,9 @@
 pub(crate) mod batch;
 pub(crate) mod link;
 pub(crate) mod policy;
+mod replay;
 pub(crate) mod sinks;
+mod write;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, mpsc};
@@ -20,14 +22,13 @@ use crate::export::ExportOutcome;
 use crate::export::otlp::InFlight;
 use crate::internal::mark_internal_thread;
 use crate::record::queued::Queued;
-use crate::record::{LogEvent, Record, Value};
-use crate::redact::Redactor;
 use crate::spool::{MAX_BATCH_BYTES, Spool};
 use crate::stats::DropReason;
 use batch::Batcher;
 use link::Link;
-use policy::{Attempt, Failover, LiveVerdict, ReplayVerdict};
-use sinks::{Local, Role, Sinks, encode_lines};
+use policy::{Attempt, Failover, LiveVerdict};
+use sinks::Sinks;
+use write::{Diagnostics, records, spill, spool_records, take, write_locals};
 
 /// What the worker is asked to do besides its batching.
 pub(crate) enum Control {
@@ -51,49 +52,8 @@ pub(crate) struct Settings {
     pub export_timeout: Duration,
 }
 
-/// Minimum interval between two diagnostics written to stderr.
-const DIAGNOSTIC_INTERVAL: Duration = Duration::from_secs(30);
-
 /// Most live batches on their way to the collector at once.
 const MAX_IN_FLIGHT: usize = 2;
-
-/// A record's encoded size, roughly: its strings, its numbers at 8 bytes, and a fixed overhead.
-fn approx_size(r: &Record<'_>) -> usize {
-    let names = r.target.len() + r.module.map_or(0, str::len) + r.file.map_or(0, str::len);
-    let attributes: usize = r
-        .attributes
-        .iter()
-        .map(|(k, v)| {
-            k.name.len()
-                + match v {
-                    Value::Str(s) => s.len(),
-                    _ => 8,
-                }
-                + 8
-        })
-        .sum();
-    r.body.len() + names + attributes + 96
-}
-
-/// Takes the oldest queued record that can be read, with its approximate size; one that cannot
-/// be read is counted ([`DropReason::Unreadable`]) and dropped, never exported.
-fn take(link: &Link) -> Option<(Queued, usize)> {
-    loop {
-        let q = link.queue.pop()?;
-        match q.record() {
-            Ok(r) => {
-                let size = approx_size(&r);
-                return Some((q, size));
-            }
-            Err(_) => link.counters.add_dropped(DropReason::Unreadable, 1),
-        }
-    }
-}
-
-/// The records of a batch, read (each was read once, whole, when it was taken from the queue).
-fn records(batch: &[Queued]) -> impl Iterator<Item = Record<'_>> {
-    batch.iter().filter_map(|q| q.record().ok())
-}
 
 /// A live batch on its way to the collector while the worker goes on with the next one.
 struct Flight {
@@ -101,128 +61,6 @@ struct Flight {
     records: Vec<Queued>,
     /// Failover rules apply to its outcome (spool on failure, collector health).
     failover: bool,
-}
-
-/// Errors for the guard (`last_export_error`) and, at most every [`DIAGNOSTIC_INTERVAL`], stderr.
-#[derive(Default)]
-struct Diagnostics {
-    last_printed: Option<Instant>,
-}
-
-impl Diagnostics {
-    fn report(&mut self, link: &Link, message: &str) {
-        link.set_last_error(message);
-        let now = Instant::now();
-        if self
-            .last_printed
-            .is_none_or(|t| now.duration_since(t) >= DIAGNOSTIC_INTERVAL)
-        {
-            self.last_printed = Some(now);
-            eprintln!("otel-log-bridge: {message}");
-        }
-    }
-}
-
-/// Writes `batch` to every local output, its lines encoded once into `lines`, and counts what each
-/// output's role says.
-fn write_locals(
-    link: &Link,
-    locals: &mut [Local],
-    batch: &[Queued],
-    (service_name, redactor): (&str, &Redactor),
-    lines: &mut Vec<u8>,
-    diag: &mut Diagnostics,
-) {
-    if locals.is_empty() || batch.is_empty() {
-        return;
-    }
-    lines.clear();
-    encode_lines(records(batch), service_name, redactor, lines);
-    let n = batch.len() as u64;
-    for local in locals {
-        match (local.sink.write_lines(lines), local.role) {
-            (_, Role::Copy) => {}
-            (Ok(()), _) => link.counters.add_written(n),
-            (Err(e), role) => {
-                if role == Role::Destination {
-                    link.counters.add_dropped(DropReason::IoError, n);
-                }
-                let msg = format!(
-                    "could not write {n} records to {}: {e}",
-                    local.sink.describe()
-                );
-                diag.report(link, &msg);
-            }
-        }
-    }
-}
-
-/// Appends `batch` to the spool; a failed write loses it (`io_error`). Returns whether it was
-/// written.
-fn spool_records(
-    link: &Link,
-    spool: &mut Spool,
-    batch: &[Queued],
-    redactor: &Redactor,
-    diag: &mut Diagnostics,
-) -> bool {
-    let written = spool.append_lines(batch.len(), |buf, service| {
-        encode_lines(records(batch), service, redactor, buf);
-    });
-    if let Err(e) = written {
-        let n = batch.len() as u64;
-        link.counters.add_dropped(DropReason::IoError, n);
-        let msg = format!(
-            "could not spool {n} records to {}: {e}",
-            spool.path().display()
-        );
-        diag.report(link, &msg);
-        return false;
-    }
-    true
-}
-
-/// Moves queued records to the local outputs and the spool while an export waits and the queue
-/// is above the spill threshold, down to it: memory absorbs bursts while the collector keeps up,
-/// the disk takes over when it does not. Returns whether the export should be abandoned
-/// (shutdown is near its deadline).
-fn spill(
-    link: &Link,
-    sinks: (&mut [Local], &mut Spool, &str, &Redactor),
-    batch_size: usize,
-    lines: &mut Vec<u8>,
-    diag: &mut Diagnostics,
-) -> bool {
-    let (locals, spool, service_name, redactor) = sinks;
-    let threshold = policy::spill_threshold(
-        link.queue.capacity(),
-        link.queue.high_watermark(),
-        batch_size,
-    );
-    while link.queue.len() > threshold {
-        let mut spilled = Vec::with_capacity(batch_size);
-        while spilled.len() < batch_size {
-            match take(link) {
-                Some((q, _)) => spilled.push(q),
-                None => break,
-            }
-        }
-        if spilled.is_empty() {
-            break;
-        }
-        write_locals(
-            link,
-            locals,
-            &spilled,
-            (service_name, redactor),
-            lines,
-            diag,
-        );
-        if !spool_records(link, spool, &spilled, redactor, diag) {
-            break;
-        }
-    }
-    link.abort_exports()
 }
 
 struct Worker {
@@ -607,116 +445,4 @@ impl Worker {
             );
         }
     }
-
-    /// Replays one batch from the spool if there is a backlog and the collector may be tried,
-    /// giving it until `deadline`, or the export timeout from when it leaves. Returns whether it
-    /// did any work.
-    fn replay_one(&mut self, deadline: Option<Instant>) -> bool {
-        let batch_size = self.batcher.max_size();
-        let may = |w: &Self| {
-            w.sinks.spool.as_ref().is_some_and(Spool::has_backlog)
-                && w.policy.may_replay(Instant::now())
-        };
-        if !may(self) {
-            return false;
-        }
-        if !self.flights.is_empty() {
-            // The live batches in flight first: their outcome decides whether the collector is up.
-            self.settle();
-            if !may(self) {
-                return false;
-            }
-        }
-        let Some(spool) = self.sinks.spool.as_mut() else {
-            return false;
-        };
-        let rb = match spool.next_batch(batch_size) {
-            Ok(Some(rb)) => rb,
-            Ok(None) => return false,
-            Err(e) => {
-                let msg = format!("could not read the spool {}: {e}", spool.path().display());
-                self.policy.unreadable_spool(Instant::now());
-                self.diag.report(&self.link, &msg);
-                return false;
-            }
-        };
-        let n = rb.events.len() as u64;
-        let outcome = if n == 0 {
-            ExportOutcome::Delivered { rejected: 0 }
-        } else {
-            let now = Instant::now();
-            let deadline = self.policy.deadline(
-                now,
-                deadline.unwrap_or_else(|| policy::deadline_after(now, self.export_timeout)),
-            );
-            let link = &self.link;
-            let Sinks {
-                otlp,
-                locals,
-                spool,
-                service_name,
-                redactor,
-            } = &mut self.sinks;
-            let (Some(otlp), Some(spool)) = (otlp.as_mut(), spool.as_mut()) else {
-                return false;
-            };
-            let (lines, diag) = (&mut self.lines, &mut self.diag);
-            otlp.export(
-                rb.events.iter().map(LogEvent::record),
-                deadline,
-                &mut || {
-                    let sinks = (
-                        &mut locals[..],
-                        &mut *spool,
-                        service_name.as_str(),
-                        &*redactor,
-                    );
-                    spill(link, sinks, batch_size, lines, diag)
-                },
-            )
-        };
-        let attempt = match &outcome {
-            ExportOutcome::Delivered { .. } => Attempt::Delivered,
-            ExportOutcome::Failed {
-                permanent: true, ..
-            } => Attempt::Refused,
-            ExportOutcome::Failed { .. } => Attempt::Failed,
-        };
-        let verdict = self.policy.replay(Instant::now(), rb.id(), attempt);
-        match (verdict, outcome) {
-            (ReplayVerdict::Ack, ExportOutcome::Delivered { rejected }) => {
-                self.delivered(n, rejected, true);
-            }
-            (ReplayVerdict::Poison, ExportOutcome::Failed { reason, .. }) => {
-                self.export_failed(n, &format!("spooled batch refused for good: {reason}"));
-            }
-            (_, outcome) => {
-                // Kept for a later attempt (the policy keeps only failed batches).
-                if let ExportOutcome::Failed {
-                    reason,
-                    permanent: true,
-                } = outcome
-                {
-                    let msg = format!(
-                        "collector refused a spooled batch ({reason}); replay paused until a live batch is accepted"
-                    );
-                    self.diag.report(&self.link, &msg);
-                }
-                if let Some(spool) = self.sinks.spool.as_mut() {
-                    spool.abandon(&rb);
-                }
-                return true;
-            }
-        }
-        if let Some(spool) = self.sinks.spool.as_mut()
-            && let Err(e) = spool.ack(&rb)
-        {
-            let msg = format!("could not update the spool cursor: {e}");
-            self.diag.report(&self.link, &msg);
-        }
-        true
-    }
 }
-
-#[cfg(test)]
-mod tests;

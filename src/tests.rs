@@ -1,11 +1,43 @@
+//! Tests of the whole pipeline that need its private parts.
 use std::time::Duration;
 
-use crate::Mode;
+use log::Log as _;
+
 use crate::record::queued::Queued;
+
+/// The counters of records logged once the guard is gone, which no public handle reads
+/// (tests/pipeline.rs checks the rest of this against a collector).
+#[test]
+fn records_logged_after_shutdown_are_counted_as_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (logger, guard) = crate::builder()
+        .read_env(false)
+        .mode(crate::Mode::FileOnly)
+        .log_dir(dir.path())
+        .build()
+        .unwrap();
+    let info = |i: u32| {
+        logger.log(
+            &log::Record::builder()
+                .level(log::Level::Info)
+                .target("app")
+                .args(format_args!("record {i}"))
+                .build(),
+        )
+    };
+    info(0);
+    let report = guard.shutdown(Duration::from_secs(20));
+    assert!(report.completed);
+    let s = report.stats;
+    assert_eq!((s.enqueued, s.written, s.dropped.shutdown), (1, 1, 0));
+    info(1);
+    info(2);
+    let s = logger.shared.stats();
+    assert_eq!((s.enqueued, s.written, s.dropped.shutdown), (1, 1, 2));
+}
 
 /// Logs `n` records through `logger` (target `t`, message `m{i}`).
 fn log_n(logger: &crate::Logger, n: usize) {
-    use log::Log as _;
     for i in 0..n {
         logger.log(
             &log::Record::builder()
@@ -22,7 +54,7 @@ fn an_unreadable_record_is_counted_under_its_reason_and_never_as_delivered() {
     let dir = tempfile::tempdir().unwrap();
     let (logger, guard) = crate::builder()
         .read_env(false)
-        .mode(Mode::FileOnly)
+        .mode(crate::Mode::FileOnly)
         .log_dir(dir.path())
         .build()
         .unwrap();

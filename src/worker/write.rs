@@ -1,0 +1,176 @@
+//! Taking records from the queue and writing them to the local outputs and the spool: the
+//! worker's paths that cost no network time.
+
+use std::time::{Duration, Instant};
+
+use super::link::Link;
+use super::policy;
+use super::sinks::{Local, Role, encode_lines};
+use crate::record::queued::Queued;
+use crate::record::{Record, Value};
+use crate::redact::Redactor;
+use crate::spool::Spool;
+use crate::stats::DropReason;
+
+/// Minimum interval between two diagnostics written to stderr.
+const DIAGNOSTIC_INTERVAL: Duration = Duration::from_secs(30);
+
+/// A record's encoded size, roughly: its strings, its numbers at 8 bytes, and a fixed overhead.
+fn approx_size(r: &Record<'_>) -> usize {
+    let names = r.target.len() + r.module.map_or(0, str::len) + r.file.map_or(0, str::len);
+    let attributes: usize = r
+        .attributes
+        .iter()
+        .map(|(k, v)| {
+            k.name.len()
+                + match v {
+                    Value::Str(s) => s.len(),
+                    _ => 8,
+                }
+                + 8
+        })
+        .sum();
+    r.body.len() + names + attributes + 96
+}
+
+/// Takes the oldest queued record that can be read, with its approximate size; one that cannot
+/// be read is counted ([`DropReason::Unreadable`]) and dropped, never exported.
+pub(super) fn take(link: &Link) -> Option<(Queued, usize)> {
+    loop {
+        let q = link.queue.pop()?;
+        match q.record() {
+            Ok(r) => {
+                let size = approx_size(&r);
+                return Some((q, size));
+            }
+            Err(_) => link.counters.add_dropped(DropReason::Unreadable, 1),
+        }
+    }
+}
+
+/// The records of a batch, read (each was read once, whole, when it was taken from the queue).
+pub(super) fn records(batch: &[Queued]) -> impl Iterator<Item = Record<'_>> {
+    batch.iter().filter_map(|q| q.record().ok())
+}
+
+/// Errors for the guard (`last_export_error`) and, at most every [`DIAGNOSTIC_INTERVAL`], stderr.
+#[derive(Default)]
+pub(super) struct Diagnostics {
+    last_printed: Option<Instant>,
+}
+
+impl Diagnostics {
+    pub(super) fn report(&mut self, link: &Link, message: &str) {
+        link.set_last_error(message);
+        let now = Instant::now();
+        if self
+            .last_printed
+            .is_none_or(|t| now.duration_since(t) >= DIAGNOSTIC_INTERVAL)
+        {
+            self.last_printed = Some(now);
+            eprintln!("otel-log-bridge: {message}");
+        }
+    }
+}
+
+/// Writes `batch` to every local output, its lines encoded once into `lines`, and counts what each
+/// output's role says.
+pub(super) fn write_locals(
+    link: &Link,
+    locals: &mut [Local],
+    batch: &[Queued],
+    (service_name, redactor): (&str, &Redactor),
+    lines: &mut Vec<u8>,
+    diag: &mut Diagnostics,
+) {
+    if locals.is_empty() || batch.is_empty() {
+        return;
+    }
+    lines.clear();
+    encode_lines(records(batch), service_name, redactor, lines);
+    let n = batch.len() as u64;
+    for local in locals {
+        match (local.sink.write_lines(lines), local.role) {
+            (_, Role::Copy) => {}
+            (Ok(()), _) => link.counters.add_written(n),
+            (Err(e), role) => {
+                if role == Role::Destination {
+                    link.counters.add_dropped(DropReason::IoError, n);
+                }
+                let msg = format!(
+                    "could not write {n} records to {}: {e}",
+                    local.sink.describe()
+                );
+                diag.report(link, &msg);
+            }
+        }
+    }
+}
+
+/// Appends `batch` to the spool; a failed write loses it (`io_error`). Returns whether it was
+/// written.
+pub(super) fn spool_records(
+    link: &Link,
+    spool: &mut Spool,
+    batch: &[Queued],
+    redactor: &Redactor,
+    diag: &mut Diagnostics,
+) -> bool {
+    let written = spool.append_lines(batch.len(), |buf, service| {
+        encode_lines(records(batch), service, redactor, buf);
+    });
+    if let Err(e) = written {
+        let n = batch.len() as u64;
+        link.counters.add_dropped(DropReason::IoError, n);
+        let msg = format!(
+            "could not spool {n} records to {}: {e}",
+            spool.path().display()
+        );
+        diag.report(link, &msg);
+        return false;
+    }
+    true
+}
+
+/// Moves queued records to the local outputs and the spool while an export waits and the queue
+/// is above the spill threshold, down to it: memory absorbs bursts while the collector keeps up,
+/// the disk takes over when it does not. Returns whether the export should be abandoned
+/// (shutdown is near its deadline).
+pub(super) fn spill(
+    link: &Link,
+    sinks: (&mut [Local], &mut Spool, &str, &Redactor),
+    batch_size: usize,
+    lines: &mut Vec<u8>,
+    diag: &mut Diagnostics,
+) -> bool {
+    let (locals, spool, service_name, redactor) = sinks;
+    let threshold = policy::spill_threshold(
+        link.queue.capacity(),
+        link.queue.high_watermark(),
+        batch_size,
+    );
+    while link.queue.len() > threshold {
+        let mut spilled = Vec::with_capacity(batch_size);
+        while spilled.len() < batch_size {
+            match take(link) {
+                Some((q, _)) => spilled.push(q),
+                None => break,
+            }
+        }
+        if spilled.is_empty() {
+            break;
+        }
+        write_locals(
+            link,
+            locals,
+            &spilled,
+            (service_name, redactor),
+            lines,
+            diag,
+        );
+        if !spool_records(link, spool, &spilled, redactor, diag) {
+            break;
+        }
+    }
+    link.abort_exports()
+}
