@@ -22,12 +22,6 @@ impl Logger {
     pub fn max_level(&self) -> log::LevelFilter {
         self.shared.level()
     }
-
-    /// A snapshot of the pipeline's counters (the same as [`Guard::stats`](crate::Guard::stats)),
-    /// readable after the guard is gone.
-    pub fn stats(&self) -> crate::Stats {
-        self.shared.stats()
-    }
 }
 
 impl std::fmt::Debug for Logger {

@@ -440,11 +440,18 @@ fn quickstart() -> PathBuf {
 fn quickstart_without_a_collector_saves_its_records_and_ships_them_on_the_next_run() {
     let bin = quickstart();
     if !bin.exists() {
-        // `cargo test` builds the examples; a filtered run of this binary alone may not have.
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "quickstart"])
-            .status()
-            .unwrap();
+        // `cargo test` builds the examples; a filtered run of this binary alone may not have. Built
+        // for the same target as this test (`--target` puts it under target/<triple>/), with the
+        // same RUSTFLAGS (inherited), so a sanitizer build runs a sanitized example.
+        let profile_dir = bin.parent().unwrap().parent().unwrap();
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--example", "quickstart"]);
+        // The target directory's root holds CACHEDIR.TAG; a directory under it is a target triple's.
+        let triple_dir = profile_dir.parent().unwrap();
+        if !triple_dir.join("CACHEDIR.TAG").exists() {
+            cargo.arg("--target").arg(triple_dir.file_name().unwrap());
+        }
+        let status = cargo.status().unwrap();
         assert!(status.success());
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -884,4 +891,85 @@ fn a_100_mib_message_and_huge_values_are_each_one_valid_bounded_line() {
     );
     assert_eq!(four["dropped_attributes_count"], 10_001 - 128);
     assert_eq!(guard.stats().written, 4);
+}
+
+/// A file-only pipeline in `dir` with a queue of `capacity` records and batches of one.
+fn file_only(dir: &Path, capacity: usize) -> (Arc<Logger>, otel_log_bridge::Guard) {
+    let (logger, guard) = otel_log_bridge::builder()
+        .read_env(false)
+        .mode(Mode::FileOnly)
+        .log_dir(dir)
+        .max_queue_size(capacity)
+        .max_export_batch_size(1)
+        .schedule_delay(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    (Arc::new(logger), guard)
+}
+
+/// `threads` threads each log `per_thread` WARN records (never shed) through `logger`, counting
+/// every call, until `stop` (if given) is set.
+fn hammer(
+    logger: &Arc<Logger>,
+    threads: usize,
+    per_thread: usize,
+    stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+) -> Vec<std::thread::JoinHandle<usize>> {
+    (0..threads)
+        .map(|t| {
+            let logger = logger.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut calls = 0;
+                for i in 0..per_thread {
+                    if stop
+                        .as_ref()
+                        .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+                    {
+                        break;
+                    }
+                    logger.log(
+                        &log::Record::builder()
+                            .args(format_args!("t{t} r{i}"))
+                            .level(log::Level::Warn)
+                            .target("app")
+                            .build(),
+                    );
+                    calls += 1;
+                }
+                calls
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_one_record_queue_with_two_producers_writes_every_record_it_accepts() {
+    // With one slot, the old queue's "free for the next push" and "holds a record" were the same
+    // sequence value: a producer could overwrite the record the worker was reading, a record could
+    // be popped twice, or the queue wedged with every later record refused as full.
+    let tmp = tempfile::tempdir().unwrap();
+    let (logger, guard) = file_only(tmp.path(), 1);
+    let calls: usize = hammer(&logger, 2, 20_000, None)
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .sum();
+    guard.flush(WAIT).unwrap();
+    let s = guard.stats();
+    assert_eq!(calls, 40_000);
+    assert_eq!(s.enqueued + s.dropped.queue_full, 40_000, "{s:?}");
+    assert_eq!(s.written, s.enqueued, "{s:?}");
+    let lines = std::fs::read_to_string(tmp.path().join("app.log")).unwrap();
+    let distinct: std::collections::HashSet<&str> = lines.lines().collect();
+    assert_eq!(distinct.len() as u64, s.written, "each record once");
+    // Not wedged: a record logged now is written.
+    logger.log(
+        &log::Record::builder()
+            .args(format_args!("after"))
+            .level(log::Level::Warn)
+            .target("app")
+            .build(),
+    );
+    guard.flush(WAIT).unwrap();
+    assert_eq!(guard.stats().written, s.written + 1);
 }

@@ -253,7 +253,10 @@ fn without_a_collector_shutdown_is_bounded_and_reports_the_undelivered() {
 #[test]
 fn above_the_watermark_info_is_shed_and_warn_kept_and_a_full_queue_drops() {
     // The worker takes the first batch and hangs on a collector that never answers, so the queue
-    // only fills.
+    // mostly fills. How many more records the worker takes before it is stuck (up to two more
+    // batches: one in flight beside the first, one waiting for room) depends on how fast it is, so
+    // the figures are stated for whatever it holds; the exact shedding figures with nothing taken
+    // are checked against the queue alone (src/tests.rs).
     let hole = common::BlackHole::start();
     let (logger, guard) = builder(&hole.endpoint())
         .max_queue_size(100)
@@ -282,17 +285,24 @@ fn above_the_watermark_info_is_shed_and_warn_kept_and_a_full_queue_drops() {
         );
     }
     let s = guard.stats();
-    assert_eq!(s.dropped.shed, 10, "{s:?}");
+    // Besides the first batch, the worker took 0, 10 or 20 INFO records.
+    let taken = s.in_flight - 10;
+    assert!([0, 10, 20].contains(&taken), "{s:?}");
+    assert_eq!(s.dropped.shed, 10 - taken.min(10), "{s:?}");
     assert_eq!(s.dropped.queue_full, 10, "{s:?}");
-    assert_eq!(s.enqueued, 110, "{s:?}");
+    assert_eq!(s.enqueued, 110 + taken.min(10), "{s:?}");
     assert_eq!(s.queue_depth, 100, "{s:?}");
     let report = guard.shutdown(Duration::from_millis(300));
     // Every record is accounted for: exported + dropped by reason + queued + in flight = emitted.
     let s = report.stats;
-    // The hanging export is abandoned before the deadline, so shutdown completes in time.
+    // The hanging exports are abandoned before the deadline, so shutdown completes in time.
     assert!(report.completed, "{report:?}");
     assert_eq!((s.in_flight, s.queue_depth), (0, 0), "{s:?}");
-    assert_eq!(s.dropped.export_failed, 10, "the abandoned batch: {s:?}");
+    assert_eq!(
+        s.dropped.export_failed,
+        10 + taken,
+        "the abandoned batches: {s:?}"
+    );
     assert_eq!(
         s.dropped.shutdown, 100,
         "still queued at the deadline: {s:?}"
