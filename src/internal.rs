@@ -53,6 +53,7 @@ impl Drop for CaptureScope {
 
 /// Crates whose records are never queued: the transport and OpenTelemetry stacks (which would turn
 /// one exported batch into more records, a feedback loop) and this crate itself.
+/// Grouped by first byte, as [`is_internal_target`] slices it.
 const INTERNAL_CRATES: [&str; 13] = [
     "h2",
     "hyper",
@@ -63,29 +64,35 @@ const INTERNAL_CRATES: [&str; 13] = [
     "tower",
     "tower_http",
     "tokio",
-    "mio",
-    "otel_log_bridge",
-    "prost",
     // `tracing::span` / `tracing::span::active`: span lifecycle records that `tracing`'s "log" feature
     // emits for every span, the transport's own included.
     "tracing",
+    "mio",
+    "otel_log_bridge",
+    "prost",
 ];
 
-/// Whether `target` belongs to a crate whose records must never enter the pipeline.
+/// Whether `target` belongs to a crate whose records must never enter the pipeline: it is the
+/// crate's name, or starts with the name and `::` (any `opentelemetry*` crate counts). Runs for
+/// every record, so it compares against the few names sharing the target's first byte.
 #[inline]
 pub(crate) fn is_internal_target(target: &str) -> bool {
-    // Cheap reject: every internal crate name starts with one of these letters.
-    if !matches!(
-        target.as_bytes().first(),
-        Some(b'h' | b't' | b'o' | b'm' | b'p')
-    ) {
-        return false;
-    }
-    let krate = match target.find(':') {
-        Some(i) => &target[..i],
-        None => target,
+    let candidates: &[&str] = match target.as_bytes().first() {
+        Some(b'h') => &INTERNAL_CRATES[..3],
+        Some(b't') => &INTERNAL_CRATES[3..10],
+        Some(b'm') => &INTERNAL_CRATES[10..11],
+        Some(b'o') => &INTERNAL_CRATES[11..12],
+        Some(b'p') => &INTERNAL_CRATES[12..],
+        _ => return false,
     };
-    krate.starts_with("opentelemetry") || INTERNAL_CRATES.contains(&krate)
+    if target.starts_with("opentelemetry") {
+        return true;
+    }
+    candidates.iter().any(|name| {
+        target
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
 }
 
 #[cfg(test)]
@@ -108,6 +115,11 @@ mod tests {
             "tokio::runtime",
             "tracing::span",
             "tracing::span::active",
+            "tonic_types",
+            "tower_http::trace",
+            "mio::poll",
+            "prost",
+            "opentelemetry_proto::x",
         ] {
             assert!(is_internal_target(t), "{t}");
         }
@@ -120,6 +132,10 @@ mod tests {
             "app::tonic",
             "",
             "otel",
+            "prosty",
+            "tokio_util2x",
+            "mio2",
+            "payment.service::tokio",
         ] {
             assert!(!is_internal_target(t), "{t}");
         }

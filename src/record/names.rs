@@ -11,7 +11,7 @@
 //! `'static`: `module_path_static`, `file_static`) is taken by a later `'static` lookup on its
 //! address and length alone, since a `'static` string's memory never changes or goes away.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -42,41 +42,47 @@ thread_local! {
     /// Recent lookups by the string's address and length, two per set (the last two strings that
     /// fell in it); a hit is confirmed by comparing the text, since the memory of a string that was
     /// freed may hold another one, unless both the entry and the lookup are of `'static` strings.
-    static RECENT: RefCell<[[Entry; 2]; SETS]> = const { RefCell::new([[Entry::EMPTY; 2]; SETS]) };
+    static RECENT: [Cell<Entry>; 2 * SETS] = const { [const { Cell::new(Entry::EMPTY) }; 2 * SETS] };
 }
 
-fn global(s: &str) -> Option<u16> {
+/// The id of `s` in the process-wide table, adding it if there is room. A `'static` string is
+/// kept as it is; another is copied (and the copy leaked: the table lives as long as the process).
+fn global(s: &str, as_static: Option<&'static str>) -> Option<(u16, &'static str)> {
     if FULL.load(Ordering::Acquire) {
-        return FROZEN.get().and_then(|t| t.get(s)).copied();
+        return FROZEN
+            .get()
+            .and_then(|t| t.get_key_value(s))
+            .map(|(k, v)| (*v, *k));
     }
     let mut guard = TABLE.lock().unwrap_or_else(|p| p.into_inner());
     let table = guard.get_or_insert_with(|| Table {
         ids: HashMap::new(),
         bytes: 0,
     });
-    if let Some(found) = table.ids.get(s) {
-        return Some(*found);
+    if let Some((k, v)) = table.ids.get_key_value(s) {
+        return Some((*v, *k));
     }
     if table.ids.len() >= MAX_STRINGS || table.bytes + s.len() > MAX_BYTES {
         let _ = FROZEN.set(table.ids.clone());
         FULL.store(true, Ordering::Release);
         return None;
     }
-    let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
+    let kept: &'static str = as_static.unwrap_or_else(|| Box::leak(s.to_owned().into_boxed_str()));
     let id = table.ids.len() as u16;
-    let _ = STRINGS[usize::from(id)].set(leaked);
+    let _ = STRINGS[usize::from(id)].set(kept);
     table.bytes += s.len();
-    table.ids.insert(leaked, id);
-    Some(id)
+    table.ids.insert(kept, id);
+    Some((id, kept))
 }
 
-/// A cached lookup: the string's address and length, its id, and whether the string was known to
-/// be `'static` (only such an entry is trusted without comparing the text, and only by a lookup of
-/// a `'static` string: a freed string's memory may later hold another one, even a leaked one).
+/// A cached lookup: the looked-up string's address, the interned string (same text), its id, and
+/// whether the looked-up string was `'static` (only such an entry is trusted without comparing the
+/// text, and only by a lookup of a `'static` string: a freed string's memory may later hold
+/// another one, even a leaked one).
 #[derive(Clone, Copy)]
 struct Entry {
     addr: usize,
-    len: usize,
+    name: &'static str,
     id: u16,
     is_static: bool,
 }
@@ -84,7 +90,7 @@ struct Entry {
 impl Entry {
     const EMPTY: Entry = Entry {
         addr: 0,
-        len: 0,
+        name: "",
         id: 0,
         is_static: false,
     };
@@ -95,55 +101,90 @@ fn set(s: &str) -> usize {
     (h >> 58) as usize & (SETS - 1)
 }
 
+/// Whether two strings of the same length have the same bytes: whole words at a time for the short
+/// names this cache holds (a call to `memcmp` costs more than the comparison).
+#[inline]
+fn same_text(a: &[u8], b: &[u8]) -> bool {
+    let word = |s: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_ne_bytes(w)
+    };
+    let half = |s: &[u8], at: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&s[at..at + 4]);
+        u32::from_ne_bytes(w)
+    };
+    match a.len() {
+        n if n != b.len() => false,
+        n @ 8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        n @ 4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
+    }
+}
+
 /// The id of `s`, interning it if there is room; `None` if it is too long or the table is full.
 #[inline]
 pub(crate) fn id(s: &str) -> Option<u16> {
-    lookup(s, false)
+    lookup(s, None)
 }
 
 /// [`id`] for a string known to live as long as the process: a cache entry made by such a lookup
 /// for its address is taken without comparing the text (memory of a `'static` string is never
-/// reused for another).
+/// reused for another), and the table keeps the string itself rather than a copy.
 #[inline]
 pub(crate) fn id_static(s: &'static str) -> Option<u16> {
-    lookup(s, true)
+    lookup(s, Some(s))
 }
 
-#[inline]
-fn lookup(s: &str, is_static: bool) -> Option<u16> {
+#[inline(always)]
+fn lookup(s: &str, as_static: Option<&'static str>) -> Option<u16> {
     if s.len() > MAX_LEN {
         return None;
     }
+    let is_static = as_static.is_some();
     let i = set(s);
     let addr = s.as_ptr() as usize;
+    let hit = |e: &Entry| {
+        e.addr == addr
+            && e.name.len() == s.len()
+            && ((is_static && e.is_static) || same_text(e.name.as_bytes(), s.as_bytes()))
+    };
     let cached = RECENT
         .try_with(|r| {
-            // Busy only if a `Display` logs in the middle of a lookup: then skip the cache.
-            let r = r.try_borrow().ok()?;
-            r[i].iter()
-                .find(|e| {
-                    e.addr == addr
-                        && e.len == s.len()
-                        && ((is_static && e.is_static) || get(e.id) == Some(s))
-                })
-                .map(|e| e.id)
+            let (first, second) = (r[2 * i].get(), r[2 * i + 1].get());
+            if hit(&first) {
+                Some(first.id)
+            } else if hit(&second) {
+                Some(second.id)
+            } else {
+                None
+            }
         })
         .ok()
         .flatten();
     if cached.is_some() {
         return cached;
     }
-    let id = global(s)?;
+    miss(s, as_static, i)
+}
+
+/// A lookup the thread's cache could not answer: the table's, remembered in the cache.
+#[cold]
+#[inline(never)]
+fn miss(s: &str, as_static: Option<&'static str>, i: usize) -> Option<u16> {
+    let is_static = as_static.is_some();
+    let addr = s.as_ptr() as usize;
+    let (id, name) = global(s, as_static)?;
     let _ = RECENT.try_with(|r| {
-        if let Ok(mut r) = r.try_borrow_mut() {
-            let entry = Entry {
-                addr,
-                len: s.len(),
-                id,
-                is_static,
-            };
-            r[i] = [entry, r[i][0]];
-        }
+        let entry = Entry {
+            addr,
+            name,
+            id,
+            is_static,
+        };
+        r[2 * i + 1].set(r[2 * i].get());
+        r[2 * i].set(entry);
     });
     Some(id)
 }
@@ -196,5 +237,26 @@ mod tests {
         assert_eq!(get(other), Some("other_kee"));
         // And once made by a static lookup, the entry is trusted by the next one.
         assert_eq!(id_static(leaked), Some(other));
+    }
+
+    #[test]
+    fn the_word_comparison_agrees_with_slice_equality() {
+        let texts: Vec<String> = (0..=20)
+            .flat_map(|n| {
+                let base = "abcdefghijklmnopqrstu"[..n].to_owned();
+                let mut variants = vec![base.clone()];
+                for i in 0..n {
+                    let mut b = base.clone().into_bytes();
+                    b[i] = b'Z';
+                    variants.push(String::from_utf8(b).unwrap());
+                }
+                variants
+            })
+            .collect();
+        for a in &texts {
+            for b in &texts {
+                assert_eq!(same_text(a.as_bytes(), b.as_bytes()), a == b, "{a:?} {b:?}");
+            }
+        }
     }
 }
