@@ -164,3 +164,17 @@ pub fn fuzz_spool(dir: &std::path::Path, active: &[u8], cursor: &[u8]) -> (u64, 
     assert!(!spool.has_backlog(), "the replay reached the end");
     (replayed, counters.snapshot(0, 0).corrupt_skipped)
 }
+
+/// Reads arbitrary bytes as a queued record (the fixed fields from the first 45 bytes, the variable
+/// part from the rest) and, if it reads, walks it and writes it as a JSON line: never a panic, never
+/// undefined behaviour. Returns whether it was readable.
+pub fn fuzz_queued_record(data: &[u8]) -> bool {
+    let q = Queued::from_arbitrary_bytes(data);
+    let Ok(r) = q.record() else {
+        return false;
+    };
+    let mut out = Vec::new();
+    format::encode(&r, "fuzz", None, &mut out);
+    debug_assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
+    true
+}

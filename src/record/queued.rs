@@ -281,6 +281,32 @@ impl Queued {
         matches!(self.payload, Payload::Inline { .. })
     }
 
+    /// A queued record made of arbitrary bytes, as a reader may meet it if a writer and the
+    /// reader ever disagree: the first 45 bytes give the fixed fields (name fields as they are, so
+    /// special, interned, unknown), the rest the variable part (property tests and the fuzz target).
+    #[cfg(any(test, feature = "bench-internals"))]
+    pub(crate) fn from_arbitrary_bytes(data: &[u8]) -> Queued {
+        let mut fixed = [0u8; 45];
+        let n = data.len().min(45);
+        fixed[..n].copy_from_slice(&data[..n]);
+        let u16_at = |i: usize| u16::from_le_bytes([fixed[i], fixed[i + 1]]);
+        let mut time = [0u8; 8];
+        time.copy_from_slice(&fixed[..8]);
+        let mut trace = [0u8; 25];
+        trace.copy_from_slice(&fixed[20..45]);
+        Queued {
+            time: u64::from_le_bytes(time),
+            line: u32::from_le_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]),
+            target: u16_at(12),
+            module: u16_at(14),
+            file: u16_at(16),
+            severity: Severity::from_number(i64::from(fixed[18] % 25)).unwrap_or(Severity::Info),
+            flags: fixed[19],
+            trace,
+            payload: Payload::new(data.get(45..).unwrap_or(&[])),
+        }
+    }
+
     /// A record no reader can read: its target names an id never handed out (tests).
     #[cfg(test)]
     pub(crate) fn unreadable() -> Queued {

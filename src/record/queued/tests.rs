@@ -116,6 +116,16 @@ proptest! {
         prop_assert_eq!(read_back(&q), e);
     }
 
+    /// The same through the fuzz target's constructor: any bytes at all.
+    #[test]
+    fn any_bytes_as_a_queued_record_are_parsed_never_trusted(
+        data in prop::collection::vec(any::<u8>(), 0..300),
+    ) {
+        if let Ok(r) = Queued::from_arbitrary_bytes(&data).record() {
+            let _ = LogEvent::from(&r);
+        }
+    }
+
     /// Arbitrary bytes and fields give a record or an error: never a panic, never undefined
     /// behaviour (the suite also runs under AddressSanitizer), and whatever is returned can be
     /// walked to its end.
