@@ -16,10 +16,11 @@ pub(crate) fn now_unix_nanos() -> u64 {
     if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) } != 0 {
         return portable_now_unix_nanos();
     }
-    u64::try_from(ts.tv_sec)
-        .unwrap_or(0)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::try_from(ts.tv_nsec).unwrap_or(0))
+    match (u64::try_from(ts.tv_sec), u64::try_from(ts.tv_nsec)) {
+        (Ok(secs), Ok(nanos)) => secs.saturating_mul(1_000_000_000).saturating_add(nanos),
+        // Before the epoch.
+        _ => 0,
+    }
 }
 
 /// Nanoseconds since the Unix epoch, 0 if the clock is before it.

@@ -122,8 +122,9 @@ const HUGE_PAGE: usize = 2 * 1024 * 1024;
 #[cfg(target_os = "linux")]
 #[cfg_attr(all(test, olb_loom), allow(dead_code))] // Loom's slots are not zero-allocated.
 fn advise_huge_pages(ptr: *mut u8, len: usize) {
-    // SAFETY: `ptr..ptr + len` is memory this queue just allocated (`Slots::new`); the advice does
-    // not change its contents (zero) or validity.
+    // SAFETY: MADV_HUGEPAGE is advice: it changes no memory's contents and no mapping's validity,
+    // whatever the range (the kernel checks the range and may refuse it), so no Rust value is
+    // affected. The caller passes the slots it just allocated.
     let _ = unsafe { libc::madvise(ptr.cast(), len, libc::MADV_HUGEPAGE) };
 }
 

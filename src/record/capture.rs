@@ -83,9 +83,13 @@ pub(crate) fn capture(record: &log::Record<'_>, code_location: bool) -> (Queued,
             bytes: 0,
         };
         // A visitor that never fails; a panicking `Display` or an error from a broken `Source`
-        // only ends the visit early (a pair is written whole or not at all).
+        // only ends the visit early (a pair is written whole or not at all), and the pairs it did
+        // not reach count as left out.
         let _ = catch_unwind(AssertUnwindSafe(|| record.key_values().visit(&mut attrs)));
-        let dropped = attrs.dropped;
+        let seen = attrs.kept + attrs.dropped as usize;
+        let total = catch_unwind(AssertUnwindSafe(|| record.key_values().count())).unwrap_or(seen);
+        let unreached = u32::try_from(total.saturating_sub(seen)).unwrap_or(u32::MAX);
+        let dropped = attrs.dropped.saturating_add(unreached);
         (w.finish(dropped), format_panicked)
     })
 }
@@ -203,9 +207,8 @@ impl Scratch for Vec<u8> {
 /// busy); a buffer grown large by a huge record is released afterwards.
 fn with_buffer<B: Scratch + 'static, R>(
     key: &'static std::thread::LocalKey<RefCell<B>>,
-    f: impl FnOnce(&mut B) -> R,
+    mut f: impl FnMut(&mut B) -> R,
 ) -> R {
-    let mut f = Some(f);
     let kept = key.try_with(|b| {
         let mut b = b.try_borrow_mut().ok()?;
         if b.capacity() > MAX_KEPT_BUFFER {
@@ -213,22 +216,21 @@ fn with_buffer<B: Scratch + 'static, R>(
             *b = B::default();
         }
         b.clear();
-        let r = (f.take()?)(&mut b);
+        let r = f(&mut b);
         if b.capacity() > MAX_KEPT_BUFFER {
             *b = B::default();
         }
         Some(r)
     });
-    match (kept, f) {
-        (Ok(Some(r)), _) => r,
-        (_, Some(f)) => f(&mut B::default()),
-        // The closure ran only if it returned: `kept` is then `Ok(Some)`.
-        (_, None) => unreachable!(),
+    match kept {
+        Ok(Some(r)) => r,
+        // The thread's buffer is busy (a `Display` that logs) or gone: `f` did not run; a fresh one.
+        _ => f(&mut B::default()),
     }
 }
 
 /// [`with_buffer`] of the formatting buffer.
-fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
+fn with_scratch<R>(f: impl FnMut(&mut String) -> R) -> R {
     with_buffer(&FORMAT_BUFFER, f)
 }
 
@@ -500,6 +502,30 @@ mod tests {
         );
         assert!(panicked);
         assert_eq!(e.body, FORMAT_PANIC_BODY);
+    }
+
+    #[test]
+    fn pairs_a_panicking_value_keeps_from_being_read_are_counted_as_left_out() {
+        let value = Panics;
+        let kvs: [(&str, kv::Value<'_>); 4] = [
+            ("a", kv::Value::from(1i64)),
+            ("b", kv::Value::from_display(&value)),
+            ("c", kv::Value::from(3i64)),
+            ("d", kv::Value::from(4i64)),
+        ];
+        let e = capture_of(
+            &log::Record::builder()
+                .args(format_args!("x"))
+                .level(log::Level::Info)
+                .target("t")
+                .key_values(&kvs)
+                .build(),
+        );
+        assert_eq!(e.attributes.len(), 1, "{e:?}");
+        assert_eq!(
+            e.dropped_attributes, 3,
+            "the panicking pair and the two after it"
+        );
     }
 
     #[test]

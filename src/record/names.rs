@@ -55,6 +55,13 @@ fn global(s: &str, as_static: Option<&'static str>) -> Option<(u16, &'static str
             .map(|(k, v)| (*v, *k));
     }
     let mut guard = TABLE.lock().unwrap_or_else(|p| p.into_inner());
+    if FULL.load(Ordering::Acquire) {
+        // Frozen while this thread waited for the lock: it never changes again.
+        return FROZEN
+            .get()
+            .and_then(|t| t.get_key_value(s))
+            .map(|(k, v)| (*v, *k));
+    }
     let table = guard.get_or_insert_with(|| Table {
         ids: HashMap::new(),
         bytes: 0,

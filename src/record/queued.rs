@@ -13,8 +13,7 @@
 //! ```text
 //! [target T] [module T] [file T]      only those whose field says NAME_INLINE, in this order
 //! body T
-//! attribute*                          tag u8 (value kind | KEY_INLINE), key, value
-//! [END u8, dropped_attributes varint] only with HAS_DROPPED
+//! attribute*                          tag u8 (value kind | KEY_INLINE), key, value; to the end
 //!
 //! T       = varint length, UTF-8 bytes
 //! key     = T with KEY_INLINE, else the varint id of an interned string
@@ -34,10 +33,9 @@ const _: () = assert!(names::MAX_STRINGS < NAME_INLINE as usize);
 
 const HAS_TRACE: u8 = 1;
 const HAS_LINE: u8 = 2;
-const HAS_DROPPED: u8 = 4;
 
-/// Ends the attributes when a dropped-attributes count follows.
-const END: u8 = 0xFF;
+/// Most attributes counted as left out (what the 24-bit field holds; more saturate).
+const MAX_DROPPED: u32 = (1 << 24) - 1;
 const T_INT: u8 = 0;
 const T_DOUBLE: u8 = 1;
 const T_FALSE: u8 = 2;
@@ -59,6 +57,8 @@ pub(crate) struct Queued {
     flags: u8,
     /// trace id, span id, trace flags; valid with [`HAS_TRACE`].
     trace: [u8; 25],
+    /// Attributes left out, 24 bits little-endian (saturating).
+    dropped: [u8; 3],
     payload: Payload,
 }
 
@@ -101,8 +101,6 @@ pub(crate) enum ReadError {
     BadTag(u8),
     #[error("the record has no target")]
     NoTarget,
-    #[error("bytes after the record's end")]
-    Trailing,
 }
 
 /// A reading position in a record's bytes.
@@ -170,8 +168,7 @@ impl<'a> AttrReader<'a> {
         }
     }
 
-    /// The next attribute; `None` at the end of the bytes or at [`END`] (not consumed). After an
-    /// error, `None` for ever.
+    /// The next attribute; `None` at the end of the bytes. After an error, `None` for ever.
     pub(crate) fn next_attr(&mut self) -> Result<Option<(Key<'a>, Value<'a>)>, ReadError> {
         if self.done {
             return Ok(None);
@@ -185,7 +182,7 @@ impl<'a> AttrReader<'a> {
 
     fn read(&mut self) -> Result<Option<(Key<'a>, Value<'a>)>, ReadError> {
         let tag = match self.c.0.first() {
-            None | Some(&END) => return Ok(None),
+            None => return Ok(None),
             Some(&tag) => tag,
         };
         self.c.0 = &self.c.0[1..];
@@ -223,26 +220,37 @@ impl Queued {
     /// Reads the record: every byte of the variable part is checked, the whole of it (attributes
     /// included) before anything is returned.
     pub(crate) fn record(&self) -> Result<Record<'_>, ReadError> {
-        let mut c = Cursor(self.payload.as_bytes());
+        self.read(true).map(|(r, _)| r)
+    }
+
+    /// Reads the record whole (as [`record`](Self::record)), for the worker to keep: the record
+    /// with its approximate encoded size, or the record back with why it cannot be read.
+    pub(crate) fn check(self) -> Result<Checked, (Queued, ReadError)> {
+        match self.read(true) {
+            Ok((_, size)) => Ok(Checked { queued: self, size }),
+            Err(e) => Err((self, e)),
+        }
+    }
+
+    /// Reads the fixed fields, names and body; with `check_attributes`, also every attribute,
+    /// adding up the record's approximate encoded size (else the size is 0).
+    fn read(&self, check_attributes: bool) -> Result<(Record<'_>, usize), ReadError> {
+        let payload = self.payload.as_bytes();
+        let mut c = Cursor(payload);
         let target = c.name(self.target)?.ok_or(ReadError::NoTarget)?;
         let module = c.name(self.module)?;
         let file = c.name(self.file)?;
         let body = c.text()?;
         let section = c.0;
-        let mut attrs = AttrReader::new(section);
-        while attrs.next_attr()?.is_some() {}
-        let mut rest = attrs.c;
-        let packed = &section[..section.len() - rest.0.len()];
-        let dropped_attributes = if self.flags & HAS_DROPPED != 0 {
-            if rest.byte()? != END {
-                return Err(ReadError::Trailing);
+        let mut size = 0;
+        if check_attributes {
+            let names = target.len() + module.map_or(0, str::len) + file.map_or(0, str::len);
+            size = payload.len() + names + 96;
+            let mut attrs = AttrReader::new(section);
+            while let Some((key, _)) = attrs.next_attr()? {
+                // The key's text when interned (the payload has the rest), and a field's overhead.
+                size += key.id.map_or(0, |_| key.name.len()) + 8;
             }
-            u32::try_from(rest.varint()?).unwrap_or(u32::MAX)
-        } else {
-            0
-        };
-        if !rest.0.is_empty() {
-            return Err(ReadError::Trailing);
         }
         let trace = (self.flags & HAS_TRACE != 0).then(|| {
             let mut t = TraceContext {
@@ -254,7 +262,8 @@ impl Queued {
             t.span_id.copy_from_slice(&self.trace[16..24]);
             t
         });
-        Ok(Record {
+        let [d0, d1, d2] = self.dropped;
+        let record = Record {
             time: self.time,
             observed: self.time,
             severity: self.severity,
@@ -264,9 +273,10 @@ impl Queued {
             file,
             line: (self.flags & HAS_LINE != 0).then_some(self.line),
             trace,
-            attributes: Attributes::packed(packed),
-            dropped_attributes,
-        })
+            attributes: Attributes::packed(section),
+            dropped_attributes: u32::from_le_bytes([d0, d1, d2, 0]),
+        };
+        Ok((record, size))
     }
 
     /// The severity, without reading the rest (tests).
@@ -303,6 +313,7 @@ impl Queued {
             severity: Severity::from_number(i64::from(fixed[18] % 25)).unwrap_or(Severity::Info),
             flags: fixed[19],
             trace,
+            dropped: [fixed[8], fixed[9], fixed[10]],
             payload: Payload::new(data.get(45..).unwrap_or(&[])),
         }
     }
@@ -333,6 +344,43 @@ impl Queued {
             w.attr(k.name, v);
         }
         w.finish(r.dropped_attributes)
+    }
+}
+
+/// A queued record read whole once ([`Queued::check`]): what the worker keeps in its batches.
+#[derive(Clone)]
+pub(crate) struct Checked {
+    queued: Queued,
+    size: usize,
+}
+
+impl Checked {
+    /// The record. Its bytes were all read once, so this reads its names and body again but not
+    /// its attributes (they are read as they are iterated).
+    pub(crate) fn record(&self) -> Record<'_> {
+        match self.queued.read(false) {
+            Ok((r, _)) => r,
+            // Unreachable: the same bytes were read before, and they never change. Kept safe and
+            // total: a record with nothing in it.
+            Err(_) => Record {
+                time: self.queued.time,
+                observed: self.queued.time,
+                severity: self.queued.severity,
+                target: "",
+                body: "",
+                module: None,
+                file: None,
+                line: None,
+                trace: None,
+                attributes: Attributes::packed(&[]),
+                dropped_attributes: 0,
+            },
+        }
+    }
+
+    /// About the size of the record in an export request.
+    pub(crate) fn approx_size(&self) -> usize {
+        self.size
     }
 }
 
@@ -384,6 +432,7 @@ impl<'b> Writer<'b> {
             severity,
             flags: 0,
             trace: [0; 25],
+            dropped: [0; 3],
             payload: Payload::Inline {
                 len: 0,
                 bytes: [0; INLINE],
@@ -466,11 +515,8 @@ impl<'b> Writer<'b> {
 
     /// The record, with `dropped_attributes` attributes counted as left out.
     pub(crate) fn finish(mut self, dropped_attributes: u32) -> Queued {
-        if dropped_attributes > 0 {
-            self.head.flags |= HAS_DROPPED;
-            self.buf.push(END);
-            put_varint(self.buf, u64::from(dropped_attributes));
-        }
+        let [d0, d1, d2, _] = dropped_attributes.min(MAX_DROPPED).to_le_bytes();
+        self.head.dropped = [d0, d1, d2];
         self.head.payload = Payload::new(self.buf);
         self.head
     }

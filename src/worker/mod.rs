@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::export::ExportOutcome;
 use crate::export::otlp::InFlight;
 use crate::internal::mark_internal_thread;
-use crate::record::queued::Queued;
+use crate::record::queued::Checked;
 use crate::spool::{MAX_BATCH_BYTES, Spool};
 use crate::stats::DropReason;
 use batch::Batcher;
@@ -52,13 +52,17 @@ pub(crate) struct Settings {
     pub export_timeout: Duration,
 }
 
+/// At least this long is given, at shutdown, to producers that claimed a slot before the close to
+/// publish it.
+const LAST_GRACE: Duration = Duration::from_millis(200);
+
 /// Most live batches on their way to the collector at once.
 const MAX_IN_FLIGHT: usize = 2;
 
 /// A live batch on its way to the collector while the worker goes on with the next one.
 struct Flight {
     flight: InFlight,
-    records: Vec<Queued>,
+    records: Vec<Checked>,
     /// Failover rules apply to its outcome (spool on failure, collector health).
     failover: bool,
 }
@@ -66,14 +70,14 @@ struct Flight {
 struct Worker {
     link: Arc<Link>,
     sinks: Sinks,
-    batch: Vec<Queued>,
+    batch: Vec<Checked>,
     /// Approximate encoded size of `batch`.
     batch_bytes: usize,
     /// Batches in flight, oldest first: at most [`MAX_IN_FLIGHT`], so the collector always has the
     /// next batch while it answers one, and the worker's records outside the queue stay bounded.
     flights: VecDeque<Flight>,
     /// An empty batch vector kept for its capacity.
-    spare: Vec<Queued>,
+    spare: Vec<Checked>,
     batcher: Batcher,
     export_timeout: Duration,
     policy: Failover,
@@ -112,12 +116,12 @@ pub(crate) fn run(
                 w.drain(deadline);
                 // Ship the spool while the collector answers and time remains.
                 while !w.link.abort_exports() && w.replay_one(Some(deadline)) {}
-                w.last_resort();
+                w.last_resort(deadline.max(Instant::now() + LAST_GRACE));
                 let _ = done.send(());
                 return;
             }
             Err(mpsc::TryRecvError::Disconnected) => {
-                w.last_resort();
+                w.last_resort(Instant::now() + LAST_GRACE);
                 return;
             }
             Err(mpsc::TryRecvError::Empty) => {}
@@ -164,7 +168,7 @@ impl Worker {
     fn fill(&mut self) {
         while !self.batch_full() {
             match take(&self.link) {
-                Some((q, size)) => self.push_batch(q, size),
+                Some(q) => self.push_batch(q),
                 None => break,
             }
         }
@@ -185,8 +189,8 @@ impl Worker {
         self.batch.len() >= self.batcher.max_size() || self.batch_bytes >= MAX_BATCH_BYTES
     }
 
-    fn push_batch(&mut self, q: Queued, size: usize) {
-        self.batch_bytes += size;
+    fn push_batch(&mut self, q: Checked) {
+        self.batch_bytes += q.approx_size();
         self.batch.push(q);
     }
 
@@ -203,7 +207,10 @@ impl Worker {
         loop {
             while !self.batch_full() && self.link.queue.popped() < target {
                 match take(&self.link) {
-                    Some((q, size)) => self.push_batch(q, size),
+                    Some(q) => self.push_batch(q),
+                    // A slot claimed before the call is being written: it is published without any
+                    // code of the caller's, so wait for it (bounded by the deadline).
+                    None if Instant::now() < deadline => std::thread::yield_now(),
                     None => break,
                 }
             }
@@ -221,16 +228,16 @@ impl Worker {
     }
 
     /// At shutdown, after the deadline: what is left goes where it costs no network time (the
-    /// local outputs, the spool), else it is counted as dropped.
-    fn last_resort(&mut self) {
+    /// local outputs, the spool), else it is counted as dropped. Waits for slots claimed before the
+    /// close until `grace` (they are published without any code of the caller's); a record still
+    /// unpublished then is counted as dropped (`shutdown`), so none is left uncounted.
+    fn last_resort(&mut self, grace: Instant) {
         self.settle();
-        // The queue is closed: no push can start any more, and one that claimed its slot before the
-        // close publishes it without running any code of the caller's.
-        let grace = Instant::now() + Duration::from_millis(50);
         loop {
             self.fill();
             if self.batch.is_empty() {
-                if self.link.queue.len() > 0 && Instant::now() < grace {
+                let queue = &self.link.queue;
+                if queue.popped() < queue.pushed() && Instant::now() < grace {
                     std::thread::yield_now();
                     continue;
                 }
@@ -253,6 +260,13 @@ impl Worker {
                 None => self.link.counters.add_dropped(DropReason::Shutdown, n),
             }
             self.clear_batch();
+        }
+        let queue = &self.link.queue;
+        let unpublished = queue.pushed().saturating_sub(queue.popped()) as u64;
+        if unpublished > 0 {
+            self.link
+                .counters
+                .add_dropped(DropReason::Shutdown, unpublished);
         }
     }
 

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use super::link::Link;
 use super::policy;
 use super::sinks::{Local, Role, encode_lines};
-use crate::record::queued::Queued;
-use crate::record::{Record, Value};
+use crate::record::Record;
+use crate::record::queued::Checked;
 use crate::redact::Redactor;
 use crate::spool::Spool;
 use crate::stats::DropReason;
@@ -15,42 +15,20 @@ use crate::stats::DropReason;
 /// Minimum interval between two diagnostics written to stderr.
 const DIAGNOSTIC_INTERVAL: Duration = Duration::from_secs(30);
 
-/// A record's encoded size, roughly: its strings, its numbers at 8 bytes, and a fixed overhead.
-fn approx_size(r: &Record<'_>) -> usize {
-    let names = r.target.len() + r.module.map_or(0, str::len) + r.file.map_or(0, str::len);
-    let attributes: usize = r
-        .attributes
-        .iter()
-        .map(|(k, v)| {
-            k.name.len()
-                + match v {
-                    Value::Str(s) => s.len(),
-                    _ => 8,
-                }
-                + 8
-        })
-        .sum();
-    r.body.len() + names + attributes + 96
-}
-
-/// Takes the oldest queued record that can be read, with its approximate size; one that cannot
-/// be read is counted ([`DropReason::Unreadable`]) and dropped, never exported.
-pub(super) fn take(link: &Link) -> Option<(Queued, usize)> {
+/// Takes the oldest queued record that can be read, read whole once; one that cannot be read is
+/// counted ([`DropReason::Unreadable`]) and dropped, never exported.
+pub(super) fn take(link: &Link) -> Option<Checked> {
     loop {
-        let q = link.queue.pop()?;
-        match q.record() {
-            Ok(r) => {
-                let size = approx_size(&r);
-                return Some((q, size));
-            }
+        match link.queue.pop()?.check() {
+            Ok(checked) => return Some(checked),
             Err(_) => link.counters.add_dropped(DropReason::Unreadable, 1),
         }
     }
 }
 
-/// The records of a batch, read (each was read once, whole, when it was taken from the queue).
-pub(super) fn records(batch: &[Queued]) -> impl Iterator<Item = Record<'_>> {
-    batch.iter().filter_map(|q| q.record().ok())
+/// The records of a batch.
+pub(super) fn records(batch: &[Checked]) -> impl Iterator<Item = Record<'_>> {
+    batch.iter().map(Checked::record)
 }
 
 /// Errors for the guard (`last_export_error`) and, at most every [`DIAGNOSTIC_INTERVAL`], stderr.
@@ -78,7 +56,7 @@ impl Diagnostics {
 pub(super) fn write_locals(
     link: &Link,
     locals: &mut [Local],
-    batch: &[Queued],
+    batch: &[Checked],
     (service_name, redactor): (&str, &Redactor),
     lines: &mut Vec<u8>,
     diag: &mut Diagnostics,
@@ -112,7 +90,7 @@ pub(super) fn write_locals(
 pub(super) fn spool_records(
     link: &Link,
     spool: &mut Spool,
-    batch: &[Queued],
+    batch: &[Checked],
     redactor: &Redactor,
     diag: &mut Diagnostics,
 ) -> bool {
@@ -153,7 +131,7 @@ pub(super) fn spill(
         let mut spilled = Vec::with_capacity(batch_size);
         while spilled.len() < batch_size {
             match take(link) {
-                Some((q, _)) => spilled.push(q),
+                Some(q) => spilled.push(q),
                 None => break,
             }
         }
