@@ -218,18 +218,18 @@ impl<'a> AttrReader<'a> {
 
 impl Queued {
     /// Reads the record: every byte of the variable part is checked, the whole of it (attributes
-    /// included) before anything is returned.
+    /// included) before anything is returned (tests and fuzzing; the worker keeps [`Checked`]
+    /// records).
+    #[cfg(any(test, feature = "bench-internals"))]
     pub(crate) fn record(&self) -> Result<Record<'_>, ReadError> {
         self.read(true).map(|(r, _)| r)
     }
 
     /// Reads the record whole (as [`record`](Self::record)), for the worker to keep: the record
-    /// with its approximate encoded size, or the record back with why it cannot be read.
-    pub(crate) fn check(self) -> Result<Checked, (Queued, ReadError)> {
-        match self.read(true) {
-            Ok((_, size)) => Ok(Checked { queued: self, size }),
-            Err(e) => Err((self, e)),
-        }
+    /// with its approximate encoded size, or why it cannot be read.
+    pub(crate) fn check(self) -> Result<Checked, ReadError> {
+        let size = self.read(true)?.1;
+        Ok(Checked { queued: self, size })
     }
 
     /// Reads the fixed fields, names and body; with `check_attributes`, also every attribute,
