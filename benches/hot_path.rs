@@ -17,6 +17,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../examples/measure/mod.rs"]
+mod measure;
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -133,7 +135,7 @@ fn hot_path(c: &mut Criterion) {
     let flush_ours = || guard.flush(Duration::from_secs(60)).unwrap();
     g.bench_function("ours/static_message", |b| {
         b.iter_custom(|iters| {
-            let elapsed = bench_support::thread_cpu_of(|| {
+            let elapsed = measure::thread_cpu_of(|| {
                 for _ in 0..iters {
                     static_record(&ours, log::Level::Info);
                 }
@@ -144,7 +146,7 @@ fn hot_path(c: &mut Criterion) {
     });
     g.bench_function("ours/loadgen_record", |b| {
         b.iter_custom(|iters| {
-            let elapsed = bench_support::thread_cpu_of(|| {
+            let elapsed = measure::thread_cpu_of(|| {
                 for i in 0..iters {
                     loadgen_record(&ours, i);
                 }
@@ -163,7 +165,7 @@ fn hot_path(c: &mut Criterion) {
                 .max_queue_size(QUEUE)
                 .build()
                 .unwrap();
-            let elapsed = bench_support::thread_cpu_of(|| {
+            let elapsed = measure::thread_cpu_of(|| {
                 for i in 0..iters {
                     loadgen_record(&fresh, i);
                 }
@@ -183,7 +185,7 @@ fn hot_path(c: &mut Criterion) {
                     let ours = ours.clone();
                     std::thread::spawn(move || {
                         let _cx = span();
-                        bench_support::thread_cpu_of(|| {
+                        measure::thread_cpu_of(|| {
                             for i in 0..iters {
                                 loadgen_record(&*ours, t * iters + i);
                             }
@@ -198,7 +200,7 @@ fn hot_path(c: &mut Criterion) {
     });
     g.bench_function("official/loadgen_record", |b| {
         b.iter_custom(|iters| {
-            let elapsed = bench_support::thread_cpu_of(|| {
+            let elapsed = measure::thread_cpu_of(|| {
                 for i in 0..iters {
                     loadgen_record(&official, i);
                 }

@@ -142,7 +142,7 @@ fn main() {
     for r in otel_log_bridge::DropReason::ALL {
         dropped.insert(r.as_str().into(), stats.dropped.get(r).into());
     }
-    let rss = peak_rss_bytes();
+    let rss = measure::peak_rss_bytes();
     println!(
         "{}",
         serde_json::json!({
@@ -157,14 +157,4 @@ fn main() {
     );
 }
 
-/// The process's peak resident set size (`VmHWM`), 0 where `/proc` does not tell.
-fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
-}
+mod measure;

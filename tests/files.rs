@@ -446,10 +446,14 @@ fn quickstart_without_a_collector_saves_its_records_and_ships_them_on_the_next_r
         let profile_dir = bin.parent().unwrap().parent().unwrap();
         let mut cargo = Command::new(env!("CARGO"));
         cargo.args(["build", "--example", "quickstart"]);
-        // The target directory's root holds CACHEDIR.TAG; a directory under it is a target triple's.
-        let triple_dir = profile_dir.parent().unwrap();
-        if !triple_dir.join("CACHEDIR.TAG").exists() {
-            cargo.arg("--target").arg(triple_dir.file_name().unwrap());
+        // target/debug, or target/<triple>/debug with `--target`: the target directory's root
+        // holds CACHEDIR.TAG (a triple's directory has one too, so look above it).
+        let above = profile_dir.parent().unwrap();
+        if above
+            .parent()
+            .is_some_and(|p| p.join("CACHEDIR.TAG").exists())
+        {
+            cargo.arg("--target").arg(above.file_name().unwrap());
         }
         let status = cargo.status().unwrap();
         assert!(status.success());
