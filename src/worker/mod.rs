@@ -19,7 +19,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::export::ExportOutcome;
-use crate::export::otlp::InFlight;
+use crate::export::otlp::{InFlight, OtlpExporter};
 use crate::internal::mark_internal_thread;
 use crate::record::queued::Checked;
 use crate::spool::{MAX_BATCH_BYTES, Spool};
@@ -55,6 +55,9 @@ pub(crate) struct Settings {
 /// At least this long is given, at shutdown, to producers that claimed a slot before the close to
 /// publish it.
 const LAST_GRACE: Duration = Duration::from_millis(200);
+
+/// What the worker does while an export waits; `true` abandons the export.
+type Idle<'a> = Box<dyn FnMut() -> bool + 'a>;
 
 /// Most live batches on their way to the collector at once.
 const MAX_IN_FLIGHT: usize = 2;
@@ -397,6 +400,18 @@ impl Worker {
 
     /// Waits for `flight`; with `spill_queue`, spools the queue's excess meanwhile.
     fn wait(&mut self, flight: InFlight, spill_queue: bool) -> ExportOutcome {
+        match self.exporter(spill_queue) {
+            Some((otlp, mut idle)) => otlp.wait(flight, &mut *idle),
+            None => ExportOutcome::Failed {
+                reason: "no OTLP exporter".into(),
+                permanent: true,
+            },
+        }
+    }
+
+    /// The exporter, with what to do while an export waits: with `spill_queue` (and a spool),
+    /// spill the queue's excess to it; else only watch for the shutdown's abort.
+    fn exporter(&mut self, spill_queue: bool) -> Option<(&mut OtlpExporter, Idle<'_>)> {
         let link = &self.link;
         let batch_size = self.batcher.max_size();
         let Sinks {
@@ -407,14 +422,8 @@ impl Worker {
             redactor,
         } = &mut self.sinks;
         let (lines, diag) = (&mut self.lines, &mut self.diag);
-        let Some(otlp) = otlp.as_mut() else {
-            return ExportOutcome::Failed {
-                reason: "no OTLP exporter".into(),
-                permanent: true,
-            };
-        };
-        match (spill_queue, spool.as_mut()) {
-            (true, Some(spool)) => otlp.wait(flight, &mut || {
+        let idle: Idle<'_> = match (spill_queue, spool.as_mut()) {
+            (true, Some(spool)) => Box::new(move || {
                 let sinks = (
                     &mut locals[..],
                     &mut *spool,
@@ -423,8 +432,9 @@ impl Worker {
                 );
                 spill(link, sinks, batch_size, lines, diag)
             }),
-            _ => otlp.wait(flight, &mut || link.abort_exports()),
-        }
+            _ => Box::new(|| link.abort_exports()),
+        };
+        Some((otlp.as_mut()?, idle))
     }
 
     fn delivered(&mut self, n: u64, rejected: u64, replay: bool) {

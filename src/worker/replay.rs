@@ -5,8 +5,6 @@ use std::time::Instant;
 
 use super::Worker;
 use super::policy::{self, Attempt, ReplayVerdict};
-use super::sinks::Sinks;
-use super::write::spill;
 use crate::export::ExportOutcome;
 use crate::record::LogEvent;
 use crate::spool::Spool;
@@ -53,31 +51,10 @@ impl Worker {
                 now,
                 deadline.unwrap_or_else(|| policy::deadline_after(now, self.export_timeout)),
             );
-            let link = &self.link;
-            let Sinks {
-                otlp,
-                locals,
-                spool,
-                service_name,
-                redactor,
-            } = &mut self.sinks;
-            let (Some(otlp), Some(spool)) = (otlp.as_mut(), spool.as_mut()) else {
+            let Some((otlp, mut idle)) = self.exporter(true) else {
                 return false;
             };
-            let (lines, diag) = (&mut self.lines, &mut self.diag);
-            otlp.export(
-                rb.events.iter().map(LogEvent::record),
-                deadline,
-                &mut || {
-                    let sinks = (
-                        &mut locals[..],
-                        &mut *spool,
-                        service_name.as_str(),
-                        &*redactor,
-                    );
-                    spill(link, sinks, batch_size, lines, diag)
-                },
-            )
+            otlp.export(rb.events.iter().map(LogEvent::record), deadline, &mut *idle)
         };
         let attempt = match &outcome {
             ExportOutcome::Delivered { .. } => Attempt::Delivered,
