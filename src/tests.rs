@@ -5,17 +5,20 @@ use log::Log as _;
 
 use crate::record::queued::Queued;
 
+/// A file-only pipeline writing to `dir`, reading nothing from the environment.
+fn file_only(dir: &std::path::Path) -> crate::Builder {
+    crate::builder()
+        .read_env(false)
+        .mode(crate::Mode::FileOnly)
+        .log_dir(dir)
+}
+
 /// The counters of records logged once the guard is gone, which no public handle reads
 /// (tests/pipeline.rs checks the rest of this against a collector).
 #[test]
 fn records_logged_after_shutdown_are_counted_as_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let (logger, guard) = crate::builder()
-        .read_env(false)
-        .mode(crate::Mode::FileOnly)
-        .log_dir(dir.path())
-        .build()
-        .unwrap();
+    let (logger, guard) = file_only(dir.path()).build().unwrap();
     let info = |i: u32| {
         logger.log(
             &log::Record::builder()
@@ -52,12 +55,7 @@ fn log_n(logger: &crate::Logger, n: usize) {
 #[test]
 fn an_unreadable_record_is_counted_under_its_reason_and_never_as_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let (logger, guard) = crate::builder()
-        .read_env(false)
-        .mode(crate::Mode::FileOnly)
-        .log_dir(dir.path())
-        .build()
-        .unwrap();
+    let (logger, guard) = file_only(dir.path()).build().unwrap();
     log_n(&logger, 3);
     assert!(logger.shared.link.push(Queued::unreadable(), false));
     log_n(&logger, 2);
@@ -78,10 +76,7 @@ fn records_logged_while_shutdown_runs_are_written_or_counted() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     let dir = tempfile::tempdir().unwrap();
-    let (logger, guard) = crate::builder()
-        .read_env(false)
-        .mode(crate::Mode::FileOnly)
-        .log_dir(dir.path())
+    let (logger, guard) = file_only(dir.path())
         .max_queue_size(64)
         .max_export_batch_size(1)
         .schedule_delay(Duration::from_millis(5))
@@ -142,13 +137,7 @@ fn a_queue_too_large_to_allocate_is_an_error_not_an_abort() {
     // system refuses it, building fails with an error naming the setting; where it grants it (its
     // memory untouched), the pipeline works. Either way the process lives on.
     let dir = tempfile::tempdir().unwrap();
-    match crate::builder()
-        .read_env(false)
-        .mode(crate::Mode::FileOnly)
-        .log_dir(dir.path())
-        .max_queue_size(1 << 28)
-        .build()
-    {
+    match file_only(dir.path()).max_queue_size(1 << 28).build() {
         Err(e @ crate::Error::QueueAlloc { .. }) => {
             assert!(e.to_string().contains("OTEL_BLRP_MAX_QUEUE_SIZE"), "{e}");
         }

@@ -248,19 +248,8 @@ impl Worker {
             }
             let n = self.batch.len() as u64;
             self.write_locals();
-            let has_destination = self.sinks.has_destination();
-            match self.sinks.spool.as_mut() {
-                Some(spool) => {
-                    spool_records(
-                        &self.link,
-                        spool,
-                        &self.batch,
-                        &self.sinks.redactor,
-                        &mut self.diag,
-                    );
-                }
-                None if has_destination => {}
-                None => self.link.counters.add_dropped(DropReason::Shutdown, n),
+            if !self.spool_current() && !self.sinks.has_destination() {
+                self.link.counters.add_dropped(DropReason::Shutdown, n);
             }
             self.clear_batch();
         }
@@ -306,7 +295,8 @@ impl Worker {
     /// The batch gets the whole export timeout from the moment it leaves.
     fn send_live(&mut self, failover: bool) {
         if failover && self.flights.is_empty() && !self.policy.may_try(Instant::now()) {
-            return self.spool_current();
+            self.spool_current();
+            return;
         }
         let Some(otlp) = self.sinks.otlp.as_mut() else {
             return;
@@ -320,7 +310,8 @@ impl Worker {
         }
         let now = Instant::now();
         if failover && !self.policy.may_try(now) {
-            return self.spool_current();
+            self.spool_current();
+            return;
         }
         let mut deadline = policy::deadline_after(now, self.export_timeout);
         if failover {
@@ -380,15 +371,7 @@ impl Worker {
                 };
                 let msg = format!("collector {what} ({reason}); spooling to disk");
                 self.diag.report(&self.link, &msg);
-                if let Some(spool) = self.sinks.spool.as_mut() {
-                    spool_records(
-                        &self.link,
-                        spool,
-                        &records,
-                        &self.sinks.redactor,
-                        &mut self.diag,
-                    );
-                }
+                self.spool(&records);
             }
         }
         records.clear();
@@ -457,16 +440,26 @@ impl Worker {
         self.diag.report(&self.link, &msg);
     }
 
-    /// Spools the current batch.
-    fn spool_current(&mut self) {
-        if let Some(spool) = self.sinks.spool.as_mut() {
-            spool_records(
-                &self.link,
-                spool,
-                &self.batch,
-                &self.sinks.redactor,
-                &mut self.diag,
-            );
-        }
+    /// Spools `batch`; `false` when there is no spool (not `failover`).
+    fn spool(&mut self, batch: &[Checked]) -> bool {
+        let Some(spool) = self.sinks.spool.as_mut() else {
+            return false;
+        };
+        spool_records(
+            &self.link,
+            spool,
+            batch,
+            &self.sinks.redactor,
+            &mut self.diag,
+        );
+        true
+    }
+
+    /// Spools the current batch; `false` when there is no spool.
+    fn spool_current(&mut self) -> bool {
+        let batch = std::mem::take(&mut self.batch);
+        let spooled = self.spool(&batch);
+        self.batch = batch;
+        spooled
     }
 }
