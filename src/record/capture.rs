@@ -85,11 +85,16 @@ pub(crate) fn capture(record: &log::Record<'_>, code_location: bool) -> (Queued,
         // A visitor that never fails; a panicking `Display` or an error from a broken `Source`
         // only ends the visit early (a pair is written whole or not at all), and the pairs it did
         // not reach count as left out.
-        let _ = catch_unwind(AssertUnwindSafe(|| record.key_values().visit(&mut attrs)));
-        let seen = attrs.kept + attrs.dropped as usize;
-        let total = catch_unwind(AssertUnwindSafe(|| record.key_values().count())).unwrap_or(seen);
-        let unreached = u32::try_from(total.saturating_sub(seen)).unwrap_or(u32::MAX);
-        let dropped = attrs.dropped.saturating_add(unreached);
+        let visited = catch_unwind(AssertUnwindSafe(|| record.key_values().visit(&mut attrs)));
+        let mut dropped = attrs.dropped;
+        if !matches!(visited, Ok(Ok(()))) {
+            // Counted only when the visit ended early: the common record pays nothing for it.
+            let seen = attrs.kept + attrs.dropped as usize;
+            let total =
+                catch_unwind(AssertUnwindSafe(|| record.key_values().count())).unwrap_or(seen);
+            let unreached = u32::try_from(total.saturating_sub(seen)).unwrap_or(u32::MAX);
+            dropped = dropped.saturating_add(unreached);
+        }
         (w.finish(dropped), format_panicked)
     })
 }
