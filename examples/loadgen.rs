@@ -316,8 +316,9 @@ mod log4rs_stack {
 }
 
 /// The official stack for side-by-side runs: `opentelemetry-appender-log` -> SDK `BatchLogProcessor`
-/// -> `opentelemetry-otlp` tonic exporter, configured from the same `OTEL_*` variables (the SDK reads
-/// `OTEL_BLRP_*` and the exporter `OTEL_EXPORTER_OTLP_*` itself).
+/// -> `opentelemetry-otlp` exporter (tonic, or HTTP as `OTEL_EXPORTER_OTLP_PROTOCOL` says),
+/// configured from the same `OTEL_*` variables (the SDK reads `OTEL_BLRP_*` and the exporter
+/// `OTEL_EXPORTER_OTLP_*` itself).
 mod official {
     pub struct Stack {
         provider: opentelemetry_sdk::logs::SdkLoggerProvider,
@@ -333,9 +334,7 @@ mod official {
                 .build()?;
             let provider = {
                 let _entered = runtime.enter();
-                let exporter = opentelemetry_otlp::LogExporter::builder()
-                    .with_tonic()
-                    .build()?;
+                let exporter = exporter()?;
                 opentelemetry_sdk::logs::SdkLoggerProvider::builder()
                     .with_batch_exporter(exporter)
                     .build()
@@ -352,6 +351,36 @@ mod official {
         pub fn shutdown(self) {
             let _ = self.provider.shutdown();
         }
+    }
+
+    /// The exporter `OTEL_EXPORTER_OTLP_(LOGS_)PROTOCOL` asks for: tonic for `grpc` (the default
+    /// here, as for ours), the blocking reqwest client (the official default for HTTP) otherwise.
+    fn exporter() -> Result<opentelemetry_otlp::LogExporter, Box<dyn std::error::Error>> {
+        use opentelemetry_otlp::WithExportConfig as _;
+        let protocol = [
+            "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|p| !p.is_empty()))
+        .unwrap_or_else(|| "grpc".to_owned());
+        let http = |p| {
+            opentelemetry_otlp::LogExporter::builder()
+                .with_http()
+                .with_protocol(p)
+                .build()
+        };
+        Ok(match protocol.as_str() {
+            "grpc" => opentelemetry_otlp::LogExporter::builder()
+                .with_tonic()
+                .build()?,
+            "http/protobuf" => http(opentelemetry_otlp::Protocol::HttpBinary)?,
+            "http/json" => http(opentelemetry_otlp::Protocol::HttpJson)?,
+            other => return Err(format!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL: {other:?}; expected grpc, http/protobuf or http/json"
+            )
+            .into()),
+        })
     }
 }
 

@@ -22,8 +22,15 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 impl Builder {
     /// Starts the pipeline and returns its logger, not installed, with its guard: for composing with
     /// other loggers, and for tests.
+    ///
+    /// `OTEL_SDK_DISABLED` does not apply here: it is about what [`try_init`](Self::try_init)
+    /// installs, and a logger built here is installed by its caller.
     pub fn build(self) -> Result<(Logger, Guard), Error> {
         let config = self.config()?;
+        self.build_from(config)
+    }
+
+    fn build_from(&self, config: crate::config::Config) -> Result<(Logger, Guard), Error> {
         let counters = Arc::new(Counters::default());
         let redactor = redact::Redactor::new(&config.redact_keys);
         let otlp = if config.mode.uses_otlp() {
@@ -59,16 +66,17 @@ impl Builder {
             redactor,
         );
         let pipeline = Pipeline::start(&config, counters, sinks)?;
+        let shared = pipeline.shared.clone();
         let logger = Logger {
-            shared: pipeline.shared.clone(),
+            shared: shared.clone(),
         };
         // The guard exists before anything else can fail, so its drop stops the worker (and frees
         // the spool's lock) on every error path below.
         #[cfg_attr(not(feature = "admin"), allow(unused_mut))]
         let mut guard = Guard {
-            pipeline,
+            pipeline: Some(pipeline),
             shutdown_timeout: config.shutdown_timeout,
-            endpoint: config.endpoint,
+            endpoint: config.transport.endpoint.clone(),
             mode: config.mode,
             local_path,
             #[cfg(feature = "admin")]
@@ -81,13 +89,13 @@ impl Builder {
                     *addr,
                     token.0.trim().to_owned(),
                     guard.levels(),
-                    guard.pipeline.shared.clone(),
+                    shared.clone(),
                 )
                 .map_err(Error::Admin)?,
             );
         }
         if config.panic_hook {
-            panic::install(&guard.pipeline.shared);
+            panic::install(&shared);
         }
         Ok((logger, guard))
     }
@@ -99,7 +107,15 @@ impl Builder {
         if INSTALLED.load(Ordering::SeqCst) {
             return Err(Error::AlreadyInitialized);
         }
-        let (logger, guard) = self.build()?;
+        let config = self.config()?;
+        if config.transport.sdk_disabled {
+            // Said once: nothing else is ever written by a disabled pipeline.
+            eprintln!(
+                "otel-log-bridge: OTEL_SDK_DISABLED=true: no logger installed, nothing exported or written"
+            );
+            return Ok(Guard::disabled(config.shutdown_timeout));
+        }
+        let (logger, guard) = self.build_from(config)?;
         let level = logger.max_level();
         let shared = logger.shared.clone();
         log::set_boxed_logger(Box::new(logger)).map_err(|_| Error::AlreadyInitialized)?;

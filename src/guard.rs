@@ -20,7 +20,8 @@ use crate::stats::Stats;
 /// guard loses what is still queued.
 #[must_use = "dropping the guard shuts the pipeline down"]
 pub struct Guard {
-    pub(crate) pipeline: Pipeline,
+    /// `None` when `OTEL_SDK_DISABLED=true` made `try_init` install nothing.
+    pub(crate) pipeline: Option<Pipeline>,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) endpoint: String,
     pub(crate) mode: Mode,
@@ -45,16 +46,20 @@ pub struct ShutdownReport {
 impl Guard {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        self.pipeline.shared.stats()
+        self.pipeline
+            .as_ref()
+            .map_or_else(Stats::default, |p| p.shared.stats())
     }
 
     /// A cloneable handle to read and change the level filter at run time.
     pub fn levels(&self) -> Levels {
-        let shared = &self.pipeline.shared;
-        Levels::new(shared.levels.clone(), shared.clone())
+        match &self.pipeline {
+            Some(p) => Levels::new(p.shared.levels.clone(), p.shared.clone()),
+            None => Levels::disabled(),
+        }
     }
 
-    /// The collector endpoint records are exported to.
+    /// The collector endpoint records are exported to (empty when `OTEL_SDK_DISABLED=true`).
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -83,12 +88,15 @@ impl Guard {
 
     /// The last export error, if any export failed.
     pub fn last_export_error(&self) -> Option<String> {
-        self.pipeline.shared.link.last_error()
+        self.pipeline.as_ref()?.shared.link.last_error()
     }
 
     /// Exports everything logged before the call; waits at most `timeout`.
     pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
-        self.pipeline.shared.flush(timeout)
+        match &self.pipeline {
+            Some(p) => p.shared.flush(timeout),
+            None => Ok(()),
+        }
     }
 
     /// Stops accepting records, exports what is queued within `timeout`, stops the worker and
@@ -101,12 +109,28 @@ impl Guard {
     fn shutdown_inner(&mut self, timeout: Duration) -> ShutdownReport {
         #[cfg(feature = "admin")]
         drop(self.admin.take());
-        let completed = self.pipeline.shutdown(timeout);
+        let completed = self.pipeline.as_mut().is_none_or(|p| p.shutdown(timeout));
         let stats = self.stats();
         ShutdownReport {
             completed,
             stats,
             undelivered: stats.dropped.total() + stats.queue_depth + stats.in_flight,
+        }
+    }
+}
+
+impl Guard {
+    /// The guard of a pipeline that was not started (`OTEL_SDK_DISABLED=true`): its counters stay
+    /// zero, flushes succeed at once, level changes are refused.
+    pub(crate) fn disabled(shutdown_timeout: Duration) -> Guard {
+        Guard {
+            pipeline: None,
+            shutdown_timeout,
+            endpoint: String::new(),
+            mode: Mode::default(),
+            local_path: None,
+            #[cfg(feature = "admin")]
+            admin: None,
         }
     }
 }
@@ -121,7 +145,7 @@ impl std::fmt::Debug for Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if !self.pipeline.is_shut_down() {
+        if self.pipeline.as_ref().is_some_and(|p| !p.is_shut_down()) {
             self.shutdown_inner(self.shutdown_timeout);
         }
     }

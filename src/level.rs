@@ -242,6 +242,25 @@ impl Levels {
         Levels { control, host }
     }
 
+    /// The handle of a pipeline that was never started: `off`, and every change refused.
+    pub(crate) fn disabled() -> Levels {
+        struct Disabled;
+        impl LevelHost for Disabled {
+            fn is_closed(&self) -> bool {
+                true
+            }
+            fn is_installed(&self) -> bool {
+                false
+            }
+            fn audit(&self, _: &Audit) {}
+        }
+        let state = LevelState::new(LevelFilter::Off, &[]);
+        Levels::new(
+            Arc::new(LevelControl::new(state, Duration::ZERO)),
+            Arc::new(Disabled),
+        )
+    }
+
     /// The current directives; the first, without a target, is the default level.
     pub fn get(&self) -> Vec<Directive> {
         self.control.directives()

@@ -56,7 +56,7 @@ mod stats;
 mod worker;
 
 pub use config::directives::{Directive, format_directives};
-pub use config::{Builder, Compression, Mode, ParseEnumError};
+pub use config::{Builder, Compression, Mode, ParseEnumError, Protocol};
 pub use error::Error;
 pub use level::{AUDIT_TARGET, LevelChange, LevelError, Levels};
 pub use logger::Logger;

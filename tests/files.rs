@@ -12,15 +12,21 @@ use std::time::Duration;
 
 use common::{BlackHole, Collector, closed_endpoint, seqs, wait_for};
 use log::Log as _;
-use otel_log_bridge::{Logger, Mode};
+use otel_log_bridge::{Logger, Mode, Protocol};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 fn failover(endpoint: &str, dir: &Path) -> otel_log_bridge::Builder {
+    failover_via(Protocol::Grpc, endpoint, dir)
+}
+
+/// [`failover`] over `protocol`; `base` is the collector's `http://host:port`.
+fn failover_via(protocol: Protocol, base: &str, dir: &Path) -> otel_log_bridge::Builder {
     otel_log_bridge::builder()
         .read_env(false)
         .mode(Mode::Failover)
-        .endpoint(endpoint)
+        .protocol(protocol)
+        .endpoint(common::endpoint_for(base, protocol))
         .log_dir(dir)
         .service_name("files-test")
         .level(log::LevelFilter::Trace)
@@ -102,10 +108,21 @@ fn check_all_delivered(seqs: &[i64], n: usize) -> usize {
 
 #[test]
 fn a_collector_down_for_a_window_loses_nothing_and_the_spool_empties() {
+    down_for_a_window(Protocol::Grpc);
+}
+
+#[test]
+fn over_http_a_collector_down_for_a_window_loses_nothing_and_the_spool_empties() {
+    down_for_a_window(Protocol::HttpProtobuf);
+}
+
+fn down_for_a_window(protocol: Protocol) {
     let tmp = tempfile::tempdir().unwrap();
     let collector = Collector::start();
     let addr = collector.addr;
-    let (logger, guard) = failover(&collector.endpoint(), tmp.path()).build().unwrap();
+    let (logger, guard) = failover_via(protocol, &collector.endpoint(), tmp.path())
+        .build()
+        .unwrap();
     // A steady 5,000 records/s; the collector goes away after the first 1,000 and is back for the
     // last 1,000.
     emit_steady(&logger, 0..1000, 5000);
@@ -140,10 +157,19 @@ fn a_collector_down_for_a_window_loses_nothing_and_the_spool_empties() {
 
 #[test]
 fn a_collector_that_never_answers_slows_nobody_and_loses_nothing() {
+    never_answers(Protocol::Grpc);
+}
+
+#[test]
+fn over_http_a_collector_that_never_answers_slows_nobody_and_loses_nothing() {
+    never_answers(Protocol::HttpJson);
+}
+
+fn never_answers(protocol: Protocol) {
     let tmp = tempfile::tempdir().unwrap();
     let hole = BlackHole::start();
     let addr = hole.addr;
-    let (logger, guard) = failover(&hole.endpoint(), tmp.path())
+    let (logger, guard) = failover_via(protocol, &hole.endpoint(), tmp.path())
         .max_queue_size(300)
         .build()
         .unwrap();
@@ -253,7 +279,11 @@ fn spool_writer_child() {
     let Ok(dir) = std::env::var("OLB_SPOOL_DIR") else {
         return;
     };
-    let (logger, guard) = failover(&closed_endpoint(), Path::new(&dir))
+    let protocol = std::env::var("OLB_PROTOCOL")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(Protocol::Grpc);
+    let (logger, guard) = failover_via(protocol, &closed_endpoint(), Path::new(&dir))
         .build()
         .unwrap();
     for i in 0..500 {
@@ -297,12 +327,19 @@ fn spawn_child(
 
 #[test]
 fn kill_9_mid_spool_then_the_next_process_replays_everything_before_the_torn_tail() {
+    kill_9_mid_spool(Protocol::Grpc);
+}
+
+#[test]
+fn over_http_kill_9_mid_spool_then_the_next_process_replays_everything_before_the_torn_tail() {
+    kill_9_mid_spool(Protocol::HttpProtobuf);
+}
+
+fn kill_9_mid_spool(protocol: Protocol) {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut child, mut lines) = spawn_child(
-        Command::new(std::env::current_exe().unwrap()),
-        "spool_writer_child",
-        tmp.path(),
-    );
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.env("OLB_PROTOCOL", protocol.to_string());
+    let (mut child, mut lines) = spawn_child(command, "spool_writer_child", tmp.path());
     let ready = lines
         .by_ref()
         .take(50)
@@ -320,7 +357,9 @@ fn kill_9_mid_spool_then_the_next_process_replays_everything_before_the_torn_tai
     child.wait().unwrap();
 
     let collector = Collector::start();
-    let (_logger, guard) = failover(&collector.endpoint(), tmp.path()).build().unwrap();
+    let (_logger, guard) = failover_via(protocol, &collector.endpoint(), tmp.path())
+        .build()
+        .unwrap();
     collector.wait_for_records(500, WAIT);
     wait_for(WAIT, "the spool to empty", || spool_is_empty(tmp.path()));
     check_all_delivered(&seqs(&collector.records()), 500);
@@ -491,6 +530,16 @@ fn quickstart_without_a_collector_saves_its_records_and_ships_them_on_the_next_r
 
 #[test]
 fn permanent_refusals_in_failover_spool_and_pause_instead_of_dropping() {
+    permanent_refusals(Protocol::Grpc);
+}
+
+#[test]
+fn over_http_permanent_refusals_in_failover_spool_and_pause_instead_of_dropping() {
+    permanent_refusals(Protocol::HttpJson);
+}
+
+/// The scripted codes reach HTTP as 401 and 400: permanent there too.
+fn permanent_refusals(protocol: Protocol) {
     let tmp = tempfile::tempdir().unwrap();
     let collector = Collector::start();
     collector.script(vec![
@@ -505,7 +554,9 @@ fn permanent_refusals_in_failover_spool_and_pause_instead_of_dropping() {
             retry_after: None,
         },
     ]);
-    let (logger, guard) = failover(&collector.endpoint(), tmp.path()).build().unwrap();
+    let (logger, guard) = failover_via(protocol, &collector.endpoint(), tmp.path())
+        .build()
+        .unwrap();
     for i in 0..10 {
         info(&logger, i);
     }
@@ -572,22 +623,34 @@ fn secret_attributes_are_redacted_in_files_and_export_and_injection_stays_one_re
 #[test]
 fn a_flapping_collector_loses_nothing_and_every_record_is_accounted_for() {
     // 5,000 records/s for 3 s, while the collector goes down and up every 250 ms.
-    flapping(15_000, 5000, Duration::from_millis(250));
+    flapping(15_000, 5000, Duration::from_millis(250), Protocol::Grpc);
+}
+
+#[test]
+fn over_http_a_flapping_collector_loses_nothing_and_every_record_is_accounted_for() {
+    flapping(
+        15_000,
+        5000,
+        Duration::from_millis(250),
+        Protocol::HttpProtobuf,
+    );
 }
 
 #[test]
 fn a_collector_flapping_every_second_for_20_s_under_load_loses_nothing() {
-    flapping(100_000, 5000, Duration::from_secs(1));
+    flapping(100_000, 5000, Duration::from_secs(1), Protocol::Grpc);
 }
 
 /// Emits `n` records at `rate` per second while the collector goes down and up every `period`;
 /// then every record is delivered, by our count exactly once, and duplicates stay within the
 /// batches in flight (two) per outage boundary.
-fn flapping(n: usize, rate: u64, period: Duration) {
+fn flapping(n: usize, rate: u64, period: Duration, protocol: Protocol) {
     let tmp = tempfile::tempdir().unwrap();
     let first = Collector::start();
     let addr = first.addr;
-    let (logger, guard) = failover(&first.endpoint(), tmp.path()).build().unwrap();
+    let (logger, guard) = failover_via(protocol, &first.endpoint(), tmp.path())
+        .build()
+        .unwrap();
     let logger = Arc::new(logger);
     let producer = {
         let logger = logger.clone();

@@ -42,7 +42,25 @@ const CASES: &[Case] = &[
     (
         "invalid_endpoint_names_the_variable",
         invalid_env_is_an_error,
-        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")],
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "collector:4318/v1/logs"),
+        ],
+    ),
+    (
+        "invalid_protocol_names_the_variable",
+        invalid_env_is_an_error,
+        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http")],
+    ),
+    (
+        "sdk_disabled_installs_nothing_and_says_so",
+        sdk_disabled_installs_nothing_and_says_so,
+        &[("OTEL_SDK_DISABLED", "true"), ("LOG_MODE", "failover")],
+    ),
+    (
+        "env_selects_http_json_and_appends_the_logs_path",
+        env_selects_http_json_and_appends_the_logs_path,
+        &[("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/json")],
     ),
     (
         "env_configures_resource_level_and_endpoint",
@@ -255,6 +273,69 @@ fn invalid_env_is_an_error() {
         err.contains("expected"),
         "error must say what is accepted: {err}"
     );
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+fn sdk_disabled_installs_nothing_and_says_so() {
+    let log_dir = std::env::var("LOG_DIR").unwrap();
+    let before = threads();
+    let guard = otel_log_bridge::try_init().expect("disabled is not an error");
+    assert_eq!(
+        log::max_level(),
+        log::LevelFilter::Off,
+        "one level check per call"
+    );
+    log::error!("goes nowhere");
+    assert_eq!(threads(), before, "no thread started");
+    assert_eq!(
+        std::fs::read_dir(&log_dir).unwrap().count(),
+        0,
+        "nothing written in {log_dir}"
+    );
+    assert_eq!(guard.stats().enqueued, 0);
+    guard.flush(Duration::from_millis(10)).unwrap();
+    assert!(
+        guard
+            .levels()
+            .set("*", log::LevelFilter::Debug, "test")
+            .is_err()
+    );
+    drop(guard);
+}
+
+/// Reached through `OTEL_EXPORTER_OTLP_ENDPOINT`, which this case sets to the collector's base URL
+/// in a grandchild process (the variable must be set before the process starts).
+fn env_selects_http_json_and_appends_the_logs_path() {
+    if std::env::var("OLB_BASE").is_err() {
+        let collector = Collector::start();
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.env("OLB_BASE", "1")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint());
+        let (ok, output) = run_child(cmd, Duration::from_secs(30));
+        assert!(ok, "{output}");
+        collector.wait_for_records(1, WAIT);
+        let headers = collector.headers();
+        assert_eq!(
+            headers[0].get("content-type").map(|v| v.to_str().unwrap()),
+            Some("application/json")
+        );
+        return;
+    }
+    let guard = otel_log_bridge::builder()
+        .schedule_delay(Duration::from_millis(50))
+        .try_init()
+        .unwrap();
+    assert!(
+        guard.endpoint().ends_with("/v1/logs"),
+        "{}",
+        guard.endpoint()
+    );
+    log::info!("over http/json");
+    guard.flush(WAIT).unwrap();
+    assert_eq!(guard.stats().exported, 1, "{:?}", guard.last_export_error());
 }
 
 fn env_configures_resource_level_and_endpoint() {

@@ -601,11 +601,27 @@ fn build_is_created_and_dropped_inside_block_on() {
 
 #[test]
 fn a_bad_endpoint_is_an_error_not_a_panic() {
-    let err = builder("localhost:4317").build().unwrap_err().to_string();
+    // Without a scheme: an error over HTTP; over gRPC the specification reads it as https://
+    // (http:// with OTEL_EXPORTER_OTLP_INSECURE=true).
+    let err = builder("localhost:4317")
+        .protocol(otel_log_bridge::Protocol::HttpProtobuf)
+        .build()
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("localhost:4317") && err.contains("http://host:port"),
         "{err}"
     );
+    let err = builder("grpc://localhost:4317")
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("grpc://localhost:4317") && err.contains("http://host:port"),
+        "{err}"
+    );
+    let (_, guard) = builder("localhost:4317").build().unwrap();
+    assert_eq!(guard.endpoint(), "https://localhost:4317");
 }
 
 #[test]

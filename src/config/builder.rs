@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::transport::EndpointKind;
 use super::*;
 use crate::Error;
 
@@ -30,6 +31,11 @@ pub struct Builder {
     headers: Headers,
     compression: Option<Compression>,
     certificate: Option<PathBuf>,
+    protocol: Option<Protocol>,
+    client_certificate: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+    proxy: Option<String>,
+    no_proxy: Option<String>,
     request_timeout: Option<Duration>,
     max_queue_size: Option<usize>,
     max_export_batch_size: Option<usize>,
@@ -82,8 +88,17 @@ impl Builder {
         self
     }
 
-    /// OTLP/gRPC endpoint, `http://host:port` or `https://host:port`
-    /// (`OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    /// The transport and encoding (`OTEL_EXPORTER_OTLP_LOGS_PROTOCOL`,
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`; default [`Protocol::Grpc`]).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
+    /// The collector endpoint, used as is (as `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`): for gRPC
+    /// `http(s)://host:port`, for HTTP the full URL, e.g. `https://otlp.example/v1/logs`. Without it,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is a base URL to which HTTP appends `/v1/logs`; the defaults are
+    /// `http://localhost:4317` (gRPC) and `http://localhost:4318/v1/logs` (HTTP).
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
         self
@@ -110,7 +125,35 @@ impl Builder {
         self
     }
 
-    /// Timeout of one export RPC (`OTEL_EXPORTER_OTLP_TIMEOUT`).
+    /// PEM file of this client's certificate, for collectors that require mutual TLS
+    /// (`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`); needs [`client_key`](Self::client_key) too.
+    pub fn client_certificate(mut self, pem_path: impl Into<PathBuf>) -> Self {
+        self.client_certificate = Some(pem_path.into());
+        self
+    }
+
+    /// PEM file of this client's private key (`OTEL_EXPORTER_OTLP_CLIENT_KEY`).
+    pub fn client_key(mut self, pem_path: impl Into<PathBuf>) -> Self {
+        self.client_key = Some(pem_path.into());
+        self
+    }
+
+    /// Sends OTLP/HTTP requests through this proxy, e.g. `http://proxy.internal:3128`, instead of
+    /// `HTTPS_PROXY` / `HTTP_PROXY`; hosts in `NO_PROXY` are still reached directly. gRPC always
+    /// connects directly.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = Some(url.into());
+        self
+    }
+
+    /// Hosts OTLP/HTTP reaches without the proxy, instead of `NO_PROXY`: comma-separated names,
+    /// domains (`.example.com`), IP addresses or CIDR ranges, or `*`.
+    pub fn no_proxy(mut self, hosts: impl Into<String>) -> Self {
+        self.no_proxy = Some(hosts.into());
+        self
+    }
+
+    /// Timeout of one export request (`OTEL_EXPORTER_OTLP_TIMEOUT`).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
         self
@@ -316,12 +359,36 @@ impl Builder {
                     .map(|(_, v)| v.clone())
             })
             .unwrap_or_else(|| env::DEFAULT_SERVICE_NAME.to_owned());
-        let (endpoint_setting, endpoint) = match (&self.endpoint, env.endpoint) {
-            (Some(e), _) => ("Builder::endpoint", e.clone()),
-            (None, Some((var, e))) => (var, e),
-            (None, None) => ("default endpoint", env::DEFAULT_ENDPOINT.to_owned()),
+        let ts = env.transport;
+        let protocol = self.protocol.or(ts.protocol).unwrap_or_default();
+        let given = match (&self.endpoint, env.endpoint) {
+            (Some(e), _) => Some(("Builder::endpoint", EndpointKind::Logs, e.clone())),
+            (None, Some((var, e))) if var == env::OTEL_EXPORTER_OTLP_ENDPOINT => {
+                Some((var, EndpointKind::Base, e))
+            }
+            (None, Some((var, e))) => Some((var, EndpointKind::Logs, e)),
+            (None, None) => None,
         };
-        validate_endpoint(endpoint_setting, &endpoint)?;
+        let pem = |setting, path: &Option<PathBuf>| {
+            path.clone()
+                .map(|path| transport::PemFile { setting, path })
+        };
+        let transport = transport::Transport {
+            protocol,
+            endpoint: transport::resolve_endpoint(protocol, given, ts.insecure.unwrap_or(false))?,
+            certificate: pem("Builder::certificate", &self.certificate).or(ts.certificate),
+            identity: transport::identity(
+                pem("Builder::client_certificate", &self.client_certificate)
+                    .or(ts.client_certificate),
+                pem("Builder::client_key", &self.client_key).or(ts.client_key),
+            )?,
+            proxies: transport::Proxies {
+                http: self.proxy.clone().or(ts.proxies.http),
+                https: self.proxy.clone().or(ts.proxies.https),
+                no_proxy: self.no_proxy.clone().or(ts.proxies.no_proxy),
+            },
+            sdk_disabled: ts.sdk_disabled.unwrap_or(false),
+        };
         let directives = match &self.directives {
             Some(spec) => {
                 directives::parse_directives(spec).map_err(|reason| Error::InvalidConfig {
@@ -361,10 +428,9 @@ impl Builder {
         let config = Config {
             service_name,
             resource_attributes,
-            endpoint,
+            transport,
             headers: Headers(headers),
             compression: self.compression.or(env.compression).unwrap_or_default(),
-            certificate: self.certificate.clone().or(env.certificate),
             request_timeout: self
                 .request_timeout
                 .or(env.request_timeout)

@@ -1,4 +1,4 @@
-//! The settings that are one of a few names: [`Mode`] and [`Compression`], parsed with `FromStr`
+//! The settings that are one of a few names: [`Mode`], [`Compression`] and [`Protocol`], parsed with `FromStr`
 //! (errors: [`ParseEnumError`]) and printed in their canonical spelling with `Display`.
 
 use std::str::FromStr;
@@ -123,6 +123,55 @@ impl std::fmt::Display for Compression {
     }
 }
 
+/// The OTLP transport and encoding (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// OTLP/gRPC (the default; port 4317).
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (`application/x-protobuf`; port 4318, path `/v1/logs`).
+    HttpProtobuf,
+    /// OTLP/HTTP with OTLP JSON bodies (`application/json`; port 4318, path `/v1/logs`).
+    HttpJson,
+}
+
+impl FromStr for Protocol {
+    type Err = ParseEnumError;
+
+    /// Parses `grpc`, `http/protobuf` or `http/json` (any case).
+    fn from_str(s: &str) -> Result<Protocol, ParseEnumError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "grpc" => Ok(Protocol::Grpc),
+            "http/protobuf" => Ok(Protocol::HttpProtobuf),
+            "http/json" => Ok(Protocol::HttpJson),
+            _ => Err(ParseEnumError {
+                what: "protocol",
+                value: s.to_owned(),
+                expected: "one of grpc, http/protobuf, http/json",
+            }),
+        }
+    }
+}
+
+/// The specification's spelling: `grpc`, `http/protobuf` or `http/json`.
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Grpc => "grpc",
+            Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::HttpJson => "http/json",
+        })
+    }
+}
+
+impl Protocol {
+    /// Whether this is one of the OTLP/HTTP encodings.
+    pub fn is_http(self) -> bool {
+        self != Protocol::Grpc
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +191,17 @@ mod tests {
         assert_eq!(" GZIP ".parse::<Compression>(), Ok(Compression::Gzip));
         assert_eq!(Compression::None.to_string(), "none");
         assert_eq!(Compression::Gzip.to_string(), "gzip");
+        for p in [Protocol::Grpc, Protocol::HttpProtobuf, Protocol::HttpJson] {
+            assert_eq!(p.to_string().parse::<Protocol>(), Ok(p));
+        }
+        assert_eq!(
+            "HTTP/Protobuf".parse::<Protocol>(),
+            Ok(Protocol::HttpProtobuf)
+        );
+        assert_eq!(
+            "http".parse::<Protocol>().unwrap_err().to_string(),
+            "invalid protocol \"http\": expected one of grpc, http/protobuf, http/json"
+        );
     }
 
     #[test]

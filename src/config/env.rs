@@ -17,8 +17,6 @@ pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
 pub const OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT";
 /// Endpoint for all signals.
 pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-/// Default collector endpoint (OTLP/gRPC).
-pub const DEFAULT_ENDPOINT: &str = "http://localhost:4317";
 /// Timeout of one export RPC in milliseconds; wins over [`OTEL_EXPORTER_OTLP_TIMEOUT`].
 pub const OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT";
 /// Timeout of one export RPC in milliseconds, all signals.
@@ -34,11 +32,6 @@ pub const OTEL_EXPORTER_OTLP_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
 pub const OTEL_EXPORTER_OTLP_LOGS_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION";
 /// `gzip` or `none`, all signals.
 pub const OTEL_EXPORTER_OTLP_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
-/// PEM file of the CA that signs the collector's certificate (https endpoints); wins over
-/// [`OTEL_EXPORTER_OTLP_CERTIFICATE`].
-pub const OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE";
-/// PEM file of the CA for https endpoints, all signals.
-pub const OTEL_EXPORTER_OTLP_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
 /// Queue capacity in records.
 pub const OTEL_BLRP_MAX_QUEUE_SIZE: &str = "OTEL_BLRP_MAX_QUEUE_SIZE";
 /// Default queue capacity: 16384 records, 1 MiB of queue slots (64 bytes each), about what the
@@ -131,7 +124,8 @@ pub(crate) struct EnvSettings {
     pub endpoint: Option<(&'static str, String)>,
     pub headers: Option<crate::config::Headers>,
     pub compression: Option<crate::config::Compression>,
-    pub certificate: Option<std::path::PathBuf>,
+    /// Protocol, TLS files, proxies, `OTEL_SDK_DISABLED`.
+    pub transport: crate::config::transport::TransportSettings,
     pub request_timeout: Option<Duration>,
     pub max_queue_size: Option<usize>,
     pub max_export_batch_size: Option<usize>,
@@ -173,7 +167,7 @@ impl EnvSettings {
             endpoint: self.endpoint.or(lower.endpoint),
             headers: self.headers.or(lower.headers),
             compression: self.compression.or(lower.compression),
-            certificate: self.certificate.or(lower.certificate),
+            transport: self.transport.or(lower.transport),
             request_timeout: self.request_timeout.or(lower.request_timeout),
             max_queue_size: self.max_queue_size.or(lower.max_queue_size),
             max_export_batch_size: self.max_export_batch_size.or(lower.max_export_batch_size),
@@ -251,9 +245,8 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         })?),
         None => None,
     };
-    let certificate = get(OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE)
-        .or_else(|| get(OTEL_EXPORTER_OTLP_CERTIFICATE))
-        .map(std::path::PathBuf::from);
+    let transport =
+        crate::config::transport::TransportSettings::from_lookup(&get, &|var, v| boolean(var, v))?;
     let resource_attributes = match get(OTEL_RESOURCE_ATTRIBUTES) {
         Some(v) => parse_resource_attributes(&v).ok_or_else(|| Error::InvalidEnv {
             var: OTEL_RESOURCE_ATTRIBUTES,
@@ -268,7 +261,7 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         endpoint,
         headers,
         compression,
-        certificate,
+        transport,
         request_timeout,
         max_queue_size: get(OTEL_BLRP_MAX_QUEUE_SIZE)
             .map(|v| count(OTEL_BLRP_MAX_QUEUE_SIZE, &v))
@@ -553,7 +546,10 @@ mod tests {
                 "authorization=Bearer%20abc,x-tenant=7",
             ),
             (OTEL_EXPORTER_OTLP_COMPRESSION, "GZIP"),
-            (OTEL_EXPORTER_OTLP_CERTIFICATE, "/etc/ca.pem"),
+            (
+                crate::config::transport::OTEL_EXPORTER_OTLP_CERTIFICATE,
+                "/etc/ca.pem",
+            ),
         ])
         .unwrap();
         assert_eq!(s.service_name.as_deref(), Some("payments"));
@@ -601,7 +597,13 @@ mod tests {
             ]))
         );
         assert_eq!(s.compression, Some(Compression::Gzip));
-        assert_eq!(s.certificate, Some("/etc/ca.pem".into()));
+        assert_eq!(
+            s.transport.certificate,
+            Some(crate::config::transport::PemFile {
+                setting: crate::config::transport::OTEL_EXPORTER_OTLP_CERTIFICATE,
+                path: "/etc/ca.pem".into()
+            })
+        );
     }
 
     #[test]

@@ -53,6 +53,10 @@ struct Otlp {
     timeout_ms: Option<u64>,
     compression: Option<String>,
     certificate: Option<PathBuf>,
+    protocol: Option<String>,
+    client_certificate: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+    insecure: Option<bool>,
     headers: Option<BTreeMap<String, String>>,
 }
 
@@ -221,7 +225,21 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
                 )
             })?);
         }
-        s.certificate = o.certificate;
+        let pem = |setting, path: Option<PathBuf>| {
+            path.map(|path| super::transport::PemFile { setting, path })
+        };
+        s.transport.certificate = pem("config file key otlp.certificate", o.certificate);
+        s.transport.client_certificate = pem(
+            "config file key otlp.client_certificate",
+            o.client_certificate,
+        );
+        s.transport.client_key = pem("config file key otlp.client_key", o.client_key);
+        s.transport.insecure = o.insecure;
+        if let Some(v) = o.protocol {
+            s.transport.protocol = Some(v.parse::<super::Protocol>().map_err(|e| {
+                c.err("otlp.protocol", format!("{v:?}; expected {}", e.expected()))
+            })?);
+        }
         if let Some(h) = o.headers {
             for (k, v) in &h {
                 if !valid_header(k, v) {
@@ -339,6 +357,10 @@ mod tests {
             "timeout_ms",
             "compression",
             "certificate",
+            "protocol",
+            "client_certificate",
+            "client_key",
+            "insecure",
             "[otlp.headers]",
             "[queue]",
             "max_size",
@@ -376,6 +398,7 @@ mod tests {
             ),
             ("[files]\nfile_mode = \"0400\"", "files.file_mode"),
             ("[otlp]\ncompression = \"zstd\"", "otlp.compression"),
+            ("[otlp]\nprotocol = \"http\"", "otlp.protocol"),
             (
                 "[otlp.headers]\n\"Bad Key\" = \"s3cr3t\"",
                 "otlp.headers.Bad Key",

@@ -1,7 +1,7 @@
 //! Typed configuration and the builder. Precedence: builder (code) > environment > file >
 //! defaults.
 //!
-//! Public here: [`Builder`], [`Mode`], [`Compression`] and [`ParseEnumError`] (all also at the crate
+//! Public here: [`Builder`], [`Mode`], [`Compression`], [`Protocol`] and [`ParseEnumError`] (all also at the crate
 //! root). The environment variables and the file's keys are documented in the README; their
 //! readers are private.
 
@@ -10,6 +10,7 @@ pub(crate) mod directives;
 mod enums;
 pub(crate) mod env;
 pub(crate) mod file;
+pub(crate) mod transport;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use crate::Error;
 pub use builder::Builder;
 use directives::Directive;
-pub use enums::{Compression, Mode, ParseEnumError};
+pub use enums::{Compression, Mode, ParseEnumError, Protocol};
 
 /// Whether `key` and `value` can be a gRPC metadata entry (ASCII).
 pub(crate) fn valid_header(key: &str, value: &str) -> bool {
@@ -70,10 +71,10 @@ pub(crate) struct FileConfig {
 pub(crate) struct Config {
     pub service_name: String,
     pub resource_attributes: Vec<(String, String)>,
-    pub endpoint: String,
+    /// Protocol, endpoint, TLS files and proxies.
+    pub transport: transport::Transport,
     pub headers: Headers,
     pub compression: Compression,
-    pub certificate: Option<PathBuf>,
     pub request_timeout: Duration,
     pub max_queue_size: usize,
     pub max_export_batch_size: usize,
@@ -96,24 +97,6 @@ pub(crate) struct Config {
     /// The admin server's address and token (feature `admin`).
     #[cfg(feature = "admin")]
     pub admin: Option<(std::net::SocketAddr, Secret)>,
-}
-
-fn validate_endpoint(setting: &'static str, endpoint: &str) -> Result<(), Error> {
-    let invalid = |reason: &str| Error::InvalidConfig {
-        setting,
-        reason: format!("{endpoint:?} {reason}; expected http://host:port or https://host:port"),
-    };
-    let rest = endpoint
-        .strip_prefix("http://")
-        .or_else(|| endpoint.strip_prefix("https://"))
-        .ok_or_else(|| invalid("has no http:// or https:// scheme"))?;
-    if rest.is_empty() || rest.starts_with('/') || rest.starts_with(':') {
-        return Err(invalid("has no host"));
-    }
-    endpoint
-        .parse::<tonic::transport::Uri>()
-        .map_err(|e| invalid(&format!("is not a valid URI ({e})")))?;
-    Ok(())
 }
 
 impl Config {
@@ -233,7 +216,7 @@ mod tests {
     fn defaults() {
         let c = Builder::new().config_with(EnvSettings::default()).unwrap();
         assert_eq!(c.service_name, "unknown_service");
-        assert_eq!(c.endpoint, "http://localhost:4317");
+        assert_eq!(c.transport.endpoint, "http://localhost:4317");
         assert_eq!(c.max_queue_size, 16384);
         assert_eq!(c.max_export_batch_size, 512);
         assert_eq!(c.schedule_delay, Duration::from_millis(1000));
@@ -261,7 +244,7 @@ mod tests {
         assert_eq!(c.max_queue_size, 50);
         assert_eq!(c.max_export_batch_size, 10);
         assert_eq!(c.level, log::LevelFilter::Warn);
-        assert_eq!(c.endpoint, "http://env:4317");
+        assert_eq!(c.transport.endpoint, "http://env:4317");
     }
 
     #[test]
@@ -360,13 +343,7 @@ mod tests {
             e.contains("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE") && e.contains("20"),
             "{e}"
         );
-        for bad in [
-            "localhost:4317",
-            "ftp://x:1",
-            "http://",
-            "http://:4317",
-            "http://a b:1",
-        ] {
+        for bad in ["ftp://x:1", "http://", "http://:4317", "http://a b:1"] {
             let e = Builder::new()
                 .endpoint(bad)
                 .config_with(EnvSettings::default())
@@ -375,7 +352,10 @@ mod tests {
             assert!(e.contains("expected http://host:port"), "{bad}: {e}");
         }
         let env = EnvSettings {
-            endpoint: Some((OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, "collector:4317".into())),
+            endpoint: Some((
+                OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
+                "ftp://collector:4317".into(),
+            )),
             ..EnvSettings::default()
         };
         let e = Builder::new().config_with(env).unwrap_err().to_string();

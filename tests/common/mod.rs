@@ -1,5 +1,7 @@
-//! A real OTLP/gRPC logs collector for the tests: `opentelemetry-proto`'s generated tonic server on
-//! 127.0.0.1 with TCP_NODELAY, on its own thread and runtime, with scripted failures.
+//! A real OTLP logs collector for the tests: `opentelemetry-proto`'s generated tonic server on
+//! 127.0.0.1 with TCP_NODELAY, on its own thread and runtime, with scripted failures. The same port
+//! serves OTLP/HTTP at `/v1/logs` (HTTP/1.1 and HTTP/2; protobuf or JSON, gzip), with the same
+//! records and script: [`Collector::endpoint_for`] gives the URL for a protocol.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -15,6 +17,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use otel_log_bridge::Protocol;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -69,6 +72,46 @@ pub enum Answer {
     PartialReject(i64),
     /// Accept, after this long (a slow collector); a client that gives up first cancels it.
     Delay(Duration),
+    /// OTLP/HTTP only: answer with this status and, when `Some`, this `Retry-After` header (over
+    /// gRPC: UNAVAILABLE).
+    Http {
+        status: u16,
+        retry_after: Option<String>,
+    },
+}
+
+/// Why the collector refused a request, in terms both transports can answer with.
+struct Refusal {
+    code: Code,
+    retry_after: Option<Duration>,
+    /// The status and `Retry-After` to answer over HTTP, if scripted as such.
+    http: Option<(u16, Option<String>)>,
+}
+
+impl Refusal {
+    /// The HTTP status for a gRPC code, as the OTLP specification pairs them.
+    fn http_status(&self) -> u16 {
+        if let Some((status, _)) = self.http {
+            return status;
+        }
+        match self.code {
+            Code::ResourceExhausted => 429,
+            Code::Unavailable | Code::Aborted | Code::Cancelled | Code::DataLoss => 503,
+            Code::OutOfRange => 503,
+            Code::DeadlineExceeded => 504,
+            Code::Unauthenticated => 401,
+            Code::PermissionDenied => 403,
+            Code::Internal | Code::Unknown => 500,
+            _ => 400,
+        }
+    }
+
+    fn retry_after_header(&self) -> Option<String> {
+        match &self.http {
+            Some((_, header)) => header.clone(),
+            None => self.retry_after.map(|d| d.as_secs_f64().ceil().to_string()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -92,14 +135,13 @@ impl Shared {
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for Shared {
-    async fn export(
+impl Shared {
+    /// Takes the next scripted answer and applies it to `req`: what both transports do.
+    async fn handle(
         &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let headers = request.metadata().clone();
-        let req = request.into_inner();
+        headers: tonic::metadata::MetadataMap,
+        req: ExportLogsServiceRequest,
+    ) -> Result<ExportLogsServiceResponse, Refusal> {
         let answer = {
             let mut state = self.lock();
             state.requests += 1;
@@ -118,20 +160,28 @@ impl LogsService for Shared {
         match answer {
             Answer::Fail { code, retry_after } => {
                 self.0.1.notify_all();
-                return Err(match retry_after {
-                    Some(d) => Status::with_error_details(
-                        code,
-                        "scripted failure",
-                        ErrorDetails::with_retry_info(Some(d)),
-                    ),
-                    None => Status::new(code, "scripted failure"),
+                return Err(Refusal {
+                    code,
+                    retry_after,
+                    http: None,
+                });
+            }
+            Answer::Http {
+                status,
+                retry_after,
+            } => {
+                self.0.1.notify_all();
+                return Err(Refusal {
+                    code: Code::Unavailable,
+                    retry_after: None,
+                    http: Some((status, retry_after)),
                 });
             }
             Answer::PartialReject(n) => rejected = n,
             Answer::Accept | Answer::Delay(_) => {}
         }
         if state.discard {
-            return Ok(Response::new(ExportLogsServiceResponse::default()));
+            return Ok(ExportLogsServiceResponse::default());
         }
         for rl in req.resource_logs {
             let resource = rl.resource.unwrap_or_default();
@@ -147,12 +197,113 @@ impl LogsService for Shared {
             }
         }
         self.0.1.notify_all();
-        Ok(Response::new(ExportLogsServiceResponse {
+        Ok(ExportLogsServiceResponse {
             partial_success: (rejected > 0).then(|| ExportLogsPartialSuccess {
                 rejected_log_records: rejected,
                 error_message: "scripted partial success".into(),
             }),
-        }))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Shared {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let headers = request.metadata().clone();
+        match self.handle(headers, request.into_inner()).await {
+            Ok(response) => Ok(Response::new(response)),
+            Err(refusal) => Err(match refusal.retry_after {
+                Some(d) => Status::with_error_details(
+                    refusal.code,
+                    "scripted failure",
+                    ErrorDetails::with_retry_info(Some(d)),
+                ),
+                None => Status::new(refusal.code, "scripted failure"),
+            }),
+        }
+    }
+}
+
+/// OTLP/HTTP at `/v1/logs`: the body decoded per its content type and encoding, answered in the
+/// same encoding (a refusal as a `google.rpc.Status`).
+async fn http_export(
+    shared: Shared,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    use prost::Message;
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() == b"gzip");
+    let body = if gzip {
+        use std::io::Read;
+        let mut out = Vec::new();
+        if let Err(e) = flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out) {
+            return (StatusCode::BAD_REQUEST, format!("bad gzip: {e}")).into_response();
+        }
+        bytes::Bytes::from(out)
+    } else {
+        body
+    };
+    let request = if json {
+        serde_json::from_slice::<ExportLogsServiceRequest>(&body).map_err(|e| e.to_string())
+    } else {
+        ExportLogsServiceRequest::decode(&body[..]).map_err(|e| e.to_string())
+    };
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("undecodable: {e}")).into_response(),
+    };
+    let content_type = if json {
+        "application/json"
+    } else {
+        "application/x-protobuf"
+    };
+    let metadata = tonic::metadata::MetadataMap::from_headers(headers);
+    match shared.handle(metadata, request).await {
+        Ok(response) => {
+            let body = if json {
+                serde_json::to_vec(&response).unwrap()
+            } else {
+                response.encode_to_vec()
+            };
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        Err(refusal) => {
+            let status = tonic_types::Status {
+                code: refusal.code as i32,
+                message: "scripted failure".into(),
+                details: vec![],
+            };
+            let body = if json {
+                serde_json::json!({"code": status.code, "message": status.message})
+                    .to_string()
+                    .into_bytes()
+            } else {
+                status.encode_to_vec()
+            };
+            let mut response = (
+                StatusCode::from_u16(refusal.http_status()).unwrap(),
+                [(header::CONTENT_TYPE, content_type)],
+                body,
+            )
+                .into_response();
+            if let Some(after) = refusal.retry_after_header() {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, after.parse().unwrap());
+            }
+            response
+        }
     }
 }
 
@@ -181,10 +332,28 @@ impl Collector {
 
     /// Starts a collector serving TLS with `identity` (certificate and key, PEM).
     pub fn start_tls(identity: tonic::transport::Identity) -> Collector {
-        Self::start_with("127.0.0.1:0".parse().unwrap(), Some(identity))
+        Self::start_with("127.0.0.1:0".parse().unwrap(), Some((identity, None)))
     }
 
-    fn start_with(addr: SocketAddr, tls: Option<tonic::transport::Identity>) -> Collector {
+    /// Starts a collector serving TLS with `identity` that requires a client certificate signed by
+    /// `client_ca` (mutual TLS).
+    pub fn start_mtls(
+        identity: tonic::transport::Identity,
+        client_ca: tonic::transport::Certificate,
+    ) -> Collector {
+        Self::start_with(
+            "127.0.0.1:0".parse().unwrap(),
+            Some((identity, Some(client_ca))),
+        )
+    }
+
+    fn start_with(
+        addr: SocketAddr,
+        tls: Option<(
+            tonic::transport::Identity,
+            Option<tonic::transport::Certificate>,
+        )>,
+    ) -> Collector {
         let shared = Shared::default();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -204,17 +373,28 @@ impl Collector {
                     .unwrap();
                 let (stop_all, mut stop_serve) = tokio::sync::watch::channel(false);
                 let mut stop_force = stop_all.subscribe();
-                let mut server = tonic::transport::Server::builder();
-                if let Some(identity) = tls {
-                    server = server
-                        .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-                        .expect("server TLS");
+                let mut server = tonic::transport::Server::builder().accept_http1(true);
+                if let Some((identity, client_ca)) = tls {
+                    let mut config = tonic::transport::ServerTlsConfig::new().identity(identity);
+                    if let Some(ca) = client_ca {
+                        config = config.client_ca_root(ca);
+                    }
+                    server = server.tls_config(config).expect("server TLS");
                 }
+                let http = service.clone();
+                let router = tonic::service::Routes::new(
+                    LogsServiceServer::new(service)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
+                .into_axum_router()
+                .route(
+                    "/v1/logs",
+                    axum::routing::post(move |headers, body| {
+                        http_export(http.clone(), headers, body)
+                    }),
+                );
                 let serve = server
-                    .add_service(
-                        LogsServiceServer::new(service)
-                            .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-                    )
+                    .add_routes(tonic::service::Routes::from(router))
                     .serve_with_incoming_shutdown(incoming, async move {
                         let _ = stop_serve.changed().await;
                     });
@@ -247,6 +427,11 @@ impl Collector {
 
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The endpoint for `protocol`: the server for gRPC, the logs URL for HTTP.
+    pub fn endpoint_for(&self, protocol: Protocol) -> String {
+        endpoint_for(&self.endpoint(), protocol)
     }
 
     /// Answers the next requests as scripted, then accepts.
@@ -344,6 +529,15 @@ pub fn wait_for(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
         );
         std::thread::park_timeout(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// `endpoint` (`http://host:port`) as `protocol` uses it: as is for gRPC, with `/v1/logs` for HTTP.
+pub fn endpoint_for(endpoint: &str, protocol: Protocol) -> String {
+    if protocol.is_http() {
+        format!("{endpoint}/v1/logs")
+    } else {
+        endpoint.to_owned()
     }
 }
 

@@ -181,9 +181,33 @@ impl RequestEncoder {
         }
     }
 
-    /// The request for `batch`, encoded (the same message as `request` builds from the events the
-    /// records hold), with the values of secret keys masked by `redactor`.
+    /// The request for `batch`, encoded in protobuf (the same message as `request` builds from the
+    /// events the records hold), with the values of secret keys masked by `redactor`.
     pub(crate) fn encode<'r>(&mut self, batch: impl IntoIterator<Item = Record<'r>>) -> Bytes {
+        self.fill(batch);
+        // Sized from the last request rather than measured (prost measures every nested message
+        // again as it encodes it); the buffer grows if this one is larger.
+        let mut buf = BytesMut::with_capacity(self.last_len + self.last_len / 4 + 1024);
+        self.request.encode_raw(&mut buf);
+        self.last_len = buf.len();
+        buf.freeze()
+    }
+
+    /// The request for `batch` in the OTLP JSON encoding (lowerCamelCase keys, hex trace and span
+    /// ids, enums as integers), by `opentelemetry-proto`'s serde support.
+    pub(crate) fn encode_json<'r>(&mut self, batch: impl IntoIterator<Item = Record<'r>>) -> Bytes {
+        self.fill(batch);
+        let mut buf = Vec::with_capacity(self.last_len + self.last_len / 4 + 1024);
+        // Serializing these messages into a Vec cannot fail: no map has non-string keys.
+        if serde_json::to_writer(&mut buf, &self.request).is_err() {
+            buf.clear();
+        }
+        self.last_len = buf.len();
+        Bytes::from(buf)
+    }
+
+    /// Converts `batch` into the kept request, reusing the records of the last one.
+    fn fill<'r>(&mut self, batch: impl IntoIterator<Item = Record<'r>>) {
         let redactor = &self.redactor;
         let rl = &mut self.request.resource_logs[0];
         for scope in rl.scope_logs.drain(..) {
@@ -224,12 +248,6 @@ impl RequestEncoder {
         }
         // Records a smaller batch did not need are not kept beyond one batch's worth.
         self.spare.truncate(count);
-        // Sized from the last request rather than measured (prost measures every nested message
-        // again as it encodes it); the buffer grows if this one is larger.
-        let mut buf = BytesMut::with_capacity(self.last_len + self.last_len / 4 + 1024);
-        self.request.encode_raw(&mut buf);
-        self.last_len = buf.len();
-        buf.freeze()
     }
 }
 

@@ -1,31 +1,29 @@
-//! OTLP/gRPC exporter on tonic, sending requests built from `opentelemetry-proto`'s messages.
+//! OTLP exporter: gRPC on tonic ([`grpc`]) or HTTP on reqwest ([`http`]), sending requests built
+//! from `opentelemetry-proto`'s messages.
 //!
 //! It owns a tokio runtime with one I/O thread of its own, so it never needs, touches or blocks the
-//! host program's runtime (there may be none), and the connection keeps answering (HTTP/2 pings,
+//! host program's runtime (there may be none), and connections keep answering (HTTP/2 pings,
 //! GOAWAY) between batches. A batch is converted and encoded on the worker thread ([`prepare`]),
 //! then sent on the I/O thread ([`send`]) while the worker goes on with the next batch; [`wait`]
-//! collects the outcome. One batch is one `Export` RPC, retried with exponential backoff and jitter
-//! on the retryable codes until the batch's deadline; a retry resends the same encoded bytes.
+//! collects the outcome. One batch is one request, retried with exponential backoff and jitter
+//! (or after the server's `RetryInfo` / `Retry-After`) on the retryable answers until the batch's
+//! deadline; a retry resends the same encoded bytes.
 //!
 //! [`prepare`]: OtlpExporter::prepare
 //! [`send`]: OtlpExporter::send
 //! [`wait`]: OtlpExporter::wait
 
 pub(crate) mod convert;
+mod grpc;
+mod http;
 pub(crate) mod retry;
 
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut as _, Bytes};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
-use prost::Message as _;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-use tonic_types::StatusExt as _;
+use bytes::Bytes;
 
 use crate::Error;
-use crate::config::{Compression, Config};
+use crate::config::{Config, Protocol};
 use crate::export::ExportOutcome;
 use crate::record::Record;
 use crate::redact::Redactor;
@@ -37,8 +35,31 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often `idle` is called while an export waits.
 const IDLE_TICK: Duration = Duration::from_millis(5);
-/// The OTLP logs service's one method.
-const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
+/// What one attempt to send a request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// Acknowledged; `rejected` records were refused (partial success).
+    Delivered { rejected: u64 },
+    /// Not acknowledged: how to go on, and why (for `last_export_error`).
+    Failed { retry: Retry, reason: String },
+}
+
+/// The transport of one exporter; cheap to clone into each export's task.
+#[derive(Clone)]
+enum Sender {
+    Grpc(grpc::GrpcSender),
+    Http(http::HttpSender),
+}
+
+impl Sender {
+    async fn attempt(&mut self, request: Bytes, timeout: Duration) -> Attempt {
+        match self {
+            Sender::Grpc(s) => s.attempt(request, timeout).await,
+            Sender::Http(s) => s.attempt(request, timeout).await,
+        }
+    }
+}
 
 pub(crate) struct OtlpExporter {
     /// Taken only in drop, and shut down in the background there so dropping never blocks or
@@ -47,9 +68,8 @@ pub(crate) struct OtlpExporter {
     /// The runtime's handle: what exports are spawned and waited on with (it is a multi-thread
     /// runtime, so its own threads drive I/O and timers).
     handle: tokio::runtime::Handle,
-    client: tonic::client::Grpc<Channel>,
-    /// Headers of every request (secrets: never printed).
-    metadata: MetadataMap,
+    sender: Sender,
+    protocol: Protocol,
     encoder: convert::RequestEncoder,
     request_timeout: Duration,
     counters: std::sync::Arc<Counters>,
@@ -59,49 +79,6 @@ pub(crate) struct OtlpExporter {
 /// An export under way on the I/O thread.
 pub(crate) struct InFlight(tokio::task::JoinHandle<ExportOutcome>);
 
-/// Sends a request encoded beforehand as it is, and reads the answer with prost.
-#[derive(Debug, Clone, Copy, Default)]
-struct PreEncoded;
-
-impl Codec for PreEncoded {
-    type Encode = Bytes;
-    type Decode = ExportLogsServiceResponse;
-    type Encoder = PreEncoded;
-    type Decoder = PreEncoded;
-
-    fn encoder(&mut self) -> PreEncoded {
-        PreEncoded
-    }
-
-    fn decoder(&mut self) -> PreEncoded {
-        PreEncoded
-    }
-}
-
-impl Encoder for PreEncoded {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for PreEncoded {
-    type Item = ExportLogsServiceResponse;
-    type Error = tonic::Status;
-
-    fn decode(
-        &mut self,
-        src: &mut DecodeBuf<'_>,
-    ) -> Result<Option<ExportLogsServiceResponse>, tonic::Status> {
-        ExportLogsServiceResponse::decode(src)
-            .map(Some)
-            .map_err(|e| tonic::Status::internal(format!("undecodable export response: {e}")))
-    }
-}
-
 impl OtlpExporter {
     /// `redactor` masks secret values (the pipeline's, so both share its verdicts per key).
     pub(crate) fn new(
@@ -109,46 +86,9 @@ impl OtlpExporter {
         counters: std::sync::Arc<Counters>,
         redactor: Redactor,
     ) -> Result<Self, Error> {
-        let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
-            .map_err(|e| Error::InvalidConfig {
-                setting: "endpoint",
-                reason: format!("{:?} is not a usable gRPC endpoint: {e}", config.endpoint),
-            })?
-            .connect_timeout(config.request_timeout.min(MAX_CONNECT_TIMEOUT))
-            .tcp_nodelay(true);
-        if config.endpoint.starts_with("https://") {
-            let mut tls = ClientTlsConfig::new().with_native_roots();
-            if let Some(path) = &config.certificate {
-                let pem = std::fs::read(path).map_err(|e| Error::InvalidConfig {
-                    setting: "certificate (OTEL_EXPORTER_OTLP_CERTIFICATE)",
-                    reason: format!("cannot read {}: {e}; expected a PEM file", path.display()),
-                })?;
-                tls = tls.ca_certificate(Certificate::from_pem(pem));
-            }
-            endpoint = endpoint.tls_config(tls).map_err(|e| Error::InvalidConfig {
-                setting: "endpoint",
-                reason: format!("TLS for {:?}: {e}", config.endpoint),
-            })?;
-        } else if let Some(warning) = plaintext_warning(&config.endpoint) {
+        let endpoint = &config.transport.endpoint;
+        if let Some(warning) = plaintext_warning(endpoint) {
             eprintln!("otel-log-bridge: warning: {warning}");
-        }
-        let mut metadata = MetadataMap::new();
-        for (k, v) in &config.headers.0 {
-            let key = MetadataKey::from_bytes(k.as_bytes());
-            let value = MetadataValue::try_from(v.as_str());
-            match (key, value) {
-                (Ok(key), Ok(value)) => {
-                    metadata.insert(key, value);
-                }
-                _ => {
-                    return Err(Error::InvalidConfig {
-                        setting: "headers (OTEL_EXPORTER_OTLP_HEADERS)",
-                        reason: format!(
-                            "header {k:?} (value not shown) is not valid gRPC metadata"
-                        ),
-                    });
-                }
-            }
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -157,19 +97,18 @@ impl OtlpExporter {
             .enable_all()
             .build()
             .map_err(Error::Worker)?;
-        let channel = {
-            let _entered = runtime.enter();
-            endpoint.connect_lazy()
+        let protocol = config.transport.protocol;
+        let sender = match protocol {
+            Protocol::Grpc => Sender::Grpc(grpc::GrpcSender::new(config, &runtime)?),
+            Protocol::HttpProtobuf | Protocol::HttpJson => {
+                Sender::Http(http::HttpSender::new(config)?)
+            }
         };
-        let mut client = tonic::client::Grpc::new(channel).max_encoding_message_size(usize::MAX);
-        if config.compression == Compression::Gzip {
-            client = client.send_compressed(CompressionEncoding::Gzip);
-        }
         Ok(OtlpExporter {
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
-            client,
-            metadata,
+            sender,
+            protocol,
             encoder: convert::RequestEncoder::new(
                 convert::resource(&config.service_name, &config.resource_attributes),
                 redactor,
@@ -180,16 +119,20 @@ impl OtlpExporter {
         })
     }
 
-    /// Converts and encodes `batch`, masking secret values: CPU work on the calling thread, no I/O.
+    /// Converts and encodes `batch` in the protocol's encoding (compressed for HTTP if so
+    /// configured), masking secret values: CPU work on the calling thread, no I/O.
     pub(crate) fn prepare<'r>(&mut self, batch: impl IntoIterator<Item = Record<'r>>) -> Bytes {
-        self.encoder.encode(batch)
+        match (&self.sender, self.protocol) {
+            (Sender::Http(http), Protocol::HttpJson) => http.body(self.encoder.encode_json(batch)),
+            (Sender::Http(http), _) => http.body(self.encoder.encode(batch)),
+            (Sender::Grpc(_), _) => self.encoder.encode(batch),
+        }
     }
 
     /// Starts sending `request` (from [`prepare`](Self::prepare)) on the I/O thread, retrying until
     /// `deadline`.
     pub(crate) fn send(&mut self, request: Bytes, deadline: Instant) -> InFlight {
-        let mut client = self.client.clone();
-        let metadata = self.metadata.clone();
+        let mut sender = self.sender.clone();
         let request_timeout = self.request_timeout;
         let counters = self.counters.clone();
         let mut jitter = self.jitter.fork();
@@ -204,39 +147,24 @@ impl OtlpExporter {
                     };
                 }
                 let per_try = request_timeout.min(deadline - now);
-                let mut rpc = tonic::Request::new(request.clone());
-                *rpc.metadata_mut() = metadata.clone();
-                rpc.set_timeout(per_try);
-                let call = async {
-                    client.ready().await.map_err(|e| {
-                        tonic::Status::unavailable(format!("collector not reachable: {e}"))
-                    })?;
-                    let path = tonic::codegen::http::uri::PathAndQuery::from_static(EXPORT_PATH);
-                    client.unary(rpc, path, PreEncoded).await
-                };
-                let status = match tokio::time::timeout(per_try, call).await {
-                    Ok(Ok(response)) => {
-                        let rejected = response
-                            .into_inner()
-                            .partial_success
-                            .map(|p| u64::try_from(p.rejected_log_records).unwrap_or(0))
-                            .unwrap_or(0);
+                let outcome =
+                    tokio::time::timeout(per_try, sender.attempt(request.clone(), per_try))
+                        .await
+                        .unwrap_or_else(|_| Attempt::Failed {
+                            retry: Retry::Retryable,
+                            reason: "export attempt timed out".into(),
+                        });
+                let (retry, reason) = match outcome {
+                    Attempt::Delivered { rejected } => {
                         return ExportOutcome::Delivered { rejected };
                     }
-                    Ok(Err(status)) => status,
-                    Err(_) => tonic::Status::deadline_exceeded("export attempt timed out"),
+                    Attempt::Failed { retry, reason } => (retry, reason),
                 };
                 counters.add_export_error();
-                let retry_delay = status.get_details_retry_info().and_then(|r| r.retry_delay);
-                let transport = std::error::Error::source(&status).is_some();
-                let wait = match retry::classify(status.code(), retry_delay, transport) {
+                let wait = match retry {
                     Retry::Permanent => {
                         return ExportOutcome::Failed {
-                            reason: format!(
-                                "permanent error {:?}: {}",
-                                status.code(),
-                                status.message()
-                            ),
+                            reason,
                             permanent: true,
                         };
                     }
@@ -247,12 +175,7 @@ impl OtlpExporter {
                 };
                 if Instant::now() + wait >= deadline {
                     return ExportOutcome::Failed {
-                        reason: format!(
-                            "gave up after {} attempts, last {:?}: {}",
-                            attempt + 1,
-                            status.code(),
-                            status.message()
-                        ),
+                        reason: format!("gave up after {} attempts, last {reason}", attempt + 1),
                         permanent: false,
                     };
                 }

@@ -1,4 +1,5 @@
-//! Retry classification of gRPC status codes (OTLP specification) and backoff. Pure functions.
+//! Retry classification of gRPC status codes and HTTP statuses (OTLP specification), `Retry-After`,
+//! and backoff. Pure functions.
 
 use std::time::Duration;
 
@@ -40,6 +41,26 @@ pub(crate) fn classify(code: Code, retry_delay: Option<Duration>, transport: boo
         },
         _ => Retry::Permanent,
     }
+}
+
+/// Classifies an HTTP answer that is not a success: 429, 502, 503 and 504 are retryable, after
+/// `retry_after` when the server sent one; every other status is permanent.
+pub(crate) fn classify_http(status: u16, retry_after: Option<Duration>) -> Retry {
+    match status {
+        429 | 502 | 503 | 504 => retry_after.map_or(Retry::Retryable, Retry::Throttled),
+        _ => Retry::Permanent,
+    }
+}
+
+/// A `Retry-After` value: whole seconds, or an HTTP date (a past date is no wait). `None` when it is
+/// neither.
+pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Exponential backoff with full jitter: attempt 0 waits up to `initial`, doubling up to `max`.
@@ -127,6 +148,44 @@ mod tests {
                 Retry::Retryable,
                 "{code:?} from a transport failure"
             );
+        }
+    }
+
+    #[test]
+    fn http_classification_follows_the_otlp_specification() {
+        let d = Duration::from_secs(2);
+        for status in [429, 502, 503, 504] {
+            assert_eq!(classify_http(status, None), Retry::Retryable, "{status}");
+            assert_eq!(
+                classify_http(status, Some(d)),
+                Retry::Throttled(d),
+                "{status}"
+            );
+        }
+        for status in [300, 400, 401, 403, 404, 405, 413, 415, 500, 501, 505] {
+            assert_eq!(classify_http(status, None), Retry::Permanent, "{status}");
+            assert_eq!(classify_http(status, Some(d)), Retry::Permanent, "{status}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 21 Oct 2015 07:28:00
+        let table = [
+            ("0", Some(Duration::ZERO)),
+            (" 120 ", Some(Duration::from_secs(120))),
+            (
+                "Wed, 21 Oct 2015 07:28:30 GMT",
+                Some(Duration::from_secs(30)),
+            ),
+            ("Wed, 21 Oct 2015 07:27:00 GMT", Some(Duration::ZERO)),
+            ("-1", None),
+            ("1.5", None),
+            ("soon", None),
+            ("", None),
+        ];
+        for (value, expected) in table {
+            assert_eq!(parse_retry_after(value, now), expected, "{value:?}");
         }
     }
 
