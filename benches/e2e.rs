@@ -6,9 +6,11 @@
 //! records/s end to end, dropped, peak RSS of the logging process, and our ratio to the official
 //! stack. Ours runs a second time with `LOG_CODE_LOCATION=false`: the official bridge leaves the
 //! code location out unless built with a feature, so that row's records carry the same attributes
-//! as the official stack's, and cost the collector as much to decode. Then a second table for rotating JSON files: `LOG_MODE=file-only` against log4rs's rolling
+//! as the official stack's, and cost the collector as much to decode. Then the same content over
+//! OTLP/HTTP (`http/protobuf`, the official exporter with its default blocking reqwest client). Then a table for rotating JSON files: `LOG_MODE=file-only` against log4rs's rolling
 //! file appender with its JSON encoder (`loadgen --stack log4rs`), both rotating at 100 MB, records
-//! counted as lines in the files. `E2E_COUNT` sets N (default 1,000,000); `E2E_THREADS` the loadgen
+//! counted as lines in the files. `E2E_TABLES` picks tables (`grpc,http,files`, the default: all).
+//! `E2E_COUNT` sets N (default 1,000,000); `E2E_THREADS` the loadgen
 //! threads (default 1); `E2E_REPEAT` how many times each row is run (default 3): the row shown is
 //! the run with the median records/s. Before any row, ours and the official stack run once
 //! unreported (OTLP, large queue), so that no row pays for memory the machine touches for the first
@@ -93,13 +95,20 @@ impl Run {
 }
 
 /// `loadgen` against a collector process on loopback: records delivered are those it received.
+/// Over OTLP/HTTP when `env` sets `OTEL_EXPORTER_OTLP_PROTOCOL` to an HTTP one (the collector serves
+/// both, on two ports).
 fn run(label: &str, stack: &str, count: u64, threads: u64, env: &[(&str, &str)]) -> Run {
-    let port = free_port();
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let (port, http_port) = (free_port(), free_port());
+    let http = env
+        .iter()
+        .any(|(k, v)| *k == "OTEL_EXPORTER_OTLP_PROTOCOL" && v.starts_with("http/"));
+    let endpoint = format!("http://127.0.0.1:{}", if http { http_port } else { port });
     let mut collector = Command::new(examples_dir().join("collector"))
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),
+            "--http-listen",
+            &format!("127.0.0.1:{http_port}"),
             "--idle-exit",
             "3000",
         ])
@@ -179,7 +188,6 @@ fn main() {
         ("OTEL_BLRP_MAX_QUEUE_SIZE", "2097152"),
         ("LOG_MODE", "otlp-only"),
     ];
-    let default = [("LOG_MODE", "otlp-only")];
     let repeat: usize = std::env::var("E2E_REPEAT")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -195,7 +203,6 @@ fn main() {
         let mid = runs.len() / 2;
         runs.swap_remove(mid)
     };
-    type Runner = fn(&str, &str, u64, u64, &[(&str, &str)]) -> Run;
     let rows = |label: &str, stack: &str, env: &[(&str, &str)], runner: Runner| {
         median(
             (0..repeat)
@@ -203,6 +210,37 @@ fn main() {
                 .collect(),
         )
     };
+    let tables = std::env::var("E2E_TABLES").unwrap_or_else(|_| "grpc,http,files".into());
+    if tables.contains("grpc") {
+        grpc_table(count, threads, repeat, &rows);
+    }
+    if tables.contains("http") {
+        http_table(count, threads, repeat, &rows);
+    }
+    if tables.contains("files") {
+        files_table(count, threads, repeat, &rows);
+    }
+}
+
+type Runner = fn(&str, &str, u64, u64, &[(&str, &str)]) -> Run;
+/// Runs one row `repeat` times and keeps the median: label, stack, environment, runner.
+type Rows<'a> = dyn Fn(&str, &str, &[(&str, &str)], Runner) -> Run + 'a;
+
+/// The ratio of `a` to `b`: how many times cheaper per call, how many times the delivered
+/// records/s.
+fn ratio(a: &Run, b: &Run) -> (f64, f64) {
+    (
+        b.ns_per_call / a.ns_per_call.max(1e-9),
+        (a.delivered as f64 / a.seconds) / (b.delivered as f64 / b.seconds).max(1e-9),
+    )
+}
+
+fn grpc_table(count: u64, threads: u64, repeat: usize, rows: &Rows<'_>) {
+    let big = [
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", "2097152"),
+        ("LOG_MODE", "otlp-only"),
+    ];
+    let default = [("LOG_MODE", "otlp-only")];
     // What the official bridge sends by default: no code location.
     let big_same = [
         ("OTEL_BLRP_MAX_QUEUE_SIZE", "2097152"),
@@ -225,12 +263,6 @@ fn main() {
         "\nloadgen --count {count} --threads {threads}, collector on 127.0.0.1 (same machine), median of {repeat} runs\n"
     );
     table(&runs);
-    let ratio = |a: &Run, b: &Run| {
-        (
-            b.ns_per_call / a.ns_per_call.max(1e-9),
-            (a.delivered as f64 / a.seconds) / (b.delivered as f64 / b.seconds).max(1e-9),
-        )
-    };
     let (cost, speed) = ratio(&runs[0], &runs[1]);
     println!(
         "\nours vs official, large queue: {cost:.1}x cheaper per call, {speed:.1}x the delivered records/s"
@@ -239,6 +271,40 @@ fn main() {
     println!(
         "ours without code location (the same attributes as the official stack's records) vs official, large queue: {cost:.1}x cheaper per call, {speed:.1}x the delivered records/s"
     );
+}
+
+fn http_table(count: u64, threads: u64, repeat: usize, rows: &Rows<'_>) {
+    let same = [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", "2097152"),
+        ("LOG_MODE", "otlp-only"),
+        ("LOG_CODE_LOCATION", "false"),
+    ];
+    let runs = [
+        rows(
+            "ours, http/protobuf, queue 2097152, LOG_CODE_LOCATION=false",
+            "ours",
+            &same,
+            run,
+        ),
+        rows(
+            "official, http/protobuf (reqwest blocking), queue 2097152",
+            "official",
+            &same,
+            run,
+        ),
+    ];
+    println!(
+        "\nOTLP/HTTP (http/protobuf), loadgen --count {count} --threads {threads}, collector on 127.0.0.1 (same machine), median of {repeat} runs\n"
+    );
+    table(&runs);
+    let (cost, speed) = ratio(&runs[0], &runs[1]);
+    println!(
+        "\nours vs official over http/protobuf, same record content: {cost:.1}x cheaper per call, {speed:.1}x the delivered records/s"
+    );
+}
+
+fn files_table(count: u64, threads: u64, repeat: usize, rows: &Rows<'_>) {
     let files = [
         rows(
             "ours, file-only, queue 2097152",

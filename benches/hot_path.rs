@@ -278,6 +278,20 @@ fn encoders(c: &mut Criterion) {
         });
     }
     g.finish();
+    // The baseline the direct writer replaced, and the http/json encoding, for the batch size of a
+    // full export.
+    let batch = bench_support::batch(&vec![event.clone(); 512]);
+    let mut encoder = bench_support::OtlpEncoder::default();
+    let mut g = c.benchmark_group("encode/otlp_request_prost");
+    g.throughput(Throughput::Elements(512));
+    g.bench_function("512", |b| {
+        b.iter(|| encoder.encode_prost(black_box(&batch)))
+    });
+    g.finish();
+    let mut g = c.benchmark_group("encode/otlp_request_json");
+    g.throughput(Throughput::Elements(512));
+    g.bench_function("512", |b| b.iter(|| encoder.encode_json(black_box(&batch))));
+    g.finish();
 }
 
 criterion_group! {

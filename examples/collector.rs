@@ -152,7 +152,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let incoming = TcpIncoming::bind(listen)?.with_nodelay(Some(true));
         let http_incoming = TcpIncoming::bind(http_listen)?.with_nodelay(Some(true));
         eprintln!(
-            "collector: OTLP/gRPC on {}, OTLP/HTTP on http://{}/v1/logs",
+            "collector: listening on {} (OTLP/gRPC) and http://{}/v1/logs (OTLP/HTTP)",
             incoming.local_addr()?,
             http_incoming.local_addr()?
         );

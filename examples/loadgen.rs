@@ -364,6 +364,9 @@ mod official {
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|p| !p.is_empty()))
         .unwrap_or_else(|| "grpc".to_owned());
+        // reqwest is built here without a default TLS provider (this crate gives its own client
+        // one explicitly); the official exporter's client takes the process default.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = |p| {
             opentelemetry_otlp::LogExporter::builder()
                 .with_http()

@@ -56,6 +56,20 @@ impl OtlpEncoder {
             .encode(batch.0.iter().filter_map(|q| q.record().ok()))
             .len()
     }
+
+    /// The same request through prost's messages (what `encode` replaced): the baseline.
+    pub fn encode_prost(&mut self, batch: &Batch) -> usize {
+        self.0
+            .encode_prost(batch.0.iter().filter_map(|q| q.record().ok()))
+            .len()
+    }
+
+    /// The same request as OTLP JSON (`http/json`).
+    pub fn encode_json(&mut self, batch: &Batch) -> usize {
+        self.0
+            .encode_json(batch.0.iter().filter_map(|q| q.record().ok()))
+            .len()
+    }
 }
 
 /// Decodes `line` as replay does. A line that decodes is encoded again; that line, our own output,

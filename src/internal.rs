@@ -54,7 +54,7 @@ impl Drop for CaptureScope {
 /// Crates whose records are never queued: the transport and OpenTelemetry stacks (which would turn
 /// one exported batch into more records, a feedback loop) and this crate itself.
 /// Grouped by first byte, as [`is_internal_target`] slices it.
-const INTERNAL_CRATES: [&str; 13] = [
+const INTERNAL_CRATES: [&str; 15] = [
     "h2",
     "hyper",
     "hyper_util",
@@ -70,6 +70,9 @@ const INTERNAL_CRATES: [&str; 13] = [
     "mio",
     "otel_log_bridge",
     "prost",
+    // The OTLP/HTTP client and the TLS of both transports.
+    "reqwest",
+    "rustls",
 ];
 
 /// Whether `target` belongs to a crate whose records must never enter the pipeline: it is the
@@ -82,7 +85,8 @@ pub(crate) fn is_internal_target(target: &str) -> bool {
         Some(b't') => &INTERNAL_CRATES[3..10],
         Some(b'm') => &INTERNAL_CRATES[10..11],
         Some(b'o') => &INTERNAL_CRATES[11..12],
-        Some(b'p') => &INTERNAL_CRATES[12..],
+        Some(b'p') => &INTERNAL_CRATES[12..13],
+        Some(b'r') => &INTERNAL_CRATES[13..],
         _ => return false,
     };
     if target.starts_with("opentelemetry") {
@@ -120,6 +124,8 @@ mod tests {
             "mio::poll",
             "prost",
             "opentelemetry_proto::x",
+            "reqwest::connect",
+            "rustls::client::hs",
         ] {
             assert!(is_internal_target(t), "{t}");
         }
@@ -135,6 +141,8 @@ mod tests {
             "prosty",
             "tokio_util2x",
             "mio2",
+            "reqwests",
+            "rust",
             "payment.service::tokio",
         ] {
             assert!(!is_internal_target(t), "{t}");

@@ -1,11 +1,12 @@
 //! # otel-log-bridge
 //!
-//! A `log` backend that ships records to OpenTelemetry over OTLP/gRPC, without ever making the
-//! calling thread wait.
+//! A `log` backend that ships records to OpenTelemetry over OTLP (gRPC, or HTTP with protobuf or
+//! JSON bodies: `OTEL_EXPORTER_OTLP_PROTOCOL`, [`Protocol`]), without ever making the calling
+//! thread wait.
 //!
 //! ```text
 //! app thread (sync, never blocks, never panics)       | one worker thread (+ the exporter's I/O thread)
-//! log::Record -> filter -> capture -> queue.try_push   | -> batch (size | delay) -> OTLP/gRPC export
+//! log::Record -> filter -> capture -> queue.try_push   | -> batch (size | delay) -> OTLP export (gRPC|HTTP)
 //!                                     (bounded; sheds  |      retry with backoff       | fail / timeout
 //!                                      DEBUG/INFO when |                               v
 //!                                      high; counted)  |      spool: JSON lines in LOG_DIR (failover)

@@ -12,9 +12,9 @@ fn refused<T>(r: Result<usize, (T, PushError)>) -> Option<PushError> {
 }
 
 #[test]
-fn a_large_queue_starts_on_a_huge_page_and_keeps_its_values() {
+fn a_large_queue_starts_on_a_cache_line_and_keeps_its_values() {
     let q = Queue::<u64>::new(1 << 18, 1 << 18).unwrap();
-    assert_eq!(q.slots.as_ptr() as usize % HUGE_PAGE, 0);
+    assert_eq!(q.slots.as_ptr() as usize % CACHE_LINE, 0);
     for i in 0..(1u64 << 18) {
         assert!(q.try_push(i, false).is_ok());
     }

@@ -17,6 +17,7 @@ pub(crate) mod convert;
 mod grpc;
 mod http;
 pub(crate) mod retry;
+mod wire;
 
 use std::time::{Duration, Instant};
 

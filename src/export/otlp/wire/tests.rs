@@ -1,0 +1,171 @@
+use super::*;
+use crate::export::otlp::convert::{request, resource};
+use crate::record::queued::Queued;
+use crate::record::{Attr, AttrValue, LogEvent, Severity, TraceContext};
+use proptest::prelude::*;
+use prost::Message as _;
+use std::borrow::Cow;
+
+/// What prost gives for the message `convert::request` builds from the same events.
+fn reference(batch: &[LogEvent], redactor: &Redactor) -> Vec<u8> {
+    let res = resource("svc", &[("env".into(), "prod".into())]);
+    let mut req = request(&res, batch);
+    // `request` does not redact; the writer does, as `fill_record` does.
+    for sl in &mut req.resource_logs[0].scope_logs {
+        for (r, e) in sl.log_records.iter_mut().zip(
+            batch
+                .iter()
+                .filter(|e| e.target == sl.scope.as_ref().unwrap().name),
+        ) {
+            for (kv, a) in r.attributes.iter_mut().zip(e.attributes.iter()) {
+                let masked = redactor.mask(crate::record::Key::plain(&a.key), Value::Int(0));
+                if matches!(masked, Value::Str(_)) {
+                    kv.value = Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                        value: Some(
+                            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                                crate::redact::REDACTED.to_owned(),
+                            ),
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    req.encode_to_vec()
+}
+
+fn writer() -> RequestWriter {
+    RequestWriter::new(&resource("svc", &[("env".into(), "prod".into())]).encode_to_vec())
+}
+
+fn value() -> impl Strategy<Value = AttrValue> {
+    prop_oneof![
+        any::<i64>().prop_map(AttrValue::Int),
+        any::<f64>()
+            .prop_filter("NaN is not equal to itself", |d| !d.is_nan())
+            .prop_map(AttrValue::Double),
+        any::<bool>().prop_map(AttrValue::Bool),
+        ".{0,40}".prop_map(|s| AttrValue::Str(s.into())),
+        "x{200,300}".prop_map(|s| AttrValue::Str(s.into())),
+    ]
+}
+
+fn event() -> impl Strategy<Value = LogEvent> {
+    (
+        (
+            any::<u64>(),
+            1u8..=24,
+            prop::sample::select(vec!["a", "b", "", "payment.service"]),
+        ),
+        (
+            ".{0,60}",
+            prop::option::of(".{0,20}"),
+            prop::option::of(".{0,20}"),
+            prop::option::of(any::<u32>()),
+        ),
+        prop::option::of((any::<[u8; 16]>(), any::<[u8; 8]>(), any::<u8>())),
+        prop::collection::vec(
+            (
+                prop::sample::select(vec!["user_id", "", "db_secret", "amount", "k"]),
+                value(),
+            ),
+            0..6,
+        ),
+        // The queued form keeps 24 bits of the count.
+        0u32..1 << 24,
+    )
+        .prop_map(
+            |((time, sev, target), (body, module, file, line), trace, attrs, dropped)| {
+                LogEvent {
+                    time_unix_nano: time,
+                    // The queued form has one time: observed when captured.
+                    observed_time_unix_nano: time,
+                    severity: Severity::from_number(sev.into()).unwrap_or(Severity::Info),
+                    body: Cow::Owned(body),
+                    target: target.into(),
+                    module_path: module.map(Cow::Owned),
+                    file: file.map(Cow::Owned),
+                    line,
+                    trace: trace.map(|(trace_id, span_id, flags)| TraceContext {
+                        trace_id,
+                        span_id,
+                        flags,
+                    }),
+                    attributes: attrs
+                        .into_iter()
+                        .map(|(key, value)| Attr {
+                            key: key.into(),
+                            value,
+                        })
+                        .collect(),
+                    dropped_attributes: dropped,
+                }
+            },
+        )
+}
+
+proptest! {
+    #[test]
+    fn writes_exactly_the_bytes_prost_writes(
+        batches in prop::collection::vec(prop::collection::vec(event(), 0..12), 1..4)
+    ) {
+        let redactor = Redactor::new(["secret"]);
+        let mut w = writer();
+        // One writer across batches, as the exporter keeps it.
+        for batch in &batches {
+            let expected = reference(batch, &redactor);
+            let decoded = w.write(batch.iter().map(LogEvent::record), &redactor);
+            prop_assert_eq!(decoded.as_ref(), expected.as_slice());
+            let queued: Vec<Queued> = batch.iter().map(|e| Queued::of(&e.record())).collect();
+            let read = w.write(queued.iter().map(|q| q.record().unwrap()), &redactor);
+            prop_assert_eq!(read.as_ref(), expected.as_slice());
+        }
+    }
+}
+
+#[test]
+fn secret_values_are_masked_and_varints_cross_their_byte_boundaries() {
+    let redactor = Redactor::new(["secret"]);
+    let mut e = LogEvent {
+        time_unix_nano: 1,
+        observed_time_unix_nano: 1,
+        severity: Severity::Info,
+        body: Cow::Owned("b".repeat(200)),
+        target: "t".into(),
+        module_path: None,
+        file: None,
+        line: Some(u32::MAX),
+        trace: None,
+        attributes: vec![
+            Attr {
+                key: "db_secret".into(),
+                value: AttrValue::Str("hunter2".into()),
+            },
+            Attr {
+                key: "n".into(),
+                value: AttrValue::Int(-1),
+            },
+        ],
+        dropped_attributes: 0,
+    };
+    for len in [0, 1, 127, 128, 16_383, 16_384, 2_097_152] {
+        e.body = Cow::Owned("b".repeat(len));
+        let batch = [e.clone()];
+        let bytes = writer().write(batch.iter().map(LogEvent::record), &redactor);
+        assert_eq!(
+            bytes.as_ref(),
+            reference(&batch, &redactor).as_slice(),
+            "{len}"
+        );
+        assert!(!bytes.windows(7).any(|w| w == b"hunter2"));
+    }
+    for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
+        let mut out = Vec::new();
+        varint(&mut out, v);
+        assert_eq!(out.len(), varint_len(v), "{v}");
+        assert_eq!(
+            prost::encoding::decode_varint(&mut out.as_slice()).unwrap(),
+            v
+        );
+    }
+}
