@@ -493,6 +493,9 @@ mod tests {
             assert_eq!(encoder.encode(records).as_ref(), expected.as_slice());
             let decoded = batch.iter().map(LogEvent::record);
             assert_eq!(encoder.encode(decoded).as_ref(), expected.as_slice());
+            // The messages kept for http/json encode to the same bytes through prost.
+            let decoded = batch.iter().map(LogEvent::record);
+            assert_eq!(encoder.encode_prost(decoded).as_ref(), expected.as_slice());
         }
     }
 }
