@@ -305,13 +305,17 @@ fn above_the_watermark_info_is_shed_and_warn_kept_and_a_full_queue_drops() {
     // The hanging exports are abandoned before the deadline, so shutdown completes in time.
     assert!(report.completed, "{report:?}");
     assert_eq!((s.in_flight, s.queue_depth), (0, 0), "{s:?}");
-    assert_eq!(
-        s.dropped.export_failed, held,
+    // Between the snapshot and the shutdown the worker may have taken more batches from the queue
+    // (it runs when it gets a core): the abandoned batches are what it held by then, the rest was
+    // still queued at the deadline; together, exactly what was queued or held at the snapshot.
+    assert!(
+        [10, 20, 30].contains(&s.dropped.export_failed) && s.dropped.export_failed >= held,
         "the abandoned batches: {s:?}"
     );
     assert_eq!(
-        s.dropped.shutdown, queued,
-        "still queued at the deadline: {s:?}"
+        s.dropped.export_failed + s.dropped.shutdown,
+        queued + held,
+        "abandoned in flight or still queued at the deadline: {s:?}"
     );
     assert_eq!(
         s.exported + s.dropped.total() + s.queue_depth + s.in_flight,

@@ -373,6 +373,7 @@ impl Builder {
             path.clone()
                 .map(|path| transport::PemFile { setting, path })
         };
+        let code_proxy = self.proxy.clone().map(|url| ("Builder::proxy", url));
         let transport = transport::Transport {
             protocol,
             endpoint: transport::resolve_endpoint(protocol, given, ts.insecure.unwrap_or(false))?,
@@ -383,8 +384,8 @@ impl Builder {
                 pem("Builder::client_key", &self.client_key).or(ts.client_key),
             )?,
             proxies: transport::Proxies {
-                http: self.proxy.clone().or(ts.proxies.http),
-                https: self.proxy.clone().or(ts.proxies.https),
+                http: code_proxy.clone().or(ts.proxies.http),
+                https: code_proxy.or(ts.proxies.https),
                 no_proxy: self.no_proxy.clone().or(ts.proxies.no_proxy),
             },
             sdk_disabled: ts.sdk_disabled.unwrap_or(false),

@@ -245,8 +245,7 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         })?),
         None => None,
     };
-    let transport =
-        crate::config::transport::TransportSettings::from_lookup(&get, &|var, v| boolean(var, v))?;
+    let transport = crate::config::transport::TransportSettings::from_lookup(&get)?;
     let resource_attributes = match get(OTEL_RESOURCE_ATTRIBUTES) {
         Some(v) => parse_resource_attributes(&v).ok_or_else(|| Error::InvalidEnv {
             var: OTEL_RESOURCE_ATTRIBUTES,

@@ -48,8 +48,6 @@ pub const NO_PROXY: &str = "NO_PROXY";
 /// `true`: `try_init` installs nothing and every `log` call costs one level check.
 pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
 
-const PROXY_URL: &str = "a proxy URL such as http://proxy.example:3128";
-
 /// A PEM file named by a setting: read at start, and an unreadable one is an error naming both.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PemFile {
@@ -81,11 +79,12 @@ impl PemFile {
     }
 }
 
-/// The proxies of the HTTP transport (gRPC connects directly).
+/// The proxies of the HTTP transport (gRPC connects directly), each with the setting it came from:
+/// a proxy URL is checked when the HTTP client is made, so a bad one does not stop a gRPC exporter.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Proxies {
-    pub http: Option<String>,
-    pub https: Option<String>,
+    pub http: Option<(&'static str, String)>,
+    pub https: Option<(&'static str, String)>,
     pub no_proxy: Option<String>,
 }
 
@@ -119,11 +118,11 @@ impl TransportSettings {
         }
     }
 
-    /// Reads the variables through `get` (empty values already count as unset); `boolean` parses a
-    /// boolean strictly, naming the variable.
+    /// Reads the variables through `get` (empty values already count as unset). The two booleans
+    /// are the specification's: `true` in any case is true, anything else false (with a warning on
+    /// stderr when it is not `false`).
     pub(crate) fn from_lookup(
         get: &dyn Fn(&str) -> Option<String>,
-        boolean: &dyn Fn(&'static str, &str) -> Result<bool, Error>,
     ) -> Result<TransportSettings, Error> {
         let first =
             |vars: [&'static str; 2]| vars.into_iter().find_map(|var| get(var).map(|v| (var, v)));
@@ -144,30 +143,20 @@ impl TransportSettings {
                 path: v.into(),
             })
         };
-        let insecure = match first([
+        let insecure = first([
             OTEL_EXPORTER_OTLP_LOGS_INSECURE,
             OTEL_EXPORTER_OTLP_INSECURE,
-        ]) {
-            Some((var, v)) => Some(boolean(var, &v)?),
-            None => None,
+        ])
+        .map(|(var, v)| otel_boolean(var, &v));
+        let proxy =
+            |vars: [&'static str; 2]| first(vars).map(|(var, v)| (var, v.trim().to_owned()));
+        // Under CGI, HTTP_PROXY can be a request's `Proxy:` header ("httpoxy"): not taken then.
+        let http_proxy = if get("REQUEST_METHOD").is_some() {
+            get("http_proxy").map(|v| ("http_proxy", v.trim().to_owned()))
+        } else {
+            proxy(["http_proxy", HTTP_PROXY])
         };
-        let proxy = |vars: [&'static str; 2]| -> Result<Option<String>, Error> {
-            match first(vars) {
-                Some((var, v)) => {
-                    reqwest::Proxy::all(v.trim()).map_err(|_| Error::InvalidEnv {
-                        var,
-                        value: v.clone(),
-                        expected: PROXY_URL,
-                    })?;
-                    Ok(Some(v.trim().to_owned()))
-                }
-                None => Ok(None),
-            }
-        };
-        let sdk_disabled = match get(OTEL_SDK_DISABLED) {
-            Some(v) => Some(boolean(OTEL_SDK_DISABLED, &v)?),
-            None => None,
-        };
+        let sdk_disabled = get(OTEL_SDK_DISABLED).map(|v| otel_boolean(OTEL_SDK_DISABLED, &v));
         Ok(TransportSettings {
             protocol,
             certificate: pem([
@@ -184,13 +173,26 @@ impl TransportSettings {
             ]),
             insecure,
             proxies: Proxies {
-                http: proxy(["http_proxy", HTTP_PROXY])?,
-                https: proxy(["https_proxy", HTTPS_PROXY])?,
+                http: http_proxy,
+                https: proxy(["https_proxy", HTTPS_PROXY]),
                 no_proxy: first(["no_proxy", NO_PROXY]).map(|(_, v)| v),
             },
             sdk_disabled,
         })
     }
+}
+
+/// A boolean as the OpenTelemetry specification reads one: `true` in any case is true; anything
+/// else is false, and a value other than `false` is warned about on stderr.
+fn otel_boolean(var: &str, value: &str) -> bool {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("true") {
+        return true;
+    }
+    if !value.eq_ignore_ascii_case("false") {
+        eprintln!("otel-log-bridge: warning: {var}={value:?} is not true or false; read as false");
+    }
+    false
 }
 
 /// The resolved transport of a pipeline.

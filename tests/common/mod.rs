@@ -297,6 +297,12 @@ async fn http_export(
                 body,
             )
                 .into_response();
+            if (300..400).contains(&refusal.http_status()) {
+                response.headers_mut().insert(
+                    header::LOCATION,
+                    "http://127.0.0.1:1/elsewhere".parse().unwrap(),
+                );
+            }
             if let Some(after) = refusal.retry_after_header() {
                 response
                     .headers_mut()

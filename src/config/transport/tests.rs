@@ -118,9 +118,6 @@ fn invalid_values_name_the_variable_the_value_and_what_is_accepted() {
             "HTTP/2",
             "grpc, http/protobuf, http/json",
         ),
-        (OTEL_EXPORTER_OTLP_INSECURE, "maybe", "true or false"),
-        (HTTPS_PROXY, "http://[::1", "proxy URL"),
-        (OTEL_SDK_DISABLED, "2", "true or false"),
     ];
     for (var, value, accepted) in table {
         let e = settings(&[(var, value)]).unwrap_err().to_string();
@@ -200,13 +197,36 @@ fn proxies_lowercase_first_as_curl_does() {
         ("NO_PROXY", "localhost,.internal"),
     ])
     .unwrap();
-    assert_eq!(s.transport.proxies.http.as_deref(), Some("http://lower:2"));
-    assert_eq!(
-        s.transport.proxies.https.as_deref(),
-        Some("http://secure:3")
-    );
-    assert_eq!(
-        s.transport.proxies.no_proxy.as_deref(),
-        Some("localhost,.internal")
-    );
+    let p = s.transport.proxies;
+    assert_eq!(p.http, Some(("http_proxy", "http://lower:2".to_owned())));
+    assert_eq!(p.https, Some((HTTPS_PROXY, "http://secure:3".to_owned())));
+    assert_eq!(p.no_proxy.as_deref(), Some("localhost,.internal"));
+    // Under CGI the uppercase one may be a request header ("httpoxy"): not taken.
+    let s = settings(&[
+        ("HTTP_PROXY", "http://from-a-header:1"),
+        ("REQUEST_METHOD", "GET"),
+    ])
+    .unwrap();
+    assert_eq!(s.transport.proxies.http, None);
+}
+
+#[test]
+fn specification_booleans_are_true_only_for_true() {
+    for (value, expected) in [
+        ("true", Some(true)),
+        ("TRUE", Some(true)),
+        (" True ", Some(true)),
+        ("false", Some(false)),
+        ("1", Some(false)),
+        ("yes", Some(false)),
+        ("maybe", Some(false)),
+    ] {
+        let s = settings(&[
+            (OTEL_SDK_DISABLED, value),
+            (OTEL_EXPORTER_OTLP_INSECURE, value),
+        ])
+        .unwrap();
+        assert_eq!(s.transport.sdk_disabled, expected, "{value:?}");
+        assert_eq!(s.transport.insecure, expected, "{value:?}");
+    }
 }

@@ -210,6 +210,26 @@ impl RequestEncoder {
     /// ids, enums as integers), by `opentelemetry-proto`'s serde support.
     pub(crate) fn encode_json<'r>(&mut self, batch: impl IntoIterator<Item = Record<'r>>) -> Bytes {
         self.fill(batch);
+        // JSON has no NaN or infinity (serde would write null, which a collector may refuse, and a
+        // refusal is permanent): such a double is sent as the string proto3 JSON spells it with.
+        for scope in &mut self.request.resource_logs[0].scope_logs {
+            for kv in scope.log_records.iter_mut().flat_map(|r| &mut r.attributes) {
+                if let Some(AnyValue {
+                    value: Some(any_value::Value::DoubleValue(d)),
+                }) = kv.value
+                    && !d.is_finite()
+                {
+                    let text = if d.is_nan() {
+                        "NaN"
+                    } else if d > 0.0 {
+                        "Infinity"
+                    } else {
+                        "-Infinity"
+                    };
+                    kv.value = string(text);
+                }
+            }
+        }
         let mut buf = Vec::with_capacity(self.last_len + self.last_len / 4 + 1024);
         // Serializing these messages into a Vec cannot fail: no map has non-string keys.
         if serde_json::to_writer(&mut buf, &self.request).is_err() {
@@ -457,6 +477,26 @@ mod tests {
         let decoded: ExportLogsServiceRequest = serde_json::from_slice(&json).unwrap();
         let res = resource("svc", &[]);
         assert_eq!(decoded, request(&res, &batch));
+        // Doubles JSON cannot hold are sent as their proto3 JSON spelling, as strings.
+        let mut odd = event("a", None);
+        odd.attributes = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.5]
+            .into_iter()
+            .map(|d| Attr {
+                key: "d".into(),
+                value: AttrValue::Double(d),
+            })
+            .collect();
+        let json = encoder.encode_json([odd.record()]);
+        let text = std::str::from_utf8(&json).unwrap();
+        assert!(!text.contains("null"), "{text}");
+        for spelled in [
+            r#"{"stringValue":"NaN"}"#,
+            r#"{"stringValue":"Infinity"}"#,
+            r#"{"stringValue":"-Infinity"}"#,
+            r#"{"doubleValue":1.5}"#,
+        ] {
+            assert!(text.contains(spelled), "{spelled} in {text}");
+        }
     }
 
     #[test]

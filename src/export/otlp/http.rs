@@ -21,6 +21,8 @@ use crate::config::{Compression, Config, Protocol};
 
 /// Longest server error text kept for `last_export_error`.
 const MAX_ERROR_TEXT: usize = 512;
+/// Most bytes of an answer's body read.
+const MAX_BODY: usize = 64 * 1024;
 /// How long an idle connection is kept for the next batch.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
@@ -69,6 +71,7 @@ impl HttpSender {
         let mut builder = reqwest::Client::builder()
             // Proxies come from the configuration only (`config::transport` reads the variables).
             .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
             .connect_timeout(config.request_timeout.min(MAX_CONNECT_TIMEOUT))
             .pool_idle_timeout(POOL_IDLE)
@@ -79,24 +82,22 @@ impl HttpSender {
             .no_proxy
             .as_deref()
             .and_then(reqwest::NoProxy::from_string);
-        let proxy = |p: reqwest::Result<reqwest::Proxy>, setting| {
-            p.map(|p| p.no_proxy(no_proxy.clone()))
+        let proxy = |make: fn(&str) -> reqwest::Result<reqwest::Proxy>,
+                     (setting, url): &(&'static str, String)| {
+            make(url)
+                .map(|p| p.no_proxy(no_proxy.clone()))
                 .map_err(|e| Error::InvalidConfig {
                     setting,
-                    reason: format!("{e}; expected a proxy URL such as http://proxy.example:3128"),
+                    reason: format!(
+                        "{url:?} is not a usable proxy ({e}); expected a proxy URL such as http://proxy.example:3128"
+                    ),
                 })
         };
         if let Some(p) = &t.proxies.http {
-            builder = builder.proxy(proxy(
-                reqwest::Proxy::http(p),
-                "proxy (Builder::proxy, HTTP_PROXY)",
-            )?);
+            builder = builder.proxy(proxy(|u| reqwest::Proxy::http(u), p)?);
         }
         if let Some(p) = &t.proxies.https {
-            builder = builder.proxy(proxy(
-                reqwest::Proxy::https(p),
-                "proxy (Builder::proxy, HTTPS_PROXY)",
-            )?);
+            builder = builder.proxy(proxy(|u| reqwest::Proxy::https(u), p)?);
         }
         let client = builder.build().map_err(|e| Error::InvalidConfig {
             setting: "endpoint",
@@ -158,15 +159,14 @@ impl HttpSender {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-        let body = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => {
-                return Attempt::Failed {
-                    retry: Retry::Retryable,
-                    reason: format!("HTTP {status}, body not read: {}", error_chain(&e)),
-                };
-            }
-        };
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        // The status decides; the body only adds to it (an unreadable one reads as empty: an
+        // accepted batch is not sent again because its answer's body broke off).
+        let body = read_bounded(response).await;
         if status.is_success() {
             return Attempt::Delivered {
                 rejected: rejected(&body, self.json),
@@ -178,11 +178,33 @@ impl HttpSender {
         } else {
             ""
         };
+        let text = match (status.is_redirection(), location) {
+            // Redirects are not followed: they would resend the headers (API keys) elsewhere.
+            (true, Some(to)) => format!("redirected to {to:?}; set the endpoint to the final URL"),
+            _ => error_text(&body),
+        };
         Attempt::Failed {
             retry,
-            reason: format!("{kind}HTTP {status}: {}", error_text(&body)),
+            reason: format!("{kind}HTTP {status}: {text}"),
         }
     }
+}
+
+/// The answer's body, up to [`MAX_BODY`] bytes (all it is read for is a count or a message);
+/// empty if it cannot be read.
+async fn read_bounded(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < MAX_BODY {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_BODY - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) => break,
+            Err(_) => return Vec::new(),
+        }
+    }
+    body
 }
 
 /// Records the collector refused of a delivered request (partial success), read from the body in

@@ -88,7 +88,13 @@ impl OtlpExporter {
         redactor: Redactor,
     ) -> Result<Self, Error> {
         let endpoint = &config.transport.endpoint;
-        if let Some(warning) = plaintext_warning(endpoint) {
+        for warning in [
+            plaintext_warning(endpoint),
+            protocol_warning(config.transport.protocol, endpoint),
+        ]
+        .into_iter()
+        .flatten()
+        {
             eprintln!("otel-log-bridge: warning: {warning}");
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -162,6 +168,7 @@ impl OtlpExporter {
                     Attempt::Failed { retry, reason } => (retry, reason),
                 };
                 counters.add_export_error();
+                let backoff = retry::backoff(attempt, INITIAL_BACKOFF, MAX_BACKOFF, jitter.next());
                 let wait = match retry {
                     Retry::Permanent => {
                         return ExportOutcome::Failed {
@@ -169,12 +176,11 @@ impl OtlpExporter {
                             permanent: true,
                         };
                     }
-                    Retry::Retryable => {
-                        retry::backoff(attempt, INITIAL_BACKOFF, MAX_BACKOFF, jitter.next())
-                    }
-                    Retry::Throttled(delay) => delay,
+                    Retry::Retryable => backoff,
+                    // At least the server's delay, and never a resend at once (`Retry-After: 0`).
+                    Retry::Throttled(delay) => delay.max(backoff),
                 };
-                if Instant::now() + wait >= deadline {
+                if wait >= deadline.saturating_duration_since(Instant::now()) {
                     return ExportOutcome::Failed {
                         reason: format!("gave up after {} attempts, last {reason}", attempt + 1),
                         permanent: false,
@@ -226,6 +232,27 @@ fn plaintext_warning(endpoint: &str) -> Option<String> {
     })
 }
 
+/// The warning printed once at start when the endpoint looks made for the other protocol (an HTTP
+/// URL without a path or on gRPC's port 4317, a gRPC one with `/v1/logs` or on HTTP's port 4318):
+/// every batch would be refused, and a refusal is permanent.
+fn protocol_warning(protocol: Protocol, endpoint: &str) -> Option<String> {
+    let uri = endpoint.parse::<tonic::transport::Uri>().ok()?;
+    let path = uri.path().trim_end_matches('/');
+    let port = uri.port_u16();
+    let looks_grpc = path.is_empty() || port == Some(4317);
+    let looks_http = path.ends_with("/v1/logs") || port == Some(4318);
+    let other = match protocol {
+        Protocol::Grpc if looks_http => "OTLP/HTTP (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)",
+        Protocol::HttpProtobuf | Protocol::HttpJson if looks_grpc => {
+            "OTLP/gRPC (OTEL_EXPORTER_OTLP_PROTOCOL=grpc); an HTTP endpoint is the full URL, e.g. http://host:4318/v1/logs"
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "records go to {endpoint} over {protocol}, but that endpoint looks like one for {other}"
+    ))
+}
+
 /// Whether the endpoint's host is a loopback name or address.
 fn is_loopback(endpoint: &str) -> bool {
     let host = endpoint
@@ -266,7 +293,33 @@ impl Drop for OtlpExporter {
 
 #[cfg(test)]
 mod tests {
-    use super::plaintext_warning;
+    use super::{Protocol, plaintext_warning, protocol_warning};
+
+    #[test]
+    fn an_endpoint_made_for_the_other_protocol_is_warned_about() {
+        let table = [
+            (Protocol::Grpc, "http://localhost:4317", false),
+            (Protocol::Grpc, "https://collector.example", false),
+            (Protocol::Grpc, "http://localhost:4318", true),
+            (Protocol::Grpc, "http://c:9000/v1/logs", true),
+            (
+                Protocol::HttpProtobuf,
+                "http://localhost:4318/v1/logs",
+                false,
+            ),
+            (Protocol::HttpJson, "https://gw.example/otlp/v1/logs", false),
+            (Protocol::HttpProtobuf, "http://c:4317/v1/logs", true),
+            (Protocol::HttpJson, "http://c:4318", true),
+            (Protocol::HttpProtobuf, "http://c:4318/", true),
+        ];
+        for (protocol, endpoint, warned) in table {
+            let w = protocol_warning(protocol, endpoint);
+            assert_eq!(w.is_some(), warned, "{protocol} {endpoint}: {w:?}");
+            if let Some(w) = w {
+                assert!(w.contains(endpoint), "{w}");
+            }
+        }
+    }
 
     #[test]
     fn plaintext_off_this_machine_is_warned_about_and_loopback_or_tls_is_not() {

@@ -54,13 +54,19 @@ pub(crate) fn classify_http(status: u16, retry_after: Option<Duration>) -> Retry
 
 /// A `Retry-After` value: whole seconds, or an HTTP date (a past date is no wait). `None` when it is
 /// neither.
+/// A longer wait is taken as this long (past any export timeout, which is at most a day).
 pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    const LONGEST: Duration = Duration::from_secs(86_400);
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+        return Some(Duration::from_secs(seconds).min(LONGEST));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(LONGEST),
+    )
 }
 
 /// Exponential backoff with full jitter: attempt 0 waits up to `initial`, doubling up to `max`.
@@ -179,6 +185,8 @@ mod tests {
                 Some(Duration::from_secs(30)),
             ),
             ("Wed, 21 Oct 2015 07:27:00 GMT", Some(Duration::ZERO)),
+            ("99999999999999999999", None),
+            ("18446744073709551615", Some(Duration::from_secs(86_400))),
             ("-1", None),
             ("1.5", None),
             ("soon", None),

@@ -42,6 +42,28 @@ fn error_text_is_the_status_message_or_the_body() {
 }
 
 #[test]
+fn a_bad_proxy_url_is_an_error_naming_its_setting_over_http_only() {
+    let mut config = crate::config::Builder::new()
+        .read_env(false)
+        .protocol(Protocol::HttpProtobuf)
+        .proxy("http://[::1")
+        .config_with(crate::config::env::EnvSettings::default())
+        .unwrap();
+    let e = HttpSender::new(&config).err().unwrap().to_string();
+    assert!(
+        e.contains("Builder::proxy") && e.contains("http://[::1"),
+        "{e}"
+    );
+    config.transport.proxies.https = Some(("HTTPS_PROXY", "::".into()));
+    config.transport.proxies.http = None;
+    let e = HttpSender::new(&config).err().unwrap().to_string();
+    assert!(
+        e.contains("HTTPS_PROXY") && e.contains("expected a proxy URL"),
+        "{e}"
+    );
+}
+
+#[test]
 fn gzip_bodies_decompress_to_the_request() {
     use std::io::Read as _;
     let config = crate::config::Builder::new()
