@@ -14,7 +14,12 @@ pub struct Event {
 /// Captures `record` as the logger does on the calling thread.
 pub fn capture(record: &log::Record<'_>) -> Event {
     Event {
-        queued: crate::record::capture::capture(record, true).0,
+        queued: crate::record::capture::capture(
+            record,
+            true,
+            &crate::record::capture::Baggage::Off,
+        )
+        .0,
     }
 }
 

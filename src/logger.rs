@@ -55,7 +55,7 @@ impl log::Log for Logger {
         }
         let (queued, format_panicked) = {
             let _scope = CaptureScope::enter();
-            capture(record, self.shared.code_location)
+            capture(record, self.shared.code_location, &self.shared.baggage)
         };
         if format_panicked {
             self.shared.link.counters.add_format_panic();

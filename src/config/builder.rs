@@ -58,6 +58,7 @@ pub struct Builder {
     panic_hook: Option<bool>,
     code_location: Option<bool>,
     redact_keys: Option<Vec<String>>,
+    baggage_keys: Option<Vec<String>>,
     config_file: Option<PathBuf>,
     #[cfg(feature = "admin")]
     pub(crate) admin: Option<(std::net::SocketAddr, Secret)>,
@@ -79,6 +80,25 @@ impl Builder {
     /// `service.name` of the resource (`OTEL_SERVICE_NAME`).
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.service_name = Some(name.into());
+        self
+    }
+
+    /// Takes the attributes of the resource a service already built for its tracer provider, so
+    /// that its traces and logs describe the same service: its `service.name` (unless
+    /// [`service_name`](Self::service_name) sets one) and every other attribute, as
+    /// [`resource_attribute`](Self::resource_attribute) would add it (values as text). Feature `sdk`.
+    #[cfg(feature = "sdk")]
+    pub fn resource(mut self, resource: &opentelemetry_sdk::Resource) -> Self {
+        for (key, value) in resource.iter() {
+            if key.as_str() == "service.name" {
+                if self.service_name.is_none() {
+                    self.service_name = Some(value.as_str().into_owned());
+                }
+                continue;
+            }
+            self.resource_attributes
+                .push((key.as_str().to_owned(), value.as_str().into_owned()));
+        }
         self
     }
 
@@ -307,6 +327,14 @@ impl Builder {
         self
     }
 
+    /// Keys of the active OpenTelemetry Baggage (`opentelemetry::Context::current()`, read when a
+    /// record is logged, like the span) copied into each record as string attributes, never over
+    /// the record's own key-values; `"*"` copies every entry (`LOG_BAGGAGE_KEYS`, default none).
+    pub fn baggage_keys<S: Into<String>>(mut self, keys: impl IntoIterator<Item = S>) -> Self {
+        self.baggage_keys = Some(keys.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Reads settings from a TOML file (overriding `LOG_CONFIG`): they apply where neither code nor
     /// the environment set a value. See `examples/otel-log-bridge.toml` for every key.
     pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
@@ -358,7 +386,7 @@ impl Builder {
                     .find(|(k, _)| k == "service.name")
                     .map(|(_, v)| v.clone())
             })
-            .unwrap_or_else(|| env::DEFAULT_SERVICE_NAME.to_owned());
+            .unwrap_or_else(env::default_service_name);
         let ts = env.transport;
         let protocol = self.protocol.or(ts.protocol).unwrap_or_default();
         let given = match (&self.endpoint, env.endpoint) {
@@ -517,6 +545,11 @@ impl Builder {
                         .map(|w| (*w).to_owned())
                         .collect()
                 }),
+            baggage_keys: self
+                .baggage_keys
+                .clone()
+                .or(env.baggage_keys)
+                .unwrap_or_default(),
             #[cfg(feature = "admin")]
             admin: self.admin.clone(),
         };

@@ -68,6 +68,8 @@ pub const RUST_LOG: &str = "RUST_LOG";
 pub const LOG_LEVEL_COOLDOWN: &str = "LOG_LEVEL_COOLDOWN";
 /// Default for [`LOG_LEVEL_COOLDOWN`].
 pub const DEFAULT_LEVEL_COOLDOWN: Duration = Duration::from_millis(5000);
+/// Keys of the active OpenTelemetry Baggage copied into each record (comma-separated, or `*`).
+pub const LOG_BAGGAGE_KEYS: &str = "LOG_BAGGAGE_KEYS";
 /// Words that mark attribute keys as secret (comma-separated; `none` turns redaction off).
 pub const LOG_REDACT_KEYS: &str = "LOG_REDACT_KEYS";
 /// Record panics as FATAL records: `true` or `false`.
@@ -148,6 +150,7 @@ pub(crate) struct EnvSettings {
     pub panic_hook: Option<bool>,
     pub code_location: Option<bool>,
     pub redact_keys: Option<Vec<String>>,
+    pub baggage_keys: Option<Vec<String>>,
 }
 
 /// The level of the last directive without a target, if there is one.
@@ -194,7 +197,34 @@ impl EnvSettings {
             panic_hook: self.panic_hook.or(lower.panic_hook),
             code_location: self.code_location.or(lower.code_location),
             redact_keys: self.redact_keys.or(lower.redact_keys),
+            baggage_keys: self.baggage_keys.or(lower.baggage_keys),
         }
+    }
+}
+
+/// The file name of this process's executable, if it can be read.
+pub(crate) fn executable_name() -> Option<String> {
+    std::env::current_exe()
+        .ok()?
+        .file_name()?
+        .to_str()
+        .map(str::to_owned)
+}
+
+/// This machine's host name, if it can be read.
+pub(crate) fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|h| !h.is_empty())
+}
+
+/// `service.name` when nothing sets it: the specification's `unknown_service:<executable name>`.
+pub(crate) fn default_service_name() -> String {
+    match executable_name() {
+        Some(exe) => format!("{DEFAULT_SERVICE_NAME}:{exe}"),
+        None => DEFAULT_SERVICE_NAME.to_owned(),
     }
 }
 
@@ -254,7 +284,14 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         })?,
         None => Vec::new(),
     };
+    let baggage_keys = get(LOG_BAGGAGE_KEYS).map(|v| {
+        v.split(',')
+            .map(|k| k.trim().to_owned())
+            .filter(|k| !k.is_empty())
+            .collect::<Vec<_>>()
+    });
     Ok(EnvSettings {
+        baggage_keys,
         service_name: get(OTEL_SERVICE_NAME).map(|v| v.trim().to_owned()),
         resource_attributes,
         endpoint,

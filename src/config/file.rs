@@ -30,6 +30,7 @@ struct Document {
     panic_hook: Option<bool>,
     code_location: Option<bool>,
     redact_keys: Option<Vec<String>>,
+    baggage_keys: Option<Vec<String>>,
     resource: Option<BTreeMap<String, String>>,
     levels: Option<Levels>,
     otlp: Option<Otlp>,
@@ -184,6 +185,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
         panic_hook: doc.panic_hook,
         code_location: doc.code_location,
         redact_keys: doc.redact_keys,
+        baggage_keys: doc.baggage_keys,
         resource_attributes: doc.resource.unwrap_or_default().into_iter().collect(),
         ..EnvSettings::default()
     };
@@ -347,6 +349,7 @@ mod tests {
             "panic_hook",
             "code_location",
             "redact_keys",
+            "baggage_keys",
             "[resource]",
             "[levels]",
             "default",

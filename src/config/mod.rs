@@ -94,6 +94,8 @@ pub(crate) struct Config {
     pub code_location: bool,
     /// Words marking attribute keys as secret.
     pub redact_keys: Vec<String>,
+    /// Keys of the Baggage entries each record copies (`*`: all; empty: none).
+    pub baggage_keys: Vec<String>,
     /// The admin server's address and token (feature `admin`).
     #[cfg(feature = "admin")]
     pub admin: Option<(std::net::SocketAddr, Secret)>,
@@ -215,7 +217,11 @@ mod tests {
     #[test]
     fn defaults() {
         let c = Builder::new().config_with(EnvSettings::default()).unwrap();
-        assert_eq!(c.service_name, "unknown_service");
+        assert!(
+            c.service_name.starts_with("unknown_service:"),
+            "{}",
+            c.service_name
+        );
         assert_eq!(c.transport.endpoint, "http://localhost:4317");
         assert_eq!(c.max_queue_size, 16384);
         assert_eq!(c.max_export_batch_size, 512);

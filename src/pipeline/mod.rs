@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub link: Arc<Link>,
     /// Whether records keep their file, line and module.
     pub code_location: bool,
+    /// Which Baggage entries records copy.
+    pub baggage: crate::record::capture::Baggage,
     pub levels: Arc<LevelControl>,
     /// Whether this pipeline's logger is the one installed with `log::set_logger`.
     installed: AtomicBool,
@@ -197,6 +199,7 @@ impl Pipeline {
         let shared = Arc::new(Shared {
             link: link.clone(),
             code_location: config.code_location,
+            baggage: crate::record::capture::Baggage::of(&config.baggage_keys),
             levels: Arc::new(LevelControl::new(
                 LevelState::new(config.level, &config.directives),
                 config.level_cooldown,

@@ -46,10 +46,69 @@ fn read_trace_context() -> Option<TraceContext> {
     })
 }
 
+/// Which entries of the active OpenTelemetry Baggage each record copies (`LOG_BAGGAGE_KEYS`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) enum Baggage {
+    /// None (the default): the Baggage is not read.
+    #[default]
+    Off,
+    /// Every entry (`*`).
+    All,
+    /// The entries with these keys.
+    Keys(Box<[String]>),
+}
+
+impl Baggage {
+    /// From the configured keys: empty is off, a `*` among them is all.
+    pub(crate) fn of(keys: &[String]) -> Baggage {
+        if keys.is_empty() {
+            Baggage::Off
+        } else if keys.iter().any(|k| k == "*") {
+            Baggage::All
+        } else {
+            Baggage::Keys(keys.into())
+        }
+    }
+
+    fn wants(&self, key: &str) -> bool {
+        match self {
+            Baggage::Off => false,
+            Baggage::All => true,
+            Baggage::Keys(keys) => keys.iter().any(|k| k == key),
+        }
+    }
+}
+
+/// Copies the wanted entries of the active Baggage as string attributes, after the record's own
+/// key-values and never over one of them, within the same bounds.
+fn write_baggage(attrs: &mut AttrWriter<'_, '_>, record: &log::Record<'_>, which: &Baggage) {
+    use opentelemetry::baggage::BaggageExt as _;
+    // `map_current` panics when OpenTelemetry's thread-local is gone: then there is no Baggage.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        opentelemetry::Context::map_current(|cx| {
+            for (key, (value, _)) in cx.baggage().iter() {
+                let key = key.as_str();
+                if !which.wants(key) || record.key_values().get(kv::Key::from_str(key)).is_some() {
+                    continue;
+                }
+                if attrs.kept >= MAX_ATTRIBUTES {
+                    attrs.drop_one();
+                    continue;
+                }
+                attrs.string(key, value.as_str());
+            }
+        })
+    }));
+}
+
 /// Captures `record` into its queued form; says whether formatting the message panicked. Never
 /// panics on account of the record's contents. Without `code_location`, the file, line and module
-/// are left out.
-pub(crate) fn capture(record: &log::Record<'_>, code_location: bool) -> (Queued, bool) {
+/// are left out; `baggage` says which Baggage entries to copy.
+pub(crate) fn capture(
+    record: &log::Record<'_>,
+    code_location: bool,
+    baggage: &Baggage,
+) -> (Queued, bool) {
     let now = crate::clock::now_unix_nanos();
     let trace = current_trace_context();
     with_buffer(&PAYLOAD_BUFFER, |buf| {
@@ -81,20 +140,25 @@ pub(crate) fn capture(record: &log::Record<'_>, code_location: bool) -> (Queued,
             kept: 0,
             dropped: 0,
             bytes: 0,
+            had_error: false,
         };
         // A visitor that never fails; a panicking `Display` or an error from a broken `Source`
         // only ends the visit early (a pair is written whole or not at all), and the pairs it did
         // not reach count as left out.
         let visited = catch_unwind(AssertUnwindSafe(|| record.key_values().visit(&mut attrs)));
-        let mut dropped = attrs.dropped;
         if !matches!(visited, Ok(Ok(()))) {
+            let dropped = attrs.dropped;
             // Counted only when the visit ended early: the common record pays nothing for it.
             let seen = attrs.kept + attrs.dropped as usize;
             let total =
                 catch_unwind(AssertUnwindSafe(|| record.key_values().count())).unwrap_or(seen);
             let unreached = u32::try_from(total.saturating_sub(seen)).unwrap_or(u32::MAX);
-            dropped = dropped.saturating_add(unreached);
+            attrs.dropped = dropped.saturating_add(unreached);
         }
+        if *baggage != Baggage::Off {
+            write_baggage(&mut attrs, record, baggage);
+        }
+        let dropped = attrs.dropped;
         (w.finish(dropped), format_panicked)
     })
 }
@@ -102,7 +166,7 @@ pub(crate) fn capture(record: &log::Record<'_>, code_location: bool) -> (Queued,
 /// [`capture`], read back into an event (tests).
 #[cfg(test)]
 pub(crate) fn capture_event(record: &log::Record<'_>) -> (super::LogEvent, bool) {
-    let (q, panicked) = capture(record, true);
+    let (q, panicked) = capture(record, true, &Baggage::Off);
     let e = super::LogEvent::from(&q.record().expect("a captured record reads back"));
     (e, panicked)
 }
@@ -268,6 +332,8 @@ struct AttrWriter<'a, 'b> {
     kept: usize,
     dropped: u32,
     bytes: usize,
+    /// Whether an error value was written (the first fills `exception.message`).
+    had_error: bool,
 }
 
 impl AttrWriter<'_, '_> {
@@ -355,6 +421,21 @@ impl ValueWriter<'_, '_, '_, '_> {
         self.done = true;
     }
 
+    /// An error (`key:err = e`): its message and its `source()` chain joined by ": "; the record's
+    /// first error also fills the semantic-convention attribute `exception.message`.
+    fn error(&mut self, err: &(dyn std::error::Error + 'static)) {
+        self.done = true;
+        let chain = ErrorChain(err);
+        self.a.display(self.key, &chain);
+        if !self.a.had_error {
+            self.a.had_error = true;
+            if self.a.kept >= MAX_ATTRIBUTES {
+                return self.a.drop_one();
+            }
+            self.a.display(EXCEPTION_MESSAGE, &chain);
+        }
+    }
+
     /// An integer that fits `i64` as an int, else as its decimal string.
     fn integer<T: TryInto<i64> + std::fmt::Display + Copy>(&mut self, value: T) {
         match value.try_into() {
@@ -410,6 +491,38 @@ impl<'v> VisitValue<'v> for ValueWriter<'_, '_, '_, '_> {
         self.string(value.encode_utf8(&mut buf));
         Ok(())
     }
+    fn visit_error(&mut self, err: &(dyn std::error::Error + 'static)) -> Result<(), kv::Error> {
+        self.error(err);
+        Ok(())
+    }
+    fn visit_borrowed_error(
+        &mut self,
+        err: &'v (dyn std::error::Error + 'static),
+    ) -> Result<(), kv::Error> {
+        self.error(err);
+        Ok(())
+    }
+}
+
+/// Semantic-convention attribute the first error of a record fills.
+pub(crate) const EXCEPTION_MESSAGE: &str = "exception.message";
+/// Most `source()` links followed (a chain that loops ends there).
+const MAX_ERROR_SOURCES: usize = 32;
+
+/// An error and its sources, as "outer: inner: root".
+struct ErrorChain<'e>(&'e (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        for _ in 0..MAX_ERROR_SOURCES {
+            let Some(e) = source else { break };
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -419,6 +532,84 @@ mod tests {
 
     fn capture_of(record: &log::Record<'_>) -> LogEvent {
         capture_event(record).0
+    }
+
+    #[derive(Debug)]
+    struct Failure(&'static str, Option<&'static Failure>);
+
+    impl std::fmt::Display for Failure {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Failure {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.map(|e| e as _)
+        }
+    }
+
+    /// An error whose source is itself.
+    #[derive(Debug)]
+    struct Looping;
+
+    impl std::fmt::Display for Looping {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("again")
+        }
+    }
+
+    impl std::error::Error for Looping {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            static LOOPING: Looping = Looping;
+            Some(&LOOPING)
+        }
+    }
+
+    #[test]
+    fn errors_keep_their_source_chain_and_the_first_fills_exception_message() {
+        static ROOT: Failure = Failure("connection refused", None);
+        static MIDDLE: Failure = Failure("charge failed", Some(&ROOT));
+        static OUTER: Failure = Failure("payment failed", Some(&MIDDLE));
+        static OTHER: Failure = Failure("retry budget spent", None);
+        let kvs: [(&str, kv::Value<'_>); 3] = [
+            ("err", kv::Value::from_dyn_error(&OUTER)),
+            ("user", kv::Value::from("bob")),
+            ("also", kv::Value::from_dyn_error(&OTHER)),
+        ];
+        let record = log::Record::builder()
+            .args(format_args!("payment failed"))
+            .level(log::Level::Error)
+            .target("pay")
+            .key_values(&kvs)
+            .build();
+        let e = capture_of(&record);
+        let values: Vec<_> = e
+            .attributes
+            .iter()
+            .map(|a| (&*a.key, a.value.clone()))
+            .collect();
+        let chain = "payment failed: charge failed: connection refused";
+        assert_eq!(
+            values,
+            vec![
+                ("err", AttrValue::Str(chain.into())),
+                (EXCEPTION_MESSAGE, AttrValue::Str(chain.into())),
+                ("user", AttrValue::Str("bob".into())),
+                ("also", AttrValue::Str("retry budget spent".into())),
+            ]
+        );
+        // A chain that loops ends after a bounded number of links.
+        let kvs: [(&str, kv::Value<'_>); 1] = [("err", kv::Value::from_dyn_error(&Looping))];
+        let record = log::Record::builder()
+            .args(format_args!("x"))
+            .key_values(&kvs)
+            .build();
+        let e = capture_of(&record);
+        let AttrValue::Str(s) = &e.attributes[0].value else {
+            panic!("{e:?}")
+        };
+        assert_eq!(s.matches("again").count(), MAX_ERROR_SOURCES + 1, "{s}");
     }
 
     #[test]

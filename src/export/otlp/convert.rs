@@ -39,30 +39,71 @@ fn kv(key: impl Into<String>, value: Option<AnyValue>) -> KeyValue {
     }
 }
 
-/// The resource: `service.name`, the SDK attributes, then the configured attributes (a later key
-/// replaces an earlier one; `service.name` always comes from `service_name`).
+/// The resource: `service.name`, the SDK attributes, what describes this process (as the SDKs'
+/// detectors do), then the configured attributes (a later key replaces an earlier one;
+/// `service.name` always comes from `service_name`).
 pub(crate) fn resource(service_name: &str, attributes: &[(String, String)]) -> Resource {
-    let mut pairs: Vec<(String, String)> = vec![
-        ("service.name".into(), service_name.into()),
-        ("telemetry.sdk.language".into(), "rust".into()),
-        ("telemetry.sdk.name".into(), env!("CARGO_PKG_NAME").into()),
+    let mut pairs: Vec<(String, Option<AnyValue>)> = vec![
+        ("service.name".into(), string(service_name)),
+        ("telemetry.sdk.language".into(), string("rust")),
+        ("telemetry.sdk.name".into(), string(env!("CARGO_PKG_NAME"))),
         (
             "telemetry.sdk.version".into(),
-            env!("CARGO_PKG_VERSION").into(),
+            string(env!("CARGO_PKG_VERSION")),
         ),
     ];
+    pairs.extend(process_attributes());
     for (k, v) in attributes {
         if k == "service.name" {
             continue;
         }
         match pairs.iter_mut().find(|(pk, _)| pk == k) {
-            Some(p) => p.1 = v.clone(),
-            None => pairs.push((k.clone(), v.clone())),
+            Some(p) => p.1 = string(v.as_str()),
+            None => pairs.push((k.clone(), string(v.as_str()))),
         }
     }
     Resource {
-        attributes: pairs.into_iter().map(|(k, v)| kv(k, string(v))).collect(),
+        attributes: pairs.into_iter().map(|(k, v)| kv(k, v)).collect(),
         ..Default::default()
+    }
+}
+
+/// What describes this process: `service.instance.id` (a random UUID, one per process),
+/// `host.name`, `process.pid`, `process.executable.name`, `process.runtime.name` and `.version`
+/// (the compiler's), `os.type`. A fact that cannot be read is left out.
+fn process_attributes() -> Vec<(String, Option<AnyValue>)> {
+    static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let instance = INSTANCE.get_or_init(|| uuid::Uuid::new_v4().to_string());
+    let mut pairs = vec![
+        ("service.instance.id".to_owned(), string(instance.as_str())),
+        (
+            "process.pid".to_owned(),
+            Some(AnyValue {
+                value: Some(any_value::Value::IntValue(std::process::id().into())),
+            }),
+        ),
+        ("process.runtime.name".to_owned(), string("rustc")),
+        ("os.type".to_owned(), string(os_type())),
+    ];
+    let version = env!("OLB_RUSTC_VERSION");
+    if !version.is_empty() {
+        pairs.push(("process.runtime.version".to_owned(), string(version)));
+    }
+    if let Some(host) = crate::config::env::host_name() {
+        pairs.push(("host.name".to_owned(), string(host)));
+    }
+    if let Some(exe) = crate::config::env::executable_name() {
+        pairs.push(("process.executable.name".to_owned(), string(exe)));
+    }
+    pairs
+}
+
+/// The semantic conventions' `os.type` of this build's target.
+fn os_type() -> &'static str {
+    match std::env::consts::OS {
+        "macos" | "ios" => "darwin",
+        "illumos" | "solaris" => "solaris",
+        other => other,
     }
 }
 
@@ -445,6 +486,33 @@ mod tests {
         assert_eq!(
             get("env"),
             Some(any_value::Value::StringValue("prod".into()))
+        );
+        // What describes the process, overridable like any attribute.
+        assert_eq!(
+            get("process.pid"),
+            Some(any_value::Value::IntValue(std::process::id().into()))
+        );
+        let id = get("service.instance.id");
+        assert!(
+            matches!(&id, Some(any_value::Value::StringValue(s)) if s.len() == 36),
+            "{id:?}"
+        );
+        assert_eq!(get("service.instance.id"), id, "one per process");
+        assert_eq!(
+            get("os.type"),
+            Some(any_value::Value::StringValue(os_type().into()))
+        );
+        assert!(get("process.runtime.version").is_some() && get("host.name").is_some());
+        let r = resource("svc", &[("host.name".into(), "given".into())]);
+        let host = r
+            .attributes
+            .iter()
+            .filter(|a| a.key == "host.name")
+            .collect::<Vec<_>>();
+        assert_eq!(host.len(), 1);
+        assert_eq!(
+            host[0].value.clone().and_then(|v| v.value),
+            Some(any_value::Value::StringValue("given".into()))
         );
     }
 

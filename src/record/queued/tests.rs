@@ -319,6 +319,7 @@ fn a_typical_record_stays_inline_and_a_long_one_goes_to_the_heap() {
                 .key_values(&kvs)
                 .build(),
             true,
+            &crate::record::capture::Baggage::Off,
         )
         .0;
         let after = crate::clock::now_unix_nanos();
