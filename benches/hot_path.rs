@@ -56,6 +56,37 @@ fn loadgen_record(logger: &dyn log::Log, i: u64) {
     );
 }
 
+/// A struct of five fields, logged as a structured value (`order:serde = order`).
+#[derive(serde::Serialize)]
+struct Order {
+    id: u64,
+    customer: &'static str,
+    items: [&'static str; 2],
+    total: f64,
+    paid: bool,
+}
+
+/// Logs a record carrying an [`Order`] (`i` as its id) through `logger`.
+fn struct_record(logger: &dyn log::Log, i: u64) {
+    let order = Order {
+        id: i,
+        customer: "bob",
+        items: ["book", "pen"],
+        total: 12.5,
+        paid: true,
+    };
+    let kvs: [(&str, log::kv::Value<'_>); 1] = [("order", log::kv::Value::from_serde(&order))];
+    logger.log(
+        &log::Record::builder()
+            .args(format_args!("order placed"))
+            .level(log::Level::Info)
+            .target("payment.service")
+            .module_path_static(Some("loadgen"))
+            .key_values(&kvs)
+            .build(),
+    );
+}
+
 fn static_record(logger: &dyn log::Log, level: log::Level) {
     logger.log(
         &log::Record::builder()
@@ -203,6 +234,29 @@ fn hot_path(c: &mut Criterion) {
             let elapsed = measure::thread_cpu_of(|| {
                 for i in 0..iters {
                     loadgen_record(&official, i);
+                }
+            });
+            let _ = provider.force_flush();
+            elapsed
+        })
+    });
+    g.bench_function("ours/struct_5_fields", |b| {
+        b.iter_custom(|iters| {
+            let elapsed = measure::thread_cpu_of(|| {
+                for i in 0..iters {
+                    struct_record(&ours, i);
+                }
+            });
+            flush_ours();
+            elapsed
+        })
+    });
+    // The official appender with its `with-serde` feature maps the struct to a map as well.
+    g.bench_function("official/struct_5_fields", |b| {
+        b.iter_custom(|iters| {
+            let elapsed = measure::thread_cpu_of(|| {
+                for i in 0..iters {
+                    struct_record(&official, i);
                 }
             });
             let _ = provider.force_flush();

@@ -68,5 +68,6 @@ fn panic_event(info: &std::panic::PanicHookInfo<'_>) -> LogEvent {
         trace: current_trace_context(),
         attributes,
         dropped_attributes: 0,
+        event_name: None,
     }
 }

@@ -115,7 +115,27 @@ impl Redactor {
         for a in &mut event.attributes {
             if self.is_secret(&a.key) {
                 a.value = AttrValue::Str(REDACTED.into());
+            } else {
+                self.apply_value(&mut a.value);
             }
+        }
+    }
+
+    /// Masks the values of secret keys inside the maps of `v` (tests).
+    #[cfg(test)]
+    fn apply_value(&self, v: &mut AttrValue) {
+        match v {
+            AttrValue::Array(a) => a.iter_mut().for_each(|v| self.apply_value(v)),
+            AttrValue::Map(m) => {
+                for (k, v) in m.iter_mut() {
+                    if self.is_secret(k) {
+                        *v = AttrValue::Str(REDACTED.into());
+                    } else {
+                        self.apply_value(v);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -186,6 +206,7 @@ mod tests {
                 },
             ],
             dropped_attributes: 0,
+            event_name: None,
         };
         Redactor::new(DEFAULT_REDACT_KEYS).apply(&mut e);
         let values: Vec<_> = e.attributes.iter().map(|a| a.value.clone()).collect();

@@ -193,6 +193,7 @@ fn sample_queued() -> Queued {
             trace: None,
             attributes: Vec::new(),
             dropped_attributes: 0,
+            event_name: None,
         }
         .record(),
     )

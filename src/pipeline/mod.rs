@@ -163,6 +163,7 @@ impl LevelHost for Shared {
                 attr("directives", &change.directives),
             ],
             dropped_attributes: 0,
+            event_name: None,
         });
     }
 }

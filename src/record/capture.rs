@@ -163,6 +163,8 @@ pub(crate) fn capture(
     })
 }
 
+mod structured;
+
 /// [`capture`], read back into an event (tests).
 #[cfg(test)]
 pub(crate) fn capture_event(record: &log::Record<'_>) -> (super::LogEvent, bool) {
@@ -370,6 +372,50 @@ impl AttrWriter<'_, '_> {
         self.w.attr(key, Value::Str(value));
     }
 
+    /// The record's event name (its first `event.name` key-value), as its `Display`, bounded.
+    fn event_name(&mut self, value: &kv::Value<'_>) {
+        with_scratch(|buf| {
+            write_bounded(buf, &format_args!("{value}"), MAX_VALUE_BYTES);
+            if self.fits(buf.len()) {
+                self.w.event_name(buf);
+            } else {
+                self.drop_one();
+            }
+        })
+    }
+
+    /// A value that is not a scalar: a structure (`key:serde`, `key:sval`) keeps its shape, a
+    /// `Debug` or `Display` one is its text. Written whole or not at all: a value whose
+    /// serialization fails is its `Display`; one that panics is rolled back, then the panic goes on.
+    fn structured(&mut self, key: &str, value: &kv::Value<'_>) {
+        if !self.fits(key.len()) {
+            return self.drop_one();
+        }
+        let room = MAX_ATTRIBUTE_BYTES.saturating_sub(self.bytes);
+        let at = self.w.begin_attr(key);
+        let buf = self.w.buf();
+        let start = buf.len();
+        let written = catch_unwind(AssertUnwindSafe(|| {
+            structured::write(buf, at, value, room.min(MAX_VALUE_BYTES))
+        }));
+        match written {
+            Ok(Ok(left_out)) => {
+                self.bytes += self.w.buf().len() - start;
+                self.kept += 1;
+                self.dropped = self.dropped.saturating_add(left_out);
+            }
+            Ok(Err(_)) => {
+                self.w.rollback(at);
+                self.bytes -= key.len();
+                self.display(key, value);
+            }
+            Err(panic) => {
+                self.w.rollback(at);
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+
     /// Any other value as its `Display`, bounded as it is formatted.
     fn display(&mut self, key: &str, value: &dyn std::fmt::Display) {
         // Formatted first: a panic leaves nothing written.
@@ -382,6 +428,10 @@ impl AttrWriter<'_, '_> {
 
 impl<'kvs> VisitSource<'kvs> for AttrWriter<'_, '_> {
     fn visit_pair(&mut self, key: kv::Key<'kvs>, value: kv::Value<'kvs>) -> Result<(), kv::Error> {
+        if key.as_str() == EVENT_NAME && !self.w.has_event_name() {
+            self.event_name(&value);
+            return Ok(());
+        }
         if self.kept >= MAX_ATTRIBUTES {
             self.drop_one();
             return Ok(());
@@ -393,7 +443,7 @@ impl<'kvs> VisitSource<'kvs> for AttrWriter<'_, '_> {
         };
         let visited = value.visit(&mut typed).is_ok() && typed.done;
         if !visited {
-            self.display(key.as_str(), &value);
+            self.structured(key.as_str(), &value);
         }
         Ok(())
     }
@@ -450,7 +500,7 @@ impl ValueWriter<'_, '_, '_, '_> {
 
 impl<'v> VisitValue<'v> for ValueWriter<'_, '_, '_, '_> {
     fn visit_any(&mut self, value: kv::Value<'_>) -> Result<(), kv::Error> {
-        self.a.display(self.key, &value);
+        self.a.structured(self.key, &value);
         self.done = true;
         Ok(())
     }
@@ -504,6 +554,8 @@ impl<'v> VisitValue<'v> for ValueWriter<'_, '_, '_, '_> {
     }
 }
 
+/// The key-value that names a record's event: it fills the LogRecord's `event_name` field.
+pub(crate) const EVENT_NAME: &str = "event.name";
 /// Semantic-convention attribute the first error of a record fills.
 pub(crate) const EXCEPTION_MESSAGE: &str = "exception.message";
 /// Most `source()` links followed (a chain that loops ends there).
@@ -610,6 +662,35 @@ mod tests {
             panic!("{e:?}")
         };
         assert_eq!(s.matches("again").count(), MAX_ERROR_SOURCES + 1, "{s}");
+    }
+
+    #[test]
+    fn the_first_event_name_fills_the_field_and_is_not_an_attribute() {
+        let kvs: [(&str, kv::Value<'_>); 4] = [
+            ("user", kv::Value::from("bob")),
+            (EVENT_NAME, kv::Value::from("order.placed")),
+            ("n", kv::Value::from(3u64)),
+            (EVENT_NAME, kv::Value::from(7u64)),
+        ];
+        let record = log::Record::builder()
+            .args(format_args!("order placed"))
+            .key_values(&kvs)
+            .build();
+        let e = capture_of(&record);
+        assert_eq!(e.event_name.as_deref(), Some("order.placed"));
+        let keys: Vec<_> = e.attributes.iter().map(|a| &*a.key).collect();
+        // A second one stays an attribute: nothing is lost.
+        assert_eq!(keys, ["user", "n", EVENT_NAME]);
+        assert_eq!(e.attributes[0].value, AttrValue::Str("bob".into()));
+        // Any value kind names an event, as its text.
+        let kvs: [(&str, kv::Value<'_>); 1] = [(EVENT_NAME, kv::Value::from(42i64))];
+        let record = log::Record::builder()
+            .args(format_args!("x"))
+            .key_values(&kvs)
+            .build();
+        assert_eq!(capture_of(&record).event_name.as_deref(), Some("42"));
+        let record = log::Record::builder().args(format_args!("x")).build();
+        assert_eq!(capture_of(&record).event_name, None);
     }
 
     #[test]

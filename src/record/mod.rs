@@ -18,9 +18,13 @@
 pub(crate) mod capture;
 pub(crate) mod names;
 mod owned;
+mod packed;
 pub(crate) mod queued;
+mod value;
 
 pub(crate) use owned::{Attr, AttrValue, LogEvent};
+pub(crate) use packed::MAX_DEPTH;
+pub(crate) use value::{Array, Map, Value};
 
 /// OpenTelemetry severity of a record, per the OpenTelemetry logs data model.
 ///
@@ -101,15 +105,6 @@ pub(crate) struct TraceContext {
     pub flags: u8,
 }
 
-/// A typed attribute value, borrowed: the OpenTelemetry `AnyValue` scalar kinds.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Value<'a> {
-    Int(i64),
-    Double(f64),
-    Bool(bool),
-    Str(&'a str),
-}
-
 /// An attribute's key, with its interned id when it has one (the redactor decides once per id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Key<'a> {
@@ -144,6 +139,8 @@ pub(crate) struct Record<'a> {
     pub attributes: Attributes<'a>,
     /// Attributes left out because the record had more than the limits allow.
     pub dropped_attributes: u32,
+    /// The OpenTelemetry `event_name`: the value of the record's `event.name` key-value.
+    pub event_name: Option<&'a str>,
 }
 
 /// A record's attributes, in order. Made only from parts already checked (the queued bytes are

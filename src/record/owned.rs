@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use super::value::{Array, Map};
 use super::{Attributes, Record, Severity, TraceContext, Value};
 
 /// A typed attribute value, owned.
@@ -12,6 +13,10 @@ pub(crate) enum AttrValue {
     Double(f64),
     Bool(bool),
     Str(Box<str>),
+    Bytes(Box<[u8]>),
+    Null,
+    Array(Box<[AttrValue]>),
+    Map(Box<[(Box<str>, AttrValue)]>),
 }
 
 impl AttrValue {
@@ -21,6 +26,10 @@ impl AttrValue {
             AttrValue::Double(d) => Value::Double(*d),
             AttrValue::Bool(b) => Value::Bool(*b),
             AttrValue::Str(s) => Value::Str(s),
+            AttrValue::Bytes(b) => Value::Bytes(b),
+            AttrValue::Null => Value::Null,
+            AttrValue::Array(a) => Value::Array(Array::owned(a)),
+            AttrValue::Map(m) => Value::Map(Map::owned(m)),
         }
     }
 }
@@ -32,6 +41,10 @@ impl From<Value<'_>> for AttrValue {
             Value::Double(d) => AttrValue::Double(d),
             Value::Bool(b) => AttrValue::Bool(b),
             Value::Str(s) => AttrValue::Str(s.into()),
+            Value::Bytes(b) => AttrValue::Bytes(b.into()),
+            Value::Null => AttrValue::Null,
+            Value::Array(a) => AttrValue::Array(a.iter().map(AttrValue::from).collect()),
+            Value::Map(m) => AttrValue::Map(m.iter().map(|(k, v)| (k.into(), v.into())).collect()),
         }
     }
 }
@@ -62,6 +75,8 @@ pub(crate) struct LogEvent {
     pub attributes: Vec<Attr>,
     /// Attributes left out because the record had more than the limits allow.
     pub dropped_attributes: u32,
+    /// The OpenTelemetry `event_name`, when the record has one.
+    pub event_name: Option<Box<str>>,
 }
 
 impl LogEvent {
@@ -79,6 +94,7 @@ impl LogEvent {
             trace: self.trace,
             attributes: Attributes::owned(&self.attributes),
             dropped_attributes: self.dropped_attributes,
+            event_name: self.event_name.as_deref(),
         }
     }
 }
@@ -106,6 +122,7 @@ impl From<&Record<'_>> for LogEvent {
                 })
                 .collect(),
             dropped_attributes: r.dropped_attributes,
+            event_name: r.event_name.map(Into::into),
         }
     }
 }
@@ -116,7 +133,7 @@ mod size {
     #[test]
     fn the_event_stays_within_its_budget() {
         assert!(
-            size_of::<super::LogEvent>() <= 176,
+            size_of::<super::LogEvent>() <= 192,
             "{}",
             size_of::<super::LogEvent>()
         );

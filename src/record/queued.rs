@@ -13,13 +13,16 @@
 //! ```text
 //! [target T] [module T] [file T]      only those whose field says NAME_INLINE, in this order
 //! body T
+//! [event_name T]                      only with HAS_EVENT_NAME
 //! attribute*                          tag u8 (value kind | KEY_INLINE), key, value; to the end
 //!
 //! T       = varint length, UTF-8 bytes
 //! key     = T with KEY_INLINE, else the varint id of an interned string
-//! value   = zigzag varint (int) | 8 bytes LE (double) | nothing (false, true) | T (string)
+//! value   = as `packed` writes it (scalars, bytes, arrays and maps)
 //! ```
 
+pub(crate) use super::packed::ReadError;
+use super::packed::{Cursor, KEY_INLINE, T_MAP, kind, put_text, put_value, put_varint};
 use super::{Attributes, Key, Record, Severity, TraceContext, Value, names};
 
 /// Payload bytes kept in the slot itself. With the fixed fields a `Queued` takes 120 bytes, so a
@@ -33,16 +36,10 @@ const _: () = assert!(names::MAX_STRINGS < NAME_INLINE as usize);
 
 const HAS_TRACE: u8 = 1;
 const HAS_LINE: u8 = 2;
+const HAS_EVENT_NAME: u8 = 4;
 
 /// Most attributes counted as left out (what the 24-bit field holds; more saturate).
 const MAX_DROPPED: u32 = (1 << 24) - 1;
-const T_INT: u8 = 0;
-const T_DOUBLE: u8 = 1;
-const T_FALSE: u8 = 2;
-const T_TRUE: u8 = 3;
-const T_STR: u8 = 4;
-/// In a tag: the key is written out, not interned.
-const KEY_INLINE: u8 = 8;
 
 /// A record as it sits in a queue slot. Made by [`Writer::finish`]; read by [`Queued::record`].
 #[derive(Clone)]
@@ -88,68 +85,14 @@ impl Payload {
     }
 }
 
-/// Why a queued record could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum ReadError {
-    #[error("the record ends early")]
-    Truncated,
-    #[error("a string is not UTF-8")]
-    NotUtf8,
-    #[error("an interned name id {0} is not known")]
-    UnknownName(u64),
-    #[error("unknown attribute tag {0:#x}")]
-    BadTag(u8),
-    #[error("the record has no target")]
-    NoTarget,
-}
-
-/// A reading position in a record's bytes.
-#[derive(Clone)]
-struct Cursor<'a>(&'a [u8]);
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
-        if n > self.0.len() {
-            return Err(ReadError::Truncated);
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn byte(&mut self) -> Result<u8, ReadError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn varint(&mut self) -> Result<u64, ReadError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7F) << shift;
-            if b < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err(ReadError::Truncated)
-    }
-
-    fn len(&mut self) -> Result<usize, ReadError> {
-        usize::try_from(self.varint()?).map_err(|_| ReadError::Truncated)
-    }
-
-    fn text(&mut self) -> Result<&'a str, ReadError> {
-        let n = self.len()?;
-        std::str::from_utf8(self.take(n)?).map_err(|_| ReadError::NotUtf8)
-    }
-
-    fn name(&mut self, field: u16) -> Result<Option<&'a str>, ReadError> {
-        match field {
-            NAME_NONE => Ok(None),
-            NAME_INLINE => self.text().map(Some),
-            id => names::get(id)
-                .map(Some)
-                .ok_or(ReadError::UnknownName(id.into())),
-        }
+/// A name field's string: none, read from the payload when inline, or interned.
+fn read_name<'a>(c: &mut Cursor<'a>, field: u16) -> Result<Option<&'a str>, ReadError> {
+    match field {
+        NAME_NONE => Ok(None),
+        NAME_INLINE => c.text().map(Some),
+        id => names::get(id)
+            .map(Some)
+            .ok_or(ReadError::UnknownName(id.into())),
     }
 }
 
@@ -187,7 +130,7 @@ impl<'a> AttrReader<'a> {
         };
         self.c.0 = &self.c.0[1..];
         let kind = tag & !KEY_INLINE;
-        if kind > T_STR {
+        if kind > T_MAP {
             return Err(ReadError::BadTag(tag));
         }
         let key = if tag & KEY_INLINE != 0 {
@@ -200,18 +143,7 @@ impl<'a> AttrReader<'a> {
             let (id, name) = known.ok_or(ReadError::UnknownName(id))?;
             Key { name, id: Some(id) }
         };
-        let value = match kind {
-            T_INT => Value::Int(unzigzag(self.c.varint()?)),
-            T_DOUBLE => {
-                let mut b = [0; 8];
-                b.copy_from_slice(self.c.take(8)?);
-                Value::Double(f64::from_le_bytes(b))
-            }
-            T_FALSE => Value::Bool(false),
-            T_TRUE => Value::Bool(true),
-            T_STR => Value::Str(self.c.text()?),
-            _ => return Err(ReadError::BadTag(tag)),
-        };
+        let value = self.c.value(kind, 0)?;
         Ok(Some((key, value)))
     }
 }
@@ -237,15 +169,20 @@ impl Queued {
     fn read(&self, check_attributes: bool) -> Result<(Record<'_>, usize), ReadError> {
         let payload = self.payload.as_bytes();
         let mut c = Cursor(payload);
-        let target = c.name(self.target)?.ok_or(ReadError::NoTarget)?;
-        let module = c.name(self.module)?;
-        let file = c.name(self.file)?;
+        let target = read_name(&mut c, self.target)?.ok_or(ReadError::NoTarget)?;
+        let module = read_name(&mut c, self.module)?;
+        let file = read_name(&mut c, self.file)?;
         let body = c.text()?;
+        let event_name = if self.flags & HAS_EVENT_NAME != 0 {
+            Some(c.text()?)
+        } else {
+            None
+        };
         let section = c.0;
         let mut size = 0;
         if check_attributes {
             let names = target.len() + module.map_or(0, str::len) + file.map_or(0, str::len);
-            size = payload.len() + names + 96;
+            size = payload.len() + names + 96 + event_name.map_or(0, |_| 2);
             let mut attrs = AttrReader::new(section);
             while let Some((key, _)) = attrs.next_attr()? {
                 // The key's text when interned (the payload has the rest), and a field's overhead.
@@ -275,6 +212,7 @@ impl Queued {
             trace,
             attributes: Attributes::packed(section),
             dropped_attributes: u32::from_le_bytes([d0, d1, d2, 0]),
+            event_name,
         };
         Ok((record, size))
     }
@@ -340,6 +278,9 @@ impl Queued {
             w.line(l);
         }
         w.body(r.body);
+        if let Some(name) = r.event_name {
+            w.event_name(name);
+        }
         for (k, v) in r.attributes.iter() {
             w.attr(k.name, v);
         }
@@ -374,6 +315,7 @@ impl Checked {
                 trace: None,
                 attributes: Attributes::packed(&[]),
                 dropped_attributes: 0,
+                event_name: None,
             },
         }
     }
@@ -384,34 +326,15 @@ impl Checked {
     }
 }
 
-/// A signed integer as an unsigned one small in magnitude (protobuf's zigzag).
-fn zigzag(i: i64) -> u64 {
-    ((i << 1) ^ (i >> 63)) as u64
-}
-
-fn unzigzag(z: u64) -> i64 {
-    ((z >> 1) as i64) ^ -((z & 1) as i64)
-}
-
-fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
-fn put_text(buf: &mut Vec<u8>, s: &str) {
-    put_varint(buf, s.len() as u64);
-    buf.extend_from_slice(s.as_bytes());
-}
-
 /// Writes a queued record, in this order: [`target`](Self::target), [`module`](Self::module),
 /// [`file`](Self::file), [`line`](Self::line) (any time), [`body`](Self::body), then
-/// [`attr`](Self::attr) for each attribute, and [`finish`](Self::finish).
+/// [`attr`](Self::attr) for each attribute and [`event_name`](Self::event_name) (once, any time
+/// after the body), and [`finish`](Self::finish).
 pub(crate) struct Writer<'b> {
     buf: &'b mut Vec<u8>,
     head: Queued,
+    /// Where the attributes begin (the end of the body).
+    attrs_start: usize,
 }
 
 impl<'b> Writer<'b> {
@@ -444,7 +367,11 @@ impl<'b> Writer<'b> {
             head.trace[16..24].copy_from_slice(&t.span_id);
             head.trace[24] = t.flags;
         }
-        Writer { buf, head }
+        Writer {
+            buf,
+            head,
+            attrs_start: 0,
+        }
     }
 
     fn name(&mut self, id: Option<u16>, s: &str) -> u16 {
@@ -484,32 +411,62 @@ impl<'b> Writer<'b> {
     /// The message.
     pub(crate) fn body(&mut self, s: &str) {
         put_text(self.buf, s);
+        self.attrs_start = self.buf.len();
+    }
+
+    /// The event name, placed before the attributes (the record's first one is kept; a record
+    /// rarely has one, so moving the attributes written so far costs the others nothing).
+    pub(crate) fn event_name(&mut self, s: &str) {
+        if self.head.flags & HAS_EVENT_NAME != 0 {
+            return;
+        }
+        self.head.flags |= HAS_EVENT_NAME;
+        let mut text = Vec::with_capacity(s.len() + 3);
+        put_text(&mut text, s);
+        let at = self.attrs_start.min(self.buf.len());
+        self.buf.splice(at..at, text);
+    }
+
+    /// Whether the record has an event name.
+    pub(crate) fn has_event_name(&self) -> bool {
+        self.head.flags & HAS_EVENT_NAME != 0
     }
 
     /// One attribute; its key is interned if it can be.
     pub(crate) fn attr(&mut self, key: &str, value: Value<'_>) {
-        let kind = match value {
-            Value::Int(_) => T_INT,
-            Value::Double(_) => T_DOUBLE,
-            Value::Bool(false) => T_FALSE,
-            Value::Bool(true) => T_TRUE,
-            Value::Str(_) => T_STR,
-        };
+        let at = self.begin_attr(key);
+        self.buf[at] |= kind(&value);
+        put_value(self.buf, value);
+    }
+
+    /// Starts an attribute whose value the caller writes next with [`buf`](Self::buf): writes
+    /// its key after a tag byte at the returned position, whose kind bits (0 here) the caller
+    /// sets. If the value cannot be written, [`rollback`](Self::rollback) to the position.
+    pub(crate) fn begin_attr(&mut self, key: &str) -> usize {
+        let at = self.buf.len();
         match names::id(key) {
             Some(id) => {
-                self.buf.push(kind);
+                self.buf.push(0);
                 put_varint(self.buf, u64::from(id));
             }
             None => {
-                self.buf.push(kind | KEY_INLINE);
+                self.buf.push(KEY_INLINE);
                 put_text(self.buf, key);
             }
         }
-        match value {
-            Value::Int(i) => put_varint(self.buf, zigzag(i)),
-            Value::Double(d) => self.buf.extend_from_slice(&d.to_le_bytes()),
-            Value::Bool(_) => {}
-            Value::Str(s) => put_text(self.buf, s),
+        at
+    }
+
+    /// The variable part written so far, for an attribute's value (see
+    /// [`begin_attr`](Self::begin_attr)).
+    pub(crate) fn buf(&mut self) -> &mut Vec<u8> {
+        self.buf
+    }
+
+    /// Forgets what was written from `at` on (an attribute begun there).
+    pub(crate) fn rollback(&mut self, at: usize) {
+        if at >= self.attrs_start {
+            self.buf.truncate(at);
         }
     }
 

@@ -30,6 +30,7 @@ fn event(i: i64) -> LogEvent {
             value: AttrValue::Int(i),
         }],
         dropped_attributes: 0,
+        event_name: None,
     }
 }
 

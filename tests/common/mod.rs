@@ -456,6 +456,11 @@ impl Collector {
         self.shared.lock().records.clone()
     }
 
+    /// Forgets the records received so far.
+    pub fn clear(&self) {
+        self.shared.lock().records.clear();
+    }
+
     pub fn requests(&self) -> usize {
         self.shared.lock().requests
     }

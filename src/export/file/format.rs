@@ -10,6 +10,7 @@
 //! | `severity_text`, `severity_number` | `INFO`, 9 (see the severity table) |
 //! | `logger` | the target |
 //! | `message` | the formatted message |
+//! | `event_name` | the record's event name (its `event.name` key-value), when it has one |
 //! | `trace_id`, `span_id`, `trace_flags` | lowercase hex, hex, integer; only when a span was active |
 //! | `service.name` | the resource's service name |
 //! | `code.file.path`, `code.line.number`, `code.function.name` | code location, when known |
@@ -27,19 +28,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::ser::{CompactFormatter, Formatter};
 
-use crate::record::{Attr, AttrValue, Key, LogEvent, Record, Severity, TraceContext, Value};
+use crate::record::{
+    Attr, AttrValue, Key, LogEvent, MAX_DEPTH, Record, Severity, TraceContext, Value,
+};
 use crate::redact::Redactor;
 
 /// Names that are fields of the line; an attribute with one of these keys is nested (the list the
 /// tests check [`is_reserved`] against).
 #[cfg(test)]
-pub(crate) const RESERVED: [&str; 16] = [
+pub(crate) const RESERVED: [&str; 17] = [
     "timestamp",
     "observed_timestamp",
     "severity_text",
     "severity_number",
     "logger",
     "message",
+    "event_name",
     "trace_id",
     "span_id",
     "trace_flags",
@@ -63,6 +67,7 @@ fn is_reserved(key: &str) -> bool {
             | "severity_number"
             | "logger"
             | "message"
+            | "event_name"
             | "trace_id"
             | "span_id"
             | "trace_flags"
@@ -122,8 +127,10 @@ fn nested<'a>(all: impl Iterator<Item = (Key<'a>, Value<'a>)>, index: usize, key
     is_reserved(key) || all.take(index).any(|(k, _)| k.name == key)
 }
 
-/// Appends an attribute's value: doubles JSON cannot hold (NaN, infinities) as strings.
-fn attribute_value(out: &mut Vec<u8>, v: Value<'_>) {
+/// Appends an attribute's value: doubles JSON cannot hold (NaN, infinities) as strings, bytes as
+/// base64 strings, arrays and maps as JSON arrays and objects (the values of secret keys inside
+/// maps masked by `redactor`).
+fn attribute_value(out: &mut Vec<u8>, v: Value<'_>, redactor: Option<&Redactor>) {
     match v {
         Value::Int(i) => value(out, &i),
         Value::Double(d) if d.is_finite() => value(out, &d),
@@ -139,6 +146,37 @@ fn attribute_value(out: &mut Vec<u8>, v: Value<'_>) {
         ),
         Value::Bool(b) => value(out, &b),
         Value::Str(s) => value(out, s),
+        Value::Bytes(b) => {
+            use base64::Engine as _;
+            value(out, &base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, v) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                attribute_value(out, v, redactor);
+            }
+            out.push(b']');
+        }
+        Value::Map(m) => {
+            out.push(b'{');
+            for (i, (k, v)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                value(out, k);
+                out.push(b':');
+                let v = match redactor {
+                    Some(r) => r.mask(Key::plain(k), v),
+                    None => v,
+                };
+                attribute_value(out, v, redactor);
+            }
+            out.push(b'}');
+        }
     }
 }
 
@@ -253,6 +291,10 @@ pub(crate) fn encode(
     value(out, event.target);
     field(out, "message");
     value(out, event.body);
+    if let Some(name) = event.event_name {
+        field(out, "event_name");
+        value(out, name);
+    }
     if let Some(t) = &event.trace {
         field(out, "trace_id");
         hex_string(out, &t.trace_id);
@@ -306,7 +348,7 @@ pub(crate) fn encode(
             out.push(b',');
             value(out, key);
             out.push(b':');
-            attribute_value(out, mask(redactor, name, v));
+            attribute_value(out, mask(redactor, name, v), redactor);
         }
     }
     if any_nested {
@@ -327,7 +369,7 @@ pub(crate) fn encode(
                 first = false;
                 value(out, key);
                 out.push(b':');
-                attribute_value(out, mask(redactor, name, v));
+                attribute_value(out, mask(redactor, name, v), redactor);
             }
         }
         out.push(b'}');
@@ -362,7 +404,9 @@ fn parse_time(v: &serde_json::Value, field: &'static str) -> Result<u64, DecodeE
     u64::try_from(d.as_nanos()).map_err(|_| DecodeError::Field(field))
 }
 
-fn attr_value(v: serde_json::Value) -> AttrValue {
+/// A JSON value as an attribute value: arrays and objects as arrays and maps, at most
+/// [`MAX_DEPTH`] levels deep (deeper, the JSON text of what is deeper), `null` as null.
+fn attr_value(v: serde_json::Value, depth: usize) -> AttrValue {
     match v {
         serde_json::Value::Bool(b) => AttrValue::Bool(b),
         serde_json::Value::Number(n) => match n.as_i64() {
@@ -373,7 +417,16 @@ fn attr_value(v: serde_json::Value) -> AttrValue {
                 .unwrap_or_else(|| AttrValue::Str(n.to_string().into())),
         },
         serde_json::Value::String(s) => AttrValue::Str(s.into()),
-        other => AttrValue::Str(other.to_string().into()),
+        serde_json::Value::Null => AttrValue::Null,
+        other if depth >= MAX_DEPTH => AttrValue::Str(other.to_string().into()),
+        serde_json::Value::Array(a) => {
+            AttrValue::Array(a.into_iter().map(|v| attr_value(v, depth + 1)).collect())
+        }
+        serde_json::Value::Object(m) => AttrValue::Map(
+            m.into_iter()
+                .map(|(k, v)| (k.into(), attr_value(v, depth + 1)))
+                .collect(),
+        ),
     }
 }
 
@@ -461,6 +514,9 @@ pub(crate) fn decode(line: &[u8]) -> Result<Decoded, DecodeError> {
     };
     let target = string(take("logger"), "logger")?;
     let body = string(take("message"), "message")?;
+    let event_name = take("event_name")
+        .map(|v| string(Some(v), "event_name"))
+        .transpose()?;
     let trace = match (take("trace_id"), take("span_id"), take("trace_flags")) {
         (None, None, None) => None,
         (Some(t), Some(s), f) => Some(TraceContext {
@@ -509,7 +565,7 @@ pub(crate) fn decode(line: &[u8]) -> Result<Decoded, DecodeError> {
         .into_iter()
         .map(|(k, v)| Attr {
             key: k.into(),
-            value: attr_value(v),
+            value: attr_value(v, 0),
         })
         .collect();
     if let Some(serde_json::Value::Array(entries)) = nested {
@@ -520,7 +576,7 @@ pub(crate) fn decode(line: &[u8]) -> Result<Decoded, DecodeError> {
             {
                 attributes.push(Attr {
                     key: k.into(),
-                    value: attr_value(v),
+                    value: attr_value(v, 0),
                 });
             }
         }
@@ -538,6 +594,7 @@ pub(crate) fn decode(line: &[u8]) -> Result<Decoded, DecodeError> {
             trace,
             attributes,
             dropped_attributes,
+            event_name: event_name.map(Into::into),
         },
         service_name,
     })
@@ -582,6 +639,7 @@ mod tests {
                 },
             ],
             dropped_attributes: 0,
+            event_name: None,
         }
     }
 
@@ -713,15 +771,63 @@ mod tests {
         }
     }
 
+    /// Values JSON carries exactly: scalars, null, arrays and maps (keys unique, as JSON objects
+    /// are read) within the depth a record holds.
     fn attr_value_strategy() -> impl Strategy<Value = AttrValue> {
-        prop_oneof![
+        let scalar = prop_oneof![
             any::<i64>().prop_map(AttrValue::Int),
             any::<f64>()
                 .prop_filter("finite", |d| d.is_finite())
                 .prop_map(AttrValue::Double),
             any::<bool>().prop_map(AttrValue::Bool),
             any::<String>().prop_map(|s| AttrValue::Str(s.into())),
-        ]
+            Just(AttrValue::Null),
+        ];
+        scalar.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(|v| AttrValue::Array(v.into())),
+                prop::collection::btree_map(any::<String>(), inner, 0..5).prop_map(|m| {
+                    AttrValue::Map(m.into_iter().map(|(k, v)| (k.into(), v)).collect())
+                }),
+            ]
+        })
+    }
+
+    #[test]
+    fn structures_are_json_bytes_base64_and_secret_keys_inside_masked() {
+        let mut e = sample();
+        e.attributes = vec![Attr {
+            key: "order".into(),
+            value: AttrValue::Map(
+                vec![
+                    ("id".into(), AttrValue::Int(7)),
+                    (
+                        "items".into(),
+                        AttrValue::Array(vec![AttrValue::Str("a".into()), AttrValue::Null].into()),
+                    ),
+                    (
+                        "raw".into(),
+                        AttrValue::Bytes(b"\x00\xff".as_slice().into()),
+                    ),
+                    ("card_token".into(), AttrValue::Str("4111".into())),
+                ]
+                .into(),
+            ),
+        }];
+        let mut out = Vec::new();
+        encode(
+            &e.record(),
+            "svc",
+            Some(&Redactor::new(["token"])),
+            &mut out,
+        );
+        let l = String::from_utf8(out).unwrap();
+        assert!(
+            l.contains(
+                r#""order":{"id":7,"items":["a",null],"raw":"AP8=","card_token":"[REDACTED]"}"#
+            ),
+            "{l}"
+        );
     }
 
     #[test]
@@ -869,6 +975,7 @@ mod tests {
                 attr("ok", AttrValue::Bool(true)),
             ],
             dropped_attributes: 3,
+            event_name: None,
         };
         let queued = crate::record::queued::Queued::of(&event.record());
         let mut in_place = Vec::new();

@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 
 #[cfg(test)]
 use crate::record::{AttrValue, LogEvent};
-use crate::record::{Record, Value};
+use crate::record::{Key, Record, Value};
 use crate::redact::Redactor;
 
 /// Semantic-convention key for the source file.
@@ -109,14 +109,7 @@ fn os_type() -> &'static str {
 
 #[cfg(test)]
 fn attr_value(v: &AttrValue) -> AnyValue {
-    AnyValue {
-        value: Some(match v {
-            AttrValue::Int(i) => any_value::Value::IntValue(*i),
-            AttrValue::Double(d) => any_value::Value::DoubleValue(*d),
-            AttrValue::Bool(b) => any_value::Value::BoolValue(*b),
-            AttrValue::Str(s) => any_value::Value::StringValue(s.to_string()),
-        }),
-    }
+    any_value_of(v.as_value(), &Redactor::new::<&str>([]))
 }
 
 /// One OTLP log record, built afresh: the reference [`RequestEncoder`] is tested against.
@@ -157,7 +150,7 @@ pub(crate) fn log_record(e: &LogEvent) -> LogRecord {
         flags,
         trace_id,
         span_id,
-        event_name: String::new(),
+        event_name: e.event_name.as_deref().unwrap_or_default().to_owned(),
     }
 }
 
@@ -255,19 +248,8 @@ impl RequestEncoder {
         // refusal is permanent): such a double is sent as the string proto3 JSON spells it with.
         for scope in &mut self.request.resource_logs[0].scope_logs {
             for kv in scope.log_records.iter_mut().flat_map(|r| &mut r.attributes) {
-                if let Some(AnyValue {
-                    value: Some(any_value::Value::DoubleValue(d)),
-                }) = kv.value
-                    && !d.is_finite()
-                {
-                    let text = if d.is_nan() {
-                        "NaN"
-                    } else if d > 0.0 {
-                        "Infinity"
-                    } else {
-                        "-Infinity"
-                    };
-                    kv.value = string(text);
+                if let Some(v) = &mut kv.value {
+                    finite_for_json(v);
                 }
             }
         }
@@ -346,14 +328,65 @@ fn set_any_str(slot: &mut Option<AnyValue>, v: &str) {
     }
 }
 
-fn set_attr_value(slot: &mut Option<AnyValue>, v: Value<'_>) {
+fn set_attr_value(slot: &mut Option<AnyValue>, v: Value<'_>, redactor: &Redactor) {
+    match v {
+        Value::Str(s) => set_any_str(slot, s),
+        v => *slot = Some(any_value_of(v, redactor)),
+    }
+}
+
+/// `v` as an `AnyValue`, the values of secret keys inside maps masked by `redactor`.
+pub(crate) fn any_value_of(v: Value<'_>, redactor: &Redactor) -> AnyValue {
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
     let value = match v {
-        Value::Str(s) => return set_any_str(slot, s),
+        Value::Str(s) => any_value::Value::StringValue(s.to_owned()),
         Value::Int(i) => any_value::Value::IntValue(i),
         Value::Double(d) => any_value::Value::DoubleValue(d),
         Value::Bool(b) => any_value::Value::BoolValue(b),
+        Value::Bytes(b) => any_value::Value::BytesValue(b.to_vec()),
+        Value::Null => return AnyValue { value: None },
+        Value::Array(a) => any_value::Value::ArrayValue(ArrayValue {
+            values: a.iter().map(|v| any_value_of(v, redactor)).collect(),
+        }),
+        Value::Map(m) => any_value::Value::KvlistValue(KeyValueList {
+            values: m
+                .iter()
+                .map(|(k, v)| {
+                    let v = redactor.mask(Key::plain(k), v);
+                    kv(k, Some(any_value_of(v, redactor)))
+                })
+                .collect(),
+        }),
     };
-    *slot = Some(AnyValue { value: Some(value) });
+    AnyValue { value: Some(value) }
+}
+
+/// Replaces the doubles JSON cannot hold (NaN, infinities) in `v`, at any depth, by the strings
+/// proto3 JSON spells them with.
+fn finite_for_json(v: &mut AnyValue) {
+    match &mut v.value {
+        Some(any_value::Value::DoubleValue(d)) if !d.is_finite() => {
+            let text = if d.is_nan() {
+                "NaN"
+            } else if *d > 0.0 {
+                "Infinity"
+            } else {
+                "-Infinity"
+            };
+            *v = AnyValue {
+                value: Some(any_value::Value::StringValue(text.to_owned())),
+            };
+        }
+        Some(any_value::Value::ArrayValue(a)) => a.values.iter_mut().for_each(finite_for_json),
+        Some(any_value::Value::KvlistValue(m)) => {
+            for kv in &mut m.values {
+                if let Some(v) = &mut kv.value {
+                    finite_for_json(v);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The `n`th attribute slot of `attributes`, made if missing.
@@ -376,7 +409,7 @@ fn fill_record(r: &mut LogRecord, e: &Record<'_>, redactor: &Redactor) {
     let mut put = |key: &str, value: Value<'_>| {
         let kv = slot(&mut r.attributes, n);
         set_str(&mut kv.key, key);
-        set_attr_value(&mut kv.value, value);
+        set_attr_value(&mut kv.value, value, redactor);
         n += 1;
     };
     for (key, value) in e.attributes.iter() {
@@ -393,6 +426,7 @@ fn fill_record(r: &mut LogRecord, e: &Record<'_>, redactor: &Redactor) {
     }
     r.attributes.truncate(n);
     r.dropped_attributes_count = e.dropped_attributes;
+    set_str(&mut r.event_name, e.event_name.unwrap_or_default());
     r.trace_id.clear();
     r.span_id.clear();
     match &e.trace {
@@ -403,7 +437,6 @@ fn fill_record(r: &mut LogRecord, e: &Record<'_>, redactor: &Redactor) {
         }
         None => r.flags = 0,
     }
-    r.event_name.clear();
 }
 
 #[cfg(test)]
@@ -429,6 +462,7 @@ mod tests {
                 value: AttrValue::Int(42),
             }],
             dropped_attributes: 0,
+            event_name: None,
         }
     }
 
@@ -524,10 +558,13 @@ mod tests {
             flags: 1,
         };
         let mut encoder = RequestEncoder::new(resource("svc", &[]), Redactor::new::<&str>([]));
-        let batch = [event("a", Some(t))];
+        let mut e = event("a", Some(t));
+        e.event_name = Some("order.placed".into());
+        let batch = [e];
         let json = encoder.encode_json(batch.iter().map(LogEvent::record));
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         let record = &v["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
+        assert_eq!(record["eventName"], "order.placed", "{v}");
         assert_eq!(v["resourceLogs"][0]["scopeLogs"][0]["scope"]["name"], "a");
         assert_eq!(record["traceId"], "ab".repeat(16));
         assert_eq!(record["spanId"], "01".repeat(8));

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use bytes::{BufMut as _, Bytes, BytesMut};
 
 use super::convert::{CODE_FILE_PATH, CODE_FUNCTION_NAME, CODE_LINE_NUMBER};
-use crate::record::{Record, Value};
+use crate::record::{Array, Key, Map, Record, Value};
 use crate::redact::Redactor;
 
 /// Field keys (field number << 3 | wire type) of the messages written here.
@@ -33,9 +33,13 @@ mod key {
     pub const TRACE_ID: u8 = 9 << 3 | 2;
     pub const SPAN_ID: u8 = 10 << 3 | 2;
     pub const OBSERVED_TIME: u8 = 11 << 3 | 1;
+    pub const EVENT_NAME: u8 = 12 << 3 | 2;
     pub const BOOL: u8 = 2 << 3;
     pub const INT: u8 = 3 << 3;
     pub const DOUBLE: u8 = 4 << 3 | 1;
+    pub const ARRAY: u8 = 5 << 3 | 2;
+    pub const KVLIST: u8 = 6 << 3 | 2;
+    pub const BYTES: u8 = 7 << 3 | 2;
 }
 
 /// Writes requests from records, keeping its buffers from batch to batch.
@@ -50,8 +54,6 @@ pub(crate) struct RequestWriter {
     index: HashMap<String, usize>,
     /// One record's fields, before its length is known.
     record: Vec<u8>,
-    /// One attribute's `KeyValue` or value, before its length is known.
-    scratch: Vec<u8>,
 }
 
 impl RequestWriter {
@@ -67,7 +69,6 @@ impl RequestWriter {
             used: 0,
             index: HashMap::new(),
             record: Vec::new(),
-            scratch: Vec::new(),
         }
     }
 
@@ -90,7 +91,7 @@ impl RequestWriter {
                 }
             };
             self.record.clear();
-            record_fields(&mut self.record, &mut self.scratch, &r, redactor);
+            record_fields(&mut self.record, &r, redactor);
             let out = &mut self.scopes[scope];
             out.push(key::FIELD2_LEN);
             varint(out, self.record.len() as u64);
@@ -150,7 +151,7 @@ impl RequestWriter {
 }
 
 /// The fields of the `LogRecord` for `r`, in tag order, as `convert::fill_record` sets them.
-fn record_fields(out: &mut Vec<u8>, scratch: &mut Vec<u8>, r: &Record<'_>, redactor: &Redactor) {
+fn record_fields(out: &mut Vec<u8>, r: &Record<'_>, redactor: &Redactor) {
     if r.time != 0 {
         out.push(key::TIME);
         out.extend_from_slice(&r.time.to_le_bytes());
@@ -172,16 +173,16 @@ fn record_fields(out: &mut Vec<u8>, scratch: &mut Vec<u8>, r: &Record<'_>, redac
     );
     string(out, key::FIELD1_LEN, r.body);
     for (k, v) in r.attributes.iter() {
-        attribute(out, scratch, k.name, redactor.mask(k, v));
+        attribute(out, k.name, redactor.mask(k, v), redactor);
     }
     if let Some(file) = r.file {
-        attribute(out, scratch, CODE_FILE_PATH, Value::Str(file));
+        attribute(out, CODE_FILE_PATH, Value::Str(file), redactor);
     }
     if let Some(line) = r.line {
-        attribute(out, scratch, CODE_LINE_NUMBER, Value::Int(line.into()));
+        attribute(out, CODE_LINE_NUMBER, Value::Int(line.into()), redactor);
     }
     if let Some(module) = r.module {
-        attribute(out, scratch, CODE_FUNCTION_NAME, Value::Str(module));
+        attribute(out, CODE_FUNCTION_NAME, Value::Str(module), redactor);
     }
     if r.dropped_attributes != 0 {
         out.push(key::DROPPED);
@@ -199,36 +200,108 @@ fn record_fields(out: &mut Vec<u8>, scratch: &mut Vec<u8>, r: &Record<'_>, redac
         out.push(key::OBSERVED_TIME);
         out.extend_from_slice(&r.observed.to_le_bytes());
     }
+    if let Some(name) = r.event_name.filter(|n| !n.is_empty()) {
+        string(out, key::EVENT_NAME, name);
+    }
 }
 
-/// One `attributes` entry: `KeyValue { key, value: AnyValue }`.
-fn attribute(out: &mut Vec<u8>, scratch: &mut Vec<u8>, name: &str, value: Value<'_>) {
-    scratch.clear();
-    if !name.is_empty() {
-        string(scratch, key::FIELD1_LEN, name);
-    }
-    let value_start = scratch.len();
-    // The AnyValue's length is written after it: reserve nothing, write it, then splice.
-    match value {
-        Value::Str(s) => string(scratch, key::FIELD1_LEN, s),
-        Value::Bool(b) => scratch.extend_from_slice(&[key::BOOL, u8::from(b)]),
-        Value::Int(i) => {
-            scratch.push(key::INT);
-            varint(scratch, i as u64);
-        }
-        Value::Double(d) => {
-            scratch.push(key::DOUBLE);
-            scratch.extend_from_slice(&d.to_le_bytes());
-        }
-    }
-    let value_len = scratch.len() - value_start;
-    let kv_len = value_start + 1 + varint_len(value_len as u64) + value_len;
+/// One `attributes` entry: `KeyValue { key, value: AnyValue }`. The values of secret keys inside
+/// maps are masked by `redactor` (the attribute's own value the caller masked).
+fn attribute(out: &mut Vec<u8>, name: &str, value: Value<'_>, redactor: &Redactor) {
     out.push(key::ATTRIBUTE);
-    varint(out, kv_len as u64);
-    out.extend_from_slice(&scratch[..value_start]);
+    key_value(out, name, value, redactor);
+}
+
+/// A `KeyValue` message, its length first.
+fn key_value(out: &mut Vec<u8>, name: &str, value: Value<'_>, redactor: &Redactor) {
+    let value_len = any_value_len(value, redactor);
+    varint(out, (key_len(name) + field_len(value_len)) as u64);
+    if !name.is_empty() {
+        string(out, key::FIELD1_LEN, name);
+    }
     out.push(key::FIELD2_LEN);
     varint(out, value_len as u64);
-    out.extend_from_slice(&scratch[value_start..]);
+    any_value(out, value, redactor);
+}
+
+/// The fields of an `AnyValue` (a null writes none).
+fn any_value(out: &mut Vec<u8>, value: Value<'_>, redactor: &Redactor) {
+    match value {
+        Value::Str(s) => string(out, key::FIELD1_LEN, s),
+        Value::Bool(b) => out.extend_from_slice(&[key::BOOL, u8::from(b)]),
+        Value::Int(i) => {
+            out.push(key::INT);
+            varint(out, i as u64);
+        }
+        Value::Double(d) => {
+            out.push(key::DOUBLE);
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        Value::Bytes(b) => bytes_field(out, key::BYTES, b),
+        Value::Null => {}
+        Value::Array(a) => {
+            out.push(key::ARRAY);
+            varint(out, array_len(a, redactor) as u64);
+            for v in a.iter() {
+                out.push(key::FIELD1_LEN);
+                varint(out, any_value_len(v, redactor) as u64);
+                any_value(out, v, redactor);
+            }
+        }
+        Value::Map(m) => {
+            out.push(key::KVLIST);
+            varint(out, kvlist_len(m, redactor) as u64);
+            for (k, v) in m.iter() {
+                out.push(key::FIELD1_LEN);
+                key_value(out, k, redactor.mask(Key::plain(k), v), redactor);
+            }
+        }
+    }
+}
+
+/// The length of a length-delimited field holding `n` bytes, tag included.
+fn field_len(n: usize) -> usize {
+    1 + varint_len(n as u64) + n
+}
+
+/// The length of a `KeyValue.key` field (none for an empty key, a proto3 default).
+fn key_len(name: &str) -> usize {
+    if name.is_empty() {
+        0
+    } else {
+        field_len(name.len())
+    }
+}
+
+/// The length of the `AnyValue` message holding `value`.
+fn any_value_len(value: Value<'_>, redactor: &Redactor) -> usize {
+    match value {
+        Value::Str(s) => field_len(s.len()),
+        Value::Bool(_) => 2,
+        Value::Int(i) => 1 + varint_len(i as u64),
+        Value::Double(_) => 9,
+        Value::Bytes(b) => field_len(b.len()),
+        Value::Null => 0,
+        Value::Array(a) => field_len(array_len(a, redactor)),
+        Value::Map(m) => field_len(kvlist_len(m, redactor)),
+    }
+}
+
+/// The length of the `ArrayValue` message holding `a`.
+fn array_len(a: Array<'_>, redactor: &Redactor) -> usize {
+    a.iter()
+        .map(|v| field_len(any_value_len(v, redactor)))
+        .sum()
+}
+
+/// The length of the `KeyValueList` message holding `m`.
+fn kvlist_len(m: Map<'_>, redactor: &Redactor) -> usize {
+    m.iter()
+        .map(|(k, v)| {
+            let v = redactor.mask(Key::plain(k), v);
+            field_len(key_len(k) + field_len(any_value_len(v, redactor)))
+        })
+        .sum()
 }
 
 fn string(out: &mut Vec<u8>, field: u8, s: &str) {

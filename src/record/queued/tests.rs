@@ -3,7 +3,7 @@ use std::borrow::Cow;
 use proptest::prelude::*;
 
 use super::*;
-use crate::record::{Attr, AttrValue, LogEvent};
+use crate::record::{Attr, AttrValue, LogEvent, MAX_DEPTH};
 
 fn text() -> impl Strategy<Value = Cow<'static, str>> {
     prop_oneof![
@@ -15,7 +15,7 @@ fn text() -> impl Strategy<Value = Cow<'static, str>> {
 }
 
 fn value() -> impl Strategy<Value = AttrValue> {
-    prop_oneof![
+    let scalar = prop_oneof![
         any::<i64>().prop_map(AttrValue::Int),
         any::<f64>()
             .prop_filter("NaN is not equal to itself", |d| !d.is_nan())
@@ -23,7 +23,17 @@ fn value() -> impl Strategy<Value = AttrValue> {
         (-(1i64 << 54)..(1i64 << 54)).prop_map(|i| AttrValue::Double(i as f64)),
         any::<bool>().prop_map(AttrValue::Bool),
         ".{0,300}".prop_map(|s| AttrValue::Str(s.into_boxed_str())),
-    ]
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(|b| AttrValue::Bytes(b.into())),
+        Just(AttrValue::Null),
+    ];
+    // Arrays and maps, nested up to the deepest a record holds.
+    scalar.prop_recursive(MAX_DEPTH as u32, 64, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(|v| AttrValue::Array(v.into())),
+            proptest::collection::vec((".{0,12}", inner), 0..6)
+                .prop_map(|v| AttrValue::Map(v.into_iter().map(|(k, v)| (k.into(), v)).collect())),
+        ]
+    })
 }
 
 /// Any event a queued record can hold (its observed time is its time).
@@ -43,10 +53,16 @@ pub(crate) fn event() -> impl Strategy<Value = LogEvent> {
         (
             proptest::collection::vec((text(), value()), 0..12),
             0..=MAX_DROPPED,
+            proptest::option::of(text()),
         ),
     )
         .prop_map(
-            |((time, sev), (target, module_path, file), (line, trace, body), (attrs, dropped))| {
+            |(
+                (time, sev),
+                (target, module_path, file),
+                (line, trace, body),
+                (attrs, dropped, event_name),
+            )| {
                 LogEvent {
                     time_unix_nano: time,
                     observed_time_unix_nano: time,
@@ -73,6 +89,7 @@ pub(crate) fn event() -> impl Strategy<Value = LogEvent> {
                         .map(|(key, value)| Attr { key, value })
                         .collect(),
                     dropped_attributes: dropped,
+                    event_name: event_name.map(Into::into),
                 }
             },
         )
@@ -185,6 +202,7 @@ fn each_kind_of_damage_is_its_own_error() {
             value: AttrValue::Str("v".into()),
         }],
         dropped_attributes: 0,
+        event_name: None,
     };
     let q = Queued::of(&e.record());
     assert_eq!(read_back(&q), e);

@@ -1,5 +1,5 @@
 use super::*;
-use crate::export::otlp::convert::{request, resource};
+use crate::export::otlp::convert::{any_value_of, request, resource};
 use crate::record::queued::Queued;
 use crate::record::{Attr, AttrValue, LogEvent, Severity, TraceContext};
 use proptest::prelude::*;
@@ -18,16 +18,8 @@ fn reference(batch: &[LogEvent], redactor: &Redactor) -> Vec<u8> {
                 .filter(|e| e.target == sl.scope.as_ref().unwrap().name),
         ) {
             for (kv, a) in r.attributes.iter_mut().zip(e.attributes.iter()) {
-                let masked = redactor.mask(crate::record::Key::plain(&a.key), Value::Int(0));
-                if matches!(masked, Value::Str(_)) {
-                    kv.value = Some(opentelemetry_proto::tonic::common::v1::AnyValue {
-                        value: Some(
-                            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
-                                crate::redact::REDACTED.to_owned(),
-                            ),
-                        ),
-                    });
-                }
+                let masked = redactor.mask(crate::record::Key::plain(&a.key), a.value.as_value());
+                kv.value = Some(any_value_of(masked, redactor));
             }
         }
     }
@@ -39,7 +31,7 @@ fn writer() -> RequestWriter {
 }
 
 fn value() -> impl Strategy<Value = AttrValue> {
-    prop_oneof![
+    let scalar = prop_oneof![
         any::<i64>().prop_map(AttrValue::Int),
         any::<f64>()
             .prop_filter("NaN is not equal to itself", |d| !d.is_nan())
@@ -47,7 +39,23 @@ fn value() -> impl Strategy<Value = AttrValue> {
         any::<bool>().prop_map(AttrValue::Bool),
         ".{0,40}".prop_map(|s| AttrValue::Str(s.into())),
         "x{200,300}".prop_map(|s| AttrValue::Str(s.into())),
-    ]
+        prop::collection::vec(any::<u8>(), 0..40).prop_map(|b| AttrValue::Bytes(b.into())),
+        Just(AttrValue::Null),
+    ];
+    // Arrays and maps up to 4 deep, map keys sometimes secret or empty.
+    scalar.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(|v| AttrValue::Array(v.into())),
+            prop::collection::vec(
+                (
+                    prop::sample::select(vec!["a", "", "api_secret", "nested.key"]),
+                    inner
+                ),
+                0..6
+            )
+            .prop_map(|v| AttrValue::Map(v.into_iter().map(|(k, v)| (k.into(), v)).collect())),
+        ]
+    })
 }
 
 fn event() -> impl Strategy<Value = LogEvent> {
@@ -72,10 +80,10 @@ fn event() -> impl Strategy<Value = LogEvent> {
             0..6,
         ),
         // The queued form keeps 24 bits of the count.
-        0u32..1 << 24,
+        (0u32..1 << 24, prop::option::of(".{0,20}")),
     )
         .prop_map(
-            |((time, sev, target), (body, module, file, line), trace, attrs, dropped)| {
+            |((time, sev, target), (body, module, file, line), trace, attrs, (dropped, event))| {
                 LogEvent {
                     time_unix_nano: time,
                     // The queued form has one time: observed when captured.
@@ -99,6 +107,7 @@ fn event() -> impl Strategy<Value = LogEvent> {
                         })
                         .collect(),
                     dropped_attributes: dropped,
+                    event_name: event.map(Into::into),
                 }
             },
         )
@@ -147,6 +156,7 @@ fn secret_values_are_masked_and_varints_cross_their_byte_boundaries() {
             },
         ],
         dropped_attributes: 0,
+        event_name: None,
     };
     for len in [0, 1, 127, 128, 16_383, 16_384, 2_097_152] {
         e.body = Cow::Owned("b".repeat(len));

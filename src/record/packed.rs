@@ -1,0 +1,212 @@
+//! The byte format of a queued record's variable part, value by value: a reading [`Cursor`] that
+//! checks every length and every string, and the writers. Values nest (arrays, maps) at most
+//! [`MAX_DEPTH`] deep; a reader meeting deeper bytes says so rather than recursing further.
+//!
+//! ```text
+//! value   = tag u8 (kind), then:
+//!           zigzag varint (int) | 8 bytes LE (double) | nothing (false, true, null)
+//!           | T (string) | length varint, bytes (bytes)
+//!           | count u32 LE, value*count (array) | count u32 LE, (T key, value)*count (map)
+//! T       = varint length, UTF-8 bytes
+//! ```
+
+use super::Value;
+use super::value::{Array, Map};
+
+/// Why a queued record could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ReadError {
+    #[error("the record ends early")]
+    Truncated,
+    #[error("a string is not UTF-8")]
+    NotUtf8,
+    #[error("an interned name id {0} is not known")]
+    UnknownName(u64),
+    #[error("unknown value tag {0:#x}")]
+    BadTag(u8),
+    #[error("the record has no target")]
+    NoTarget,
+    #[error("a value nests deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+}
+
+pub(crate) const T_INT: u8 = 0;
+pub(crate) const T_DOUBLE: u8 = 1;
+pub(crate) const T_FALSE: u8 = 2;
+pub(crate) const T_TRUE: u8 = 3;
+pub(crate) const T_STR: u8 = 4;
+pub(crate) const T_BYTES: u8 = 5;
+pub(crate) const T_NULL: u8 = 6;
+pub(crate) const T_ARRAY: u8 = 7;
+pub(crate) const T_MAP: u8 = 8;
+/// In an attribute's tag: the key is written out, not interned.
+pub(crate) const KEY_INLINE: u8 = 0x80;
+
+/// Most levels of arrays and maps inside one value (a top-level map holding a map is 2 deep).
+pub(crate) const MAX_DEPTH: usize = 16;
+
+/// A reading position in a record's bytes.
+#[derive(Clone)]
+pub(crate) struct Cursor<'a>(pub(crate) &'a [u8]);
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
+        if n > self.0.len() {
+            return Err(ReadError::Truncated);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    pub(crate) fn byte(&mut self) -> Result<u8, ReadError> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub(crate) fn varint(&mut self) -> Result<u64, ReadError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7F) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(ReadError::Truncated)
+    }
+
+    pub(crate) fn len(&mut self) -> Result<usize, ReadError> {
+        usize::try_from(self.varint()?).map_err(|_| ReadError::Truncated)
+    }
+
+    pub(crate) fn text(&mut self) -> Result<&'a str, ReadError> {
+        let n = self.len()?;
+        std::str::from_utf8(self.take(n)?).map_err(|_| ReadError::NotUtf8)
+    }
+
+    fn count(&mut self) -> Result<u32, ReadError> {
+        let mut b = [0; 4];
+        b.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// The value of kind `tag` at the cursor, `depth` levels inside arrays and maps. An array or
+    /// a map is read whole (so its end is known), and handed out as its checked bytes.
+    pub(crate) fn value(&mut self, tag: u8, depth: usize) -> Result<Value<'a>, ReadError> {
+        Ok(match tag {
+            T_INT => Value::Int(unzigzag(self.varint()?)),
+            T_DOUBLE => {
+                let mut b = [0; 8];
+                b.copy_from_slice(self.take(8)?);
+                Value::Double(f64::from_le_bytes(b))
+            }
+            T_FALSE => Value::Bool(false),
+            T_TRUE => Value::Bool(true),
+            T_STR => Value::Str(self.text()?),
+            T_BYTES => {
+                let n = self.len()?;
+                Value::Bytes(self.take(n)?)
+            }
+            T_NULL => Value::Null,
+            T_ARRAY | T_MAP => {
+                if depth >= MAX_DEPTH {
+                    return Err(ReadError::TooDeep);
+                }
+                let count = self.count()?;
+                let start = self.0;
+                for _ in 0..count {
+                    if tag == T_MAP {
+                        self.text()?;
+                    }
+                    let inner = self.byte()?;
+                    self.value(inner, depth + 1)?;
+                }
+                let bytes = &start[..start.len() - self.0.len()];
+                if tag == T_ARRAY {
+                    Value::Array(Array::packed(bytes, count))
+                } else {
+                    Value::Map(Map::packed(bytes, count))
+                }
+            }
+            _ => return Err(ReadError::BadTag(tag)),
+        })
+    }
+}
+
+/// The tag of `v`'s kind.
+pub(crate) fn kind(v: &Value<'_>) -> u8 {
+    match v {
+        Value::Int(_) => T_INT,
+        Value::Double(_) => T_DOUBLE,
+        Value::Bool(false) => T_FALSE,
+        Value::Bool(true) => T_TRUE,
+        Value::Str(_) => T_STR,
+        Value::Bytes(_) => T_BYTES,
+        Value::Null => T_NULL,
+        Value::Array(_) => T_ARRAY,
+        Value::Map(_) => T_MAP,
+    }
+}
+
+/// Writes `v`'s bytes after its tag (nested values whole, tags included).
+pub(crate) fn put_value(buf: &mut Vec<u8>, v: Value<'_>) {
+    match v {
+        Value::Int(i) => put_varint(buf, zigzag(i)),
+        Value::Double(d) => buf.extend_from_slice(&d.to_le_bytes()),
+        Value::Bool(_) | Value::Null => {}
+        Value::Str(s) => put_text(buf, s),
+        Value::Bytes(b) => {
+            put_varint(buf, b.len() as u64);
+            buf.extend_from_slice(b);
+        }
+        Value::Array(a) => {
+            put_count(buf, a.len());
+            for e in a.iter() {
+                buf.push(kind(&e));
+                put_value(buf, e);
+            }
+        }
+        Value::Map(m) => {
+            put_count(buf, m.len());
+            for (k, e) in m.iter() {
+                put_text(buf, k);
+                buf.push(kind(&e));
+                put_value(buf, e);
+            }
+        }
+    }
+}
+
+/// An array's or map's element count, to be set later with [`set_count`].
+pub(crate) fn put_count(buf: &mut Vec<u8>, n: usize) {
+    buf.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
+}
+
+/// Sets the count written by [`put_count`] at `at`.
+pub(crate) fn set_count(buf: &mut [u8], at: usize, n: u32) {
+    if let Some(b) = buf.get_mut(at..at + 4) {
+        b.copy_from_slice(&n.to_le_bytes());
+    }
+}
+
+/// A signed integer as an unsigned one small in magnitude (protobuf's zigzag).
+pub(crate) fn zigzag(i: i64) -> u64 {
+    ((i << 1) ^ (i >> 63)) as u64
+}
+
+pub(crate) fn unzigzag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+pub(crate) fn put_text(buf: &mut Vec<u8>, s: &str) {
+    put_varint(buf, s.len() as u64);
+    buf.extend_from_slice(s.as_bytes());
+}
