@@ -6,7 +6,8 @@
 //!   it inline up to [`INLINE`](super::queued::INLINE) bytes; targets, paths and keys are interned
 //!   ids;
 //! - key-values keep their types (i64/u64 -> int, u64 above `i64::MAX` -> string, f64 -> double, bool,
-//!   str -> string, anything else -> its `Display`);
+//!   str -> string, errors -> their chain, serde and sval values -> their structure, anything
+//!   else -> its `Display`); `event.name` names the record's event;
 //! - the active OpenTelemetry span context is read without cloning the current `Context`;
 //! - a `Display` impl that panics while the message is formatted does not unwind out of `log()`:
 //!   the body becomes a marker text and the record is still kept.
@@ -95,7 +96,7 @@ fn write_baggage(attrs: &mut AttrWriter<'_, '_>, record: &log::Record<'_>, which
                     attrs.drop_one();
                     continue;
                 }
-                attrs.string(key, value.as_str());
+                attrs.baggage_entry(key, value.as_str());
             }
         })
     }));
@@ -140,7 +141,9 @@ pub(crate) fn capture(
             kept: 0,
             dropped: 0,
             bytes: 0,
-            had_error: false,
+            first_error: None,
+            own_exception: false,
+            event_named: false,
         };
         // A visitor that never fails; a panicking `Display` or an error from a broken `Source`
         // only ends the visit early (a pair is written whole or not at all), and the pairs it did
@@ -155,6 +158,7 @@ pub(crate) fn capture(
             let unreached = u32::try_from(total.saturating_sub(seen)).unwrap_or(u32::MAX);
             attrs.dropped = dropped.saturating_add(unreached);
         }
+        attrs.exception_message();
         if *baggage != Baggage::Off {
             write_baggage(&mut attrs, record, baggage);
         }
@@ -334,8 +338,12 @@ struct AttrWriter<'a, 'b> {
     kept: usize,
     dropped: u32,
     bytes: usize,
-    /// Whether an error value was written (the first fills `exception.message`).
-    had_error: bool,
+    /// The text of the record's first error, for `exception.message`.
+    first_error: Option<String>,
+    /// The record has its own `exception.message`.
+    own_exception: bool,
+    /// The record's first `event.name` was met (later ones are attributes).
+    event_named: bool,
 }
 
 impl AttrWriter<'_, '_> {
@@ -372,11 +380,40 @@ impl AttrWriter<'_, '_> {
         self.w.attr(key, Value::Str(value));
     }
 
-    /// The record's event name (its first `event.name` key-value), as its `Display`, bounded.
-    fn event_name(&mut self, value: &kv::Value<'_>) {
+    /// A Baggage entry: its key is not interned (Baggage comes from remote callers, who must not
+    /// fill the process's table of names), its value bounded like any string.
+    fn baggage_entry(&mut self, key: &str, value: &str) {
         with_scratch(|buf| {
             write_bounded(buf, &format_args!("{value}"), MAX_VALUE_BYTES);
-            if self.fits(buf.len()) {
+            if !self.fits(key.len() + buf.len()) {
+                return self.drop_one();
+            }
+            self.kept += 1;
+            self.w.attr_uninterned(key, Value::Str(buf));
+        })
+    }
+
+    /// The semantic-convention `exception.message` from the record's first error, unless the
+    /// record has its own.
+    fn exception_message(&mut self) {
+        let Some(text) = self.first_error.take() else {
+            return;
+        };
+        if self.own_exception {
+            return;
+        }
+        if self.kept >= MAX_ATTRIBUTES {
+            return self.drop_one();
+        }
+        self.keep(EXCEPTION_MESSAGE, &text);
+    }
+
+    /// The record's event name (its first `event.name` key-value), as its `Display`, bounded.
+    fn event_name(&mut self, value: &kv::Value<'_>) {
+        self.event_named = true;
+        with_scratch(|buf| {
+            write_bounded(buf, &format_args!("{value}"), MAX_VALUE_BYTES);
+            if self.fits(EVENT_NAME.len() + buf.len()) {
                 self.w.event_name(buf);
             } else {
                 self.drop_one();
@@ -388,25 +425,29 @@ impl AttrWriter<'_, '_> {
     /// `Debug` or `Display` one is its text. Written whole or not at all: a value whose
     /// serialization fails is its `Display`; one that panics is rolled back, then the panic goes on.
     fn structured(&mut self, key: &str, value: &kv::Value<'_>) {
-        if !self.fits(key.len()) {
-            return self.drop_one();
-        }
-        let room = MAX_ATTRIBUTE_BYTES.saturating_sub(self.bytes);
         let at = self.w.begin_attr(key);
         let buf = self.w.buf();
         let start = buf.len();
         let written = catch_unwind(AssertUnwindSafe(|| {
-            structured::write(buf, at, value, room.min(MAX_VALUE_BYTES))
+            structured::write(buf, at, value, MAX_VALUE_BYTES)
         }));
         match written {
             Ok(Ok(left_out)) => {
-                self.bytes += self.w.buf().len() - start;
+                // Like a string: kept whole if the record's budget has room for it, else left out.
+                let len = self.w.buf().len() - start;
+                if !self.fits(key.len() + len) {
+                    self.w.rollback(at);
+                    return self.drop_one();
+                }
                 self.kept += 1;
                 self.dropped = self.dropped.saturating_add(left_out);
             }
-            Ok(Err(_)) => {
+            Ok(Err(structured::Unserializable::Endless)) => {
                 self.w.rollback(at);
-                self.bytes -= key.len();
+                self.drop_one();
+            }
+            Ok(Err(structured::Unserializable::Shape)) => {
+                self.w.rollback(at);
                 self.display(key, value);
             }
             Err(panic) => {
@@ -428,9 +469,12 @@ impl AttrWriter<'_, '_> {
 
 impl<'kvs> VisitSource<'kvs> for AttrWriter<'_, '_> {
     fn visit_pair(&mut self, key: kv::Key<'kvs>, value: kv::Value<'kvs>) -> Result<(), kv::Error> {
-        if key.as_str() == EVENT_NAME && !self.w.has_event_name() {
+        if key.as_str() == EVENT_NAME && !self.event_named {
             self.event_name(&value);
             return Ok(());
+        }
+        if key.as_str() == EXCEPTION_MESSAGE {
+            self.own_exception = true;
         }
         if self.kept >= MAX_ATTRIBUTES {
             self.drop_one();
@@ -472,17 +516,19 @@ impl ValueWriter<'_, '_, '_, '_> {
     }
 
     /// An error (`key:err = e`): its message and its `source()` chain joined by ": "; the record's
-    /// first error also fills the semantic-convention attribute `exception.message`.
+    /// first error also fills the semantic-convention attribute `exception.message` (after the
+    /// record's key-values, unless it has its own).
     fn error(&mut self, err: &(dyn std::error::Error + 'static)) {
         self.done = true;
-        let chain = ErrorChain(err);
-        self.a.display(self.key, &chain);
-        if !self.a.had_error {
-            self.a.had_error = true;
-            if self.a.kept >= MAX_ATTRIBUTES {
-                return self.a.drop_one();
-            }
-            self.a.display(EXCEPTION_MESSAGE, &chain);
+        let mut text = String::new();
+        write_bounded(
+            &mut text,
+            &format_args!("{}", ErrorChain(err)),
+            MAX_VALUE_BYTES,
+        );
+        self.a.keep(self.key, &text);
+        if self.a.first_error.is_none() {
+            self.a.first_error = Some(text);
         }
     }
 
@@ -505,7 +551,7 @@ impl<'v> VisitValue<'v> for ValueWriter<'_, '_, '_, '_> {
         Ok(())
     }
     fn visit_null(&mut self) -> Result<(), kv::Error> {
-        self.string("null");
+        self.scalar(Value::Null);
         Ok(())
     }
     fn visit_u64(&mut self, value: u64) -> Result<(), kv::Error> {
@@ -561,16 +607,27 @@ pub(crate) const EXCEPTION_MESSAGE: &str = "exception.message";
 /// Most `source()` links followed (a chain that loops ends there).
 const MAX_ERROR_SOURCES: usize = 32;
 
-/// An error and its sources, as "outer: inner: root".
+/// An error and its sources, as "outer: inner: root". A source whose text the error before it
+/// already shows (`#[error("charge failed: {0}")]`) is not repeated.
 struct ErrorChain<'e>(&'e (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
+        let text = |e: &dyn std::error::Error| {
+            let mut s = String::new();
+            write_bounded(&mut s, &format_args!("{e}"), MAX_VALUE_BYTES);
+            s
+        };
+        let mut shown = text(self.0);
+        f.write_str(&shown)?;
         let mut source = self.0.source();
         for _ in 0..MAX_ERROR_SOURCES {
             let Some(e) = source else { break };
-            write!(f, ": {e}")?;
+            let next = text(e);
+            if !shown.contains(&next) {
+                write!(f, ": {next}")?;
+            }
+            shown = next;
             source = e.source();
         }
         Ok(())
@@ -601,20 +658,22 @@ mod tests {
         }
     }
 
-    /// An error whose source is itself.
+    /// Two errors, each the other's source: a chain that never ends.
     #[derive(Debug)]
-    struct Looping;
+    struct Looping(bool);
+
+    static PING: Looping = Looping(true);
+    static PONG: Looping = Looping(false);
 
     impl std::fmt::Display for Looping {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("again")
+            f.write_str(if self.0 { "ping" } else { "pong" })
         }
     }
 
     impl std::error::Error for Looping {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            static LOOPING: Looping = Looping;
-            Some(&LOOPING)
+            Some(if self.0 { &PONG } else { &PING })
         }
     }
 
@@ -646,13 +705,13 @@ mod tests {
             values,
             vec![
                 ("err", AttrValue::Str(chain.into())),
-                (EXCEPTION_MESSAGE, AttrValue::Str(chain.into())),
                 ("user", AttrValue::Str("bob".into())),
                 ("also", AttrValue::Str("retry budget spent".into())),
+                (EXCEPTION_MESSAGE, AttrValue::Str(chain.into())),
             ]
         );
         // A chain that loops ends after a bounded number of links.
-        let kvs: [(&str, kv::Value<'_>); 1] = [("err", kv::Value::from_dyn_error(&Looping))];
+        let kvs: [(&str, kv::Value<'_>); 1] = [("err", kv::Value::from_dyn_error(&PING))];
         let record = log::Record::builder()
             .args(format_args!("x"))
             .key_values(&kvs)
@@ -661,7 +720,53 @@ mod tests {
         let AttrValue::Str(s) = &e.attributes[0].value else {
             panic!("{e:?}")
         };
-        assert_eq!(s.matches("again").count(), MAX_ERROR_SOURCES + 1, "{s}");
+        assert_eq!(s.split(": ").count(), MAX_ERROR_SOURCES + 1, "{s}");
+    }
+
+    /// An error whose message already shows its source's (`#[error("charge failed: {0}")]`).
+    #[derive(Debug)]
+    struct Wrapping(&'static Failure);
+
+    impl std::fmt::Display for Wrapping {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "charge failed: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapping {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(self.0)
+        }
+    }
+
+    #[test]
+    fn a_source_already_in_the_message_is_not_repeated_and_an_own_exception_message_wins() {
+        static ROOT: Failure = Failure("connection refused", None);
+        static WRAPPING: Wrapping = Wrapping(&ROOT);
+        let kvs: [(&str, kv::Value<'_>); 2] = [
+            ("err", kv::Value::from_dyn_error(&WRAPPING)),
+            (EXCEPTION_MESSAGE, kv::Value::from("mine")),
+        ];
+        let record = log::Record::builder()
+            .args(format_args!("x"))
+            .key_values(&kvs)
+            .build();
+        let e = capture_of(&record);
+        let values: Vec<_> = e
+            .attributes
+            .iter()
+            .map(|a| (&*a.key, a.value.clone()))
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                (
+                    "err",
+                    AttrValue::Str("charge failed: connection refused".into())
+                ),
+                (EXCEPTION_MESSAGE, AttrValue::Str("mine".into())),
+            ]
+        );
     }
 
     #[test]

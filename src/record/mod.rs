@@ -24,7 +24,7 @@ mod value;
 
 pub(crate) use owned::{Attr, AttrValue, LogEvent};
 pub(crate) use packed::MAX_DEPTH;
-pub(crate) use value::{Array, Map, Value};
+pub(crate) use value::{Array, Map, Shape, Value};
 
 /// OpenTelemetry severity of a record, per the OpenTelemetry logs data model.
 ///

@@ -3,8 +3,8 @@
 
 use std::borrow::Cow;
 
-use super::value::{Array, Map};
-use super::{Attributes, Record, Severity, TraceContext, Value};
+use super::value::Nested;
+use super::{Attributes, Record, Severity, Shape, TraceContext, Value};
 
 /// A typed attribute value, owned.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,8 +28,8 @@ impl AttrValue {
             AttrValue::Str(s) => Value::Str(s),
             AttrValue::Bytes(b) => Value::Bytes(b),
             AttrValue::Null => Value::Null,
-            AttrValue::Array(a) => Value::Array(Array::owned(a)),
-            AttrValue::Map(m) => Value::Map(Map::owned(m)),
+            AttrValue::Array(a) => Value::Nested(Nested::OwnedArray(a)),
+            AttrValue::Map(m) => Value::Nested(Nested::OwnedMap(m)),
         }
     }
 }
@@ -43,8 +43,12 @@ impl From<Value<'_>> for AttrValue {
             Value::Str(s) => AttrValue::Str(s.into()),
             Value::Bytes(b) => AttrValue::Bytes(b.into()),
             Value::Null => AttrValue::Null,
-            Value::Array(a) => AttrValue::Array(a.iter().map(AttrValue::from).collect()),
-            Value::Map(m) => AttrValue::Map(m.iter().map(|(k, v)| (k.into(), v.into())).collect()),
+            Value::Nested(n) => match n.shape() {
+                Shape::Array(a) => AttrValue::Array(a.iter().map(AttrValue::from).collect()),
+                Shape::Map(m) => {
+                    AttrValue::Map(m.iter().map(|(k, v)| (k.into(), v.into())).collect())
+                }
+            },
         }
     }
 }

@@ -6,12 +6,16 @@
 //! value   = tag u8 (kind), then:
 //!           zigzag varint (int) | 8 bytes LE (double) | nothing (false, true, null)
 //!           | T (string) | length varint, bytes (bytes)
-//!           | count u32 LE, value*count (array) | count u32 LE, (T key, value)*count (map)
+//!           | header, value*count (array) | header, (T key, value)*count (map)
+//! header  = count u32 LE, length u32 LE (of the elements' bytes)
 //! T       = varint length, UTF-8 bytes
 //! ```
+//!
+//! An array or a map is checked whole once ([`Cursor::value`] with `check`, when the worker takes
+//! the record); readers after that step over one by its length and read only what they use.
 
 use super::Value;
-use super::value::{Array, Map};
+use super::value::{Nested, Shape};
 
 /// Why a queued record could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +32,8 @@ pub(crate) enum ReadError {
     NoTarget,
     #[error("a value nests deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    #[error("an array or a map is not as long as its header says")]
+    BadLength,
 }
 
 pub(crate) const T_INT: u8 = 0;
@@ -50,6 +56,7 @@ pub(crate) const MAX_DEPTH: usize = 16;
 pub(crate) struct Cursor<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Cursor<'a> {
+    #[inline(always)]
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
         if n > self.0.len() {
             return Err(ReadError::Truncated);
@@ -59,10 +66,12 @@ impl<'a> Cursor<'a> {
         Ok(head)
     }
 
+    #[inline(always)]
     pub(crate) fn byte(&mut self) -> Result<u8, ReadError> {
         Ok(self.take(1)?[0])
     }
 
+    #[inline(always)]
     pub(crate) fn varint(&mut self) -> Result<u64, ReadError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
@@ -75,24 +84,34 @@ impl<'a> Cursor<'a> {
         Err(ReadError::Truncated)
     }
 
+    #[inline]
     pub(crate) fn len(&mut self) -> Result<usize, ReadError> {
         usize::try_from(self.varint()?).map_err(|_| ReadError::Truncated)
     }
 
+    #[inline(always)]
     pub(crate) fn text(&mut self) -> Result<&'a str, ReadError> {
         let n = self.len()?;
         std::str::from_utf8(self.take(n)?).map_err(|_| ReadError::NotUtf8)
     }
 
-    fn count(&mut self) -> Result<u32, ReadError> {
+    #[inline]
+    fn u32(&mut self) -> Result<u32, ReadError> {
         let mut b = [0; 4];
         b.copy_from_slice(self.take(4)?);
         Ok(u32::from_le_bytes(b))
     }
 
-    /// The value of kind `tag` at the cursor, `depth` levels inside arrays and maps. An array or
-    /// a map is read whole (so its end is known), and handed out as its checked bytes.
-    pub(crate) fn value(&mut self, tag: u8, depth: usize) -> Result<Value<'a>, ReadError> {
+    /// The value of kind `tag` at the cursor, `depth` levels inside arrays and maps. With `check`,
+    /// an array or a map is read whole, every element checked; without, it is stepped over by its
+    /// length (its bytes were checked before, or its elements are checked as they are read).
+    #[inline(always)]
+    pub(crate) fn value(
+        &mut self,
+        tag: u8,
+        depth: usize,
+        check: bool,
+    ) -> Result<Value<'a>, ReadError> {
         Ok(match tag {
             T_INT => Value::Int(unzigzag(self.varint()?)),
             T_DOUBLE => {
@@ -103,6 +122,14 @@ impl<'a> Cursor<'a> {
             T_FALSE => Value::Bool(false),
             T_TRUE => Value::Bool(true),
             T_STR => Value::Str(self.text()?),
+            _ => return self.rare_value(tag, depth, check),
+        })
+    }
+
+    /// [`value`](Self::value) for the kinds only structured values have (kept out of line).
+    #[inline(never)]
+    fn rare_value(&mut self, tag: u8, depth: usize, check: bool) -> Result<Value<'a>, ReadError> {
+        Ok(match tag {
             T_BYTES => {
                 let n = self.len()?;
                 Value::Bytes(self.take(n)?)
@@ -112,21 +139,30 @@ impl<'a> Cursor<'a> {
                 if depth >= MAX_DEPTH {
                     return Err(ReadError::TooDeep);
                 }
-                let count = self.count()?;
-                let start = self.0;
-                for _ in 0..count {
-                    if tag == T_MAP {
-                        self.text()?;
+                let whole = self.0;
+                let count = self.u32()?;
+                let len = usize::try_from(self.u32()?).map_err(|_| ReadError::Truncated)?;
+                let bytes = self.take(len)?;
+                if check {
+                    let mut inner = Cursor(bytes);
+                    for _ in 0..count {
+                        if tag == T_MAP {
+                            inner.text()?;
+                        }
+                        let t = inner.byte()?;
+                        inner.value(t, depth + 1, true)?;
                     }
-                    let inner = self.byte()?;
-                    self.value(inner, depth + 1)?;
+                    if !inner.0.is_empty() {
+                        return Err(ReadError::BadLength);
+                    }
                 }
-                let bytes = &start[..start.len() - self.0.len()];
-                if tag == T_ARRAY {
-                    Value::Array(Array::packed(bytes, count))
+                // The header and the elements: they were just taken, so they are all there.
+                let whole = whole.get(..8 + len).unwrap_or(whole);
+                Value::Nested(if tag == T_ARRAY {
+                    Nested::Array(whole)
                 } else {
-                    Value::Map(Map::packed(bytes, count))
-                }
+                    Nested::Map(whole)
+                })
             }
             _ => return Err(ReadError::BadTag(tag)),
         })
@@ -134,6 +170,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// The tag of `v`'s kind.
+#[inline]
 pub(crate) fn kind(v: &Value<'_>) -> u8 {
     match v {
         Value::Int(_) => T_INT,
@@ -143,12 +180,13 @@ pub(crate) fn kind(v: &Value<'_>) -> u8 {
         Value::Str(_) => T_STR,
         Value::Bytes(_) => T_BYTES,
         Value::Null => T_NULL,
-        Value::Array(_) => T_ARRAY,
-        Value::Map(_) => T_MAP,
+        Value::Nested(Nested::Array(_) | Nested::OwnedArray(_)) => T_ARRAY,
+        Value::Nested(Nested::Map(_) | Nested::OwnedMap(_)) => T_MAP,
     }
 }
 
 /// Writes `v`'s bytes after its tag (nested values whole, tags included).
+#[inline]
 pub(crate) fn put_value(buf: &mut Vec<u8>, v: Value<'_>) {
     match v {
         Value::Int(i) => put_varint(buf, zigzag(i)),
@@ -159,45 +197,67 @@ pub(crate) fn put_value(buf: &mut Vec<u8>, v: Value<'_>) {
             put_varint(buf, b.len() as u64);
             buf.extend_from_slice(b);
         }
-        Value::Array(a) => {
-            put_count(buf, a.len());
+        Value::Nested(n) => put_nested(buf, n),
+    }
+}
+
+/// Writes an array's or a map's header and elements.
+fn put_nested(buf: &mut Vec<u8>, n: Nested<'_>) {
+    match n.shape() {
+        Shape::Array(a) => {
+            let at = put_header(buf);
+            let mut n = 0;
             for e in a.iter() {
                 buf.push(kind(&e));
                 put_value(buf, e);
+                n += 1;
             }
+            set_header(buf, at, n);
         }
-        Value::Map(m) => {
-            put_count(buf, m.len());
+        Shape::Map(m) => {
+            let at = put_header(buf);
+            let mut n = 0;
             for (k, e) in m.iter() {
                 put_text(buf, k);
                 buf.push(kind(&e));
                 put_value(buf, e);
+                n += 1;
             }
+            set_header(buf, at, n);
         }
     }
 }
 
-/// An array's or map's element count, to be set later with [`set_count`].
-pub(crate) fn put_count(buf: &mut Vec<u8>, n: usize) {
-    buf.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
+/// Writes an array's or a map's header, to be set with [`set_header`] once its elements are
+/// written; returns its position.
+pub(crate) fn put_header(buf: &mut Vec<u8>) -> usize {
+    let at = buf.len();
+    buf.extend_from_slice(&[0; 8]);
+    at
 }
 
-/// Sets the count written by [`put_count`] at `at`.
-pub(crate) fn set_count(buf: &mut [u8], at: usize, n: u32) {
-    if let Some(b) = buf.get_mut(at..at + 4) {
-        b.copy_from_slice(&n.to_le_bytes());
+/// Sets the header at `at`: `count` elements, written from after the header to the end of `buf`.
+pub(crate) fn set_header(buf: &mut [u8], at: usize, count: u32) {
+    let len = buf.len().saturating_sub(at + 8);
+    let len = u32::try_from(len).unwrap_or(u32::MAX);
+    if let Some(b) = buf.get_mut(at..at + 8) {
+        b[..4].copy_from_slice(&count.to_le_bytes());
+        b[4..].copy_from_slice(&len.to_le_bytes());
     }
 }
 
 /// A signed integer as an unsigned one small in magnitude (protobuf's zigzag).
+#[inline]
 pub(crate) fn zigzag(i: i64) -> u64 {
     ((i << 1) ^ (i >> 63)) as u64
 }
 
+#[inline]
 pub(crate) fn unzigzag(z: u64) -> i64 {
     ((z >> 1) as i64) ^ -((z & 1) as i64)
 }
 
+#[inline]
 pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);
@@ -206,6 +266,7 @@ pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     buf.push(v as u8);
 }
 
+#[inline]
 pub(crate) fn put_text(buf: &mut Vec<u8>, s: &str) {
     put_varint(buf, s.len() as u64);
     buf.extend_from_slice(s.as_bytes());

@@ -23,7 +23,7 @@
 
 pub(crate) use super::packed::ReadError;
 use super::packed::{Cursor, KEY_INLINE, T_MAP, kind, put_text, put_value, put_varint};
-use super::{Attributes, Key, Record, Severity, TraceContext, Value, names};
+use super::{Attributes, Key, Record, Severity, Shape, TraceContext, Value, names};
 
 /// Payload bytes kept in the slot itself. With the fixed fields a `Queued` takes 120 bytes, so a
 /// queue slot (with its 8-byte stamp) takes 128.
@@ -85,6 +85,17 @@ impl Payload {
     }
 }
 
+/// How many array items and map entries `v` holds, at every level.
+fn elements(v: Value<'_>) -> usize {
+    match v {
+        Value::Nested(n) => match n.shape() {
+            Shape::Array(a) => a.iter().map(|e| 1 + elements(e)).sum(),
+            Shape::Map(m) => m.iter().map(|(_, e)| 1 + elements(e)).sum(),
+        },
+        _ => 0,
+    }
+}
+
 /// A name field's string: none, read from the payload when inline, or interned.
 fn read_name<'a>(c: &mut Cursor<'a>, field: u16) -> Result<Option<&'a str>, ReadError> {
     match field {
@@ -101,17 +112,30 @@ fn read_name<'a>(c: &mut Cursor<'a>, field: u16) -> Result<Option<&'a str>, Read
 pub(crate) struct AttrReader<'a> {
     c: Cursor<'a>,
     done: bool,
+    /// Check arrays and maps whole (else step over them by their length).
+    check: bool,
 }
 
 impl<'a> AttrReader<'a> {
+    /// A reader of attribute bytes that were checked (by [`checking`](Self::checking)).
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
         AttrReader {
             c: Cursor(bytes),
             done: false,
+            check: false,
+        }
+    }
+
+    /// A reader that checks every byte of every value, nested ones included.
+    fn checking(bytes: &'a [u8]) -> Self {
+        AttrReader {
+            check: true,
+            ..AttrReader::new(bytes)
         }
     }
 
     /// The next attribute; `None` at the end of the bytes. After an error, `None` for ever.
+    #[inline]
     pub(crate) fn next_attr(&mut self) -> Result<Option<(Key<'a>, Value<'a>)>, ReadError> {
         if self.done {
             return Ok(None);
@@ -123,6 +147,7 @@ impl<'a> AttrReader<'a> {
         read
     }
 
+    #[inline]
     fn read(&mut self) -> Result<Option<(Key<'a>, Value<'a>)>, ReadError> {
         let tag = match self.c.0.first() {
             None => return Ok(None),
@@ -143,7 +168,7 @@ impl<'a> AttrReader<'a> {
             let (id, name) = known.ok_or(ReadError::UnknownName(id))?;
             Key { name, id: Some(id) }
         };
-        let value = self.c.value(kind, 0)?;
+        let value = self.c.value(kind, 0, self.check)?;
         Ok(Some((key, value)))
     }
 }
@@ -183,10 +208,14 @@ impl Queued {
         if check_attributes {
             let names = target.len() + module.map_or(0, str::len) + file.map_or(0, str::len);
             size = payload.len() + names + 96 + event_name.map_or(0, |_| 2);
-            let mut attrs = AttrReader::new(section);
-            while let Some((key, _)) = attrs.next_attr()? {
-                // The key's text when interned (the payload has the rest), and a field's overhead.
+            let mut attrs = AttrReader::checking(section);
+            while let Some((key, value)) = attrs.next_attr()? {
+                // The key's text when interned (the payload has the rest), and a field's overhead;
+                // as much again for each element of a structure.
                 size += key.id.map_or(0, |_| key.name.len()) + 8;
+                if matches!(value, Value::Nested(_)) {
+                    size += 8 * elements(value);
+                }
             }
         }
         let trace = (self.flags & HAS_TRACE != 0).then(|| {
@@ -424,18 +453,21 @@ impl<'b> Writer<'b> {
         let mut text = Vec::with_capacity(s.len() + 3);
         put_text(&mut text, s);
         let at = self.attrs_start.min(self.buf.len());
+        self.attrs_start = at + text.len();
         self.buf.splice(at..at, text);
-    }
-
-    /// Whether the record has an event name.
-    pub(crate) fn has_event_name(&self) -> bool {
-        self.head.flags & HAS_EVENT_NAME != 0
     }
 
     /// One attribute; its key is interned if it can be.
     pub(crate) fn attr(&mut self, key: &str, value: Value<'_>) {
         let at = self.begin_attr(key);
         self.buf[at] |= kind(&value);
+        put_value(self.buf, value);
+    }
+
+    /// One attribute whose key is written out, never interned (keys from outside the process).
+    pub(crate) fn attr_uninterned(&mut self, key: &str, value: Value<'_>) {
+        self.buf.push(KEY_INLINE | kind(&value));
+        put_text(self.buf, key);
         put_value(self.buf, value);
     }
 

@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::ser::{CompactFormatter, Formatter};
 
 use crate::record::{
-    Attr, AttrValue, Key, LogEvent, MAX_DEPTH, Record, Severity, TraceContext, Value,
+    Attr, AttrValue, Key, LogEvent, MAX_DEPTH, Record, Severity, Shape, TraceContext, Value,
 };
 use crate::redact::Redactor;
 
@@ -130,6 +130,7 @@ fn nested<'a>(all: impl Iterator<Item = (Key<'a>, Value<'a>)>, index: usize, key
 /// Appends an attribute's value: doubles JSON cannot hold (NaN, infinities) as strings, bytes as
 /// base64 strings, arrays and maps as JSON arrays and objects (the values of secret keys inside
 /// maps masked by `redactor`).
+#[inline]
 fn attribute_value(out: &mut Vec<u8>, v: Value<'_>, redactor: Option<&Redactor>) {
     match v {
         Value::Int(i) => value(out, &i),
@@ -146,37 +147,49 @@ fn attribute_value(out: &mut Vec<u8>, v: Value<'_>, redactor: Option<&Redactor>)
         ),
         Value::Bool(b) => value(out, &b),
         Value::Str(s) => value(out, s),
+        Value::Null => out.extend_from_slice(b"null"),
+        v => structured_value(out, v, redactor),
+    }
+}
+
+/// [`attribute_value`] for the kinds only structured values have (out of line).
+#[inline(never)]
+fn structured_value(out: &mut Vec<u8>, v: Value<'_>, redactor: Option<&Redactor>) {
+    match v {
         Value::Bytes(b) => {
             use base64::Engine as _;
             value(out, &base64::engine::general_purpose::STANDARD.encode(b))
         }
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Array(a) => {
-            out.push(b'[');
-            for (i, v) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
+        Value::Nested(n) => match n.shape() {
+            Shape::Array(a) => {
+                out.push(b'[');
+                for (i, v) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    attribute_value(out, v, redactor);
                 }
-                attribute_value(out, v, redactor);
+                out.push(b']');
             }
-            out.push(b']');
-        }
-        Value::Map(m) => {
-            out.push(b'{');
-            for (i, (k, v)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
+            Shape::Map(m) => {
+                out.push(b'{');
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    value(out, k);
+                    out.push(b':');
+                    let v = match redactor {
+                        Some(r) => r.mask(Key::plain(k), v),
+                        None => v,
+                    };
+                    attribute_value(out, v, redactor);
                 }
-                value(out, k);
-                out.push(b':');
-                let v = match redactor {
-                    Some(r) => r.mask(Key::plain(k), v),
-                    None => v,
-                };
-                attribute_value(out, v, redactor);
+                out.push(b'}');
             }
-            out.push(b'}');
-        }
+        },
+        // The scalars, written by `attribute_value`.
+        v => attribute_value(out, v, redactor),
     }
 }
 

@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 
 #[cfg(test)]
 use crate::record::{AttrValue, LogEvent};
-use crate::record::{Key, Record, Value};
+use crate::record::{Key, Record, Shape, Value};
 use crate::redact::Redactor;
 
 /// Semantic-convention key for the source file.
@@ -345,18 +345,20 @@ pub(crate) fn any_value_of(v: Value<'_>, redactor: &Redactor) -> AnyValue {
         Value::Bool(b) => any_value::Value::BoolValue(b),
         Value::Bytes(b) => any_value::Value::BytesValue(b.to_vec()),
         Value::Null => return AnyValue { value: None },
-        Value::Array(a) => any_value::Value::ArrayValue(ArrayValue {
-            values: a.iter().map(|v| any_value_of(v, redactor)).collect(),
-        }),
-        Value::Map(m) => any_value::Value::KvlistValue(KeyValueList {
-            values: m
-                .iter()
-                .map(|(k, v)| {
-                    let v = redactor.mask(Key::plain(k), v);
-                    kv(k, Some(any_value_of(v, redactor)))
-                })
-                .collect(),
-        }),
+        Value::Nested(n) => match n.shape() {
+            Shape::Array(a) => any_value::Value::ArrayValue(ArrayValue {
+                values: a.iter().map(|v| any_value_of(v, redactor)).collect(),
+            }),
+            Shape::Map(m) => any_value::Value::KvlistValue(KeyValueList {
+                values: m
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = redactor.mask(Key::plain(k), v);
+                        kv(k, Some(any_value_of(v, redactor)))
+                    })
+                    .collect(),
+            }),
+        },
     };
     AnyValue { value: Some(value) }
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use bytes::{BufMut as _, Bytes, BytesMut};
 
 use super::convert::{CODE_FILE_PATH, CODE_FUNCTION_NAME, CODE_LINE_NUMBER};
-use crate::record::{Array, Key, Map, Record, Value};
+use crate::record::{Array, Key, Map, Record, Shape, Value};
 use crate::redact::Redactor;
 
 /// Field keys (field number << 3 | wire type) of the messages written here.
@@ -213,6 +213,7 @@ fn attribute(out: &mut Vec<u8>, name: &str, value: Value<'_>, redactor: &Redacto
 }
 
 /// A `KeyValue` message, its length first.
+#[inline]
 fn key_value(out: &mut Vec<u8>, name: &str, value: Value<'_>, redactor: &Redactor) {
     let value_len = any_value_len(value, redactor);
     varint(out, (key_len(name) + field_len(value_len)) as u64);
@@ -225,6 +226,7 @@ fn key_value(out: &mut Vec<u8>, name: &str, value: Value<'_>, redactor: &Redacto
 }
 
 /// The fields of an `AnyValue` (a null writes none).
+#[inline]
 fn any_value(out: &mut Vec<u8>, value: Value<'_>, redactor: &Redactor) {
     match value {
         Value::Str(s) => string(out, key::FIELD1_LEN, s),
@@ -239,23 +241,33 @@ fn any_value(out: &mut Vec<u8>, value: Value<'_>, redactor: &Redactor) {
         }
         Value::Bytes(b) => bytes_field(out, key::BYTES, b),
         Value::Null => {}
-        Value::Array(a) => {
-            out.push(key::ARRAY);
-            varint(out, array_len(a, redactor) as u64);
-            for v in a.iter() {
-                out.push(key::FIELD1_LEN);
-                varint(out, any_value_len(v, redactor) as u64);
-                any_value(out, v, redactor);
-            }
-        }
-        Value::Map(m) => {
-            out.push(key::KVLIST);
-            varint(out, kvlist_len(m, redactor) as u64);
-            for (k, v) in m.iter() {
-                out.push(key::FIELD1_LEN);
-                key_value(out, k, redactor.mask(Key::plain(k), v), redactor);
-            }
-        }
+        Value::Nested(n) => match n.shape() {
+            Shape::Array(a) => array(out, a, redactor),
+            Shape::Map(m) => kvlist(out, m, redactor),
+        },
+    }
+}
+
+/// `AnyValue.array_value` (out of line: only structured values have one).
+#[inline(never)]
+fn array(out: &mut Vec<u8>, a: Array<'_>, redactor: &Redactor) {
+    out.push(key::ARRAY);
+    varint(out, array_len(a, redactor) as u64);
+    for v in a.iter() {
+        out.push(key::FIELD1_LEN);
+        varint(out, any_value_len(v, redactor) as u64);
+        any_value(out, v, redactor);
+    }
+}
+
+/// `AnyValue.kvlist_value` (out of line: only structured values have one).
+#[inline(never)]
+fn kvlist(out: &mut Vec<u8>, m: Map<'_>, redactor: &Redactor) {
+    out.push(key::KVLIST);
+    varint(out, kvlist_len(m, redactor) as u64);
+    for (k, v) in m.iter() {
+        out.push(key::FIELD1_LEN);
+        key_value(out, k, redactor.mask(Key::plain(k), v), redactor);
     }
 }
 
@@ -274,6 +286,7 @@ fn key_len(name: &str) -> usize {
 }
 
 /// The length of the `AnyValue` message holding `value`.
+#[inline]
 fn any_value_len(value: Value<'_>, redactor: &Redactor) -> usize {
     match value {
         Value::Str(s) => field_len(s.len()),
@@ -282,12 +295,15 @@ fn any_value_len(value: Value<'_>, redactor: &Redactor) -> usize {
         Value::Double(_) => 9,
         Value::Bytes(b) => field_len(b.len()),
         Value::Null => 0,
-        Value::Array(a) => field_len(array_len(a, redactor)),
-        Value::Map(m) => field_len(kvlist_len(m, redactor)),
+        Value::Nested(n) => field_len(match n.shape() {
+            Shape::Array(a) => array_len(a, redactor),
+            Shape::Map(m) => kvlist_len(m, redactor),
+        }),
     }
 }
 
 /// The length of the `ArrayValue` message holding `a`.
+#[inline(never)]
 fn array_len(a: Array<'_>, redactor: &Redactor) -> usize {
     a.iter()
         .map(|v| field_len(any_value_len(v, redactor)))
@@ -295,6 +311,7 @@ fn array_len(a: Array<'_>, redactor: &Redactor) -> usize {
 }
 
 /// The length of the `KeyValueList` message holding `m`.
+#[inline(never)]
 fn kvlist_len(m: Map<'_>, redactor: &Redactor) -> usize {
     m.iter()
         .map(|(k, v)| {

@@ -12,26 +12,38 @@ use serde::ser;
 
 use key::KeyWriter;
 
-use super::{with_scratch, write_bounded};
+use super::{MAX_VALUE_BYTES, with_scratch, write_bounded};
 use crate::record::MAX_DEPTH;
 use crate::record::packed::{
     KEY_INLINE, T_ARRAY, T_BYTES, T_DOUBLE, T_FALSE, T_INT, T_MAP, T_NULL, T_STR, T_TRUE,
-    put_count, put_text, put_varint, set_count, zigzag,
+    put_header, put_text, put_varint, set_header, zigzag,
 };
 
 /// Most elements (array items and map entries, at any depth) kept in one structured value.
 pub(crate) const MAX_ELEMENTS: usize = 1024;
+/// Most elements left out of one value that are still walked (and counted); past it, the value is
+/// left out, so a `Serialize` that never ends costs bounded time.
+const MAX_WALKED: usize = 1 << 20;
 /// What a value nested deeper than [`MAX_DEPTH`] reads.
 const TOO_DEEP: &str = "[nested too deep]";
 
-/// A value that cannot be written as a structure (a map key that is not a scalar, or an error from
-/// the value's own `Serialize`): the caller writes its text instead.
-#[derive(Debug)]
-pub(super) struct Unserializable;
+/// A value that cannot be written as a structure.
+#[derive(Debug, PartialEq)]
+pub(super) enum Unserializable {
+    /// A map key that is not a scalar, or an error from the value's own `Serialize`: the caller
+    /// writes its text instead.
+    Shape,
+    /// More than [`MAX_WALKED`] elements past the limits (a `Serialize` that may never end): the
+    /// value is left out, and counted.
+    Endless,
+}
 
 impl std::fmt::Display for Unserializable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the value cannot be written as a structure")
+        f.write_str(match self {
+            Unserializable::Shape => "the value cannot be written as a structure",
+            Unserializable::Endless => "the value has too many elements",
+        })
     }
 }
 
@@ -39,7 +51,7 @@ impl std::error::Error for Unserializable {}
 
 impl ser::Error for Unserializable {
     fn custom<T: std::fmt::Display>(_: T) -> Self {
-        Unserializable
+        Unserializable::Shape
     }
 }
 
@@ -49,13 +61,14 @@ struct Budget {
     /// The buffer length past which no element is added.
     end: usize,
     dropped: u32,
+    /// Elements left out so far.
+    walked: usize,
 }
 
 impl Budget {
-    /// Takes one element, if the value has room for it; else counts it as left out.
+    /// Takes one element, if the value has room for it.
     fn admit(&mut self, len: usize) -> bool {
         if self.elements == 0 || len >= self.end {
-            self.dropped = self.dropped.saturating_add(1);
             return false;
         }
         self.elements -= 1;
@@ -76,13 +89,20 @@ pub(super) fn write(
         elements: MAX_ELEMENTS,
         end: buf.len().saturating_add(max_bytes),
         dropped: 0,
+        walked: 0,
     };
-    value.serialize(Slot {
+    let written = value.serialize(Slot {
         buf: &mut *buf,
         tag_at,
         depth: 0,
         budget: &mut budget,
-    })?;
+    });
+    // Decided here: an error that went through the value's own code (type-erased in `log`) comes
+    // back as a custom one.
+    if budget.walked > MAX_WALKED {
+        return Err(Unserializable::Endless);
+    }
+    written?;
     Ok(budget.dropped)
 }
 
@@ -135,7 +155,7 @@ impl<'b> Slot<'b> {
     /// A value's `Display` as a string, bounded like [`text`](Self::text).
     fn display(self, v: &dyn std::fmt::Display) -> Result<(), Unserializable> {
         let room = self.budget.end.saturating_sub(self.buf.len());
-        let limit = room.min(super::MAX_VALUE_BYTES).saturating_sub(32);
+        let limit = room.min(MAX_VALUE_BYTES).saturating_sub(32);
         let (buf, at) = (self.buf, self.tag_at);
         with_scratch(|text| {
             write_bounded(text, &format_args!("{v}"), limit);
@@ -146,146 +166,164 @@ impl<'b> Slot<'b> {
 
     /// Starts an array or a map of `kind` here: its elements follow.
     fn compound(mut self, kind: u8) -> Compound<'b> {
-        let count_at = if self.depth >= MAX_DEPTH {
+        let header = if self.depth >= MAX_DEPTH {
             self.tag(T_STR);
             put_text(self.buf, TOO_DEEP);
             None
         } else {
             self.tag(kind);
-            let at = self.buf.len();
-            put_count(self.buf, 0);
-            Some(at)
+            Some(put_header(self.buf))
         };
         Compound {
             buf: self.buf,
             budget: self.budget,
             depth: self.depth + 1,
-            count_at,
+            header,
+            outer: None,
             count: 0,
             skipped: 0,
-            skip_value: false,
+            key: Key::None,
         }
     }
 
-    /// A map of one entry `variant` whose value is the returned slot (serde's externally tagged
-    /// enum variants, as serde_json writes them); too deep, the compound that takes nothing.
-    fn variant(self, variant: &str) -> Result<Slot<'b>, Compound<'b>> {
-        let c = self.compound(T_MAP);
-        let Some(at) = c.count_at else {
-            return Err(c);
+    /// serde's externally tagged enum variants, as serde_json writes them: a map of one entry
+    /// `variant` holding an array or a map of `kind` (tuple and struct variants).
+    fn variant(self, variant: &str, kind: u8) -> Compound<'b> {
+        let outer = self.compound(T_MAP);
+        let Some(at) = outer.header else {
+            return outer;
         };
-        set_count(c.buf, at, 1);
-        put_text(c.buf, variant);
-        c.buf.push(0);
-        Ok(Slot {
-            tag_at: c.buf.len() - 1,
-            buf: c.buf,
-            depth: c.depth,
-            budget: c.budget,
-        })
-    }
-
-    /// A map of one entry `variant` holding an array or a map of `kind` (tuple and struct
-    /// variants).
-    fn nested_variant(self, variant: &str, kind: u8) -> Compound<'b> {
-        match self.variant(variant) {
-            Ok(slot) => slot.compound(kind),
-            Err(c) => c,
+        put_text(outer.buf, variant);
+        outer.buf.push(T_NULL);
+        let mut inner = Slot {
+            tag_at: outer.buf.len() - 1,
+            buf: outer.buf,
+            depth: outer.depth,
+            budget: outer.budget,
         }
+        .compound(kind);
+        inner.outer = Some(at);
+        inner
     }
 }
 
-/// An array or a map being written.
+/// Where a map's current entry is.
+#[derive(Clone, Copy, PartialEq)]
+enum Key {
+    /// Between entries.
+    None,
+    /// Its key is written, its value not yet.
+    Written,
+    /// It was left out: so is its value.
+    Skipped,
+}
+
+/// An array or a map being written. Its count and length are set when it ends; an element is
+/// counted as it is admitted, its tag byte a null until its value is written, so the count always
+/// matches what is there.
 struct Compound<'b> {
     buf: &'b mut Vec<u8>,
     budget: &'b mut Budget,
     /// The depth of its elements.
     depth: usize,
-    /// Where its count is; `None` when it was too deep to write (its elements are left out).
-    count_at: Option<usize>,
+    /// Where its header is; `None` when it was too deep to write (its elements are left out).
+    header: Option<usize>,
+    /// The header of the one-entry map of an enum variant holding this one.
+    outer: Option<usize>,
     count: u32,
     skipped: u32,
-    /// The key of the current entry was left out: so is its value.
-    skip_value: bool,
+    key: Key,
 }
 
 impl Compound<'_> {
-    /// Admits one more element; if it is, its tag byte is written and its slot returned.
-    fn element(&mut self) -> Option<Slot<'_>> {
-        if !self.admit() {
-            return None;
+    /// Whether one more element is taken; if not, it is counted as left out. Past
+    /// [`MAX_WALKED`] elements left out, the value is given up.
+    fn admit(&mut self) -> Result<bool, Unserializable> {
+        if self.header.is_some() && self.budget.admit(self.buf.len()) {
+            self.count += 1;
+            return Ok(true);
         }
-        self.count += 1;
-        self.buf.push(0);
-        Some(Slot {
+        self.budget.dropped = self.budget.dropped.saturating_add(1);
+        self.budget.walked += 1;
+        if self.budget.walked > MAX_WALKED {
+            return Err(Unserializable::Endless);
+        }
+        if self.header.is_some() {
+            self.skipped = self.skipped.saturating_add(1);
+        }
+        Ok(false)
+    }
+
+    /// The slot of an admitted element: a null tag byte its value overwrites.
+    fn slot(&mut self) -> Slot<'_> {
+        self.buf.push(T_NULL);
+        Slot {
             tag_at: self.buf.len() - 1,
             buf: self.buf,
             depth: self.depth,
             budget: self.budget,
-        })
+        }
     }
 
     fn value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unserializable> {
-        match self.element() {
-            Some(slot) => v.serialize(slot),
-            None => Ok(()),
+        if self.admit()? {
+            v.serialize(self.slot())?;
         }
-    }
-
-    /// Whether one more element is taken; if not, it is counted as left out.
-    fn admit(&mut self) -> bool {
-        if self.count_at.is_none() {
-            // Too deep: nothing is written, everything is counted.
-            self.budget.dropped = self.budget.dropped.saturating_add(1);
-            return false;
-        }
-        if !self.budget.admit(self.buf.len()) {
-            self.skipped += 1;
-            return false;
-        }
-        true
+        Ok(())
     }
 
     /// A map entry's key, if the entry is admitted (else its value is left out too).
     fn key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Unserializable> {
-        if !self.admit() {
-            self.skip_value = true;
+        self.close_entry();
+        if !self.admit()? {
+            self.key = Key::Skipped;
             return Ok(());
         }
-        key.serialize(KeyWriter(self.buf))
+        self.key = Key::Written;
+        key.serialize(KeyWriter::new(self.buf, self.budget.end))
     }
 
     fn entry_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unserializable> {
-        if std::mem::take(&mut self.skip_value) {
-            return Ok(());
+        match std::mem::replace(&mut self.key, Key::None) {
+            Key::Skipped => Ok(()),
+            Key::Written => v.serialize(self.slot()),
+            // A value without a key (a `Serialize` that does not pair them): an empty key.
+            Key::None => {
+                if self.admit()? {
+                    put_text(self.buf, "");
+                    v.serialize(self.slot())?;
+                }
+                Ok(())
+            }
         }
-        self.count += 1;
-        self.buf.push(0);
-        v.serialize(Slot {
-            tag_at: self.buf.len() - 1,
-            buf: self.buf,
-            depth: self.depth,
-            budget: self.budget,
-        })
     }
 
-    /// Ends the array (`map` false) or map: a cut one gets its marker, then its count is set.
-    fn end(mut self, map: bool) -> Result<(), Unserializable> {
-        let Some(at) = self.count_at else {
-            return Ok(());
-        };
-        if self.skipped > 0 {
-            if map {
-                put_text(self.buf, "…");
-                self.buf.push(T_STR);
-                put_text(self.buf, &format!("[{} more]", self.skipped));
-            } else {
-                self.buf.push(T_STR);
-                put_text(self.buf, &format!("…[{} more]", self.skipped));
-            }
-            self.count += 1;
+    /// A key left without its value gets a null one.
+    fn close_entry(&mut self) {
+        if std::mem::replace(&mut self.key, Key::None) == Key::Written {
+            self.buf.push(T_NULL);
         }
-        set_count(self.buf, at, self.count);
+    }
+
+    /// Ends the array (`map` false) or map: a cut one gets its marker, then its header is set (and
+    /// that of the variant holding it).
+    fn end(mut self, map: bool) -> Result<(), Unserializable> {
+        self.close_entry();
+        if let Some(at) = self.header {
+            if self.skipped > 0 {
+                if map {
+                    put_text(self.buf, "…");
+                }
+                self.buf.push(T_STR);
+                let marker = if map { "" } else { "…" };
+                put_text(self.buf, &format!("{marker}[{} more]", self.skipped));
+                self.count += 1;
+            }
+            set_header(self.buf, at, self.count);
+        }
+        if let Some(at) = self.outer {
+            set_header(self.buf, at, 1);
+        }
         Ok(())
     }
 }
@@ -339,7 +377,9 @@ impl<'b> ser::Serializer for Slot<'b> {
         }
     }
     fn serialize_f32(self, v: f32) -> Result<(), Unserializable> {
-        self.serialize_f64(v.into())
+        // The double nearest the `f32`'s shortest decimal (0.1, not 0.10000000149011612).
+        let d = v.to_string().parse().unwrap_or(f64::from(v));
+        self.serialize_f64(d)
     }
     fn serialize_f64(mut self, v: f64) -> Result<(), Unserializable> {
         self.tag(T_DOUBLE);
@@ -402,13 +442,10 @@ impl<'b> ser::Serializer for Slot<'b> {
         variant: &'static str,
         v: &T,
     ) -> Result<(), Unserializable> {
-        match self.variant(variant) {
-            Ok(slot) => v.serialize(slot),
-            Err(c) => {
-                c.budget.dropped = c.budget.dropped.saturating_add(1);
-                Ok(())
-            }
-        }
+        let mut c = self.compound(T_MAP);
+        c.key(variant)?;
+        c.entry_value(v)?;
+        c.end(true)
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Compound<'b>, Unserializable> {
         Ok(self.compound(T_ARRAY))
@@ -430,7 +467,7 @@ impl<'b> ser::Serializer for Slot<'b> {
         variant: &'static str,
         _: usize,
     ) -> Result<Compound<'b>, Unserializable> {
-        Ok(self.nested_variant(variant, T_ARRAY))
+        Ok(self.variant(variant, T_ARRAY))
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Compound<'b>, Unserializable> {
         Ok(self.compound(T_MAP))
@@ -445,7 +482,7 @@ impl<'b> ser::Serializer for Slot<'b> {
         variant: &'static str,
         _: usize,
     ) -> Result<Compound<'b>, Unserializable> {
-        Ok(self.nested_variant(variant, T_MAP))
+        Ok(self.variant(variant, T_MAP))
     }
     fn collect_str<T: std::fmt::Display + ?Sized>(self, v: &T) -> Result<(), Unserializable> {
         self.display(&v)

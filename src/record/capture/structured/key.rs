@@ -8,14 +8,23 @@ use crate::record::capture::{MAX_VALUE_BYTES, with_scratch, write_bounded};
 use crate::record::packed::put_text;
 
 /// Writes a map key as text: strings as they are, other scalars as their `Display` (as JSON
-/// writers do); a key that is a structure cannot be written.
-pub(super) struct KeyWriter<'b>(pub(super) &'b mut Vec<u8>);
+/// writers do), within the value's byte limit; a key that is a structure cannot be written.
+pub(super) struct KeyWriter<'b> {
+    buf: &'b mut Vec<u8>,
+    limit: usize,
+}
 
-impl KeyWriter<'_> {
+impl<'b> KeyWriter<'b> {
+    /// A writer of one key into `buf`, which the value lets grow up to `end` bytes.
+    pub(super) fn new(buf: &'b mut Vec<u8>, end: usize) -> Self {
+        let limit = end.saturating_sub(buf.len()).min(MAX_VALUE_BYTES);
+        KeyWriter { buf, limit }
+    }
+
     fn text(self, s: &dyn std::fmt::Display) -> Result<(), Unserializable> {
         with_scratch(|key| {
-            write_bounded(key, &format_args!("{s}"), MAX_VALUE_BYTES);
-            put_text(self.0, key);
+            write_bounded(key, &format_args!("{s}"), self.limit.saturating_sub(32));
+            put_text(self.buf, key);
         });
         Ok(())
     }
@@ -78,19 +87,19 @@ impl ser::Serializer for KeyWriter<'_> {
         self.text(&v)
     }
     fn serialize_bytes(self, _: &[u8]) -> Result<(), Unserializable> {
-        Err(Unserializable)
+        Err(Unserializable::Shape)
     }
     fn serialize_none(self) -> Result<(), Unserializable> {
-        Err(Unserializable)
+        Err(Unserializable::Shape)
     }
     fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), Unserializable> {
         v.serialize(self)
     }
     fn serialize_unit(self) -> Result<(), Unserializable> {
-        Err(Unserializable)
+        Err(Unserializable::Shape)
     }
     fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unserializable> {
-        Err(Unserializable)
+        Err(Unserializable::Shape)
     }
     fn serialize_unit_variant(
         self,
@@ -114,20 +123,20 @@ impl ser::Serializer for KeyWriter<'_> {
         _: &'static str,
         _: &T,
     ) -> Result<(), Unserializable> {
-        Err(Unserializable)
+        Err(Unserializable::Shape)
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Unserializable> {
-        Err(Unserializable)
+        Err(Unserializable::Shape)
     }
     fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Unserializable> {
-        Err(Unserializable)
+        Err(Unserializable::Shape)
     }
     fn serialize_tuple_struct(
         self,
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeTupleStruct, Unserializable> {
-        Err(Unserializable)
+        Err(Unserializable::Shape)
     }
     fn serialize_tuple_variant(
         self,
@@ -136,17 +145,17 @@ impl ser::Serializer for KeyWriter<'_> {
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeTupleVariant, Unserializable> {
-        Err(Unserializable)
+        Err(Unserializable::Shape)
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Unserializable> {
-        Err(Unserializable)
+        Err(Unserializable::Shape)
     }
     fn serialize_struct(
         self,
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeStruct, Unserializable> {
-        Err(Unserializable)
+        Err(Unserializable::Shape)
     }
     fn serialize_struct_variant(
         self,
@@ -155,7 +164,7 @@ impl ser::Serializer for KeyWriter<'_> {
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeStructVariant, Unserializable> {
-        Err(Unserializable)
+        Err(Unserializable::Shape)
     }
     fn collect_str<T: std::fmt::Display + ?Sized>(self, v: &T) -> Result<(), Unserializable> {
         self.text(&v)

@@ -226,3 +226,85 @@ fn map_keys_that_are_not_text_are_written_as_text_or_the_value_as_its_text() {
     );
     assert!(matches!(e.attributes[1].value, AttrValue::Str(_)), "{e:?}");
 }
+
+/// Calls `serialize_key` and ends the map without the value.
+struct KeyWithoutValue;
+
+impl Serialize for KeyWithoutValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("a", &1)?;
+        m.serialize_key("b")?;
+        m.end()
+    }
+}
+
+/// A sequence that never ends.
+struct Endless;
+
+impl Serialize for Endless {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(None)?;
+        loop {
+            seq.serialize_element(&0u8)?;
+        }
+    }
+}
+
+#[test]
+fn a_key_without_its_value_gets_a_null_and_the_next_pair_still_reads() {
+    let e = capture_with(&[
+        ("m", kv::Value::from_serde(&KeyWithoutValue)),
+        ("after", kv::Value::from(2i64)),
+    ]);
+    assert_eq!(
+        e.attributes[0].value,
+        map(vec![("a", AttrValue::Int(1)), ("b", AttrValue::Null)])
+    );
+    assert_eq!(e.attributes[1].value, AttrValue::Int(2));
+}
+
+#[test]
+fn huge_keys_stay_within_the_value_limit() {
+    let mut wide = std::collections::BTreeMap::new();
+    wide.insert("a".repeat(60_000), 1);
+    wide.insert("b".repeat(65_536), 2);
+    wide.insert("c".repeat(65_536), 3);
+    let e = capture_with(&[("wide", kv::Value::from_serde(&wide))]);
+    let AttrValue::Map(m) = &e.attributes[0].value else {
+        panic!("{e:?}")
+    };
+    let bytes: usize = m.iter().map(|(k, _)| k.len()).sum();
+    assert!(bytes <= super::super::MAX_VALUE_BYTES + 64, "{bytes}");
+}
+
+#[test]
+fn a_sequence_that_never_ends_costs_bounded_time_and_is_left_out() {
+    let e = capture_with(&[
+        ("endless", kv::Value::from_serde(&Endless)),
+        ("after", kv::Value::from(2i64)),
+    ]);
+    let keys: Vec<_> = e.attributes.iter().map(|a| &*a.key).collect();
+    assert_eq!(keys, ["after"]);
+    assert_eq!(e.dropped_attributes, 1);
+}
+
+#[test]
+fn nulls_are_empty_values_and_f32_keeps_its_decimal() {
+    let e = capture_with(&[
+        ("none", kv::Value::from_serde(&Option::<u8>::None)),
+        ("unit", kv::Value::from_serde(&())),
+        ("f", kv::Value::from_serde(&[0.1f32])),
+    ]);
+    let values: Vec<_> = e.attributes.iter().map(|a| a.value.clone()).collect();
+    assert_eq!(
+        values,
+        [
+            AttrValue::Null,
+            AttrValue::Null,
+            array(vec![AttrValue::Double(0.1)])
+        ]
+    );
+}
