@@ -489,49 +489,51 @@ impl<'b> ser::Serializer for Slot<'b> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_> {
-    type Ok = ();
-    type Error = Unserializable;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unserializable> {
-        self.value(v)
-    }
-    fn end(self) -> Result<(), Unserializable> {
-        Compound::end(self, false)
-    }
+/// The serde traits of an array: each element is a value.
+macro_rules! array_like {
+    ($($tr:ident :: $method:ident),*) => {$(
+        impl ser::$tr for Compound<'_> {
+            type Ok = ();
+            type Error = Unserializable;
+            fn $method<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unserializable> {
+                self.value(v)
+            }
+            fn end(self) -> Result<(), Unserializable> {
+                Compound::end(self, false)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Compound<'_> {
-    type Ok = ();
-    type Error = Unserializable;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unserializable> {
-        self.value(v)
-    }
-    fn end(self) -> Result<(), Unserializable> {
-        Compound::end(self, false)
-    }
+array_like!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
+
+/// The serde traits of a struct: each field is a map entry.
+macro_rules! struct_like {
+    ($($tr:ident),*) => {$(
+        impl ser::$tr for Compound<'_> {
+            type Ok = ();
+            type Error = Unserializable;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                v: &T,
+            ) -> Result<(), Unserializable> {
+                self.key(key)?;
+                self.entry_value(v)
+            }
+            fn end(self) -> Result<(), Unserializable> {
+                Compound::end(self, true)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTupleStruct for Compound<'_> {
-    type Ok = ();
-    type Error = Unserializable;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unserializable> {
-        self.value(v)
-    }
-    fn end(self) -> Result<(), Unserializable> {
-        Compound::end(self, false)
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_> {
-    type Ok = ();
-    type Error = Unserializable;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unserializable> {
-        self.value(v)
-    }
-    fn end(self) -> Result<(), Unserializable> {
-        Compound::end(self, false)
-    }
-}
+struct_like!(SerializeStruct, SerializeStructVariant);
 
 impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
@@ -540,38 +542,6 @@ impl ser::SerializeMap for Compound<'_> {
         self.key(key)
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unserializable> {
-        self.entry_value(v)
-    }
-    fn end(self) -> Result<(), Unserializable> {
-        Compound::end(self, true)
-    }
-}
-
-impl ser::SerializeStruct for Compound<'_> {
-    type Ok = ();
-    type Error = Unserializable;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), Unserializable> {
-        self.key(key)?;
-        self.entry_value(v)
-    }
-    fn end(self) -> Result<(), Unserializable> {
-        Compound::end(self, true)
-    }
-}
-
-impl ser::SerializeStructVariant for Compound<'_> {
-    type Ok = ();
-    type Error = Unserializable;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), Unserializable> {
-        self.key(key)?;
         self.entry_value(v)
     }
     fn end(self) -> Result<(), Unserializable> {
