@@ -150,7 +150,7 @@ pub(crate) struct Attributes<'a>(AttrSource<'a>);
 
 #[derive(Debug, Clone, Copy)]
 enum AttrSource<'a> {
-    /// The attribute section of a queued record's bytes, checked by [`queued::check_attributes`].
+    /// The attribute section of a queued record's bytes, checked by [`queued::Queued::check`].
     Packed(&'a [u8]),
     Owned(&'a [Attr]),
 }
@@ -160,7 +160,7 @@ impl<'a> Attributes<'a> {
         Attributes(AttrSource::Owned(attrs))
     }
 
-    /// `bytes` must have passed [`queued::check_attributes`] (else iteration stops at the first
+    /// `bytes` must have passed [`queued::Queued::check`] (else iteration stops at the first
     /// malformed attribute: safe, but the rest is not seen).
     pub(crate) fn packed(bytes: &'a [u8]) -> Self {
         Attributes(AttrSource::Packed(bytes))

@@ -15,7 +15,7 @@ use key::KeyWriter;
 use super::{MAX_VALUE_BYTES, with_scratch, write_bounded};
 use crate::record::MAX_DEPTH;
 use crate::record::packed::{
-    KEY_INLINE, T_ARRAY, T_BYTES, T_DOUBLE, T_FALSE, T_INT, T_MAP, T_NULL, T_STR, T_TRUE,
+    Cursor, KEY_INLINE, T_ARRAY, T_BYTES, T_DOUBLE, T_FALSE, T_INT, T_MAP, T_NULL, T_STR, T_TRUE,
     put_header, put_text, put_varint, set_header, zigzag,
 };
 
@@ -85,6 +85,7 @@ pub(super) fn write(
     value: &(impl Serialize + ?Sized),
     max_bytes: usize,
 ) -> Result<u32, Unserializable> {
+    let start = buf.len();
     let mut budget = Budget {
         elements: MAX_ELEMENTS,
         end: buf.len().saturating_add(max_bytes),
@@ -103,6 +104,15 @@ pub(super) fn write(
         return Err(Unserializable::Endless);
     }
     written?;
+    // A `Serialize` that ignored an error of one of its elements may have left a part-written
+    // structure behind: read back what was written, as the worker will, and refuse what it would.
+    let kind = buf.get(tag_at).map_or(T_NULL, |t| t & !KEY_INLINE);
+    if matches!(kind, T_ARRAY | T_MAP) {
+        let mut c = Cursor(buf.get(start..).unwrap_or(&[]));
+        if c.value(kind, 0, true).is_err() || !c.0.is_empty() {
+            return Err(Unserializable::Shape);
+        }
+    }
     Ok(budget.dropped)
 }
 

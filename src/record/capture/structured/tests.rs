@@ -308,3 +308,33 @@ fn nulls_are_empty_values_and_f32_keeps_its_decimal() {
         ]
     );
 }
+
+/// Ignores the error of an element that failed half-way.
+struct Swallows;
+
+impl Serialize for Swallows {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(None)?;
+        let _ = seq.serialize_element(&Breaks { panic: false });
+        seq.serialize_element(&1)?;
+        seq.end()
+    }
+}
+
+#[test]
+fn a_structure_left_part_written_by_its_serialize_is_refused() {
+    let mut buf = vec![0u8];
+    assert_eq!(
+        super::write(&mut buf, 0, &Swallows, 1024),
+        Err(super::Unserializable::Shape)
+    );
+    // Through `log` (type-erased), such a value makes erased-serde panic: rolled back, and the
+    // record's remaining pairs counted as left out; the record still reads.
+    let e = capture_with(&[
+        ("swallows", kv::Value::from_serde(&Swallows)),
+        ("after", kv::Value::from(2i64)),
+    ]);
+    assert!(e.attributes.is_empty(), "{e:?}");
+    assert_eq!(e.dropped_attributes, 2);
+}
