@@ -159,7 +159,7 @@ pub(crate) fn capture(
             attrs.dropped = dropped.saturating_add(unreached);
         }
         attrs.exception_message();
-        if *baggage != Baggage::Off {
+        if !matches!(baggage, Baggage::Off) {
             write_baggage(&mut attrs, record, baggage);
         }
         let dropped = attrs.dropped;
@@ -362,35 +362,42 @@ impl AttrWriter<'_, '_> {
 
     /// A string value, bounded, if the record's string budget has room for it.
     fn string(&mut self, key: &str, value: &str) {
+        self.string_as(key, value, true);
+    }
+
+    /// [`string`](Self::string), its key interned or not.
+    fn string_as(&mut self, key: &str, value: &str, intern: bool) {
         if value.len() > MAX_VALUE_BYTES {
             return with_scratch(|buf| {
                 write_bounded(buf, &format_args!("{value}"), MAX_VALUE_BYTES);
-                self.keep(key, buf)
+                self.keep_as(key, buf, intern)
             });
         }
-        self.keep(key, value);
+        self.keep_as(key, value, intern);
     }
 
     /// A string value already bounded, if the record's string budget has room for it.
     fn keep(&mut self, key: &str, value: &str) {
+        self.keep_as(key, value, true);
+    }
+
+    /// [`keep`](Self::keep), its key interned or not.
+    fn keep_as(&mut self, key: &str, value: &str, intern: bool) {
         if !self.fits(key.len() + value.len()) {
             return self.drop_one();
         }
         self.kept += 1;
-        self.w.attr(key, Value::Str(value));
+        if intern {
+            self.w.attr(key, Value::Str(value));
+        } else {
+            self.w.attr_uninterned(key, Value::Str(value));
+        }
     }
 
     /// A Baggage entry: its key is not interned (Baggage comes from remote callers, who must not
     /// fill the process's table of names), its value bounded like any string.
     fn baggage_entry(&mut self, key: &str, value: &str) {
-        with_scratch(|buf| {
-            write_bounded(buf, &format_args!("{value}"), MAX_VALUE_BYTES);
-            if !self.fits(key.len() + buf.len()) {
-                return self.drop_one();
-            }
-            self.kept += 1;
-            self.w.attr_uninterned(key, Value::Str(buf));
-        })
+        self.string_as(key, value, false);
     }
 
     /// The semantic-convention `exception.message` from the record's first error, unless the
@@ -520,16 +527,13 @@ impl ValueWriter<'_, '_, '_, '_> {
     /// record's key-values, unless it has its own).
     fn error(&mut self, err: &(dyn std::error::Error + 'static)) {
         self.done = true;
-        let mut text = String::new();
-        write_bounded(
-            &mut text,
-            &format_args!("{}", ErrorChain(err)),
-            MAX_VALUE_BYTES,
-        );
-        self.a.keep(self.key, &text);
-        if self.a.first_error.is_none() {
-            self.a.first_error = Some(text);
-        }
+        with_scratch(|text| {
+            write_error_chain(text, err);
+            self.a.keep(self.key, text);
+            if self.a.first_error.is_none() {
+                self.a.first_error = Some(text.clone());
+            }
+        })
     }
 
     /// An integer that fits `i64` as an int, else as its decimal string.
@@ -607,30 +611,25 @@ pub(crate) const EXCEPTION_MESSAGE: &str = "exception.message";
 /// Most `source()` links followed (a chain that loops ends there).
 const MAX_ERROR_SOURCES: usize = 32;
 
-/// An error and its sources, as "outer: inner: root". A source whose text the error before it
-/// already shows (`#[error("charge failed: {0}")]`) is not repeated.
-struct ErrorChain<'e>(&'e (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = |e: &dyn std::error::Error| {
-            let mut s = String::new();
-            write_bounded(&mut s, &format_args!("{e}"), MAX_VALUE_BYTES);
-            s
-        };
-        let mut shown = text(self.0);
-        f.write_str(&shown)?;
-        let mut source = self.0.source();
-        for _ in 0..MAX_ERROR_SOURCES {
-            let Some(e) = source else { break };
-            let next = text(e);
-            if !shown.contains(&next) {
-                write!(f, ": {next}")?;
-            }
-            shown = next;
-            source = e.source();
+/// Writes an error and its sources into `buf`, as "outer: inner: root": about [`MAX_VALUE_BYTES`]
+/// at most (past it, each link adds only its cut mark) and no allocation. A source whose text the
+/// error before it already shows (`#[error("charge failed: {0}")]`) is not repeated.
+fn write_error_chain(buf: &mut String, err: &(dyn std::error::Error + 'static)) {
+    write_bounded(buf, &format_args!("{err}"), MAX_VALUE_BYTES);
+    let mut shown = 0..buf.len();
+    let mut source = err.source();
+    for _ in 0..MAX_ERROR_SOURCES {
+        let Some(e) = source else { break };
+        let mark = buf.len();
+        buf.push_str(": ");
+        let start = buf.len();
+        write_bounded(buf, &format_args!("{e}"), MAX_VALUE_BYTES);
+        if buf[shown.clone()].contains(&buf[start..]) {
+            buf.truncate(mark);
+        } else {
+            shown = start..buf.len();
         }
-        Ok(())
+        source = e.source();
     }
 }
 
@@ -641,6 +640,14 @@ mod tests {
 
     fn capture_of(record: &log::Record<'_>) -> LogEvent {
         capture_event(record).0
+    }
+
+    /// The attributes of `e`, as (key, value) pairs.
+    fn pairs(e: &super::super::LogEvent) -> Vec<(&str, AttrValue)> {
+        e.attributes
+            .iter()
+            .map(|a| (&*a.key, a.value.clone()))
+            .collect()
     }
 
     #[derive(Debug)]
@@ -695,11 +702,7 @@ mod tests {
             .key_values(&kvs)
             .build();
         let e = capture_of(&record);
-        let values: Vec<_> = e
-            .attributes
-            .iter()
-            .map(|a| (&*a.key, a.value.clone()))
-            .collect();
+        let values = pairs(&e);
         let chain = "payment failed: charge failed: connection refused";
         assert_eq!(
             values,
@@ -752,11 +755,7 @@ mod tests {
             .key_values(&kvs)
             .build();
         let e = capture_of(&record);
-        let values: Vec<_> = e
-            .attributes
-            .iter()
-            .map(|a| (&*a.key, a.value.clone()))
-            .collect();
+        let values = pairs(&e);
         assert_eq!(
             values,
             vec![
@@ -828,11 +827,7 @@ mod tests {
         assert!(e.time_unix_nano > 1_600_000_000_000_000_000);
         assert_eq!(e.time_unix_nano, e.observed_time_unix_nano);
         assert_eq!(e.trace, None);
-        let values: Vec<_> = e
-            .attributes
-            .iter()
-            .map(|a| (&*a.key, a.value.clone()))
-            .collect();
+        let values = pairs(&e);
         assert_eq!(
             values,
             vec![
