@@ -30,7 +30,10 @@ impl Builder {
         self.build_from(config)
     }
 
-    fn build_from(&self, config: crate::config::Config) -> Result<(Logger, Guard), Error> {
+    pub(crate) fn build_from(
+        &self,
+        config: crate::config::Config,
+    ) -> Result<(Logger, Guard), Error> {
         let counters = Arc::new(Counters::default());
         let redactor = redact::Redactor::new(&config.redact_keys);
         let otlp = if config.mode.uses_otlp() {

@@ -51,6 +51,16 @@ impl Guard {
             .map_or_else(Stats::default, |p| p.shared.stats())
     }
 
+    /// A `log` logger on this guard's pipeline, for an application that installs it by hand beside
+    /// the `tracing` layer built with it (`log::set_boxed_logger(Box::new(logger))`): `log` and
+    /// `tracing` records then share the queue, the exporter, the spool and the counters. `None` for
+    /// the guard of a disabled pipeline (`OTEL_SDK_DISABLED` with `try_init`).
+    pub fn logger(&self) -> Option<crate::Logger> {
+        self.pipeline.as_ref().map(|p| crate::Logger {
+            shared: p.shared.clone(),
+        })
+    }
+
     /// A cloneable handle to read and change the level filter at run time.
     pub fn levels(&self) -> Levels {
         match &self.pipeline {

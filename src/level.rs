@@ -22,8 +22,9 @@ pub const AUDIT_TARGET: &str = "logging.audit";
 pub(crate) trait LevelHost: Send + Sync {
     /// Whether the pipeline has shut down (changes are then refused).
     fn is_closed(&self) -> bool;
-    /// Whether the pipeline's logger is the installed one (a change then moves `log::max_level`).
-    fn is_installed(&self) -> bool;
+    /// The widest level the filter keeps is now `max`: the host moves `log::max_level` when its
+    /// logger is the installed one, and has `tracing` ask its layer again when it has one.
+    fn max_changed(&self, max: LevelFilter);
     /// Queues the audit record of a change (the host builds the record: a WARN record with target
     /// [`AUDIT_TARGET`], body `log level changed` and the attributes of `change` in field order).
     fn audit(&self, change: &Audit);
@@ -249,9 +250,7 @@ impl Levels {
             fn is_closed(&self) -> bool {
                 true
             }
-            fn is_installed(&self) -> bool {
-                false
-            }
+            fn max_changed(&self, _: LevelFilter) {}
             fn audit(&self, _: &Audit) {}
         }
         let state = LevelState::new(LevelFilter::Off, &[]);
@@ -370,9 +369,7 @@ impl Levels {
         let packed = packed(&state);
         control.state.store(Arc::new(state));
         control.max.store(packed, Ordering::Relaxed);
-        if host.is_installed() {
-            log::set_max_level(max);
-        }
+        host.max_changed(max);
         *last = Some(now);
         drop(last);
         host.audit(&Audit {
@@ -417,9 +414,7 @@ mod tests {
         fn is_closed(&self) -> bool {
             self.closed.load(Ordering::Relaxed)
         }
-        fn is_installed(&self) -> bool {
-            false
-        }
+        fn max_changed(&self, _: LevelFilter) {}
         fn audit(&self, a: &Audit) {
             self.audits.lock().unwrap().push([
                 a.target.clone(),

@@ -45,6 +45,8 @@ mod error;
 mod export;
 mod guard;
 mod internal;
+#[cfg(feature = "tracing")]
+mod layer;
 mod level;
 mod logger;
 mod panic;
@@ -52,6 +54,8 @@ mod pipeline;
 mod queue;
 mod record;
 mod redact;
+#[cfg(feature = "sdk")]
+mod sdk;
 mod spool;
 mod stats;
 mod worker;
@@ -59,11 +63,15 @@ mod worker;
 pub use config::directives::{Directive, format_directives};
 pub use config::{Builder, Compression, Mode, ParseEnumError, Protocol};
 pub use error::Error;
+#[cfg(feature = "tracing")]
+pub use layer::{EventLayer, LevelGate, TracingLayer};
 pub use level::{AUDIT_TARGET, LevelChange, LevelError, Levels};
 pub use logger::Logger;
 pub use panic::PANIC_TARGET;
 pub use record::Severity;
 pub use redact::{DEFAULT_REDACT_KEYS, REDACTED};
+#[cfg(feature = "sdk")]
+pub use sdk::SdkProcessor;
 pub use stats::{DropReason, Dropped, Stats};
 
 pub use guard::{Guard, ShutdownReport};

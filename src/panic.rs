@@ -69,5 +69,6 @@ fn panic_event(info: &std::panic::PanicHookInfo<'_>) -> LogEvent {
         attributes,
         dropped_attributes: 0,
         event_name: None,
+        body_value: None,
     }
 }

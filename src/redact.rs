@@ -207,6 +207,7 @@ mod tests {
             ],
             dropped_attributes: 0,
             event_name: None,
+            body_value: None,
         };
         Redactor::new(DEFAULT_REDACT_KEYS).apply(&mut e);
         let values: Vec<_> = e.attributes.iter().map(|a| a.value.clone()).collect();

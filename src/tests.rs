@@ -194,6 +194,7 @@ fn sample_queued() -> Queued {
             attributes: Vec::new(),
             dropped_attributes: 0,
             event_name: None,
+            body_value: None,
         }
         .record(),
     )

@@ -57,6 +57,7 @@ pub struct Builder {
     level_cooldown: Option<Duration>,
     panic_hook: Option<bool>,
     code_location: Option<bool>,
+    span_fields: Option<bool>,
     redact_keys: Option<Vec<String>>,
     baggage_keys: Option<Vec<String>>,
     config_file: Option<PathBuf>,
@@ -310,6 +311,14 @@ impl Builder {
         self
     }
 
+    /// Adds the fields of the current `tracing` span and of its parents to each event the
+    /// `tracing` layer (`Builder::build_layer`, cargo feature `tracing`) captures (`LOG_SPAN_FIELDS`, default off). The event's
+    /// own fields win over a span's, an inner span's over an outer one's.
+    pub fn span_fields(mut self, on: bool) -> Self {
+        self.span_fields = Some(on);
+        self
+    }
+
     /// Serves the admin gRPC API (`proto/admin.proto`: SetLevel, GetLevels, GetStats) on `listen`
     /// (use `127.0.0.1:PORT`; port 0 picks a free one, see `Guard::admin_addr`), requiring the header
     /// `authorization: Bearer <token>` on every call. Feature `admin`.
@@ -535,6 +544,7 @@ impl Builder {
                 .unwrap_or(env::DEFAULT_LEVEL_COOLDOWN),
             panic_hook: self.panic_hook.or(env.panic_hook).unwrap_or(false),
             code_location: self.code_location.or(env.code_location).unwrap_or(true),
+            span_fields: self.span_fields.or(env.span_fields).unwrap_or(false),
             redact_keys: self
                 .redact_keys
                 .clone()

@@ -76,6 +76,8 @@ pub const LOG_REDACT_KEYS: &str = "LOG_REDACT_KEYS";
 pub const LOG_PANIC_HOOK: &str = "LOG_PANIC_HOOK";
 /// Keep each record's code location (file, line, module) as `code.*` attributes: `true` or `false`.
 pub const LOG_CODE_LOCATION: &str = "LOG_CODE_LOCATION";
+/// Add the fields of the current `tracing` span and its parents to each event: `true` or `false`.
+pub const LOG_SPAN_FIELDS: &str = "LOG_SPAN_FIELDS";
 /// Where records go: `failover`, `tee`, `file-only`, `otlp-only`.
 pub const LOG_MODE: &str = "LOG_MODE";
 /// Directory of the local files (rotating log or spool).
@@ -149,6 +151,7 @@ pub(crate) struct EnvSettings {
     pub level_cooldown: Option<Duration>,
     pub panic_hook: Option<bool>,
     pub code_location: Option<bool>,
+    pub span_fields: Option<bool>,
     pub redact_keys: Option<Vec<String>>,
     pub baggage_keys: Option<Vec<String>>,
 }
@@ -196,6 +199,7 @@ impl EnvSettings {
             level_cooldown: self.level_cooldown.or(lower.level_cooldown),
             panic_hook: self.panic_hook.or(lower.panic_hook),
             code_location: self.code_location.or(lower.code_location),
+            span_fields: self.span_fields.or(lower.span_fields),
             redact_keys: self.redact_keys.or(lower.redact_keys),
             baggage_keys: self.baggage_keys.or(lower.baggage_keys),
         }
@@ -398,6 +402,7 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         redact_keys: get(LOG_REDACT_KEYS).map(|v| parse_redact_keys(&v)),
         panic_hook: get(LOG_PANIC_HOOK).map(|v| boolean(LOG_PANIC_HOOK, &v)).transpose()?,
         code_location: get(LOG_CODE_LOCATION).map(|v| boolean(LOG_CODE_LOCATION, &v)).transpose()?,
+        span_fields: get(LOG_SPAN_FIELDS).map(|v| boolean(LOG_SPAN_FIELDS, &v)).transpose()?,
     })
 }
 

@@ -92,6 +92,8 @@ pub(crate) struct Config {
     pub panic_hook: bool,
     /// Whether records keep their code location (file, line, module).
     pub code_location: bool,
+    /// Whether `tracing` events carry the fields of their spans.
+    pub span_fields: bool,
     /// Words marking attribute keys as secret.
     pub redact_keys: Vec<String>,
     /// Keys of the Baggage entries each record copies (`*`: all; empty: none).

@@ -38,6 +38,9 @@ pub(crate) struct Shared {
     pub levels: Arc<LevelControl>,
     /// Whether this pipeline's logger is the one installed with `log::set_logger`.
     installed: AtomicBool,
+    /// Whether a `tracing` layer of this pipeline was built.
+    #[cfg(feature = "tracing")]
+    tracing_layer: AtomicBool,
     /// To the worker; taken at shutdown.
     control: Mutex<Option<mpsc::Sender<Control>>>,
     /// Bound on `log::logger().flush()` (`LOG_SHUTDOWN_TIMEOUT`).
@@ -57,6 +60,12 @@ impl Shared {
 
     pub(crate) fn set_installed(&self) {
         self.installed.store(true, Ordering::Relaxed);
+    }
+
+    /// Notes that a `tracing` layer of this pipeline was built.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn set_tracing_layer(&self) {
+        self.tracing_layer.store(true, Ordering::Relaxed);
     }
 
     /// Queues a record made by the bridge itself (audit, panic), bypassing shedding.
@@ -134,8 +143,22 @@ impl LevelHost for Shared {
         Shared::is_closed(self)
     }
 
-    fn is_installed(&self) -> bool {
-        Shared::is_installed(self)
+    fn max_changed(&self, max: log::LevelFilter) {
+        if self.is_installed() {
+            log::set_max_level(max);
+        }
+        #[cfg(feature = "tracing")]
+        if self.tracing_layer.load(Ordering::Relaxed) {
+            // `tracing` caches each call site's interest and the widest level of all layers: ask
+            // again. `log` records reaching `tracing` (its `tracing-log` bridge) are first held to
+            // `log::max_level`: raised to what `tracing` now wants, never lowered (another logger
+            // may want more).
+            tracing_core::callsite::rebuild_interest_cache();
+            let wanted = crate::layer::as_log(tracing_core::LevelFilter::current());
+            if !self.is_installed() && wanted > log::max_level() {
+                log::set_max_level(wanted);
+            }
+        }
     }
 
     fn audit(&self, change: &Audit) {
@@ -164,6 +187,7 @@ impl LevelHost for Shared {
             ],
             dropped_attributes: 0,
             event_name: None,
+            body_value: None,
         });
     }
 }
@@ -206,6 +230,8 @@ impl Pipeline {
                 config.level_cooldown,
             )),
             installed: AtomicBool::new(false),
+            #[cfg(feature = "tracing")]
+            tracing_layer: AtomicBool::new(false),
             control: Mutex::new(Some(tx)),
             flush_timeout: config.shutdown_timeout,
         });

@@ -81,15 +81,16 @@ impl Baggage {
 }
 
 /// Copies the wanted entries of the active Baggage as string attributes, after the record's own
-/// key-values and never over one of them, within the same bounds.
-fn write_baggage(attrs: &mut AttrWriter<'_, '_>, record: &log::Record<'_>, which: &Baggage) {
+/// key-values and never over one of them (`own` says whether the record has a key), within the
+/// same bounds.
+fn write_baggage(attrs: &mut AttrWriter<'_, '_>, own: &dyn Fn(&str) -> bool, which: &Baggage) {
     use opentelemetry::baggage::BaggageExt as _;
     // `map_current` panics when OpenTelemetry's thread-local is gone: then there is no Baggage.
     let _ = catch_unwind(AssertUnwindSafe(|| {
         opentelemetry::Context::map_current(|cx| {
             for (key, (value, _)) in cx.baggage().iter() {
                 let key = key.as_str();
-                if !which.wants(key) || record.key_values().get(kv::Key::from_str(key)).is_some() {
+                if !which.wants(key) || own(key) {
                     continue;
                 }
                 if attrs.kept >= MAX_ATTRIBUTES {
@@ -136,15 +137,7 @@ pub(crate) fn capture(
             }
         }
         let format_panicked = write_body(&mut w, record.args());
-        let mut attrs = AttrWriter {
-            w: &mut w,
-            kept: 0,
-            dropped: 0,
-            bytes: 0,
-            first_error: None,
-            own_exception: false,
-            event_named: false,
-        };
+        let mut attrs = AttrWriter::new(&mut w);
         // A visitor that never fails; a panicking `Display` or an error from a broken `Source`
         // only ends the visit early (a pair is written whole or not at all), and the pairs it did
         // not reach count as left out.
@@ -160,13 +153,18 @@ pub(crate) fn capture(
         }
         attrs.exception_message();
         if !matches!(baggage, Baggage::Off) {
-            write_baggage(&mut attrs, record, baggage);
+            let own = |key: &str| record.key_values().get(kv::Key::from_str(key)).is_some();
+            write_baggage(&mut attrs, &own, baggage);
         }
         let dropped = attrs.dropped;
         (w.finish(dropped), format_panicked)
     })
 }
 
+#[cfg(feature = "sdk")]
+pub(crate) mod from_sdk;
+#[cfg(feature = "tracing")]
+pub(crate) mod from_tracing;
 mod structured;
 
 /// [`capture`], read back into an event (tests).
@@ -346,7 +344,19 @@ struct AttrWriter<'a, 'b> {
     event_named: bool,
 }
 
-impl AttrWriter<'_, '_> {
+impl<'a, 'b> AttrWriter<'a, 'b> {
+    fn new(w: &'a mut Writer<'b>) -> Self {
+        AttrWriter {
+            w,
+            kept: 0,
+            dropped: 0,
+            bytes: 0,
+            first_error: None,
+            own_exception: false,
+            event_named: false,
+        }
+    }
+
     fn drop_one(&mut self) {
         self.dropped = self.dropped.saturating_add(1);
     }
@@ -415,8 +425,25 @@ impl AttrWriter<'_, '_> {
         self.keep(EXCEPTION_MESSAGE, &text);
     }
 
+    /// Whether a pair with `key` is written as an attribute: not when it is the record's first
+    /// `event.name` (the caller then gives its value to [`event_name`](Self::event_name)), nor
+    /// past the attribute limit (counted as left out).
+    fn admit(&mut self, key: &str) -> Admit {
+        if key == EVENT_NAME && !self.event_named {
+            return Admit::EventName;
+        }
+        if key == EXCEPTION_MESSAGE {
+            self.own_exception = true;
+        }
+        if self.kept >= MAX_ATTRIBUTES {
+            self.drop_one();
+            return Admit::No;
+        }
+        Admit::Attribute
+    }
+
     /// The record's event name (its first `event.name` key-value), as its `Display`, bounded.
-    fn event_name(&mut self, value: &kv::Value<'_>) {
+    fn event_name(&mut self, value: &dyn std::fmt::Display) {
         self.event_named = true;
         with_scratch(|buf| {
             write_bounded(buf, &format_args!("{value}"), MAX_VALUE_BYTES);
@@ -476,16 +503,10 @@ impl AttrWriter<'_, '_> {
 
 impl<'kvs> VisitSource<'kvs> for AttrWriter<'_, '_> {
     fn visit_pair(&mut self, key: kv::Key<'kvs>, value: kv::Value<'kvs>) -> Result<(), kv::Error> {
-        if key.as_str() == EVENT_NAME && !self.event_named {
-            self.event_name(&value);
-            return Ok(());
-        }
-        if key.as_str() == EXCEPTION_MESSAGE {
-            self.own_exception = true;
-        }
-        if self.kept >= MAX_ATTRIBUTES {
-            self.drop_one();
-            return Ok(());
+        match self.admit(key.as_str()) {
+            Admit::EventName => return Ok(self.event_name(&value)),
+            Admit::No => return Ok(()),
+            Admit::Attribute => {}
         }
         let mut typed = ValueWriter {
             a: self,
@@ -498,6 +519,13 @@ impl<'kvs> VisitSource<'kvs> for AttrWriter<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// What [`AttrWriter::admit`] decides for a key.
+enum Admit {
+    EventName,
+    Attribute,
+    No,
 }
 
 /// Writes one key-value pair with the value's own type.

@@ -141,6 +141,9 @@ pub(crate) struct Record<'a> {
     pub dropped_attributes: u32,
     /// The OpenTelemetry `event_name`: the value of the record's `event.name` key-value.
     pub event_name: Option<&'a str>,
+    /// A body that is not a string (an SDK record's map, array, number...): then `body` is empty
+    /// and this is the body.
+    pub body_value: Option<Value<'a>>,
 }
 
 /// A record's attributes, in order. Made only from parts already checked (the queued bytes are

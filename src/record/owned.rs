@@ -81,6 +81,8 @@ pub(crate) struct LogEvent {
     pub dropped_attributes: u32,
     /// The OpenTelemetry `event_name`, when the record has one.
     pub event_name: Option<Box<str>>,
+    /// A body that is not a string; then `body` is empty.
+    pub body_value: Option<AttrValue>,
 }
 
 impl LogEvent {
@@ -99,6 +101,7 @@ impl LogEvent {
             attributes: Attributes::owned(&self.attributes),
             dropped_attributes: self.dropped_attributes,
             event_name: self.event_name.as_deref(),
+            body_value: self.body_value.as_ref().map(AttrValue::as_value),
         }
     }
 }
@@ -127,6 +130,7 @@ impl From<&Record<'_>> for LogEvent {
                 .collect(),
             dropped_attributes: r.dropped_attributes,
             event_name: r.event_name.map(Into::into),
+            body_value: r.body_value.map(Into::into),
         }
     }
 }

@@ -13,6 +13,8 @@
 //! ```text
 //! [target T] [module T] [file T]      only those whose field says NAME_INLINE, in this order
 //! body T
+//! [observed varint]                   only with HAS_OBSERVED: zigzag(observed - time)
+//! [kind u8, value]                    only with HAS_BODY_VALUE: a body that is not a string
 //! [event_name T]                      only with HAS_EVENT_NAME
 //! attribute*                          tag u8 (value kind | KEY_INLINE), key, value; to the end
 //!
@@ -22,7 +24,9 @@
 //! ```
 
 pub(crate) use super::packed::ReadError;
-use super::packed::{Cursor, KEY_INLINE, T_MAP, kind, put_text, put_value, put_varint};
+use super::packed::{
+    Cursor, KEY_INLINE, T_MAP, kind, put_text, put_value, put_varint, unzigzag, zigzag,
+};
 use super::{Attributes, Key, Record, Severity, Shape, TraceContext, Value, names};
 
 /// Payload bytes kept in the slot itself. With the fixed fields a `Queued` takes 120 bytes, so a
@@ -37,6 +41,8 @@ const _: () = assert!(names::MAX_STRINGS < NAME_INLINE as usize);
 const HAS_TRACE: u8 = 1;
 const HAS_LINE: u8 = 2;
 const HAS_EVENT_NAME: u8 = 4;
+const HAS_OBSERVED: u8 = 8;
+const HAS_BODY_VALUE: u8 = 16;
 
 /// Most attributes counted as left out (what the 24-bit field holds; more saturate).
 const MAX_DROPPED: u32 = (1 << 24) - 1;
@@ -198,6 +204,20 @@ impl Queued {
         let module = read_name(&mut c, self.module)?;
         let file = read_name(&mut c, self.file)?;
         let body = c.text()?;
+        let observed = if self.flags & HAS_OBSERVED != 0 {
+            self.time.wrapping_add_signed(unzigzag(c.varint()?))
+        } else {
+            self.time
+        };
+        let body_value = if self.flags & HAS_BODY_VALUE != 0 {
+            let kind = c.byte()?;
+            if kind > T_MAP {
+                return Err(ReadError::BadTag(kind));
+            }
+            Some(c.value(kind, 0, check_attributes)?)
+        } else {
+            None
+        };
         let event_name = if self.flags & HAS_EVENT_NAME != 0 {
             Some(c.text()?)
         } else {
@@ -208,6 +228,9 @@ impl Queued {
         if check_attributes {
             let names = target.len() + module.map_or(0, str::len) + file.map_or(0, str::len);
             size = payload.len() + names + 96 + event_name.map_or(0, |_| 2);
+            if let Some(v) = body_value {
+                size += 8 * elements(v);
+            }
             let mut attrs = AttrReader::checking(section);
             while let Some((key, value)) = attrs.next_attr()? {
                 // The key's text when interned (the payload has the rest), and a field's overhead;
@@ -231,10 +254,11 @@ impl Queued {
         let [d0, d1, d2] = self.dropped;
         let record = Record {
             time: self.time,
-            observed: self.time,
+            observed,
             severity: self.severity,
             target,
             body,
+            body_value,
             module,
             file,
             line: (self.flags & HAS_LINE != 0).then_some(self.line),
@@ -307,6 +331,10 @@ impl Queued {
             w.line(l);
         }
         w.body(r.body);
+        w.observed(r.observed);
+        if let Some(v) = r.body_value {
+            w.body_value(v);
+        }
         if let Some(name) = r.event_name {
             w.event_name(name);
         }
@@ -345,6 +373,7 @@ impl Checked {
                 attributes: Attributes::packed(&[]),
                 dropped_attributes: 0,
                 event_name: None,
+                body_value: None,
             },
         }
     }
@@ -440,6 +469,28 @@ impl<'b> Writer<'b> {
     /// The message.
     pub(crate) fn body(&mut self, s: &str) {
         put_text(self.buf, s);
+        self.attrs_start = self.buf.len();
+    }
+
+    /// When the record was observed, if not at its time; right after [`body`](Self::body).
+    pub(crate) fn observed(&mut self, observed: u64) {
+        if observed == self.head.time {
+            return;
+        }
+        self.head.flags |= HAS_OBSERVED;
+        put_varint(
+            self.buf,
+            zigzag(observed.wrapping_sub(self.head.time) as i64),
+        );
+        self.attrs_start = self.buf.len();
+    }
+
+    /// A body that is not a string (the [`body`](Self::body) written is then empty); right after
+    /// the body and [`observed`](Self::observed).
+    pub(crate) fn body_value(&mut self, v: Value<'_>) {
+        self.head.flags |= HAS_BODY_VALUE;
+        self.buf.push(kind(&v));
+        put_value(self.buf, v);
         self.attrs_start = self.buf.len();
     }
 

@@ -31,6 +31,7 @@ fn event(i: i64) -> LogEvent {
         }],
         dropped_attributes: 0,
         event_name: None,
+        body_value: None,
     }
 }
 

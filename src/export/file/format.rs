@@ -303,7 +303,10 @@ pub(crate) fn encode(
     field(out, "logger");
     value(out, event.target);
     field(out, "message");
-    value(out, event.body);
+    match event.body_value {
+        Some(v) => attribute_value(out, v, redactor),
+        None => value(out, event.body),
+    }
     if let Some(name) = event.event_name {
         field(out, "event_name");
         value(out, name);
@@ -526,7 +529,12 @@ pub(crate) fn decode(line: &[u8]) -> Result<Decoded, DecodeError> {
         _ => Err(DecodeError::Field(f)),
     };
     let target = string(take("logger"), "logger")?;
-    let body = string(take("message"), "message")?;
+    // A body that is not a string was written as its JSON value.
+    let (body, body_value) = match take("message") {
+        Some(serde_json::Value::String(s)) => (s, None),
+        Some(v) => (String::new(), Some(attr_value(v, 0))),
+        None => return Err(DecodeError::Field("message")),
+    };
     let event_name = take("event_name")
         .map(|v| string(Some(v), "event_name"))
         .transpose()?;
@@ -608,6 +616,7 @@ pub(crate) fn decode(line: &[u8]) -> Result<Decoded, DecodeError> {
             attributes,
             dropped_attributes,
             event_name: event_name.map(Into::into),
+            body_value,
         },
         service_name,
     })
@@ -653,6 +662,7 @@ mod tests {
             ],
             dropped_attributes: 0,
             event_name: None,
+            body_value: None,
         }
     }
 
@@ -989,6 +999,7 @@ mod tests {
             ],
             dropped_attributes: 3,
             event_name: None,
+            body_value: None,
         };
         let queued = crate::record::queued::Queued::of(&event.record());
         let mut in_place = Vec::new();

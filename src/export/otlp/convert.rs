@@ -144,7 +144,10 @@ pub(crate) fn log_record(e: &LogEvent) -> LogRecord {
         observed_time_unix_nano: e.observed_time_unix_nano,
         severity_number: e.severity.number(),
         severity_text: e.severity.text().to_owned(),
-        body: string(e.body.as_ref()),
+        body: match &e.body_value {
+            Some(v) => Some(attr_value(v)),
+            None => string(e.body.as_ref()),
+        },
         attributes,
         dropped_attributes_count: e.dropped_attributes,
         flags,
@@ -406,7 +409,10 @@ fn fill_record(r: &mut LogRecord, e: &Record<'_>, redactor: &Redactor) {
     r.observed_time_unix_nano = e.observed;
     r.severity_number = e.severity.number();
     set_str(&mut r.severity_text, e.severity.text());
-    set_any_str(&mut r.body, e.body);
+    match e.body_value {
+        Some(v) => r.body = Some(any_value_of(v, redactor)),
+        None => set_any_str(&mut r.body, e.body),
+    }
     let mut n = 0;
     let mut put = |key: &str, value: Value<'_>| {
         let kv = slot(&mut r.attributes, n);
@@ -465,6 +471,7 @@ mod tests {
             }],
             dropped_attributes: 0,
             event_name: None,
+            body_value: None,
         }
     }
 

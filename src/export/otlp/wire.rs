@@ -165,13 +165,22 @@ fn record_fields(out: &mut Vec<u8>, r: &Record<'_>, redactor: &Redactor) {
     if !text.is_empty() {
         string(out, key::SEVERITY_TEXT, text);
     }
-    // body: an AnyValue holding a string, written even when empty (a oneof value is always set).
+    // body: an AnyValue holding a string, written even when empty (a oneof value is always set),
+    // or the record's body of another kind.
     out.push(key::BODY);
-    varint(
-        out,
-        (1 + varint_len(r.body.len() as u64) + r.body.len()) as u64,
-    );
-    string(out, key::FIELD1_LEN, r.body);
+    match r.body_value {
+        Some(v) => {
+            varint(out, any_value_len(v, redactor) as u64);
+            any_value(out, v, redactor);
+        }
+        None => {
+            varint(
+                out,
+                (1 + varint_len(r.body.len() as u64) + r.body.len()) as u64,
+            );
+            string(out, key::FIELD1_LEN, r.body);
+        }
+    }
     for (k, v) in r.attributes.iter() {
         attribute(out, k.name, redactor.mask(k, v), redactor);
     }

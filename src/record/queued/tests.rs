@@ -90,6 +90,7 @@ pub(crate) fn event() -> impl Strategy<Value = LogEvent> {
                         .collect(),
                     dropped_attributes: dropped,
                     event_name: event_name.map(Into::into),
+                    body_value: None,
                 }
             },
         )
@@ -203,6 +204,7 @@ fn each_kind_of_damage_is_its_own_error() {
         }],
         dropped_attributes: 0,
         event_name: None,
+        body_value: None,
     };
     let q = Queued::of(&e.record());
     assert_eq!(read_back(&q), e);

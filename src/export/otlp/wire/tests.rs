@@ -108,6 +108,7 @@ fn event() -> impl Strategy<Value = LogEvent> {
                         .collect(),
                     dropped_attributes: dropped,
                     event_name: event.map(Into::into),
+                    body_value: None,
                 }
             },
         )
@@ -157,6 +158,7 @@ fn secret_values_are_masked_and_varints_cross_their_byte_boundaries() {
         ],
         dropped_attributes: 0,
         event_name: None,
+        body_value: None,
     };
     for len in [0, 1, 127, 128, 16_383, 16_384, 2_097_152] {
         e.body = Cow::Owned("b".repeat(len));

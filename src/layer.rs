@@ -1,0 +1,202 @@
+//! The `tracing` side of the pipeline: a `tracing_subscriber::Layer` beside the `log::Log`, feeding
+//! the same queue with the same guarantees.
+//!
+//! - [`LevelGate`] is the layer's own filter (a per-layer filter: other layers of the subscriber
+//!   see what they want): the pipeline's level directives, the internal targets and threads. Its
+//!   hint is the widest level kept, so `tracing` skips what no layer wants at the call site; a
+//!   runtime level change has `tracing` ask again.
+//! - [`EventLayer`] captures each event it is given on the calling thread and pushes it without
+//!   waiting; with `LOG_SPAN_FIELDS`, it keeps each span's fields for the events inside it.
+
+use std::sync::Arc;
+
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::subscriber::Interest;
+use tracing_core::{Event, Metadata, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::Filtered;
+use tracing_subscriber::layer::{Context, Filter};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::internal::{CaptureScope, capture_depth, is_internal_target, on_internal_thread};
+use crate::pipeline::Shared;
+use crate::record::Severity;
+use crate::record::capture::from_tracing::{Settings, SpanFields, capture_event, log_level};
+use crate::stats::DropReason;
+use crate::{Builder, Error, Guard};
+
+/// The layer [`Builder::build_layer`] returns: the [`EventLayer`] behind its [`LevelGate`], for a
+/// subscriber `S` built on `tracing_subscriber::Registry`.
+pub type TracingLayer<S> = Filtered<EventLayer, LevelGate, S>;
+
+impl Builder {
+    /// Starts the pipeline and returns it as a `tracing` layer, with its guard (cargo feature
+    /// `tracing`):
+    ///
+    /// ```no_run
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let (layer, guard) = otel_log_bridge::builder().build_layer()?;
+    /// tracing_subscriber::registry().with(layer).init();
+    /// tracing::info!(user_id = 42, "signed in");
+    /// # drop(guard);
+    /// # Ok::<(), otel_log_bridge::Error>(())
+    /// ```
+    ///
+    /// The layer filters with the pipeline's level directives (`RUST_LOG`, `LOG_LEVEL`, the
+    /// [`Levels`](crate::Levels) handle, the admin API) on its own: the subscriber's other layers
+    /// see what they want. `log` records reach it through `tracing-subscriber`'s `tracing-log`
+    /// bridge, or, installed by hand, through [`Guard::logger`] on the same pipeline. Like
+    /// [`build`](Self::build), `OTEL_SDK_DISABLED` does not apply: the caller installs the layer.
+    pub fn build_layer<S>(self) -> Result<(TracingLayer<S>, Guard), Error>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let config = self.config()?;
+        let span_fields = config.span_fields;
+        let (logger, guard) = self.build_from(config)?;
+        let shared = logger.shared;
+        shared.set_tracing_layer();
+        let layer = EventLayer {
+            shared: shared.clone(),
+            span_fields,
+        };
+        Ok((layer.with_filter(LevelGate { shared }), guard))
+    }
+}
+
+/// The `log` level filter of a `tracing` one.
+pub(crate) fn as_log(level: tracing_core::LevelFilter) -> log::LevelFilter {
+    match level.into_level() {
+        None => log::LevelFilter::Off,
+        Some(l) => log_level(&l).to_level_filter(),
+    }
+}
+
+/// The `tracing` level filter of a `log` one.
+fn as_tracing(level: log::LevelFilter) -> tracing_core::LevelFilter {
+    match level {
+        log::LevelFilter::Off => tracing_core::LevelFilter::OFF,
+        log::LevelFilter::Error => tracing_core::LevelFilter::ERROR,
+        log::LevelFilter::Warn => tracing_core::LevelFilter::WARN,
+        log::LevelFilter::Info => tracing_core::LevelFilter::INFO,
+        log::LevelFilter::Debug => tracing_core::LevelFilter::DEBUG,
+        log::LevelFilter::Trace => tracing_core::LevelFilter::TRACE,
+    }
+}
+
+/// The filter of the pipeline's layer: its level directives, and never the pipeline's own threads
+/// or the transport's targets (no feedback).
+pub struct LevelGate {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for LevelGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LevelGate")
+            .field("level", &self.shared.level())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Filter<S> for LevelGate {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        self.shared
+            .levels
+            .enabled(log_level(meta.level()), meta.target())
+            && !is_internal_target(meta.target())
+            && !on_internal_thread()
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        // The directives change at run time: asked each time, except for what is never kept.
+        if is_internal_target(meta.target()) {
+            Interest::never()
+        } else {
+            Interest::sometimes()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<tracing_core::LevelFilter> {
+        Some(as_tracing(self.shared.level()))
+    }
+}
+
+/// Captures the `tracing` events its [`LevelGate`] lets through into the pipeline's queue.
+pub struct EventLayer {
+    shared: Arc<Shared>,
+    /// `LOG_SPAN_FIELDS`: events carry their spans' fields.
+    span_fields: bool,
+}
+
+impl std::fmt::Debug for EventLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLayer")
+            .field("span_fields", &self.span_fields)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for EventLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if !self.span_fields || capture_depth() > 0 {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = SpanFields::default();
+        attrs.record(&mut fields);
+        span.extensions_mut().insert(fields);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if !self.span_fields || capture_depth() > 0 {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        if let Some(fields) = extensions.get_mut::<SpanFields>() {
+            values.record(fields);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if capture_depth() >= 2 {
+            // An event emitted while formatting an event emitted while formatting another.
+            self.shared
+                .link
+                .counters
+                .add_dropped(DropReason::Reentrant, 1);
+            return;
+        }
+        let settings = Settings {
+            code_location: self.shared.code_location,
+            baggage: &self.shared.baggage,
+        };
+        let (queued, format_panicked) = {
+            let _scope = CaptureScope::enter();
+            if self.span_fields {
+                let mut spans = |each: &mut dyn FnMut(&'static str, crate::record::Value<'_>)| {
+                    let Some(scope) = ctx.event_scope(event) else {
+                        return;
+                    };
+                    for span in scope {
+                        if let Some(fields) = span.extensions().get::<SpanFields>() {
+                            fields.each(each);
+                        }
+                    }
+                };
+                capture_event(event, &settings, Some(&mut spans))
+            } else {
+                capture_event(event, &settings, None)
+            }
+        };
+        if format_panicked {
+            self.shared.link.counters.add_format_panic();
+        }
+        let sheddable = Severity::from(event.metadata().level()) < Severity::Warn;
+        self.shared.link.push(queued, sheddable);
+    }
+}

@@ -1,0 +1,437 @@
+//! The only place a `tracing` event is read, on the calling thread: it becomes a [`Queued`] record
+//! like a `log::Record` does, with the same bounds, types and guarantees.
+//!
+//! - the `message` field is the body; every other field an attribute of its own type (i64, u64,
+//!   i128/u128 as for `log`, f64, bool, str, bytes, errors with their chain, `?debug` and
+//!   `%display` as their text, `valuable` values as structures with the `valuable` feature);
+//! - the target is the scope, the level the severity, the callsite's module, file and line the
+//!   code location; an event that `tracing-log` made of a `log` record keeps that record's target,
+//!   module, file and line (its `log.*` fields are not attributes);
+//! - an event given a `name:` keeps it as the record's event name; else its first `event.name`
+//!   field names it, as for `log`;
+//! - the fields of its spans ([`SpanFields`]) follow the event's own, which win.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use tracing_core::field::{Field, Visit};
+use tracing_core::{Event, Level, Metadata};
+use tracing_log::NormalizeEvent as _;
+
+use super::{
+    Admit, AttrWriter, Baggage, FORMAT_PANIC_BODY, MAX_ATTRIBUTES, MAX_BODY_BYTES, MAX_VALUE_BYTES,
+    PAYLOAD_BUFFER, ValueWriter, with_buffer, with_scratch, write_bounded, write_error_chain,
+};
+use crate::record::queued::{Queued, Writer};
+use crate::record::{AttrValue, Severity, Value, names};
+
+/// The field `tracing`'s macros put the message in.
+const MESSAGE: &str = "message";
+
+impl From<&Level> for Severity {
+    fn from(level: &Level) -> Self {
+        match *level {
+            Level::ERROR => Severity::Error,
+            Level::WARN => Severity::Warn,
+            Level::INFO => Severity::Info,
+            Level::DEBUG => Severity::Debug,
+            Level::TRACE => Severity::Trace,
+        }
+    }
+}
+
+/// The `log` level of a `tracing` level (the filter is kept in `log`'s terms).
+pub(crate) fn log_level(level: &Level) -> log::Level {
+    match *level {
+        Level::ERROR => log::Level::Error,
+        Level::WARN => log::Level::Warn,
+        Level::INFO => log::Level::Info,
+        Level::DEBUG => log::Level::Debug,
+        Level::TRACE => log::Level::Trace,
+    }
+}
+
+/// What the capture of an event needs of its pipeline.
+pub(crate) struct Settings<'a> {
+    pub code_location: bool,
+    pub baggage: &'a Baggage,
+}
+
+/// The fields of the event's spans, innermost span first: called once with a function taking each
+/// field (name, value). Names a span repeats from an inner one, or the event has, are skipped.
+pub(crate) type Spans<'s> = &'s mut dyn FnMut(&mut dyn FnMut(&'static str, Value<'_>));
+
+/// Captures `event` into its queued form; says whether formatting its message panicked. Never
+/// panics on account of the event's contents.
+pub(crate) fn capture_event(
+    event: &Event<'_>,
+    settings: &Settings<'_>,
+    mut spans: Option<Spans<'_>>,
+) -> (Queued, bool) {
+    let now = crate::clock::now_unix_nanos();
+    let trace = super::current_trace_context();
+    // An event `tracing-log` made of a `log` record: that record's target, module, file and line.
+    let normalized = event.normalized_metadata();
+    let from_log = normalized.is_some();
+    with_buffer(&PAYLOAD_BUFFER, |buf| {
+        let meta: &'static Metadata<'static> = event.metadata();
+        let mut w = Writer::new(buf, Severity::from(meta.level()), now, trace);
+        match &normalized {
+            Some(n) => location(&mut w, settings, n),
+            None => static_location(&mut w, settings, meta),
+        }
+        let mut body = Body {
+            w: &mut w,
+            written: false,
+            panicked: false,
+        };
+        // A panic in a `Debug` other than the message's ends this pass only.
+        let _ = catch_unwind(AssertUnwindSafe(|| event.record(&mut body)));
+        let format_panicked = body.panicked;
+        if !body.written {
+            w.body(if format_panicked {
+                FORMAT_PANIC_BODY
+            } else {
+                ""
+            });
+        }
+        let mut attrs = AttrWriter::new(&mut w);
+        if !from_log {
+            if let Some(name) = given_name(meta) {
+                attrs.event_name(&name);
+            }
+        }
+        let mut fields = Fields {
+            a: &mut attrs,
+            from_log,
+            seen: 0,
+        };
+        let visited = catch_unwind(AssertUnwindSafe(|| event.record(&mut fields)));
+        if visited.is_err() {
+            // The fields after the one that panicked were not reached: counted as left out.
+            let seen = fields.seen;
+            let total = meta.fields().len();
+            let unreached = u32::try_from(total.saturating_sub(seen)).unwrap_or(u32::MAX);
+            attrs.dropped = attrs.dropped.saturating_add(unreached);
+        }
+        let own = |key: &str| meta.fields().field(key).is_some();
+        if let Some(spans) = spans.as_mut() {
+            span_fields(&mut attrs, &own, spans);
+        }
+        attrs.exception_message();
+        if !matches!(settings.baggage, Baggage::Off) {
+            super::write_baggage(&mut attrs, &own, settings.baggage);
+        }
+        let dropped = attrs.dropped;
+        (w.finish(dropped), format_panicked)
+    })
+}
+
+/// Target, module, file and line of a callsite's metadata: all `'static`, so interned by address.
+fn static_location(w: &mut Writer<'_>, settings: &Settings<'_>, meta: &'static Metadata<'static>) {
+    let target = meta.target();
+    w.target(names::id_static(target), target);
+    if settings.code_location {
+        w.module(meta.module_path().map(|m| (names::id_static(m), m)));
+        w.file(meta.file().map(|f| (names::id_static(f), f)));
+        if let Some(l) = meta.line() {
+            w.line(l);
+        }
+    }
+}
+
+/// Target, module, file and line of metadata borrowed from an event.
+fn location(w: &mut Writer<'_>, settings: &Settings<'_>, meta: &Metadata<'_>) {
+    let target = meta.target();
+    w.target(names::id(target), target);
+    if settings.code_location {
+        w.module(meta.module_path().map(|m| (names::id(m), m)));
+        w.file(meta.file().map(|f| (names::id(f), f)));
+        if let Some(l) = meta.line() {
+            w.line(l);
+        }
+    }
+}
+
+/// The event's name when its call site gave one (`info!(name: "order.placed", ...)`); not the
+/// default `tracing` makes up, `event <file>:<line>`.
+fn given_name(meta: &Metadata<'static>) -> Option<&'static str> {
+    let name = meta.name();
+    let default = name.strip_prefix("event ").is_some_and(|rest| {
+        match (rest.rsplit_once(':'), meta.file(), meta.line()) {
+            (Some((file, line)), Some(f), Some(l)) => file == f && line.parse() == Ok(l),
+            _ => false,
+        }
+    });
+    (!default && !name.is_empty()).then_some(name)
+}
+
+/// The first pass over the fields: the message, as the body.
+struct Body<'a, 'b> {
+    w: &'a mut Writer<'b>,
+    written: bool,
+    panicked: bool,
+}
+
+impl Visit for Body<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == MESSAGE && !self.written {
+            self.written = true;
+            with_scratch(|buf| {
+                write_bounded(buf, &format_args!("{value}"), MAX_BODY_BYTES);
+                self.w.body(buf);
+            })
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() != MESSAGE || self.written {
+            return;
+        }
+        // `tracing`'s macros give the message as `format_args!`, whose `Debug` is its text.
+        let formatted = catch_unwind(AssertUnwindSafe(|| {
+            with_scratch(|buf| {
+                write_bounded(buf, &format_args!("{value:?}"), MAX_BODY_BYTES);
+                // Written only once formatting is done, so a panic leaves nothing half-written.
+                self.w.body(buf);
+            })
+        }));
+        self.written = true;
+        if formatted.is_err() {
+            self.panicked = true;
+            self.w.body(FORMAT_PANIC_BODY);
+        }
+    }
+}
+
+/// The second pass: every other field, an attribute.
+struct Fields<'a, 'b, 'c> {
+    a: &'a mut AttrWriter<'b, 'c>,
+    /// Leave out `tracing-log`'s `log.*` fields (already the record's location).
+    from_log: bool,
+    /// Fields met so far, the message included.
+    seen: usize,
+}
+
+impl<'b, 'c> Fields<'_, 'b, 'c> {
+    /// Writes the field unless it is the message or left out; `f` writes its value.
+    fn field(&mut self, field: &Field, f: impl FnOnce(&mut ValueWriter<'_, 'b, 'c, '_>)) {
+        self.seen += 1;
+        let key = field.name();
+        if key == MESSAGE || (self.from_log && key.starts_with("log.")) {
+            return;
+        }
+        match self.a.admit(key) {
+            Admit::EventName | Admit::No => return,
+            Admit::Attribute => {}
+        }
+        let mut typed = ValueWriter {
+            a: self.a,
+            key,
+            done: false,
+        };
+        f(&mut typed);
+    }
+
+    /// A field that may name the event: its text then does.
+    fn named(&mut self, field: &Field, text: &dyn std::fmt::Display) -> bool {
+        if field.name() == super::EVENT_NAME && !self.a.event_named {
+            self.seen += 1;
+            self.a.event_name(text);
+            return true;
+        }
+        false
+    }
+}
+
+impl Visit for Fields<'_, '_, '_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if !self.named(field, &value) {
+            self.field(field, |v| v.scalar(Value::Double(value)));
+        }
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if !self.named(field, &value) {
+            self.field(field, |v| v.scalar(Value::Int(value)));
+        }
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if !self.named(field, &value) {
+            self.field(field, |v| v.integer(value));
+        }
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        if !self.named(field, &value) {
+            self.field(field, |v| v.integer(value));
+        }
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        if !self.named(field, &value) {
+            self.field(field, |v| v.integer(value));
+        }
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if !self.named(field, &value) {
+            self.field(field, |v| v.scalar(Value::Bool(value)));
+        }
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if !self.named(field, &value) {
+            self.field(field, |v| v.string(value));
+        }
+    }
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        self.field(field, |v| {
+            if value.len() <= MAX_VALUE_BYTES {
+                v.scalar(Value::Bytes(value))
+            } else {
+                // Cut like a string, and marked as one would be.
+                v.a.display(v.key, &format_args!("{:?}", Cut(value)));
+                v.done = true;
+            }
+        });
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.field(field, |v| v.error(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == MESSAGE {
+            self.seen += 1;
+            return;
+        }
+        let text = DebugText(value);
+        if !self.named(field, &text) {
+            self.field(field, |v| {
+                v.a.display(v.key, &text);
+                v.done = true;
+            });
+        }
+    }
+    #[cfg(all(feature = "valuable", tracing_unstable))]
+    fn record_value(&mut self, field: &Field, value: valuable::Value<'_>) {
+        let serializable = valuable_serde::Serializable::new(value);
+        self.field(field, |v| {
+            v.a.structured(v.key, &log::kv::Value::from_serde(&serializable));
+            v.done = true;
+        });
+    }
+}
+
+/// A `Debug` value shown through `Display`.
+struct DebugText<'a>(&'a dyn std::fmt::Debug);
+
+impl std::fmt::Display for DebugText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Bytes too long for a value: shown as a byte list, which the value limit then cuts.
+struct Cut<'a>(&'a [u8]);
+
+impl std::fmt::Debug for Cut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
+/// Adds the spans' fields the event does not have, the innermost span's first.
+fn span_fields(attrs: &mut AttrWriter<'_, '_>, own: &dyn Fn(&str) -> bool, spans: Spans<'_>) {
+    let mut written: Vec<&'static str> = Vec::new();
+    spans(&mut |key, value| {
+        if own(key) || written.contains(&key) {
+            return;
+        }
+        written.push(key);
+        if attrs.kept >= MAX_ATTRIBUTES {
+            return attrs.drop_one();
+        }
+        match value {
+            Value::Str(s) => attrs.string(key, s),
+            v => {
+                if !attrs.fits(key.len()) {
+                    return attrs.drop_one();
+                }
+                attrs.kept += 1;
+                attrs.w.attr(key, v);
+            }
+        }
+    });
+}
+
+/// The fields of one span, kept (owned) for the events inside it when `LOG_SPAN_FIELDS` is on:
+/// what the span was created with, updated by `Span::record`. Bounded like a record's attributes.
+#[derive(Debug, Default)]
+pub(crate) struct SpanFields {
+    fields: Vec<(&'static str, AttrValue)>,
+}
+
+impl SpanFields {
+    /// Each field, in the order first recorded.
+    pub(crate) fn each(&self, f: &mut dyn FnMut(&'static str, Value<'_>)) {
+        for (k, v) in &self.fields {
+            f(k, v.as_value());
+        }
+    }
+
+    fn set(&mut self, key: &'static str, value: AttrValue) {
+        if let Some(i) = self.fields.iter().position(|(k, _)| *k == key) {
+            self.fields[i].1 = value;
+        } else if self.fields.len() < MAX_ATTRIBUTES {
+            self.fields.push((key, value));
+        }
+    }
+
+    fn text(&mut self, key: &'static str, value: &dyn std::fmt::Display) {
+        // A panicking `Display` leaves the field out.
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            with_scratch(|buf| {
+                write_bounded(buf, &format_args!("{value}"), MAX_VALUE_BYTES);
+                self.set(key, AttrValue::Str(buf.as_str().into()));
+            })
+        }));
+    }
+}
+
+impl Visit for SpanFields {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.set(field.name(), AttrValue::Double(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.set(field.name(), AttrValue::Int(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match i64::try_from(value) {
+            Ok(v) => self.set(field.name(), AttrValue::Int(v)),
+            Err(_) => self.text(field.name(), &value),
+        }
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        match i64::try_from(value) {
+            Ok(v) => self.set(field.name(), AttrValue::Int(v)),
+            Err(_) => self.text(field.name(), &value),
+        }
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        match i64::try_from(value) {
+            Ok(v) => self.set(field.name(), AttrValue::Int(v)),
+            Err(_) => self.text(field.name(), &value),
+        }
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.set(field.name(), AttrValue::Bool(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.text(field.name(), &value);
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            with_scratch(|buf| {
+                write_error_chain(buf, value);
+                self.set(field.name(), AttrValue::Str(buf.as_str().into()));
+            })
+        }));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.text(field.name(), &DebugText(value));
+    }
+}
