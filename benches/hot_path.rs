@@ -98,26 +98,14 @@ fn static_record(logger: &dyn log::Log, level: log::Level) {
     );
 }
 
-fn hot_path(c: &mut Criterion) {
-    let collector = common::Collector::start_discarding();
-    let (ours, guard) = otel_log_bridge::builder()
-        .read_env(false)
-        .mode(otel_log_bridge::Mode::OtlpOnly)
-        .endpoint(collector.endpoint())
-        .level(log::LevelFilter::Info)
-        .max_queue_size(QUEUE)
-        .build()
-        .unwrap();
-    // Installed as well, for the disabled record through the `log` macros.
-    let _installed = otel_log_bridge::builder()
-        .read_env(false)
-        .mode(otel_log_bridge::Mode::OtlpOnly)
-        .endpoint(collector.endpoint())
-        .level(log::LevelFilter::Info)
-        .try_init()
-        .unwrap();
-
-    // The official stack, set up as its documentation shows, with a queue as large as ours.
+/// The official stack, set up as its documentation shows, with a queue as large as ours, exporting
+/// to `collector`; with the runtime its exporter needs.
+fn official_provider(
+    collector: &common::Collector,
+) -> (
+    tokio::runtime::Runtime,
+    opentelemetry_sdk::logs::SdkLoggerProvider,
+) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -142,6 +130,127 @@ fn hot_path(c: &mut Criterion) {
             .with_log_processor(processor)
             .build()
     };
+    (rt, provider)
+}
+
+/// loadgen's record as a `tracing` event: the message and four fields.
+#[cfg(feature = "tracing")]
+fn tracing_event(i: u64) {
+    tracing::info!(
+        target: "payment.service",
+        amount = 150.0,
+        user_id = 42i64,
+        currency = "EUR",
+        seq = i,
+        "Transaction processed {i}"
+    );
+}
+
+/// A `tracing` event with four fields inside a span: through our layer, and through
+/// `opentelemetry-appender-tracing` into the SDK's batch processor, each the only layer of its
+/// subscriber, in the same run.
+#[cfg(feature = "tracing")]
+fn tracing_events(c: &mut Criterion) {
+    use tracing_subscriber::prelude::*;
+    let collector = common::Collector::start_discarding();
+    let (layer, guard) = otel_log_bridge::builder()
+        .read_env(false)
+        .mode(otel_log_bridge::Mode::OtlpOnly)
+        .endpoint(collector.endpoint())
+        .level(log::LevelFilter::Info)
+        .max_queue_size(QUEUE)
+        .build_layer()
+        .unwrap();
+    let ours = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let (_rt, provider) = official_provider(&collector);
+    let official =
+        tracing::Dispatch::new(tracing_subscriber::registry().with(
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider),
+        ));
+    let _cx = span();
+    let in_span = |dispatch: &tracing::Dispatch, f: &mut dyn FnMut()| {
+        tracing::dispatcher::with_default(dispatch, || {
+            let span = tracing::info_span!("checkout", order = 7);
+            let _entered = span.enter();
+            f()
+        })
+    };
+    // One lap of our queue, untimed, as for the `log` rows.
+    in_span(&ours, &mut || {
+        for i in 0..QUEUE as u64 {
+            tracing_event(i);
+            if i % (QUEUE as u64 / 4) == 0 {
+                guard.flush(Duration::from_secs(60)).unwrap();
+            }
+        }
+    });
+    guard.flush(Duration::from_secs(60)).unwrap();
+    let mut g = c.benchmark_group("hot_path");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("ours/tracing_event_4_fields_in_span", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            in_span(&ours, &mut || {
+                elapsed = measure::thread_cpu_of(|| {
+                    for i in 0..iters {
+                        tracing_event(i);
+                    }
+                });
+            });
+            guard.flush(Duration::from_secs(60)).unwrap();
+            elapsed
+        })
+    });
+    g.bench_function("official/tracing_event_4_fields_in_span", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            in_span(&official, &mut || {
+                elapsed = measure::thread_cpu_of(|| {
+                    for i in 0..iters {
+                        tracing_event(i);
+                    }
+                });
+            });
+            let _ = provider.force_flush();
+            elapsed
+        })
+    });
+    g.finish();
+    let s = guard.stats();
+    assert_eq!(
+        s.dropped.total(),
+        0,
+        "the queue must not have been full: {s:?}"
+    );
+    drop(guard);
+    let _ = provider.shutdown();
+}
+
+#[cfg(not(feature = "tracing"))]
+fn tracing_events(_: &mut Criterion) {
+    eprintln!("hot_path: the tracing rows need --features tracing");
+}
+
+fn hot_path(c: &mut Criterion) {
+    let collector = common::Collector::start_discarding();
+    let (ours, guard) = otel_log_bridge::builder()
+        .read_env(false)
+        .mode(otel_log_bridge::Mode::OtlpOnly)
+        .endpoint(collector.endpoint())
+        .level(log::LevelFilter::Info)
+        .max_queue_size(QUEUE)
+        .build()
+        .unwrap();
+    // Installed as well, for the disabled record through the `log` macros.
+    let _installed = otel_log_bridge::builder()
+        .read_env(false)
+        .mode(otel_log_bridge::Mode::OtlpOnly)
+        .endpoint(collector.endpoint())
+        .level(log::LevelFilter::Info)
+        .try_init()
+        .unwrap();
+
+    let (_rt, provider) = official_provider(&collector);
     let official = opentelemetry_appender_log::OpenTelemetryLogBridge::new(&provider);
 
     let _cx = span();
@@ -351,6 +460,6 @@ fn encoders(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = hot_path, queue_full, encoders
+    targets = hot_path, tracing_events, queue_full, encoders
 }
 criterion_main!(benches);

@@ -4,13 +4,13 @@
 //!
 //! ```sh
 //! cargo run --release --example loadgen -- --count N [--threads T] [--rate PER_SEC] \
-//!     [--trace-id HEX32] [--span-id HEX16]
+//!     [--trace-id HEX32] [--span-id HEX16] [--stack ours|official|log4rs] [--api log|tracing]
 //! ```
 //!
 //! Summary line (a public contract: fields are only ever added):
 //! `{"emitted":N,"emit_seconds":S,"ns_per_call":X,"p99_ns":P,"max_ns":M,"exported":E,
 //!   "dropped":{"queue_full":..,...},"shutdown_seconds":D,"threads":T, ...,"cpu_ns_per_call":C,
-//!   "peak_rss_bytes":B,"stack":"ours"}`
+//!   "peak_rss_bytes":B,"stack":"ours","api":"log"}`
 //! `ns_per_call` is `emit_seconds / emitted`; `p99_ns` and `max_ns` come from every 8th call, timed
 //! on its own. `cpu_ns_per_call` is the CPU time the emitting threads used, per call (it includes
 //! the timing of every 8th call). Exit code 0 when it ran; 2 with the error on stderr for bad arguments or configuration.
@@ -21,6 +21,10 @@
 //! `--stack log4rs` writes the same records as JSON lines with log4rs's rolling file appender into
 //! `LOG_DIR` (rotating at `LOG_FILE_MAX_BYTES`, 5 backups), to compare with `LOG_MODE=file-only`; its
 //! line says how many lines the files hold in `written`.
+//!
+//! `--api tracing` emits the same record content through `tracing::info!` instead of `log::info!`:
+//! with `--stack ours` into this crate's `tracing` layer (build with `--features tracing`), with
+//! `--stack official` into `opentelemetry-appender-tracing` and the same SDK pipeline.
 
 use std::process::ExitCode;
 use std::sync::{Arc, Barrier};
@@ -30,7 +34,7 @@ use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
 
-const USAGE: &str = "usage: loadgen --count N [--threads T] [--rate PER_SEC] [--trace-id HEX32] [--span-id HEX16] [--stack ours|official|log4rs]";
+const USAGE: &str = "usage: loadgen --count N [--threads T] [--rate PER_SEC] [--trace-id HEX32] [--span-id HEX16] [--stack ours|official|log4rs] [--api log|tracing]";
 const SAMPLE_EVERY: u64 = 8;
 
 struct Args {
@@ -40,6 +44,8 @@ struct Args {
     trace_id: TraceId,
     span_id: SpanId,
     stack: &'static str,
+    /// `log` or `tracing`: which API the records go through.
+    api: &'static str,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
             .map_err(|e| e.to_string())?,
         span_id: SpanId::from_hex("00f067aa0ba902b7").map_err(|e| e.to_string())?,
         stack: "ours",
+        api: "log",
     };
     let mut count = None;
     let mut it = std::env::args().skip(1);
@@ -114,6 +121,15 @@ fn parse_args() -> Result<Args, String> {
                     }
                 }
             }
+            "--api" => {
+                args.api = match value()?.as_str() {
+                    "log" => "log",
+                    "tracing" => "tracing",
+                    other => {
+                        return Err(format!("--api: {other:?}; expected log or tracing"));
+                    }
+                };
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -130,12 +146,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let installed = match args.stack {
-        "official" => official::Stack::install().map(Stack::Official),
-        "log4rs" => log4rs_stack::install().map(Stack::Log4rs),
-        _ => otel_log_bridge::try_init()
+    let tracing_api = args.api == "tracing";
+    let installed = match (args.stack, tracing_api) {
+        ("official", _) => official::Stack::install(tracing_api).map(Stack::Official),
+        ("log4rs", false) => log4rs_stack::install().map(Stack::Log4rs),
+        ("log4rs", true) => Err("--api tracing: not with --stack log4rs".into()),
+        (_, false) => otel_log_bridge::try_init()
             .map(Stack::Ours)
             .map_err(|e| e.into()),
+        (_, true) => install_tracing_layer().map(Stack::Ours),
     };
     let stack = match installed {
         Ok(s) => s,
@@ -159,7 +178,17 @@ fn main() -> ExitCode {
             let barrier = barrier.clone();
             let span = span.clone();
             let count = args.count;
-            std::thread::spawn(move || emit(t, threads, count, per_thread_rate, span, &barrier))
+            std::thread::spawn(move || {
+                emit(
+                    t,
+                    threads,
+                    count,
+                    per_thread_rate,
+                    span,
+                    &barrier,
+                    tracing_api,
+                )
+            })
         })
         .collect();
     barrier.wait();
@@ -246,8 +275,23 @@ fn main() -> ExitCode {
     );
     line.insert("peak_rss_bytes".into(), measure::peak_rss_bytes().into());
     line.insert("stack".into(), stack_name.into());
+    line.insert("api".into(), args.api.into());
     println!("{}", serde_json::Value::Object(line));
     ExitCode::SUCCESS
+}
+
+/// This crate's `tracing` layer as the global subscriber.
+#[cfg(feature = "tracing")]
+fn install_tracing_layer() -> Result<otel_log_bridge::Guard, Box<dyn std::error::Error>> {
+    use tracing_subscriber::prelude::*;
+    let (layer, guard) = otel_log_bridge::builder().build_layer()?;
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))?;
+    Ok(guard)
+}
+
+#[cfg(not(feature = "tracing"))]
+fn install_tracing_layer() -> Result<otel_log_bridge::Guard, Box<dyn std::error::Error>> {
+    Err("--api tracing: build with --features tracing".into())
 }
 
 enum Stack {
@@ -327,7 +371,8 @@ mod official {
     }
 
     impl Stack {
-        pub fn install() -> Result<Stack, Box<dyn std::error::Error>> {
+        /// Installs the stack for `log` records, or for `tracing` events with `tracing_api`.
+        pub fn install(tracing_api: bool) -> Result<Stack, Box<dyn std::error::Error>> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .enable_all()
@@ -339,9 +384,19 @@ mod official {
                     .with_batch_exporter(exporter)
                     .build()
             };
-            let bridge = opentelemetry_appender_log::OpenTelemetryLogBridge::new(&provider);
-            log::set_boxed_logger(Box::new(bridge))?;
-            log::set_max_level(log::LevelFilter::Info);
+            if tracing_api {
+                use tracing_subscriber::prelude::*;
+                let bridge = opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(
+                    &provider,
+                );
+                tracing::subscriber::set_global_default(
+                    tracing_subscriber::registry().with(bridge),
+                )?;
+            } else {
+                let bridge = opentelemetry_appender_log::OpenTelemetryLogBridge::new(&provider);
+                log::set_boxed_logger(Box::new(bridge))?;
+                log::set_max_level(log::LevelFilter::Info);
+            }
             Ok(Stack {
                 provider,
                 _runtime: runtime,
@@ -395,6 +450,7 @@ fn emit(
     rate: Option<f64>,
     span: SpanContext,
     barrier: &Barrier,
+    tracing_api: bool,
 ) -> (Vec<u64>, Duration) {
     let _cx = opentelemetry::Context::new()
         .with_remote_span_context(span)
@@ -413,12 +469,19 @@ fn emit(
                 std::thread::sleep(due - now);
             }
         }
+        let record = || {
+            if tracing_api {
+                tracing::info!(target: "payment.service", amount = 150.0, user_id = 42, currency = "EUR", seq = i, "Transaction processed {}", i);
+            } else {
+                log::info!(target: "payment.service", amount = 150.0, user_id = 42, currency = "EUR", seq = i; "Transaction processed {}", i);
+            }
+        };
         if k.is_multiple_of(SAMPLE_EVERY) {
             let t0 = Instant::now();
-            log::info!(target: "payment.service", amount = 150.0, user_id = 42, currency = "EUR", seq = i; "Transaction processed {}", i);
+            record();
             samples.push(t0.elapsed().as_nanos() as u64);
         } else {
-            log::info!(target: "payment.service", amount = 150.0, user_id = 42, currency = "EUR", seq = i; "Transaction processed {}", i);
+            record();
         }
         k += 1;
         i += threads;

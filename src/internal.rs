@@ -65,8 +65,9 @@ const INTERNAL_CRATES: [&str; 15] = [
     "tower_http",
     "tokio",
     // `tracing::span` / `tracing::span::active`: span lifecycle records that `tracing`'s "log" feature
-    // emits for every span, the transport's own included.
-    "tracing",
+    // emits for every span, the transport's own included. Only those: a crate or an example named
+    // `tracing` logs under the target `tracing`.
+    "tracing::span",
     "mio",
     "otel_log_bridge",
     "prost",
@@ -144,6 +145,10 @@ mod tests {
             "reqwests",
             "rust",
             "payment.service::tokio",
+            // An application (or example) crate named `tracing`, and `tracing_subscriber` users.
+            "tracing",
+            "tracing::handlers",
+            "tracing_app",
         ] {
             assert!(!is_internal_target(t), "{t}");
         }

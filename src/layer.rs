@@ -65,14 +65,6 @@ impl Builder {
     }
 }
 
-/// The `log` level filter of a `tracing` one.
-pub(crate) fn as_log(level: tracing_core::LevelFilter) -> log::LevelFilter {
-    match level.into_level() {
-        None => log::LevelFilter::Off,
-        Some(l) => log_level(&l).to_level_filter(),
-    }
-}
-
 /// The `tracing` level filter of a `log` one.
 fn as_tracing(level: log::LevelFilter) -> tracing_core::LevelFilter {
     match level {

@@ -154,7 +154,11 @@ impl LevelHost for Shared {
             // `log::max_level`: raised to what `tracing` now wants, never lowered (another logger
             // may want more).
             tracing_core::callsite::rebuild_interest_cache();
-            let wanted = crate::layer::as_log(tracing_core::LevelFilter::current());
+            let wanted = tracing_core::LevelFilter::current()
+                .into_level()
+                .map_or(log::LevelFilter::Off, |l| {
+                    crate::record::capture::from_tracing::log_level(&l).to_level_filter()
+                });
             if !self.is_installed() && wanted > log::max_level() {
                 log::set_max_level(wanted);
             }

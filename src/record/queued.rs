@@ -472,6 +472,29 @@ impl<'b> Writer<'b> {
         self.attrs_start = self.buf.len();
     }
 
+    /// Starts the attributes before the message is known (a `tracing` event's message is one of
+    /// its fields): the body goes where this was called, given by [`body_later`](Self::body_later).
+    /// Returns the position to give it.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn body_pending(&mut self) -> usize {
+        self.attrs_start = self.buf.len();
+        self.attrs_start
+    }
+
+    /// The message of a record whose attributes began with [`body_pending`](Self::body_pending),
+    /// which returned `at` (before [`event_name`](Self::event_name) and
+    /// [`observed`](Self::observed), which a record taking this path does not use).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn body_later(&mut self, at: usize, s: &str) {
+        let at = at.min(self.buf.len());
+        let end = self.buf.len();
+        put_text(self.buf, s);
+        let n = self.buf.len() - end;
+        // The text written last moves in front of the attributes (no allocation).
+        self.buf[at..].rotate_right(n);
+        self.attrs_start += n;
+    }
+
     /// When the record was observed, if not at its time; right after [`body`](Self::body).
     pub(crate) fn observed(&mut self, observed: u64) {
         if observed == self.head.time {

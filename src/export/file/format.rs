@@ -532,7 +532,7 @@ pub(crate) fn decode(line: &[u8]) -> Result<Decoded, DecodeError> {
     // A body that is not a string was written as its JSON value.
     let (body, body_value) = match take("message") {
         Some(serde_json::Value::String(s)) => (s, None),
-        Some(v) => (String::new(), Some(attr_value(v, 0))),
+        Some(v) => (String::new(), Some(Box::new(attr_value(v, 0)))),
         None => return Err(DecodeError::Field("message")),
     };
     let event_name = take("event_name")

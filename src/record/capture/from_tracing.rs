@@ -19,7 +19,8 @@ use tracing_log::NormalizeEvent as _;
 
 use super::{
     Admit, AttrWriter, Baggage, FORMAT_PANIC_BODY, MAX_ATTRIBUTES, MAX_BODY_BYTES, MAX_VALUE_BYTES,
-    PAYLOAD_BUFFER, ValueWriter, with_buffer, with_scratch, write_bounded, write_error_chain,
+    MESSAGE_BUFFER, PAYLOAD_BUFFER, ValueWriter, with_buffer, with_scratch, write_bounded,
+    write_error_chain,
 };
 use crate::record::queued::{Queued, Writer};
 use crate::record::{AttrValue, Severity, Value, names};
@@ -79,40 +80,34 @@ pub(crate) fn capture_event(
             Some(n) => location(&mut w, settings, n),
             None => static_location(&mut w, settings, meta),
         }
-        let mut body = Body {
-            w: &mut w,
-            written: false,
-            panicked: false,
-        };
-        // A panic in a `Debug` other than the message's ends this pass only.
-        let _ = catch_unwind(AssertUnwindSafe(|| event.record(&mut body)));
-        let format_panicked = body.panicked;
-        if !body.written {
-            w.body(if format_panicked {
-                FORMAT_PANIC_BODY
-            } else {
-                ""
-            });
-        }
+        // One pass over the fields: the attributes are written as they come, the message into
+        // its own buffer, then put in front of them.
+        let at = w.body_pending();
         let mut attrs = AttrWriter::new(&mut w);
-        if !from_log {
-            if let Some(name) = given_name(meta) {
-                attrs.event_name(&name);
-            }
+        if !from_log && let Some(name) = given_name(meta) {
+            attrs.event_name(&name);
         }
-        let mut fields = Fields {
-            a: &mut attrs,
-            from_log,
-            seen: 0,
-        };
-        let visited = catch_unwind(AssertUnwindSafe(|| event.record(&mut fields)));
-        if visited.is_err() {
-            // The fields after the one that panicked were not reached: counted as left out.
-            let seen = fields.seen;
-            let total = meta.fields().len();
-            let unreached = u32::try_from(total.saturating_sub(seen)).unwrap_or(u32::MAX);
-            attrs.dropped = attrs.dropped.saturating_add(unreached);
-        }
+        let (format_panicked, unreached) = with_buffer(&MESSAGE_BUFFER, |message| {
+            let mut fields = Fields {
+                a: &mut attrs,
+                from_log,
+                seen: 0,
+                message,
+                message_panicked: false,
+            };
+            let visited = catch_unwind(AssertUnwindSafe(|| event.record(&mut fields)));
+            // The fields after one that panicked were not reached: counted as left out.
+            let unreached = match visited {
+                Ok(()) => 0,
+                Err(_) => meta.fields().len().saturating_sub(fields.seen),
+            };
+            let panicked = fields.message_panicked;
+            attrs.w.body_later(at, message);
+            (panicked, unreached)
+        });
+        attrs.dropped = attrs
+            .dropped
+            .saturating_add(u32::try_from(unreached).unwrap_or(u32::MAX));
         let own = |key: &str| meta.fields().field(key).is_some();
         if let Some(spans) = spans.as_mut() {
             span_fields(&mut attrs, &own, spans);
@@ -165,54 +160,20 @@ fn given_name(meta: &Metadata<'static>) -> Option<&'static str> {
     (!default && !name.is_empty()).then_some(name)
 }
 
-/// The first pass over the fields: the message, as the body.
-struct Body<'a, 'b> {
-    w: &'a mut Writer<'b>,
-    written: bool,
-    panicked: bool,
-}
-
-impl Visit for Body<'_, '_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == MESSAGE && !self.written {
-            self.written = true;
-            with_scratch(|buf| {
-                write_bounded(buf, &format_args!("{value}"), MAX_BODY_BYTES);
-                self.w.body(buf);
-            })
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() != MESSAGE || self.written {
-            return;
-        }
-        // `tracing`'s macros give the message as `format_args!`, whose `Debug` is its text.
-        let formatted = catch_unwind(AssertUnwindSafe(|| {
-            with_scratch(|buf| {
-                write_bounded(buf, &format_args!("{value:?}"), MAX_BODY_BYTES);
-                // Written only once formatting is done, so a panic leaves nothing half-written.
-                self.w.body(buf);
-            })
-        }));
-        self.written = true;
-        if formatted.is_err() {
-            self.panicked = true;
-            self.w.body(FORMAT_PANIC_BODY);
-        }
-    }
-}
-
-/// The second pass: every other field, an attribute.
-struct Fields<'a, 'b, 'c> {
+/// Visits the fields: the message into `message`, every other field an attribute.
+struct Fields<'a, 'b, 'c, 'm> {
     a: &'a mut AttrWriter<'b, 'c>,
     /// Leave out `tracing-log`'s `log.*` fields (already the record's location).
     from_log: bool,
     /// Fields met so far, the message included.
     seen: usize,
+    /// The message, formatted (bounded); empty until met.
+    message: &'m mut String,
+    /// Formatting the message panicked (it is then a marker text).
+    message_panicked: bool,
 }
 
-impl<'b, 'c> Fields<'_, 'b, 'c> {
+impl<'b, 'c> Fields<'_, 'b, 'c, '_> {
     /// Writes the field unless it is the message or left out; `f` writes its value.
     fn field(&mut self, field: &Field, f: impl FnOnce(&mut ValueWriter<'_, 'b, 'c, '_>)) {
         self.seen += 1;
@@ -243,7 +204,25 @@ impl<'b, 'c> Fields<'_, 'b, 'c> {
     }
 }
 
-impl Visit for Fields<'_, '_, '_> {
+impl Fields<'_, '_, '_, '_> {
+    /// The message field, formatted with `Debug` (`tracing`'s macros give it as `format_args!`,
+    /// whose `Debug` is its text); a panic leaves the marker text.
+    fn message(&mut self, value: &dyn std::fmt::Debug) {
+        self.seen += 1;
+        let message = &mut *self.message;
+        message.clear();
+        let formatted = catch_unwind(AssertUnwindSafe(|| {
+            write_bounded(message, &format_args!("{value:?}"), MAX_BODY_BYTES)
+        }));
+        if formatted.is_err() {
+            self.message.clear();
+            self.message.push_str(FORMAT_PANIC_BODY);
+            self.message_panicked = true;
+        }
+    }
+}
+
+impl Visit for Fields<'_, '_, '_, '_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if !self.named(field, &value) {
             self.field(field, |v| v.scalar(Value::Double(value)));
@@ -275,6 +254,9 @@ impl Visit for Fields<'_, '_, '_> {
         }
     }
     fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == MESSAGE {
+            return self.message(&format_args!("{value}"));
+        }
         if !self.named(field, &value) {
             self.field(field, |v| v.string(value));
         }
@@ -295,8 +277,7 @@ impl Visit for Fields<'_, '_, '_> {
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == MESSAGE {
-            self.seen += 1;
-            return;
+            return self.message(value);
         }
         let text = DebugText(value);
         if !self.named(field, &text) {

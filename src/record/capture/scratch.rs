@@ -1,0 +1,131 @@
+//! Per-thread scratch buffers and bounded formatting: what capture writes through before a record
+//! is copied into its slot.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+
+thread_local! {
+    /// Where a message or a `Display` value is formatted before it is copied into the record.
+    pub(super) static FORMAT_BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+    /// Where a record's variable part is written before it is copied into the record.
+    pub(super) static PAYLOAD_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Where a `tracing` event's message is formatted while its other fields are written.
+    #[cfg(feature = "tracing")]
+    pub(super) static MESSAGE_BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// A scratch buffer grown past this by a huge message is released rather than kept.
+const MAX_KEPT_BUFFER: usize = 64 * 1024;
+
+/// How much output past the limit is still counted before formatting is stopped: a `Display` that
+/// writes in many small pieces costs bounded time, while one huge piece is counted exactly at once.
+const MAX_COUNTED_CUT: usize = 16 * 1024 * 1024;
+
+/// Writes at most `limit` bytes (whole characters) into `buf`, counting what it leaves out; stops
+/// the formatting (with an error) at the next piece once more than [`MAX_COUNTED_CUT`] bytes were
+/// left out.
+struct Bounded<'a> {
+    buf: &'a mut String,
+    limit: usize,
+    cut: usize,
+    stopped: bool,
+}
+
+impl std::fmt::Write for Bounded<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.cut > MAX_COUNTED_CUT {
+            self.stopped = true;
+            return Err(std::fmt::Error);
+        }
+        let room = self.limit.saturating_sub(self.buf.len());
+        if s.len() <= room && self.cut == 0 {
+            self.buf.push_str(s);
+        } else {
+            let mut end = room.min(s.len());
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            if self.cut == 0 {
+                self.buf.push_str(&s[..end]);
+                self.cut += s.len() - end;
+            } else {
+                self.cut += s.len();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Formats `args` into `buf`, at most `limit` bytes, marking a cut.
+pub(super) fn write_bounded(buf: &mut String, args: &std::fmt::Arguments<'_>, limit: usize) {
+    let mut w = Bounded {
+        buf,
+        limit,
+        cut: 0,
+        stopped: false,
+    };
+    // A `Display` returning `Err` leaves what was written so far; keep it.
+    let _ = w.write_fmt(*args);
+    if w.stopped {
+        let cut = w.cut;
+        let _ = write!(w.buf, "…[truncated over {cut} bytes]");
+    } else if w.cut > 0 {
+        let cut = w.cut;
+        let _ = write!(w.buf, "…[truncated {cut} bytes]");
+    }
+}
+
+/// A buffer that can be emptied and reused.
+pub(super) trait Scratch: Default {
+    fn capacity(&self) -> usize;
+    fn clear(&mut self);
+}
+
+impl Scratch for String {
+    fn capacity(&self) -> usize {
+        String::capacity(self)
+    }
+    fn clear(&mut self) {
+        String::clear(self)
+    }
+}
+
+impl Scratch for Vec<u8> {
+    fn capacity(&self) -> usize {
+        Vec::capacity(self)
+    }
+    fn clear(&mut self) {
+        Vec::clear(self)
+    }
+}
+
+/// Runs `f` with this thread's buffer `key`, emptied (a fresh one if a `Display` that logs has it
+/// busy); a buffer grown large by a huge record is released afterwards.
+pub(super) fn with_buffer<B: Scratch + 'static, R>(
+    key: &'static std::thread::LocalKey<RefCell<B>>,
+    mut f: impl FnMut(&mut B) -> R,
+) -> R {
+    let kept = key.try_with(|b| {
+        let mut b = b.try_borrow_mut().ok()?;
+        if b.capacity() > MAX_KEPT_BUFFER {
+            // Left large by a `Display` that panicked mid-format.
+            *b = B::default();
+        }
+        b.clear();
+        let r = f(&mut b);
+        if b.capacity() > MAX_KEPT_BUFFER {
+            *b = B::default();
+        }
+        Some(r)
+    });
+    match kept {
+        Ok(Some(r)) => r,
+        // The thread's buffer is busy (a `Display` that logs) or gone: `f` did not run; a fresh one.
+        _ => f(&mut B::default()),
+    }
+}
+
+/// [`with_buffer`] of the formatting buffer.
+pub(super) fn with_scratch<R>(f: impl FnMut(&mut String) -> R) -> R {
+    with_buffer(&FORMAT_BUFFER, f)
+}
