@@ -138,9 +138,15 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
+        // Formatted with no lock held (a `Debug` may emit an event reading this span), at capture
+        // depth 1 like an event's fields.
         let mut fields = SpanFields::default();
-        attrs.record(&mut fields);
-        span.extensions_mut().insert(fields);
+        {
+            let _scope = CaptureScope::enter();
+            attrs.record(&mut fields);
+        }
+        // `replace`: another of our layers on the same registry may have stored its own.
+        let _ = span.extensions_mut().replace(fields);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -148,9 +154,15 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
+        // Formatted apart, with no lock held, then merged.
+        let mut update = SpanFields::default();
+        {
+            let _scope = CaptureScope::enter();
+            values.record(&mut update);
+        }
         let mut extensions = span.extensions_mut();
         if let Some(fields) = extensions.get_mut::<SpanFields>() {
-            values.record(fields);
+            fields.merge(update);
         }
     }
 

@@ -336,3 +336,45 @@ fn the_sdk_processor_carries_every_field_and_spools_through_an_outage_then_repla
         guard.stats().replayed == 1
     });
 }
+
+/// A field whose `Debug` panics.
+struct Panics;
+
+impl std::fmt::Debug for Panics {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        panic!("broken Debug")
+    }
+}
+
+/// A value whose `Debug` emits an event (inside the span being recorded).
+struct Emits;
+
+impl std::fmt::Debug for Emits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        tracing::info!("from a Debug");
+        f.write_str("emits")
+    }
+}
+
+#[test]
+fn a_panicking_field_is_left_out_and_a_debug_that_emits_while_a_span_is_recorded_does_not_hang() {
+    let collector = Collector::start();
+    let (layer, guard) = builder(&collector.endpoint())
+        .span_fields(true)
+        .build_layer()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info!(bad = ?Panics, good = 1, "still the body");
+        let span = tracing::info_span!("work", state = tracing::field::Empty);
+        let _entered = span.enter();
+        span.record("state", tracing::field::debug(&Emits));
+        tracing::info!("after");
+    });
+    guard.flush(WAIT).unwrap();
+    let records = collector.records();
+    let r = by_body(&records, "still the body");
+    assert_eq!(r.record.dropped_attributes_count, 1);
+    assert_eq!(r.attr("good"), Some(Value::IntValue(1)));
+    by_body(&records, "from a Debug");
+    assert_eq!(by_body(&records, "after").attr("state"), string("emits"));
+}

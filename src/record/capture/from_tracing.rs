@@ -264,7 +264,13 @@ impl Visit for Fields<'_, '_, '_, '_> {
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
         self.field(field, |v| {
             if value.len() <= MAX_VALUE_BYTES {
-                v.scalar(Value::Bytes(value))
+                // Bytes count against the record's budget like a string.
+                v.done = true;
+                if !v.a.fits(v.key.len() + value.len()) {
+                    return v.a.drop_one();
+                }
+                v.a.kept += 1;
+                v.a.w.attr(v.key, Value::Bytes(value));
             } else {
                 // Cut like a string, and marked as one would be.
                 v.a.display(v.key, &format_args!("{:?}", Cut(value)));
@@ -282,8 +288,14 @@ impl Visit for Fields<'_, '_, '_, '_> {
         let text = DebugText(value);
         if !self.named(field, &text) {
             self.field(field, |v| {
-                v.a.display(v.key, &text);
                 v.done = true;
+                // A panicking `Debug` leaves this field out (counted) and the visit goes on, so a
+                // message after it is still the body.
+                let key = v.key;
+                let shown = catch_unwind(AssertUnwindSafe(|| v.a.display(key, &text)));
+                if shown.is_err() {
+                    v.a.drop_one();
+                }
             });
         }
     }
@@ -344,6 +356,8 @@ fn span_fields(attrs: &mut AttrWriter<'_, '_>, own: &dyn Fn(&str) -> bool, spans
 #[derive(Debug, Default)]
 pub(crate) struct SpanFields {
     fields: Vec<(&'static str, AttrValue)>,
+    /// Bytes of the string values kept, at most [`super::MAX_ATTRIBUTE_BYTES`].
+    bytes: usize,
 }
 
 impl SpanFields {
@@ -354,12 +368,30 @@ impl SpanFields {
         }
     }
 
-    fn set(&mut self, key: &'static str, value: AttrValue) {
-        if let Some(i) = self.fields.iter().position(|(k, _)| *k == key) {
-            self.fields[i].1 = value;
-        } else if self.fields.len() < MAX_ATTRIBUTES {
-            self.fields.push((key, value));
+    /// The values recorded later (`Span::record`) over these.
+    pub(crate) fn merge(&mut self, update: SpanFields) {
+        for (k, v) in update.fields {
+            self.set(k, v);
         }
+    }
+
+    fn set(&mut self, key: &'static str, value: AttrValue) {
+        let len = |v: &AttrValue| match v {
+            AttrValue::Str(s) => s.len(),
+            _ => 0,
+        };
+        let i = self.fields.iter().position(|(k, _)| *k == key);
+        let old = i.map_or(0, |i| len(&self.fields[i].1));
+        let bytes = self.bytes - old + len(&value);
+        if bytes > super::MAX_ATTRIBUTE_BYTES {
+            return;
+        }
+        match i {
+            Some(i) => self.fields[i].1 = value,
+            None if self.fields.len() < MAX_ATTRIBUTES => self.fields.push((key, value)),
+            None => return,
+        }
+        self.bytes = bytes;
     }
 
     fn text(&mut self, key: &'static str, value: &dyn std::fmt::Display) {
