@@ -6,28 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Collector, Received, builder, closed_endpoint, string};
+use common::{Collector, Failure, Received, builder, closed_endpoint, string};
 use log::Log as _;
 use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use otel_log_bridge::{Logger, Mode, Protocol};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-#[derive(Debug)]
-struct Failure(&'static str, Option<&'static Failure>);
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl std::error::Error for Failure {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.1.map(|e| e as _)
-    }
-}
 
 fn log_with(logger: &Logger, kvs: &[(&str, log::kv::Value<'_>)]) {
     logger.log(

@@ -132,6 +132,12 @@ const CASES: &[Case] = &[
         invalid_env_is_an_error,
         &[("RUST_LOG", "info,my_crate=LOUD")],
     ),
+    #[cfg(feature = "tracing")]
+    (
+        "tracing_and_log_share_one_pipeline_and_a_level_change_reaches_both",
+        tracing_and_log_share_one_pipeline_and_a_level_change_reaches_both,
+        &[],
+    ),
 ];
 
 fn main() {
@@ -837,4 +843,63 @@ fn spool_survives_a_full_disk_and_a_read_only_dir() {
     );
     assert_eq!(stats.dropped.total(), stats.dropped.io_error, "{stats:?}");
     drop(guard);
+}
+
+/// The layer as the global subscriber with `tracing-subscriber`'s `init()` (which routes `log`
+/// records into `tracing`): `log` and `tracing` records arrive once each; a runtime level change
+/// reaches call sites `tracing` had already judged (its interest and max level are recomputed) and
+/// `log` records (`log::max_level` raised); the transport's own events at TRACE never come back.
+#[cfg(feature = "tracing")]
+fn tracing_and_log_share_one_pipeline_and_a_level_change_reaches_both() {
+    use tracing_subscriber::prelude::*;
+    let collector = Collector::start();
+    let (layer, guard) = common::builder(&collector.endpoint())
+        .level(log::LevelFilter::Info)
+        .level_change_cooldown(Duration::ZERO)
+        .build_layer()
+        .unwrap();
+    tracing_subscriber::registry().with(layer).init();
+    let emit = |phase: &str| {
+        tracing::debug!("tracing debug {phase}");
+        log::debug!("log debug {phase}");
+        tracing::info!("tracing info {phase}");
+        log::info!("log info {phase}");
+    };
+    emit("before");
+    assert_eq!(
+        tracing::level_filters::LevelFilter::current(),
+        tracing::Level::INFO
+    );
+    guard
+        .levels()
+        .set("*", log::LevelFilter::Trace, "test")
+        .unwrap();
+    assert_eq!(log::max_level(), log::LevelFilter::Trace);
+    emit("after");
+    guard.flush(WAIT).unwrap();
+    // What the transport logs at TRACE while exporting would arrive with the next batch.
+    log::info!("last");
+    guard.flush(WAIT).unwrap();
+    // The audit record has its own scope, so its own place in a request.
+    let bodies: Vec<String> = collector.records().iter().map(|r| r.body()).collect();
+    assert_eq!(
+        bodies.iter().filter(|b| *b == "log level changed").count(),
+        1
+    );
+    let bodies: Vec<&String> = bodies
+        .iter()
+        .filter(|b| *b != "log level changed")
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            "tracing info before",
+            "log info before",
+            "tracing debug after",
+            "log debug after",
+            "tracing info after",
+            "log info after",
+            "last",
+        ]
+    );
 }

@@ -7,28 +7,13 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{Collector, Received, builder, closed_endpoint, string};
+use common::{Collector, Failure, Received, builder, closed_endpoint, string};
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use otel_log_bridge::Mode;
 use tracing_subscriber::prelude::*;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-#[derive(Debug)]
-struct Failure(&'static str, Option<&'static Failure>);
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl std::error::Error for Failure {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.1.map(|e| e as _)
-    }
-}
 
 fn by_body<'a>(records: &'a [Received], body: &str) -> &'a Received {
     records
@@ -365,6 +350,8 @@ fn a_panicking_field_is_left_out_and_a_debug_that_emits_while_a_span_is_recorded
         .unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         tracing::info!(bad = ?Panics, good = 1, "still the body");
+        // A message that is not text is still the body.
+        tracing::info!(message = 5u64, n = 2);
         let span = tracing::info_span!("work", state = tracing::field::Empty);
         let _entered = span.enter();
         span.record("state", tracing::field::debug(&Emits));
@@ -376,5 +363,6 @@ fn a_panicking_field_is_left_out_and_a_debug_that_emits_while_a_span_is_recorded
     assert_eq!(r.record.dropped_attributes_count, 1);
     assert_eq!(r.attr("good"), Some(Value::IntValue(1)));
     by_body(&records, "from a Debug");
+    assert_eq!(by_body(&records, "5").attr("n"), Some(Value::IntValue(2)));
     assert_eq!(by_body(&records, "after").attr("state"), string("emits"));
 }

@@ -285,6 +285,21 @@ impl<'a, 'b> AttrWriter<'a, 'b> {
         }
     }
 
+    /// A byte string, at most [`MAX_VALUE_BYTES`] of it (a cut one is counted as left out, as in a
+    /// structure), if the record's budget has room for it.
+    #[cfg(any(feature = "tracing", feature = "sdk"))]
+    fn bytes(&mut self, key: &str, value: &[u8]) {
+        let kept = &value[..value.len().min(MAX_VALUE_BYTES)];
+        if !self.fits(key.len() + kept.len()) {
+            return self.drop_one();
+        }
+        if kept.len() < value.len() {
+            self.drop_one();
+        }
+        self.kept += 1;
+        self.w.attr(key, Value::Bytes(kept));
+    }
+
     /// A Baggage entry: its key is not interned (Baggage comes from remote callers, who must not
     /// fill the process's table of names), its value bounded like any string.
     fn baggage_entry(&mut self, key: &str, value: &str) {

@@ -670,3 +670,19 @@ pub fn assert_in_span(r: &Received) {
         span_context().span_id().to_bytes().to_vec()
     );
 }
+
+/// An error with an optional source, for cause chains: `Failure("outer", Some(&INNER))`.
+#[derive(Debug)]
+pub struct Failure(pub &'static str, pub Option<&'static Failure>);
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.1.map(|e| e as _)
+    }
+}

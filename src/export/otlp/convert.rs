@@ -249,11 +249,14 @@ impl RequestEncoder {
         self.fill(batch);
         // JSON has no NaN or infinity (serde would write null, which a collector may refuse, and a
         // refusal is permanent): such a double is sent as the string proto3 JSON spells it with.
-        for scope in &mut self.request.resource_logs[0].scope_logs {
-            for kv in scope.log_records.iter_mut().flat_map(|r| &mut r.attributes) {
-                if let Some(v) = &mut kv.value {
-                    finite_for_json(v);
-                }
+        for record in self.request.resource_logs[0]
+            .scope_logs
+            .iter_mut()
+            .flat_map(|s| &mut s.log_records)
+        {
+            let values = record.attributes.iter_mut().map(|kv| &mut kv.value);
+            for v in values.chain([&mut record.body]).flatten() {
+                finite_for_json(v);
             }
         }
         let mut buf = Vec::with_capacity(self.last_len + self.last_len / 4 + 1024);

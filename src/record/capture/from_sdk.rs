@@ -98,7 +98,7 @@ fn attribute(attrs: &mut AttrWriter<'_, '_>, key: &str, value: &AnyValue) {
         AnyValue::Int(i) => Value::Int(*i),
         AnyValue::Double(d) => Value::Double(*d),
         AnyValue::Boolean(b) => Value::Bool(*b),
-        AnyValue::Bytes(b) if b.len() <= MAX_VALUE_BYTES => Value::Bytes(b),
+        AnyValue::Bytes(b) => return attrs.bytes(key, b),
         other => {
             let mut budget = Budget::default();
             let v = owned(other, 0, &mut budget);
@@ -111,12 +111,7 @@ fn attribute(attrs: &mut AttrWriter<'_, '_>, key: &str, value: &AnyValue) {
             return;
         }
     };
-    let len = if let Value::Bytes(b) = scalar {
-        b.len()
-    } else {
-        0
-    };
-    if !attrs.fits(key.len() + len) {
+    if !attrs.fits(key.len()) {
         return attrs.drop_one();
     }
     attrs.kept += 1;
@@ -150,6 +145,9 @@ fn owned(v: &AnyValue, depth: usize, budget: &mut Budget) -> AttrValue {
         AnyValue::Bytes(b) => {
             let room = MAX_VALUE_BYTES.saturating_sub(budget.bytes);
             let kept = &b[..b.len().min(room)];
+            if kept.len() < b.len() {
+                budget.left_out = budget.left_out.saturating_add(1);
+            }
             budget.bytes += kept.len();
             AttrValue::Bytes(kept.into())
         }

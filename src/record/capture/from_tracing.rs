@@ -193,8 +193,13 @@ impl<'b, 'c> Fields<'_, 'b, 'c, '_> {
         f(&mut typed);
     }
 
-    /// A field that may name the event: its text then does.
+    /// A field that may name the event (its text then does) or be a message that is not text
+    /// (`message = 5`: its text is the body).
     fn named(&mut self, field: &Field, text: &dyn std::fmt::Display) -> bool {
+        if field.name() == MESSAGE {
+            self.message(&format_args!("{text}"));
+            return true;
+        }
         if field.name() == super::EVENT_NAME && !self.a.event_named {
             self.seen += 1;
             self.a.event_name(text);
@@ -263,19 +268,8 @@ impl Visit for Fields<'_, '_, '_, '_> {
     }
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
         self.field(field, |v| {
-            if value.len() <= MAX_VALUE_BYTES {
-                // Bytes count against the record's budget like a string.
-                v.done = true;
-                if !v.a.fits(v.key.len() + value.len()) {
-                    return v.a.drop_one();
-                }
-                v.a.kept += 1;
-                v.a.w.attr(v.key, Value::Bytes(value));
-            } else {
-                // Cut like a string, and marked as one would be.
-                v.a.display(v.key, &format_args!("{:?}", Cut(value)));
-                v.done = true;
-            }
+            v.a.bytes(v.key, value);
+            v.done = true;
         });
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
@@ -315,15 +309,6 @@ struct DebugText<'a>(&'a dyn std::fmt::Debug);
 impl std::fmt::Display for DebugText<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
-    }
-}
-
-/// Bytes too long for a value: shown as a byte list, which the value limit then cuts.
-struct Cut<'a>(&'a [u8]);
-
-impl std::fmt::Debug for Cut<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.iter()).finish()
     }
 }
 

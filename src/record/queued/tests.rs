@@ -54,6 +54,8 @@ pub(crate) fn event() -> impl Strategy<Value = LogEvent> {
             proptest::collection::vec((text(), value()), 0..12),
             0..=MAX_DROPPED,
             proptest::option::of(text()),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(value()),
         ),
     )
         .prop_map(
@@ -61,11 +63,11 @@ pub(crate) fn event() -> impl Strategy<Value = LogEvent> {
                 (time, sev),
                 (target, module_path, file),
                 (line, trace, body),
-                (attrs, dropped, event_name),
+                (attrs, dropped, event_name, observed, body_value),
             )| {
                 LogEvent {
                     time_unix_nano: time,
-                    observed_time_unix_nano: time,
+                    observed_time_unix_nano: observed.unwrap_or(time),
                     severity: [
                         Severity::Trace,
                         Severity::Debug,
@@ -90,7 +92,7 @@ pub(crate) fn event() -> impl Strategy<Value = LogEvent> {
                         .collect(),
                     dropped_attributes: dropped,
                     event_name: event_name.map(Into::into),
-                    body_value: None,
+                    body_value: body_value.map(Box::new),
                 }
             },
         )

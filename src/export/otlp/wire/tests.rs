@@ -21,6 +21,10 @@ fn reference(batch: &[LogEvent], redactor: &Redactor) -> Vec<u8> {
                 let masked = redactor.mask(crate::record::Key::plain(&a.key), a.value.as_value());
                 kv.value = Some(any_value_of(masked, redactor));
             }
+            // A structured body: secret keys inside it masked, as inside a map attribute.
+            if let Some(v) = &e.body_value {
+                r.body = Some(any_value_of(v.as_value(), redactor));
+            }
         }
     }
     req.encode_to_vec()
@@ -80,14 +84,25 @@ fn event() -> impl Strategy<Value = LogEvent> {
             0..6,
         ),
         // The queued form keeps 24 bits of the count.
-        (0u32..1 << 24, prop::option::of(".{0,20}")),
+        (
+            0u32..1 << 24,
+            prop::option::of(".{0,20}"),
+            prop::option::of(any::<u64>()),
+            prop::option::of(value()),
+        ),
     )
         .prop_map(
-            |((time, sev, target), (body, module, file, line), trace, attrs, (dropped, event))| {
+            |(
+                (time, sev, target),
+                (body, module, file, line),
+                trace,
+                attrs,
+                (dropped, event, observed, body_value),
+            )| {
                 LogEvent {
                     time_unix_nano: time,
-                    // The queued form has one time: observed when captured.
-                    observed_time_unix_nano: time,
+                    // An SDK record's observed time may differ; a `log` record's is its time.
+                    observed_time_unix_nano: observed.unwrap_or(time),
                     severity: Severity::from_number(sev.into()).unwrap_or(Severity::Info),
                     body: Cow::Owned(body),
                     target: target.into(),
@@ -108,7 +123,7 @@ fn event() -> impl Strategy<Value = LogEvent> {
                         .collect(),
                     dropped_attributes: dropped,
                     event_name: event.map(Into::into),
-                    body_value: None,
+                    body_value: body_value.map(Box::new),
                 }
             },
         )
