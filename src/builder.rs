@@ -64,7 +64,11 @@ impl Builder {
             otlp,
             file,
             spool,
-            config.stdout,
+            crate::worker::sinks::Console {
+                to: config.stdout,
+                format: config.stdout_format,
+                no_color: config.no_color,
+            },
             config.service_name.clone(),
             redactor,
         );

@@ -132,6 +132,11 @@ const CASES: &[Case] = &[
         invalid_env_is_an_error,
         &[("RUST_LOG", "info,my_crate=LOUD")],
     ),
+    (
+        "console_text_on_stderr_is_one_line_per_record_coloured_only_on_a_terminal",
+        console_text_on_stderr_is_one_line_per_record_coloured_only_on_a_terminal,
+        &[],
+    ),
     #[cfg(feature = "tracing")]
     (
         "tracing_and_log_share_one_pipeline_and_a_level_change_reaches_both",
@@ -902,4 +907,82 @@ fn tracing_and_log_share_one_pipeline_and_a_level_change_reaches_both() {
             "last",
         ]
     );
+}
+
+/// `LOG_STDOUT=stderr`, `LOG_STDOUT_FORMAT=text`: a grandchild logs two records; its stderr is a
+/// pipe (no colour), a pseudo-terminal (colour), and a pseudo-terminal with `NO_COLOR` (none).
+fn console_text_on_stderr_is_one_line_per_record_coloured_only_on_a_terminal() {
+    if std::env::var("OLB_CONSOLE_CHILD").is_ok() {
+        let guard = otel_log_bridge::builder()
+            .mode(otel_log_bridge::Mode::FileOnly)
+            .try_init()
+            .unwrap();
+        log::info!(user_id = 42, note = "a b"; "two\nlines");
+        log::error!("failed");
+        drop(guard);
+        return;
+    }
+    let grandchild = |no_color: bool| {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.env("OLB_CONSOLE_CHILD", "1")
+            .env("LOG_STDOUT", "stderr")
+            .env("LOG_STDOUT_FORMAT", "text")
+            .env_remove("NO_COLOR")
+            .stdout(Stdio::null());
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        cmd
+    };
+    // A pipe: plain text, one line per record, on stderr.
+    let out = grandchild(false).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text:?}");
+    assert!(
+        lines[0].ends_with(r#"  INFO global: two\nlines user_id=42 note="a b""#),
+        "{text:?}"
+    );
+    assert!(lines[1].ends_with(" ERROR global: failed"), "{text:?}");
+    assert!(!text.contains('\x1b'), "{text:?}");
+    // A terminal: the level coloured, unless NO_COLOR.
+    assert!(on_a_terminal(grandchild(false)).contains("\x1b[32mINFO\x1b[0m"));
+    assert!(!on_a_terminal(grandchild(true)).contains('\x1b'));
+}
+
+/// Runs `cmd` with its stderr on a new pseudo-terminal; returns what it wrote there.
+fn on_a_terminal(mut cmd: Command) -> String {
+    use std::io::Read as _;
+    use std::os::fd::{FromRawFd as _, OwnedFd};
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two new descriptors into the two integers; the null pointers ask for
+    // no name, default settings and size.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened by openpty and are owned by nothing else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut child = cmd.stderr(Stdio::from(slave)).spawn().unwrap();
+    // Our copy of the slave went into the command, which is dropped with the spawn: reading the
+    // master ends (EIO) once the grandchild exits.
+    drop(cmd);
+    let mut master = std::fs::File::from(master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    assert!(child.wait().unwrap().success());
+    String::from_utf8_lossy(&out).into_owned()
 }

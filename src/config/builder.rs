@@ -51,7 +51,8 @@ pub struct Builder {
     file_backups: Option<usize>,
     file_mode: Option<u32>,
     dir_mode: Option<u32>,
-    stdout: Option<bool>,
+    stdout: Option<super::Console>,
+    stdout_format: Option<super::ConsoleFormat>,
     spool_max_bytes: Option<u64>,
     directives: Option<String>,
     level_cooldown: Option<Duration>,
@@ -267,9 +268,29 @@ impl Builder {
         self
     }
 
-    /// Writes every record as a JSON line to stdout as well (`LOG_STDOUT`, default off).
+    /// Writes every record to stdout as well (`LOG_STDOUT=true`, default off); see
+    /// [`console`](Self::console) for stderr.
     pub fn stdout(mut self, on: bool) -> Self {
-        self.stdout = Some(on);
+        self.stdout = Some(if on {
+            super::Console::Stdout
+        } else {
+            super::Console::Off
+        });
+        self
+    }
+
+    /// Where the console copy of every record goes: nowhere, stdout or stderr (`LOG_STDOUT`,
+    /// default off).
+    pub fn console(mut self, console: super::Console) -> Self {
+        self.stdout = Some(console);
+        self
+    }
+
+    /// How console lines look: JSON lines as in the files, or one line of text per record for
+    /// people (`LOG_STDOUT_FORMAT`, default JSON). Text is coloured by level only when the stream
+    /// is a terminal and `NO_COLOR` is unset.
+    pub fn console_format(mut self, format: super::ConsoleFormat) -> Self {
+        self.stdout_format = Some(format);
         self
     }
 
@@ -536,7 +557,9 @@ impl Builder {
                     .or(env.spool_max_bytes)
                     .unwrap_or(env::DEFAULT_SPOOL_MAX_BYTES),
             },
-            stdout: self.stdout.or(env.stdout).unwrap_or(false),
+            stdout: self.stdout.or(env.stdout).unwrap_or_default(),
+            stdout_format: self.stdout_format.or(env.stdout_format).unwrap_or_default(),
+            no_color: env.no_color.unwrap_or(false),
             directives,
             level_cooldown: self
                 .level_cooldown

@@ -220,3 +220,83 @@ mod tests {
         let _: &dyn std::error::Error = &e;
     }
 }
+
+/// Where the console copy of each record goes (`LOG_STDOUT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Console {
+    /// No console copy (the default).
+    #[default]
+    Off,
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl FromStr for Console {
+    type Err = ParseEnumError;
+
+    /// Parses `true` (stdout), `false`, `stdout` or `stderr` (any case; also `1`/`0`, `yes`/`no`,
+    /// `on`/`off`).
+    fn from_str(s: &str) -> Result<Console, ParseEnumError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" | "stdout" => Ok(Console::Stdout),
+            "false" | "0" | "no" | "off" => Ok(Console::Off),
+            "stderr" => Ok(Console::Stderr),
+            _ => Err(ParseEnumError {
+                what: "console output",
+                value: s.to_owned(),
+                expected: "true (stdout), false, stdout or stderr",
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Console::Off => "false",
+            Console::Stdout => "stdout",
+            Console::Stderr => "stderr",
+        })
+    }
+}
+
+/// How the console copy of each record looks (`LOG_STDOUT_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ConsoleFormat {
+    /// One JSON line per record, as in the files (the default: for containers and collectors).
+    #[default]
+    Json,
+    /// One line of text per record, for people: time, level, target, message, key-values, trace
+    /// id; coloured by level when the stream is a terminal and `NO_COLOR` is unset.
+    Text,
+}
+
+impl FromStr for ConsoleFormat {
+    type Err = ParseEnumError;
+
+    /// Parses `json` or `text` (any case).
+    fn from_str(s: &str) -> Result<ConsoleFormat, ParseEnumError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(ConsoleFormat::Json),
+            "text" => Ok(ConsoleFormat::Text),
+            _ => Err(ParseEnumError {
+                what: "console format",
+                value: s.to_owned(),
+                expected: "json or text",
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for ConsoleFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConsoleFormat::Json => "json",
+            ConsoleFormat::Text => "text",
+        })
+    }
+}

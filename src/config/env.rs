@@ -106,6 +106,10 @@ pub const LOG_DIR_MODE: &str = "LOG_DIR_MODE";
 pub const DEFAULT_DIR_MODE: u32 = 0o700;
 /// JSON lines to stdout as well: `true` or `false`.
 pub const LOG_STDOUT: &str = "LOG_STDOUT";
+/// How console lines look: `json` or `text`.
+pub const LOG_STDOUT_FORMAT: &str = "LOG_STDOUT_FORMAT";
+/// Present and not empty: console text is never coloured (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
 /// Bound on the spool's total size on disk, bytes.
 pub const LOG_SPOOL_MAX_BYTES: &str = "LOG_SPOOL_MAX_BYTES";
 /// Default for [`LOG_SPOOL_MAX_BYTES`].
@@ -145,7 +149,9 @@ pub(crate) struct EnvSettings {
     pub file_backups: Option<usize>,
     pub file_mode: Option<u32>,
     pub dir_mode: Option<u32>,
-    pub stdout: Option<bool>,
+    pub stdout: Option<super::Console>,
+    pub stdout_format: Option<super::ConsoleFormat>,
+    pub no_color: Option<bool>,
     pub spool_max_bytes: Option<u64>,
     pub directives: Option<Vec<Directive>>,
     pub level_cooldown: Option<Duration>,
@@ -194,6 +200,8 @@ impl EnvSettings {
             file_mode: self.file_mode.or(lower.file_mode),
             dir_mode: self.dir_mode.or(lower.dir_mode),
             stdout: self.stdout.or(lower.stdout),
+            stdout_format: self.stdout_format.or(lower.stdout_format),
+            no_color: self.no_color.or(lower.no_color),
             spool_max_bytes: self.spool_max_bytes.or(lower.spool_max_bytes),
             directives: self.directives.or(lower.directives),
             level_cooldown: self.level_cooldown.or(lower.level_cooldown),
@@ -383,7 +391,26 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         dir_mode: get(LOG_DIR_MODE)
             .map(|v| octal_mode(LOG_DIR_MODE, &v))
             .transpose()?,
-        stdout: get(LOG_STDOUT).map(|v| boolean(LOG_STDOUT, &v)).transpose()?,
+        stdout: get(LOG_STDOUT)
+            .map(|v| {
+                v.parse::<super::Console>().map_err(|e| Error::InvalidEnv {
+                    var: LOG_STDOUT,
+                    value: v.clone(),
+                    expected: e.expected(),
+                })
+            })
+            .transpose()?,
+        stdout_format: get(LOG_STDOUT_FORMAT)
+            .map(|v| {
+                v.parse::<super::ConsoleFormat>().map_err(|e| Error::InvalidEnv {
+                    var: LOG_STDOUT_FORMAT,
+                    value: v.clone(),
+                    expected: e.expected(),
+                })
+            })
+            .transpose()?,
+        // Set to anything but nothing (an empty value reads as unset).
+        no_color: get(NO_COLOR).map(|_| true),
         spool_max_bytes: get(LOG_SPOOL_MAX_BYTES)
             .map(|v| bytes(LOG_SPOOL_MAX_BYTES, &v))
             .transpose()?,
@@ -621,7 +648,7 @@ mod tests {
         assert_eq!(s.code_location, Some(false));
         assert_eq!(s.file_mode, Some(0o640));
         assert_eq!(s.dir_mode, Some(0o750));
-        assert_eq!(s.stdout, Some(true));
+        assert_eq!(s.stdout, Some(super::super::Console::Stdout));
         assert_eq!(s.spool_max_bytes, Some(1 << 20));
         assert_eq!(
             s.directives
@@ -698,7 +725,8 @@ mod tests {
             (LOG_FILE_MODE, "0400", "octal"),
             (LOG_FILE_MODE, "rw-------", "octal"),
             (LOG_DIR_MODE, "0999", "octal"),
-            (LOG_STDOUT, "maybe", "true or false"),
+            (LOG_STDOUT, "maybe", "false, stdout or stderr"),
+            (LOG_STDOUT_FORMAT, "html", "json or text"),
             (LOG_CODE_LOCATION, "sometimes", "true or false"),
             (LOG_SPOOL_MAX_BYTES, "lots", "bytes"),
             (RUST_LOG, "my_crate=loud", "env_logger directives"),

@@ -26,7 +26,8 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:4320";
 struct Document {
     service_name: Option<String>,
     mode: Option<String>,
-    stdout: Option<bool>,
+    stdout: Option<StdoutSetting>,
+    stdout_format: Option<String>,
     panic_hook: Option<bool>,
     code_location: Option<bool>,
     span_fields: Option<bool>,
@@ -38,6 +39,14 @@ struct Document {
     queue: Option<Queue>,
     files: Option<Files>,
     admin: Option<Admin>,
+}
+
+/// `stdout = true | false | "stdout" | "stderr"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StdoutSetting {
+    On(bool),
+    Named(String),
 }
 
 #[derive(Deserialize)]
@@ -182,7 +191,6 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
     })?;
     let mut s = EnvSettings {
         service_name: doc.service_name,
-        stdout: doc.stdout,
         panic_hook: doc.panic_hook,
         code_location: doc.code_location,
         span_fields: doc.span_fields,
@@ -191,6 +199,24 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
         resource_attributes: doc.resource.unwrap_or_default().into_iter().collect(),
         ..EnvSettings::default()
     };
+    s.stdout = match doc.stdout {
+        None => None,
+        Some(StdoutSetting::On(on)) => Some(if on {
+            super::Console::Stdout
+        } else {
+            super::Console::Off
+        }),
+        Some(StdoutSetting::Named(v)) => Some(
+            v.parse::<super::Console>()
+                .map_err(|e| c.err("stdout", format!("{v:?}; expected {}", e.expected())))?,
+        ),
+    };
+    if let Some(v) = doc.stdout_format {
+        s.stdout_format =
+            Some(v.parse::<super::ConsoleFormat>().map_err(|e| {
+                c.err("stdout_format", format!("{v:?}; expected {}", e.expected()))
+            })?);
+    }
     if let Some(m) = doc.mode {
         s.mode = Some(
             m.parse::<Mode>()
@@ -348,6 +374,7 @@ mod tests {
             "service_name",
             "mode",
             "stdout",
+            "stdout_format",
             "panic_hook",
             "code_location",
             "span_fields",
@@ -395,6 +422,8 @@ mod tests {
     fn errors_name_the_file_and_the_key() {
         for (text, key) in [
             ("mode = \"sometimes\"", "mode"),
+            ("stdout = \"sideways\"", "stdout"),
+            ("stdout_format = \"html\"", "stdout_format"),
             ("[levels]\ndefault = \"LOUD\"", "levels.default"),
             ("[levels]\ndirectives = \"a=b=c\"", "levels.directives"),
             ("[queue]\nmax_size = 0", "queue.max_size"),
@@ -426,6 +455,20 @@ mod tests {
             );
             assert!(!err.contains("s3cr3t"), "{err}");
         }
+    }
+
+    #[test]
+    fn stdout_is_a_boolean_or_the_stream() {
+        use super::super::{Console, ConsoleFormat};
+        for (text, console) in [
+            ("stdout = true", Console::Stdout),
+            ("stdout = false", Console::Off),
+            ("stdout = \"stderr\"", Console::Stderr),
+        ] {
+            assert_eq!(parse_str(text).unwrap().settings.stdout, Some(console));
+        }
+        let f = parse_str("stdout_format = \"text\"").unwrap();
+        assert_eq!(f.settings.stdout_format, Some(ConsoleFormat::Text));
     }
 
     #[test]

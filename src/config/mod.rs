@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::Error;
 pub use builder::Builder;
 use directives::Directive;
-pub use enums::{Compression, Mode, ParseEnumError, Protocol};
+pub use enums::{Compression, Console, ConsoleFormat, Mode, ParseEnumError, Protocol};
 
 /// Whether `key` and `value` can be a gRPC metadata entry (ASCII).
 pub(crate) fn valid_header(key: &str, value: &str) -> bool {
@@ -85,7 +85,12 @@ pub(crate) struct Config {
     pub shutdown_timeout: Duration,
     pub mode: Mode,
     pub files: FileConfig,
-    pub stdout: bool,
+    /// Where the console copy of each record goes.
+    pub stdout: Console,
+    /// How console lines look.
+    pub stdout_format: ConsoleFormat,
+    /// `NO_COLOR` is set: console text is never coloured.
+    pub no_color: bool,
     /// Per-target directives (the default level is `level`).
     pub directives: Vec<Directive>,
     pub level_cooldown: Duration,

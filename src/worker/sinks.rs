@@ -7,11 +7,11 @@
 //!   `LineSink`;
 //! - the spool (`failover`): what OTLP could not take, replayed later.
 
-use std::io::{self, Write as _};
+use std::io::{self, IsTerminal as _, Write as _};
 
-use crate::config::Mode;
-use crate::export::file::format;
+use crate::config::{self, ConsoleFormat, Mode};
 use crate::export::file::rotate::RotatingFile;
+use crate::export::file::{format, text};
 use crate::export::otlp::OtlpExporter;
 use crate::record::Record;
 use crate::redact::Redactor;
@@ -34,7 +34,7 @@ impl LineSink for RotatingFile {
     }
 }
 
-/// The process's standard output (`LOG_STDOUT`), for containers.
+/// The process's standard output (`LOG_STDOUT=true`), for containers.
 pub(crate) struct Stdout;
 
 impl LineSink for Stdout {
@@ -45,6 +45,28 @@ impl LineSink for Stdout {
     fn describe(&self) -> String {
         "stdout".to_owned()
     }
+}
+
+/// The process's standard error (`LOG_STDOUT=stderr`).
+pub(crate) struct Stderr;
+
+impl LineSink for Stderr {
+    fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+        let mut out = io::stderr().lock();
+        out.write_all(lines).and_then(|()| out.flush())
+    }
+    fn describe(&self) -> String {
+        "stderr".to_owned()
+    }
+}
+
+/// How a local output's lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lines {
+    /// JSON lines (files, the spool, the console by default).
+    Json,
+    /// Text for people (the console with `LOG_STDOUT_FORMAT=text`), coloured or not.
+    Text { colour: bool },
 }
 
 /// What a local output's writes mean for the counters.
@@ -60,10 +82,19 @@ pub(crate) enum Role {
     Destination,
 }
 
-/// A local output and its role.
+/// A local output, its role and its line format.
 pub(crate) struct Local {
     pub sink: Box<dyn LineSink>,
     pub role: Role,
+    pub lines: Lines,
+}
+
+/// The console output as configured (`LOG_STDOUT`, `LOG_STDOUT_FORMAT`, `NO_COLOR`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Console {
+    pub to: config::Console,
+    pub format: ConsoleFormat,
+    pub no_color: bool,
 }
 
 /// Everything the worker writes to.
@@ -83,16 +114,30 @@ impl Sinks {
         otlp: Option<OtlpExporter>,
         file: Option<RotatingFile>,
         spool: Option<Spool>,
-        stdout: bool,
+        console: Console,
         service_name: String,
         redactor: Redactor,
     ) -> Self {
         let mut locals = Vec::new();
-        if stdout {
-            locals.push(Local {
+        let text = console.format == ConsoleFormat::Text;
+        let lines = |is_terminal| match text {
+            false => Lines::Json,
+            true => Lines::Text {
+                colour: text::colour(text, console.no_color, is_terminal),
+            },
+        };
+        match console.to {
+            config::Console::Stdout => locals.push(Local {
                 sink: Box::new(Stdout),
                 role: Role::Copy,
-            });
+                lines: lines(io::stdout().is_terminal()),
+            }),
+            config::Console::Stderr => locals.push(Local {
+                sink: Box::new(Stderr),
+                role: Role::Copy,
+                lines: lines(io::stderr().is_terminal()),
+            }),
+            _ => {}
         }
         if let Some(file) = file {
             let role = match mode {
@@ -102,6 +147,7 @@ impl Sinks {
             locals.push(Local {
                 sink: Box::new(file),
                 role,
+                lines: Lines::Json,
             });
         }
         Sinks {
@@ -120,6 +166,18 @@ impl Sinks {
 }
 
 /// Appends `records` as JSON lines to `out`, secret values masked.
+/// Appends the text lines of `records` (the console's `text` format) to `out`.
+pub(crate) fn encode_text<'r>(
+    records: impl IntoIterator<Item = Record<'r>>,
+    redactor: &Redactor,
+    colour: bool,
+    out: &mut String,
+) {
+    for r in records {
+        text::encode(&r, redactor, colour, out);
+    }
+}
+
 pub(crate) fn encode_lines<'r>(
     records: impl IntoIterator<Item = Record<'r>>,
     service_name: &str,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::link::Link;
 use super::policy;
-use super::sinks::{Local, Role, encode_lines};
+use super::sinks::{Lines, Local, Role, encode_lines, encode_text};
 use crate::record::Record;
 use crate::record::queued::Checked;
 use crate::redact::Redactor;
@@ -64,11 +64,23 @@ pub(super) fn write_locals(
     if locals.is_empty() || batch.is_empty() {
         return;
     }
+    // Each format encoded once, when an output wants it.
     lines.clear();
-    encode_lines(records(batch), service_name, redactor, lines);
+    if locals.iter().any(|l| l.lines == Lines::Json) {
+        encode_lines(records(batch), service_name, redactor, lines);
+    }
+    let mut text = String::new();
     let n = batch.len() as u64;
     for local in locals {
-        match (local.sink.write_lines(lines), local.role) {
+        let written = match local.lines {
+            Lines::Json => local.sink.write_lines(lines),
+            Lines::Text { colour } => {
+                text.clear();
+                encode_text(records(batch), redactor, colour, &mut text);
+                local.sink.write_lines(text.as_bytes())
+            }
+        };
+        match (written, local.role) {
             (_, Role::Copy) => {}
             (Ok(()), _) => link.counters.add_written(n),
             (Err(e), role) => {

@@ -131,7 +131,7 @@ fn nested<'a>(all: impl Iterator<Item = (Key<'a>, Value<'a>)>, index: usize, key
 /// base64 strings, arrays and maps as JSON arrays and objects (the values of secret keys inside
 /// maps masked by `redactor`).
 #[inline]
-fn attribute_value(out: &mut Vec<u8>, v: Value<'_>, redactor: Option<&Redactor>) {
+pub(super) fn attribute_value(out: &mut Vec<u8>, v: Value<'_>, redactor: Option<&Redactor>) {
     match v {
         Value::Int(i) => value(out, &i),
         Value::Double(d) if d.is_finite() => value(out, &d),

@@ -4,3 +4,4 @@
 pub(crate) mod format;
 pub(crate) mod fs;
 pub(crate) mod rotate;
+pub(crate) mod text;
