@@ -227,6 +227,7 @@ fn main() -> ExitCode {
                 ("spooled", s.spooled),
                 ("replayed", s.replayed),
                 ("written", s.written),
+                ("rotations", s.rotations),
                 ("spool_bytes", s.spool_bytes),
                 ("corrupt_skipped", s.corrupt_skipped),
             ] {

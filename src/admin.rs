@@ -108,6 +108,7 @@ impl Admin for Service {
             corrupt_skipped: s.corrupt_skipped,
             written: s.written,
             format_panics: s.format_panics,
+            rotations: s.rotations,
         }))
     }
 }

@@ -138,6 +138,9 @@ pub struct Stats {
     pub corrupt_skipped: u64,
     /// Records written to the rotating file (`tee` and `file-only` modes).
     pub written: u64,
+    /// Times the rotating file was rotated: by size, or by another program (logrotate) moving or
+    /// removing it.
+    pub rotations: u64,
 }
 
 #[derive(Debug, Default)]
@@ -152,6 +155,7 @@ pub(crate) struct Counters {
     spool_bytes: AtomicU64,
     corrupt: AtomicU64,
     written: AtomicU64,
+    rotations: AtomicU64,
 }
 
 impl Counters {
@@ -195,6 +199,12 @@ impl Counters {
         self.written.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub(crate) fn add_rotations(&self, n: u64) {
+        if n > 0 {
+            self.rotations.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn add_format_panic(&self) {
         self.format_panics.fetch_add(1, Ordering::Relaxed);
     }
@@ -227,6 +237,7 @@ impl Counters {
             spool_bytes: self.spool_bytes.load(Ordering::Relaxed),
             corrupt_skipped: self.corrupt.load(Ordering::Relaxed),
             written: self.written.load(Ordering::Relaxed),
+            rotations: self.rotations.load(Ordering::Relaxed),
         }
     }
 }

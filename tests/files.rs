@@ -419,6 +419,11 @@ fn rotation_under_two_writing_threads_splits_and_loses_no_record() {
             "{report:?}"
         );
         let (lines, sizes) = read_lines(tmp.path());
+        // Each rotation made one more file, at most `backups` of them kept.
+        assert!(
+            report.stats.rotations as usize >= sizes.len() - 1,
+            "{report:?}"
+        );
         assert!(
             sizes.len() <= backups + 1,
             "{} files for {backups} backups",

@@ -23,6 +23,10 @@ pub(crate) trait LineSink: Send {
     fn write_lines(&mut self, lines: &[u8]) -> io::Result<()>;
     /// Where the lines go, for diagnostics.
     fn describe(&self) -> String;
+    /// Rotations since the last call (a rotating file's; none for a stream).
+    fn take_rotations(&mut self) -> u64 {
+        0
+    }
 }
 
 impl LineSink for RotatingFile {
@@ -31,6 +35,9 @@ impl LineSink for RotatingFile {
     }
     fn describe(&self) -> String {
         self.active_path().display().to_string()
+    }
+    fn take_rotations(&mut self) -> u64 {
+        RotatingFile::take_rotations(self)
     }
 }
 

@@ -80,6 +80,7 @@ pub(super) fn write_locals(
                 local.sink.write_lines(text.as_bytes())
             }
         };
+        link.counters.add_rotations(local.sink.take_rotations());
         match (written, local.role) {
             (_, Role::Copy) => {}
             (Ok(()), _) => link.counters.add_written(n),

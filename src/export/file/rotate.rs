@@ -3,6 +3,12 @@
 //! Invariants: the active file never exceeds `max_bytes` by more than one record (a file is rotated
 //! before a record that would cross the limit, unless the file is empty); at most `backups` rotated
 //! files exist (`name.1` newest); a record is written whole into one file or not at all.
+//!
+//! Rotation from outside (logrotate) is followed: before each write, the file at the active path
+//! is compared with the one open (device and inode). Moved or removed (`create` mode): a new file is
+//! opened at the path; the lines written before that are in the moved file, whole. Truncated
+//! (`copytruncate`): the size counts from the new end, and since the file is opened for appending,
+//! the next line goes there, leaving no hole of NUL bytes.
 
 use std::fs::{self, File};
 use std::io::{self, Write as _};
@@ -19,8 +25,11 @@ pub(crate) struct RotatingFile {
     max_bytes: u64,
     backups: usize,
     file_mode: u32,
+    dir_mode: u32,
     file: File,
     size: u64,
+    /// Rotations (ours, and followed ones) not yet taken by [`take_rotations`](Self::take_rotations).
+    rotations: u64,
 }
 
 impl RotatingFile {
@@ -38,8 +47,10 @@ impl RotatingFile {
             max_bytes: config.max_bytes,
             backups: config.backups,
             file_mode: config.file_mode,
+            dir_mode: config.dir_mode,
             file,
             size,
+            rotations: 0,
         })
     }
 
@@ -53,6 +64,7 @@ impl RotatingFile {
 
     /// Writes `lines` (whole JSON lines, each ending in `\n`), rotating between lines as needed.
     pub(crate) fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+        self.follow_external_rotation()?;
         if self.size + lines.len() as u64 <= self.max_bytes {
             // The common case: no rotation in this write, no need to find the lines.
             return self.write_chunk(lines);
@@ -78,6 +90,31 @@ impl RotatingFile {
         self.write_chunk(&lines[start..])
     }
 
+    /// Follows a rotation made by another program (see the module's documentation).
+    fn follow_external_rotation(&mut self) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt as _;
+        let path = self.path(0);
+        match fs::metadata(&path) {
+            Ok(on_disk) => {
+                let open = self.file.metadata()?;
+                if (on_disk.dev(), on_disk.ino()) == (open.dev(), open.ino()) {
+                    self.size = self.size.min(on_disk.len());
+                    return Ok(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                create_dir(&self.dir, self.dir_mode)
+                    .map_err(|e| with_path(e, "cannot create log directory", &self.dir))?;
+            }
+            Err(e) => return Err(with_path(e, "cannot read", &path)),
+        }
+        self.file = open_append(&path, self.file_mode)
+            .map_err(|e| with_path(e, "cannot open log file", &path))?;
+        self.size = self.file.metadata()?.len();
+        self.rotations += 1;
+        Ok(())
+    }
+
     fn write_chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
         if chunk.is_empty() {
             return Ok(());
@@ -99,7 +136,13 @@ impl RotatingFile {
         }
         self.file = open_append(&self.path(0), self.file_mode)?;
         self.size = 0;
+        self.rotations += 1;
         Ok(())
+    }
+
+    /// Rotations since the last call.
+    pub(crate) fn take_rotations(&mut self) -> u64 {
+        std::mem::take(&mut self.rotations)
     }
 
     /// The directory's path, for messages.
@@ -172,6 +215,43 @@ mod tests {
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join("app.log")), 0o600);
         assert_eq!(mode(&dir.join("app.log.2")), 0o600);
+    }
+
+    #[test]
+    fn a_file_moved_removed_or_truncated_from_outside_is_followed_without_losing_a_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs");
+        let mut f = RotatingFile::open(&config(&dir, 1 << 20, 2)).unwrap();
+        let line = |i: usize| format!("{{\"line\":{i}}}\n");
+        f.write_lines(line(1).as_bytes()).unwrap();
+        // logrotate `create`: moved away, a new empty file made at the path.
+        fs::rename(dir.join("app.log"), dir.join("app.log-20261203")).unwrap();
+        fs::write(dir.join("app.log"), "").unwrap();
+        f.write_lines(line(2).as_bytes()).unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.join("app.log-20261203")).unwrap(),
+            line(1)
+        );
+        assert_eq!(fs::read_to_string(dir.join("app.log")).unwrap(), line(2));
+        // Removed, with its directory: both made again.
+        fs::remove_dir_all(&dir).unwrap();
+        f.write_lines(line(3).as_bytes()).unwrap();
+        assert_eq!(fs::read_to_string(dir.join("app.log")).unwrap(), line(3));
+        // logrotate `copytruncate`: the next line starts the file, no NUL bytes before it.
+        f.write_lines(line(4).as_bytes()).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(dir.join("app.log"))
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        f.write_lines(line(5).as_bytes()).unwrap();
+        assert_eq!(fs::read_to_string(dir.join("app.log")).unwrap(), line(5));
+        // Sizes count from there: rotation still at the limit.
+        assert_eq!(f.size, line(5).len() as u64);
+        // The move and the removal were rotations; the truncation was not.
+        assert_eq!(f.take_rotations(), 2);
+        assert_eq!(f.take_rotations(), 0);
     }
 
     #[test]
