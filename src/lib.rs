@@ -61,7 +61,9 @@ mod stats;
 mod worker;
 
 pub use config::directives::{Directive, format_directives};
-pub use config::{Builder, Compression, Console, ConsoleFormat, Mode, ParseEnumError, Protocol};
+pub use config::{
+    Builder, Compression, Console, ConsoleFormat, FileRotation, Mode, ParseEnumError, Protocol,
+};
 pub use error::Error;
 #[cfg(feature = "tracing")]
 pub use layer::{EventLayer, LevelGate, TracingLayer};

@@ -49,6 +49,8 @@ pub struct Builder {
     file_name: Option<String>,
     file_max_bytes: Option<u64>,
     file_backups: Option<usize>,
+    file_rotation: Option<super::FileRotation>,
+    file_max_age: Option<Duration>,
     file_mode: Option<u32>,
     dir_mode: Option<u32>,
     stdout: Option<super::Console>,
@@ -253,6 +255,20 @@ impl Builder {
     /// Rotated files kept in `tee` and `file-only` modes (`LOG_FILE_BACKUPS`).
     pub fn file_backups(mut self, backups: usize) -> Self {
         self.file_backups = Some(backups);
+        self
+    }
+
+    /// When the rotating log starts a new file: at the size cap only, or also every UTC hour or
+    /// day, rotated files then named with their period (`LOG_FILE_ROTATE`, default size).
+    pub fn file_rotation(mut self, rotation: super::FileRotation) -> Self {
+        self.file_rotation = Some(rotation);
+        self
+    }
+
+    /// Removes rotated files older than `age` (by modification time) at each rotation and at
+    /// start (`LOG_FILE_MAX_AGE`, e.g. `7d`; default none: only `LOG_FILE_BACKUPS` bounds them).
+    pub fn file_max_age(mut self, age: Duration) -> Self {
+        self.file_max_age = Some(age);
         self
     }
 
@@ -544,6 +560,8 @@ impl Builder {
                     .file_backups
                     .or(env.file_backups)
                     .unwrap_or(env::DEFAULT_FILE_BACKUPS),
+                rotation: self.file_rotation.or(env.file_rotation).unwrap_or_default(),
+                max_age: self.file_max_age.or(env.file_max_age),
                 file_mode: self
                     .file_mode
                     .or(env.file_mode)

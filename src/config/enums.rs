@@ -300,3 +300,47 @@ impl std::fmt::Display for ConsoleFormat {
         })
     }
 }
+
+/// When the rotating log starts a new file (`LOG_FILE_ROTATE`); `LOG_FILE_MAX_BYTES` caps a file
+/// in every policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FileRotation {
+    /// At `LOG_FILE_MAX_BYTES` only; rotated files are `app.log.1` (newest) .. `app.log.N`.
+    #[default]
+    Size,
+    /// At each UTC hour, and at the size cap; rotated files are named with their hour,
+    /// `app.log.2026-12-03T14` (a second one of the same hour `app.log.2026-12-03T14.1`).
+    Hourly,
+    /// At each UTC midnight, and at the size cap; rotated files are named with their day,
+    /// `app.log.2026-12-03` (a second one of the same day `app.log.2026-12-03.1`).
+    Daily,
+}
+
+impl FromStr for FileRotation {
+    type Err = ParseEnumError;
+
+    /// Parses `size`, `hourly` or `daily` (any case).
+    fn from_str(s: &str) -> Result<FileRotation, ParseEnumError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "size" => Ok(FileRotation::Size),
+            "hourly" => Ok(FileRotation::Hourly),
+            "daily" => Ok(FileRotation::Daily),
+            _ => Err(ParseEnumError {
+                what: "file rotation",
+                value: s.to_owned(),
+                expected: "size, hourly or daily",
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for FileRotation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileRotation::Size => "size",
+            FileRotation::Hourly => "hourly",
+            FileRotation::Daily => "daily",
+        })
+    }
+}

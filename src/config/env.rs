@@ -94,6 +94,10 @@ pub const LOG_FILE_MAX_BYTES: &str = "LOG_FILE_MAX_BYTES";
 pub const DEFAULT_FILE_MAX_BYTES: u64 = 10_000_000;
 /// Rotated files kept in `tee` and `file-only` modes.
 pub const LOG_FILE_BACKUPS: &str = "LOG_FILE_BACKUPS";
+/// When the rotating log starts a new file: `size`, `hourly` or `daily`.
+pub const LOG_FILE_ROTATE: &str = "LOG_FILE_ROTATE";
+/// Rotated files older than this are removed: a duration such as `7d` or `12h`.
+pub const LOG_FILE_MAX_AGE: &str = "LOG_FILE_MAX_AGE";
 /// Default for [`LOG_FILE_BACKUPS`].
 pub const DEFAULT_FILE_BACKUPS: usize = 5;
 /// Permissions of created files, octal.
@@ -147,6 +151,8 @@ pub(crate) struct EnvSettings {
     pub file_name: Option<String>,
     pub file_max_bytes: Option<u64>,
     pub file_backups: Option<usize>,
+    pub file_rotation: Option<super::FileRotation>,
+    pub file_max_age: Option<Duration>,
     pub file_mode: Option<u32>,
     pub dir_mode: Option<u32>,
     pub stdout: Option<super::Console>,
@@ -197,6 +203,8 @@ impl EnvSettings {
             file_name: self.file_name.or(lower.file_name),
             file_max_bytes: self.file_max_bytes.or(lower.file_max_bytes),
             file_backups: self.file_backups.or(lower.file_backups),
+            file_rotation: self.file_rotation.or(lower.file_rotation),
+            file_max_age: self.file_max_age.or(lower.file_max_age),
             file_mode: self.file_mode.or(lower.file_mode),
             dir_mode: self.dir_mode.or(lower.dir_mode),
             stdout: self.stdout.or(lower.stdout),
@@ -385,6 +393,19 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
                     })
             })
             .transpose()?,
+        file_rotation: get(LOG_FILE_ROTATE)
+            .map(|v| {
+                v.parse::<super::FileRotation>()
+                    .map_err(|e| Error::InvalidEnv {
+                        var: LOG_FILE_ROTATE,
+                        value: v.clone(),
+                        expected: e.expected(),
+                    })
+            })
+            .transpose()?,
+        file_max_age: get(LOG_FILE_MAX_AGE)
+            .map(|v| max_age(LOG_FILE_MAX_AGE, &v))
+            .transpose()?,
         file_mode: get(LOG_FILE_MODE)
             .map(|v| octal_mode(LOG_FILE_MODE, &v))
             .transpose()?,
@@ -499,6 +520,18 @@ pub(crate) fn octal_mode(var: &'static str, v: &str) -> Result<u32, Error> {
             var,
             value: v.to_owned(),
             expected: OCTAL_MODE,
+        })
+}
+
+/// A file age such as `7d`, `12h` or `30m` (humantime), at least one minute.
+pub(crate) fn max_age(var: &'static str, v: &str) -> Result<Duration, Error> {
+    humantime::parse_duration(v.trim())
+        .ok()
+        .filter(|d| *d >= Duration::from_secs(60))
+        .ok_or_else(|| Error::InvalidEnv {
+            var,
+            value: v.to_owned(),
+            expected: "a duration of a minute or more, such as 7d, 12h or 90m",
         })
 }
 
@@ -722,6 +755,9 @@ mod tests {
             (LOG_FILE_NAME, "../escape.log", "plain file name"),
             (LOG_FILE_MAX_BYTES, "10", "bytes"),
             (LOG_FILE_BACKUPS, "-2", "0 to 1000"),
+            (LOG_FILE_ROTATE, "weekly", "size, hourly or daily"),
+            (LOG_FILE_MAX_AGE, "a week", "7d"),
+            (LOG_FILE_MAX_AGE, "5s", "a minute or more"),
             (LOG_FILE_MODE, "0400", "octal"),
             (LOG_FILE_MODE, "rw-------", "octal"),
             (LOG_DIR_MODE, "0999", "octal"),

@@ -89,6 +89,8 @@ struct Files {
     name: Option<String>,
     max_bytes: Option<u64>,
     backups: Option<u64>,
+    rotate: Option<String>,
+    max_age: Option<String>,
     file_mode: Option<String>,
     dir_mode: Option<String>,
     spool_max_bytes: Option<u64>,
@@ -309,6 +311,20 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
         s.file_backups = c
             .range("files.backups", f.backups, 0, 1000)?
             .map(|n| n as usize);
+        if let Some(v) = f.rotate {
+            s.file_rotation =
+                Some(v.parse::<super::FileRotation>().map_err(|e| {
+                    c.err("files.rotate", format!("{v:?}; expected {}", e.expected()))
+                })?);
+        }
+        if let Some(v) = f.max_age {
+            s.file_max_age = Some(super::env::max_age("LOG_CONFIG", &v).map_err(|_| {
+                c.err(
+                    "files.max_age",
+                    format!("{v:?}; expected a duration of a minute or more, such as \"7d\""),
+                )
+            })?);
+        }
         for (key, v, slot) in [
             ("files.file_mode", f.file_mode, &mut s.file_mode),
             ("files.dir_mode", f.dir_mode, &mut s.dir_mode),
@@ -410,6 +426,8 @@ mod tests {
             "file_mode",
             "dir_mode",
             "spool_max_bytes",
+            "rotate",
+            "max_age",
             "[admin]",
             "listen",
             "token",

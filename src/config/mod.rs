@@ -18,7 +18,9 @@ use std::time::Duration;
 use crate::Error;
 pub use builder::Builder;
 use directives::Directive;
-pub use enums::{Compression, Console, ConsoleFormat, Mode, ParseEnumError, Protocol};
+pub use enums::{
+    Compression, Console, ConsoleFormat, FileRotation, Mode, ParseEnumError, Protocol,
+};
 
 /// Whether `key` and `value` can be a gRPC metadata entry (ASCII).
 pub(crate) fn valid_header(key: &str, value: &str) -> bool {
@@ -61,6 +63,10 @@ pub(crate) struct FileConfig {
     pub name: String,
     pub max_bytes: u64,
     pub backups: usize,
+    /// When the rotating log starts a new file.
+    pub rotation: FileRotation,
+    /// Rotated files older than this (by modification time) are removed.
+    pub max_age: Option<Duration>,
     pub file_mode: u32,
     pub dir_mode: u32,
     pub spool_max_bytes: u64,

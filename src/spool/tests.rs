@@ -8,6 +8,8 @@ fn config(dir: &Path, segment: u64, total: u64) -> FileConfig {
         name: "app.log".into(),
         max_bytes: segment,
         backups: 5,
+        rotation: crate::config::FileRotation::Size,
+        max_age: None,
         file_mode: 0o600,
         dir_mode: 0o700,
         spool_max_bytes: total,

@@ -1,4 +1,9 @@
-//! The plain rotating log of `tee` and `file-only` modes: `name`, `name.1` ... `name.N`.
+//! The plain rotating log of `tee` and `file-only` modes: `name`, and rotated files `name.1` ...
+//! `name.N` (`LOG_FILE_ROTATE=size`) or named with their UTC period, `name.2026-12-03` or
+//! `name.2026-12-03T14` (`daily`, `hourly`; a second file of one period `name.2026-12-03.1`).
+//!
+//! Retention, at each rotation and at start: at most `backups` rotated files (the oldest removed
+//! first, by modification time, in the time policies), and none older than `max_age`.
 //!
 //! Invariants: the active file never exceeds `max_bytes` by more than one record (a file is rotated
 //! before a record that would cross the limit, unless the file is empty); at most `backups` rotated
@@ -12,12 +17,32 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write as _};
-#[cfg(test)]
-use std::path::Path;
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::fs::{create_dir, open_append, with_path};
-use crate::config::FileConfig;
+use crate::config::{FileConfig, FileRotation};
+
+/// The number of the UTC hour or day `t` falls in (0 for the size policy: one period).
+fn period_of(rotation: FileRotation, t: SystemTime) -> u64 {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    match rotation {
+        FileRotation::Hourly => secs / 3600,
+        FileRotation::Daily => secs / 86_400,
+        _ => 0,
+    }
+}
+
+/// The name of a period: `2026-12-03` (daily) or `2026-12-03T14` (hourly).
+fn label(rotation: FileRotation, period: u64) -> String {
+    let (secs, len) = match rotation {
+        FileRotation::Hourly => (period * 3600, 13),
+        _ => (period * 86_400, 10),
+    };
+    let text =
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string();
+    text.get(..len).unwrap_or(&text).to_owned()
+}
 
 pub(crate) struct RotatingFile {
     dir: PathBuf,
@@ -30,18 +55,35 @@ pub(crate) struct RotatingFile {
     size: u64,
     /// Rotations (ours, and followed ones) not yet taken by [`take_rotations`](Self::take_rotations).
     rotations: u64,
+    rotation: FileRotation,
+    max_age: Option<Duration>,
+    /// The period the active file's lines belong to (time policies).
+    period: u64,
+    /// The clock (injected by tests).
+    now: fn() -> SystemTime,
 }
 
 impl RotatingFile {
     /// Opens (creating if needed) the directory and the active file; errors name the path.
     pub(crate) fn open(config: &FileConfig) -> io::Result<Self> {
+        Self::open_with_clock(config, SystemTime::now)
+    }
+
+    /// [`open`](Self::open) with the clock `now`.
+    fn open_with_clock(config: &FileConfig, now: fn() -> SystemTime) -> io::Result<Self> {
         create_dir(&config.dir, config.dir_mode)
             .map_err(|e| with_path(e, "cannot create log directory", &config.dir))?;
         let path = config.dir.join(&config.name);
         let file = open_append(&path, config.file_mode)
             .map_err(|e| with_path(e, "cannot open log file", &path))?;
-        let size = file.metadata()?.len();
-        Ok(RotatingFile {
+        let meta = file.metadata()?;
+        let size = meta.len();
+        // A file left by an earlier run belongs to the period it was last written in.
+        let written = match meta.modified() {
+            Ok(t) if size > 0 => t,
+            _ => now(),
+        };
+        let f = RotatingFile {
             dir: config.dir.clone(),
             name: config.name.clone(),
             max_bytes: config.max_bytes,
@@ -51,7 +93,13 @@ impl RotatingFile {
             file,
             size,
             rotations: 0,
-        })
+            rotation: config.rotation,
+            max_age: config.max_age,
+            period: period_of(config.rotation, written),
+            now,
+        };
+        f.prune();
+        Ok(f)
     }
 
     fn path(&self, n: usize) -> PathBuf {
@@ -65,6 +113,15 @@ impl RotatingFile {
     /// Writes `lines` (whole JSON lines, each ending in `\n`), rotating between lines as needed.
     pub(crate) fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
         self.follow_external_rotation()?;
+        if self.rotation != FileRotation::Size {
+            let period = period_of(self.rotation, (self.now)());
+            if period != self.period {
+                if self.size > 0 {
+                    self.rotate()?;
+                }
+                self.period = period;
+            }
+        }
         if self.size + lines.len() as u64 <= self.max_bytes {
             // The common case: no rotation in this write, no need to find the lines.
             return self.write_chunk(lines);
@@ -125,7 +182,10 @@ impl RotatingFile {
     }
 
     fn rotate(&mut self) -> io::Result<()> {
-        if self.backups == 0 {
+        if self.rotation != FileRotation::Size {
+            let target = self.free_name(&label(self.rotation, self.period));
+            fs::rename(self.path(0), self.dir.join(target))?;
+        } else if self.backups == 0 {
             fs::remove_file(self.path(0)).or_else(ignore_missing)?;
         } else {
             fs::remove_file(self.path(self.backups)).or_else(ignore_missing)?;
@@ -137,7 +197,53 @@ impl RotatingFile {
         self.file = open_append(&self.path(0), self.file_mode)?;
         self.size = 0;
         self.rotations += 1;
+        self.prune();
         Ok(())
+    }
+
+    /// `name.<period>`, or `name.<period>.<n>` with the first `n` free.
+    fn free_name(&self, period: &str) -> String {
+        let base = format!("{}.{period}", self.name);
+        if !self.dir.join(&base).exists() {
+            return base;
+        }
+        (1..)
+            .map(|n| format!("{base}.{n}"))
+            .find(|n| !self.dir.join(n).exists())
+            .unwrap_or(base)
+    }
+
+    /// Removes rotated files past `backups` (time policies; the size policy's numbering keeps
+    /// that bound itself) or older than `max_age`. Best effort: a file that cannot be removed or
+    /// read is left for the next time.
+    fn prune(&self) {
+        let now = (self.now)();
+        let mut rotated: Vec<(SystemTime, String)> = files_of(&self.dir, &self.name)
+            .into_iter()
+            .filter(|n| {
+                n.strip_prefix(self.name.as_str())
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+            })
+            .filter_map(|n| {
+                let modified = fs::metadata(self.dir.join(&n)).ok()?.modified().ok()?;
+                Some((modified, n))
+            })
+            .collect();
+        // Newest first.
+        rotated.sort_by(|a, b| b.cmp(a));
+        let keep = match self.rotation {
+            FileRotation::Size => usize::MAX,
+            _ => self.backups,
+        };
+        for (i, (modified, name)) in rotated.iter().enumerate() {
+            let too_old = self
+                .max_age
+                .is_some_and(|age| now.duration_since(*modified).is_ok_and(|d| d > age));
+            if i >= keep || too_old {
+                let _ = fs::remove_file(self.dir.join(name));
+            }
+        }
     }
 
     /// Rotations since the last call.
@@ -159,9 +265,8 @@ fn ignore_missing(e: io::Error) -> io::Result<()> {
     }
 }
 
-/// Whether `dir` holds a file the rotating log owns (for tests and diagnostics).
-#[cfg(test)]
-pub(crate) fn files_of(dir: &Path, name: &str) -> Vec<String> {
+/// The files in `dir` named `name` or `name.*`, sorted.
+pub(crate) fn files_of(dir: &std::path::Path, name: &str) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -178,6 +283,7 @@ pub(crate) fn files_of(dir: &Path, name: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
+    use std::path::Path;
 
     fn config(dir: &Path, max: u64, backups: usize) -> FileConfig {
         FileConfig {
@@ -185,6 +291,8 @@ mod tests {
             name: "app.log".into(),
             max_bytes: max,
             backups,
+            rotation: FileRotation::Size,
+            max_age: None,
             file_mode: 0o600,
             dir_mode: 0o700,
             spool_max_bytes: 1 << 30,
@@ -284,5 +392,113 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("not-a-dir"), "{err}");
+    }
+
+    thread_local! {
+        /// The injected clock of this test thread, seconds since the epoch.
+        static NOW: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    fn clock() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(NOW.with(std::cell::Cell::get))
+    }
+
+    fn set_clock(rfc3339: &str) {
+        let t = humantime::parse_rfc3339(rfc3339).unwrap();
+        NOW.with(|n| n.set(t.duration_since(UNIX_EPOCH).unwrap().as_secs()));
+    }
+
+    fn rotated(dir: &Path) -> Vec<String> {
+        files_of(dir, "app.log")
+            .into_iter()
+            .filter(|n| n != "app.log")
+            .collect()
+    }
+
+    #[test]
+    fn daily_and_hourly_files_are_named_with_their_period_and_capped_by_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = config(tmp.path(), 40, 10);
+        c.rotation = FileRotation::Daily;
+        set_clock("2026-12-03T10:00:00Z");
+        let mut f = RotatingFile::open_with_clock(&c, clock).unwrap();
+        f.write_lines(b"{\"day\":3,\"n\":1}\n").unwrap();
+        // Past the size cap within the day: a second file of that day.
+        f.write_lines(b"{\"day\":3,\"n\":2,\"pad\":\"xxxxxxxxxx\"}\n")
+            .unwrap();
+        set_clock("2026-12-04T00:00:01Z");
+        f.write_lines(b"{\"day\":4}\n").unwrap();
+        assert_eq!(
+            rotated(tmp.path()),
+            ["app.log.2026-12-03", "app.log.2026-12-03.1"]
+        );
+        let read = |n: &str| fs::read_to_string(tmp.path().join(n)).unwrap();
+        assert_eq!(read("app.log.2026-12-03"), "{\"day\":3,\"n\":1}\n");
+        assert!(read("app.log.2026-12-03.1").contains("\"n\":2"));
+        assert_eq!(read("app.log"), "{\"day\":4}\n");
+        // A day with nothing logged makes no file; rotations are counted.
+        set_clock("2026-12-06T09:00:00Z");
+        f.write_lines(b"{\"day\":6}\n").unwrap();
+        assert!(rotated(tmp.path()).contains(&"app.log.2026-12-04".to_owned()));
+        assert_eq!(f.take_rotations(), 3);
+
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = config(tmp.path(), 1 << 20, 10);
+        c.rotation = FileRotation::Hourly;
+        set_clock("2026-12-03T14:59:59Z");
+        let mut f = RotatingFile::open_with_clock(&c, clock).unwrap();
+        f.write_lines(b"{\"h\":14}\n").unwrap();
+        set_clock("2026-12-03T15:00:00Z");
+        f.write_lines(b"{\"h\":15}\n").unwrap();
+        assert_eq!(rotated(tmp.path()), ["app.log.2026-12-03T14"]);
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_backups_and_nothing_older_than_max_age() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = config(tmp.path(), 1 << 20, 2);
+        c.rotation = FileRotation::Daily;
+        set_clock("2026-12-01T12:00:00Z");
+        let mut f = RotatingFile::open_with_clock(&c, clock).unwrap();
+        for day in 1..=5 {
+            set_clock(&format!("2026-12-0{day}T12:00:00Z"));
+            f.write_lines(format!("{{\"day\":{day}}}\n").as_bytes())
+                .unwrap();
+            // Modification times a day apart, as days of logging would leave them.
+            let t = clock();
+            File::options()
+                .write(true)
+                .open(tmp.path().join("app.log"))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        assert_eq!(
+            rotated(tmp.path()),
+            ["app.log.2026-12-03", "app.log.2026-12-04"]
+        );
+
+        // By age: at a start a week later, every rotated file is past 3 days.
+        let mut c = c.clone();
+        c.max_age = Some(Duration::from_secs(3 * 86_400));
+        c.backups = 100;
+        set_clock("2026-12-12T00:00:00Z");
+        let _f = RotatingFile::open_with_clock(&c, clock).unwrap();
+        assert_eq!(rotated(tmp.path()), Vec::<String>::new());
+        // The size policy keeps its numbering and bound, and applies the age too.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = config(tmp.path(), 10, 5);
+        c.max_age = Some(Duration::from_secs(3600));
+        set_clock("2026-12-03T10:00:00Z");
+        let mut f = RotatingFile::open_with_clock(&c, clock).unwrap();
+        f.write_lines(b"{\"a\":1}\n{\"b\":2}\n").unwrap();
+        assert_eq!(rotated(tmp.path()), ["app.log.1"]);
+        set_clock("2099-01-01T00:00:00Z");
+        f.write_lines(b"{\"c\":3}\n").unwrap();
+        assert_eq!(
+            rotated(tmp.path()),
+            Vec::<String>::new(),
+            "older than an hour"
+        );
     }
 }
