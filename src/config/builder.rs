@@ -51,6 +51,7 @@ pub struct Builder {
     file_backups: Option<usize>,
     file_rotation: Option<super::FileRotation>,
     file_max_age: Option<Duration>,
+    file_compression: Option<super::Compression>,
     file_mode: Option<u32>,
     dir_mode: Option<u32>,
     stdout: Option<super::Console>,
@@ -269,6 +270,14 @@ impl Builder {
     /// start (`LOG_FILE_MAX_AGE`, e.g. `7d`; default none: only `LOG_FILE_BACKUPS` bounds them).
     pub fn file_max_age(mut self, age: Duration) -> Self {
         self.file_max_age = Some(age);
+        self
+    }
+
+    /// Compresses each rotated file of the rotating log with gzip (`name.1.gz`), on a thread of
+    /// its own, never on a calling thread (`LOG_FILE_COMPRESS`, default none). The spool's segments
+    /// are never compressed.
+    pub fn file_compression(mut self, compression: super::Compression) -> Self {
+        self.file_compression = Some(compression);
         self
     }
 
@@ -562,6 +571,10 @@ impl Builder {
                     .unwrap_or(env::DEFAULT_FILE_BACKUPS),
                 rotation: self.file_rotation.or(env.file_rotation).unwrap_or_default(),
                 max_age: self.file_max_age.or(env.file_max_age),
+                compress: self
+                    .file_compression
+                    .or(env.file_compress)
+                    .unwrap_or_default(),
                 file_mode: self
                     .file_mode
                     .or(env.file_mode)

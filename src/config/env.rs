@@ -98,6 +98,8 @@ pub const LOG_FILE_BACKUPS: &str = "LOG_FILE_BACKUPS";
 pub const LOG_FILE_ROTATE: &str = "LOG_FILE_ROTATE";
 /// Rotated files older than this are removed: a duration such as `7d` or `12h`.
 pub const LOG_FILE_MAX_AGE: &str = "LOG_FILE_MAX_AGE";
+/// Compress rotated files: `gzip` or `none`.
+pub const LOG_FILE_COMPRESS: &str = "LOG_FILE_COMPRESS";
 /// Default for [`LOG_FILE_BACKUPS`].
 pub const DEFAULT_FILE_BACKUPS: usize = 5;
 /// Permissions of created files, octal.
@@ -153,6 +155,7 @@ pub(crate) struct EnvSettings {
     pub file_backups: Option<usize>,
     pub file_rotation: Option<super::FileRotation>,
     pub file_max_age: Option<Duration>,
+    pub file_compress: Option<super::Compression>,
     pub file_mode: Option<u32>,
     pub dir_mode: Option<u32>,
     pub stdout: Option<super::Console>,
@@ -205,6 +208,7 @@ impl EnvSettings {
             file_backups: self.file_backups.or(lower.file_backups),
             file_rotation: self.file_rotation.or(lower.file_rotation),
             file_max_age: self.file_max_age.or(lower.file_max_age),
+            file_compress: self.file_compress.or(lower.file_compress),
             file_mode: self.file_mode.or(lower.file_mode),
             dir_mode: self.dir_mode.or(lower.dir_mode),
             stdout: self.stdout.or(lower.stdout),
@@ -405,6 +409,16 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
             .transpose()?,
         file_max_age: get(LOG_FILE_MAX_AGE)
             .map(|v| max_age(LOG_FILE_MAX_AGE, &v))
+            .transpose()?,
+        file_compress: get(LOG_FILE_COMPRESS)
+            .map(|v| {
+                v.parse::<super::Compression>()
+                    .map_err(|e| Error::InvalidEnv {
+                        var: LOG_FILE_COMPRESS,
+                        value: v.clone(),
+                        expected: e.expected(),
+                    })
+            })
             .transpose()?,
         file_mode: get(LOG_FILE_MODE)
             .map(|v| octal_mode(LOG_FILE_MODE, &v))
@@ -758,6 +772,7 @@ mod tests {
             (LOG_FILE_ROTATE, "weekly", "size, hourly or daily"),
             (LOG_FILE_MAX_AGE, "a week", "7d"),
             (LOG_FILE_MAX_AGE, "5s", "a minute or more"),
+            (LOG_FILE_COMPRESS, "zip", "gzip or none"),
             (LOG_FILE_MODE, "0400", "octal"),
             (LOG_FILE_MODE, "rw-------", "octal"),
             (LOG_DIR_MODE, "0999", "octal"),

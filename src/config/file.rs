@@ -91,6 +91,7 @@ struct Files {
     backups: Option<u64>,
     rotate: Option<String>,
     max_age: Option<String>,
+    compress: Option<String>,
     file_mode: Option<String>,
     dir_mode: Option<String>,
     spool_max_bytes: Option<u64>,
@@ -317,6 +318,14 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
                     c.err("files.rotate", format!("{v:?}; expected {}", e.expected()))
                 })?);
         }
+        if let Some(v) = f.compress {
+            s.file_compress = Some(v.parse::<Compression>().map_err(|e| {
+                c.err(
+                    "files.compress",
+                    format!("{v:?}; expected {}", e.expected()),
+                )
+            })?);
+        }
         if let Some(v) = f.max_age {
             s.file_max_age = Some(super::env::max_age("LOG_CONFIG", &v).map_err(|_| {
                 c.err(
@@ -428,6 +437,7 @@ mod tests {
             "spool_max_bytes",
             "rotate",
             "max_age",
+            "compress",
             "[admin]",
             "listen",
             "token",

@@ -67,6 +67,8 @@ pub(crate) struct FileConfig {
     pub rotation: FileRotation,
     /// Rotated files older than this (by modification time) are removed.
     pub max_age: Option<Duration>,
+    /// Rotated files are compressed (gzip) in the background.
+    pub compress: Compression,
     pub file_mode: u32,
     pub dir_mode: u32,
     pub spool_max_bytes: u64,

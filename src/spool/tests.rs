@@ -10,6 +10,7 @@ fn config(dir: &Path, segment: u64, total: u64) -> FileConfig {
         backups: 5,
         rotation: crate::config::FileRotation::Size,
         max_age: None,
+        compress: crate::config::Compression::None,
         file_mode: 0o600,
         dir_mode: 0o700,
         spool_max_bytes: total,

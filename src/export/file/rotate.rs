@@ -20,8 +20,9 @@ use std::io::{self, Write as _};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::compress::{Compressor, remove_interrupted, with_suffix};
 use super::fs::{create_dir, open_append, with_path};
-use crate::config::{FileConfig, FileRotation};
+use crate::config::{Compression, FileConfig, FileRotation};
 
 /// The number of the UTC hour or day `t` falls in (0 for the size policy: one period).
 fn period_of(rotation: FileRotation, t: SystemTime) -> u64 {
@@ -61,6 +62,8 @@ pub(crate) struct RotatingFile {
     period: u64,
     /// The clock (injected by tests).
     now: fn() -> SystemTime,
+    compress: Compression,
+    compressor: Compressor,
 }
 
 impl RotatingFile {
@@ -97,7 +100,10 @@ impl RotatingFile {
             max_age: config.max_age,
             period: period_of(config.rotation, written),
             now,
+            compress: config.compress,
+            compressor: Compressor::default(),
         };
+        remove_interrupted(&config.dir, &config.name);
         f.prune();
         Ok(f)
     }
@@ -182,17 +188,30 @@ impl RotatingFile {
     }
 
     fn rotate(&mut self) -> io::Result<()> {
-        if self.rotation != FileRotation::Size {
-            let target = self.free_name(&label(self.rotation, self.period));
-            fs::rename(self.path(0), self.dir.join(target))?;
-        } else if self.backups == 0 {
+        // No rotated file may move while it is being compressed.
+        self.compressor.wait();
+        let gz = |p: PathBuf| with_suffix(&p, ".gz");
+        let rotated = if self.backups == 0 {
             fs::remove_file(self.path(0)).or_else(ignore_missing)?;
+            None
+        } else if self.rotation != FileRotation::Size {
+            let target = self
+                .dir
+                .join(self.free_name(&label(self.rotation, self.period)));
+            fs::rename(self.path(0), &target)?;
+            Some(target)
         } else {
             fs::remove_file(self.path(self.backups)).or_else(ignore_missing)?;
+            fs::remove_file(gz(self.path(self.backups))).or_else(ignore_missing)?;
             for n in (1..self.backups).rev() {
                 fs::rename(self.path(n), self.path(n + 1)).or_else(ignore_missing)?;
+                fs::rename(gz(self.path(n)), gz(self.path(n + 1))).or_else(ignore_missing)?;
             }
             fs::rename(self.path(0), self.path(1))?;
+            Some(self.path(1))
+        };
+        if let (Some(path), Compression::Gzip) = (rotated, self.compress) {
+            self.compressor.start(path);
         }
         self.file = open_append(&self.path(0), self.file_mode)?;
         self.size = 0;
@@ -203,13 +222,17 @@ impl RotatingFile {
 
     /// `name.<period>`, or `name.<period>.<n>` with the first `n` free.
     fn free_name(&self, period: &str) -> String {
+        let taken = |n: &str| {
+            let p = self.dir.join(n);
+            p.exists() || with_suffix(&p, ".gz").exists()
+        };
         let base = format!("{}.{period}", self.name);
-        if !self.dir.join(&base).exists() {
+        if !taken(&base) {
             return base;
         }
         (1..)
             .map(|n| format!("{base}.{n}"))
-            .find(|n| !self.dir.join(n).exists())
+            .find(|n| !taken(n))
             .unwrap_or(base)
     }
 
@@ -293,6 +316,7 @@ mod tests {
             backups,
             rotation: FileRotation::Size,
             max_age: None,
+            compress: Compression::None,
             file_mode: 0o600,
             dir_mode: 0o700,
             spool_max_bytes: 1 << 30,
@@ -499,6 +523,67 @@ mod tests {
             rotated(tmp.path()),
             Vec::<String>::new(),
             "older than an hour"
+        );
+    }
+
+    fn gunzip(path: &Path) -> String {
+        use std::io::Read as _;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(File::open(path).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    }
+
+    #[test]
+    fn rotated_files_are_compressed_off_the_writing_thread_and_counted_by_retention() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = config(tmp.path(), 30, 2);
+        c.compress = Compression::Gzip;
+        let mut f = RotatingFile::open(&c).unwrap();
+        for i in 0..4 {
+            f.write_lines(format!("{{\"n\":{i},\"pad\":\"0123456789\"}}\n").as_bytes())
+                .unwrap();
+        }
+        drop(f); // waits for the compression in progress
+        // Two backups kept, compressed, newest first; the active file stays plain.
+        assert_eq!(rotated(tmp.path()), ["app.log.1.gz", "app.log.2.gz"]);
+        assert!(gunzip(&tmp.path().join("app.log.1.gz")).contains("\"n\":2"));
+        assert!(gunzip(&tmp.path().join("app.log.2.gz")).contains("\"n\":1"));
+        assert!(
+            fs::read_to_string(tmp.path().join("app.log"))
+                .unwrap()
+                .contains("\"n\":3")
+        );
+
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = config(tmp.path(), 1 << 20, 1);
+        c.rotation = FileRotation::Daily;
+        c.compress = Compression::Gzip;
+        set_clock("2026-12-03T10:00:00Z");
+        let mut f = RotatingFile::open_with_clock(&c, clock).unwrap();
+        for day in 3..=5 {
+            set_clock(&format!("2026-12-0{day}T10:00:00Z"));
+            f.write_lines(format!("{{\"day\":{day}}}\n").as_bytes())
+                .unwrap();
+            f.compressor.wait();
+            // Times a day apart, as retention reads them.
+            for n in rotated(tmp.path()) {
+                let day = n[16..18].parse::<u64>().unwrap();
+                let t = UNIX_EPOCH + Duration::from_secs(1_764_720_000 + day * 86_400);
+                File::options()
+                    .write(true)
+                    .open(tmp.path().join(n))
+                    .unwrap()
+                    .set_modified(t)
+                    .unwrap();
+            }
+        }
+        drop(f);
+        assert_eq!(rotated(tmp.path()), ["app.log.2026-12-04.gz"]);
+        assert_eq!(
+            gunzip(&tmp.path().join("app.log.2026-12-04.gz")),
+            "{\"day\":4}\n"
         );
     }
 }
