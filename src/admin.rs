@@ -109,6 +109,14 @@ impl Admin for Service {
             written: s.written,
             format_panics: s.format_panics,
             rotations: s.rotations,
+            filtered: [
+                ("otlp", s.filtered.otlp),
+                ("file", s.filtered.file),
+                ("console", s.filtered.console),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
         }))
     }
 }

@@ -59,20 +59,20 @@ impl Builder {
             }
             Mode::OtlpOnly => (None, None, None),
         };
+        let (levels, thresholds) = crate::level::thresholds(&config);
         let sinks = Sinks::new(
             config.mode,
-            otlp,
-            file,
-            spool,
+            (otlp, file, spool),
             crate::worker::sinks::Console {
                 to: config.stdout,
                 format: config.stdout_format,
                 no_color: config.no_color,
             },
+            thresholds,
             config.service_name.clone(),
             redactor,
         );
-        let pipeline = Pipeline::start(&config, counters, sinks)?;
+        let pipeline = Pipeline::start(&config, levels, counters, sinks)?;
         let shared = pipeline.shared.clone();
         let logger = Logger {
             shared: shared.clone(),

@@ -84,6 +84,17 @@ impl LevelState {
         }
     }
 
+    /// Whether a record of `level` and `target` passes these directives.
+    pub(crate) fn enabled(&self, level: log::Level, target: &str) -> bool {
+        if level > self.max {
+            return false;
+        }
+        match &self.filter {
+            None => true,
+            Some(f) => f.enabled(&log::Metadata::builder().level(level).target(target).build()),
+        }
+    }
+
     fn default_level(&self) -> LevelFilter {
         self.directives
             .iter()
@@ -102,6 +113,85 @@ impl LevelState {
     }
 }
 
+/// The outputs' own thresholds (`LOG_OTLP_LEVEL`, `LOG_FILE_LEVEL`, `LOG_STDOUT_LEVEL`), fixed at
+/// start: what the capture filter must keep on their behalf.
+#[derive(Default)]
+pub(crate) struct SinkLevels {
+    /// An output without a threshold of its own follows the filter of [`LevelControl::state`].
+    pub uses_global: bool,
+    /// The thresholds of the outputs that have one.
+    pub own: Vec<Arc<LevelState>>,
+}
+
+/// The filter of a pipeline configured by `config`, and each output's threshold (OTLP, file,
+/// console) for the worker: `None` when no output has one of its own (nothing to filter there).
+pub(crate) fn thresholds(
+    config: &crate::config::Config,
+) -> (Arc<LevelControl>, Option<[Threshold; 3]>) {
+    use crate::config::Mode;
+    let global = LevelState::new(config.level, &config.directives);
+    let own = |spec: &Option<Vec<Directive>>| {
+        spec.as_ref().map(|d| {
+            let default = d
+                .iter()
+                .rev()
+                .find(|x| x.target.is_none())
+                .map_or(config.level, |x| x.level);
+            let targets: Vec<Directive> =
+                d.iter().filter(|x| x.target.is_some()).cloned().collect();
+            Arc::new(LevelState::new(default, &targets))
+        })
+    };
+    let s = &config.sink_levels;
+    let own = [own(&s.otlp), own(&s.file), own(&s.console)];
+    let present = [
+        config.mode.uses_otlp(),
+        matches!(config.mode, Mode::Tee | Mode::FileOnly),
+        config.stdout != crate::config::Console::Off,
+    ];
+    let any_own = own.iter().zip(present).any(|(o, p)| p && o.is_some());
+    if !any_own {
+        let control = LevelControl::new(global, config.level_cooldown);
+        return (Arc::new(control), None);
+    }
+    let sinks = SinkLevels {
+        uses_global: own.iter().zip(present).any(|(o, p)| p && o.is_none()),
+        own: own
+            .iter()
+            .zip(present)
+            .filter_map(|(o, p)| if p { o.clone() } else { None })
+            .collect(),
+    };
+    let control = Arc::new(LevelControl::with_sinks(
+        global,
+        config.level_cooldown,
+        Some(sinks),
+    ));
+    let threshold = |o: &Option<Arc<LevelState>>| Threshold {
+        own: o.clone(),
+        global: control.clone(),
+    };
+    let t = [threshold(&own[0]), threshold(&own[1]), threshold(&own[2])];
+    (control, Some(t))
+}
+
+/// One output's threshold, for the worker: its own directives, or the global filter.
+#[derive(Clone)]
+pub(crate) struct Threshold {
+    own: Option<Arc<LevelState>>,
+    global: Arc<LevelControl>,
+}
+
+impl Threshold {
+    /// Whether the output takes a record of `level` and `target`.
+    pub(crate) fn wants(&self, level: log::Level, target: &str) -> bool {
+        match &self.own {
+            Some(own) => own.enabled(level, target),
+            None => self.global.global_enabled(level, target),
+        }
+    }
+}
+
 /// The filter shared by the logger and the [`Levels`] handles.
 pub(crate) struct LevelControl {
     /// The widest level any directive keeps, and [`FILTERED`] when `state` has a per-target filter
@@ -111,24 +201,52 @@ pub(crate) struct LevelControl {
     state: ArcSwap<LevelState>,
     last_change: Mutex<Option<Instant>>,
     cooldown: Duration,
+    /// With outputs of their own thresholds, the capture filter keeps what any output wants.
+    sinks: Option<SinkLevels>,
 }
 
 /// In [`LevelControl::max`]: the state has a per-target filter.
 const FILTERED: usize = 1 << 8;
 
-/// [`LevelControl::max`] for `state`.
-fn packed(state: &LevelState) -> usize {
-    state.max as usize | if state.filter.is_some() { FILTERED } else { 0 }
+/// [`LevelControl::max`] for `state` (the global filter) and the outputs' own thresholds.
+fn packed(state: &LevelState, sinks: Option<&SinkLevels>) -> usize {
+    let Some(sinks) = sinks else {
+        return state.max as usize | if state.filter.is_some() { FILTERED } else { 0 };
+    };
+    let global = if sinks.uses_global {
+        state.max
+    } else {
+        LevelFilter::Off
+    };
+    let max = sinks.own.iter().map(|s| s.max).fold(global, Ord::max);
+    // The union is checked filter by filter.
+    max as usize | FILTERED
 }
 
 impl LevelControl {
     pub(crate) fn new(state: LevelState, cooldown: Duration) -> Self {
+        Self::with_sinks(state, cooldown, None)
+    }
+
+    /// A filter that also keeps what the outputs' own thresholds want (`None`: no output has one).
+    pub(crate) fn with_sinks(
+        state: LevelState,
+        cooldown: Duration,
+        sinks: Option<SinkLevels>,
+    ) -> Self {
         LevelControl {
-            max: AtomicUsize::new(packed(&state)),
+            max: AtomicUsize::new(packed(&state, sinks.as_ref())),
             state: ArcSwap::from_pointee(state),
             last_change: Mutex::new(None),
             cooldown,
+            sinks,
         }
+    }
+
+    /// Whether a record passes the global filter (`LOG_LEVEL`, `RUST_LOG` and runtime changes):
+    /// what an output without a threshold of its own keeps.
+    pub(crate) fn global_enabled(&self, level: log::Level, target: &str) -> bool {
+        self.state.load().enabled(level, target)
     }
 
     /// The widest level any directive keeps.
@@ -146,10 +264,12 @@ impl LevelControl {
         if max & FILTERED == 0 {
             return true;
         }
-        let state = self.state.load();
-        match &state.filter {
-            None => true,
-            Some(f) => f.enabled(&log::Metadata::builder().level(level).target(target).build()),
+        match &self.sinks {
+            None => self.global_enabled(level, target),
+            Some(s) => {
+                (s.uses_global && self.global_enabled(level, target))
+                    || s.own.iter().any(|own| own.enabled(level, target))
+            }
         }
     }
 
@@ -365,8 +485,8 @@ impl Levels {
             directives: format_directives(&state.directives),
             previous: format_directives(&before.directives),
         };
-        let max = state.max;
-        let packed = packed(&state);
+        let packed = packed(&state, control.sinks.as_ref());
+        let max = level_from_usize(packed & !FILTERED);
         control.state.store(Arc::new(state));
         control.max.store(packed, Ordering::Relaxed);
         host.max_changed(max);

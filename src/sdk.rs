@@ -59,17 +59,6 @@ impl std::fmt::Debug for SdkProcessor {
     }
 }
 
-/// The `log` level a severity is filtered as (FATAL as ERROR).
-fn filter_level(severity: Severity) -> log::Level {
-    match severity {
-        Severity::Trace => log::Level::Trace,
-        Severity::Debug => log::Level::Debug,
-        Severity::Info => log::Level::Info,
-        Severity::Warn => log::Level::Warn,
-        Severity::Error | Severity::Fatal => log::Level::Error,
-    }
-}
-
 impl LogProcessor for SdkProcessor {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
         let target = record.target().map_or(scope.name(), |t| t.as_ref());
@@ -79,7 +68,7 @@ impl LogProcessor for SdkProcessor {
             .unwrap_or(Severity::Info);
         if is_internal_target(target)
             || on_internal_thread()
-            || !self.shared.levels.enabled(filter_level(severity), target)
+            || !self.shared.levels.enabled(severity.log_level(), target)
         {
             return;
         }

@@ -138,13 +138,37 @@ pub struct Stats {
     pub corrupt_skipped: u64,
     /// Records written to the rotating file (`tee` and `file-only` modes).
     pub written: u64,
+    /// Records each output left out as below its own threshold (`LOG_OTLP_LEVEL`, ...).
+    pub filtered: Filtered,
     /// Times the rotating file was rotated: by size, or by another program (logrotate) moving or
     /// removing it.
     pub rotations: u64,
 }
 
+/// Records an output left out because they were below its own threshold; all zero when no output
+/// has one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Filtered {
+    /// By the exporter (`LOG_OTLP_LEVEL`); in `failover` the spool takes what it takes.
+    pub otlp: u64,
+    /// By the rotating log (`LOG_FILE_LEVEL`).
+    pub file: u64,
+    /// By the console (`LOG_STDOUT_LEVEL`).
+    pub console: u64,
+}
+
+/// An output with a threshold of its own, for [`Counters::add_filtered`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    Otlp = 0,
+    File = 1,
+    Console = 2,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    filtered: [AtomicU64; 3],
     exported: AtomicU64,
     dropped: [AtomicU64; DropReason::ALL.len()],
     export_errors: AtomicU64,
@@ -199,6 +223,12 @@ impl Counters {
         self.written.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub(crate) fn add_filtered(&self, output: Output, n: u64) {
+        if n > 0 {
+            self.filtered[output as usize].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn add_rotations(&self, n: u64) {
         if n > 0 {
             self.rotations.fetch_add(n, Ordering::Relaxed);
@@ -238,6 +268,11 @@ impl Counters {
             corrupt_skipped: self.corrupt.load(Ordering::Relaxed),
             written: self.written.load(Ordering::Relaxed),
             rotations: self.rotations.load(Ordering::Relaxed),
+            filtered: Filtered {
+                otlp: self.filtered[0].load(Ordering::Relaxed),
+                file: self.filtered[1].load(Ordering::Relaxed),
+                console: self.filtered[2].load(Ordering::Relaxed),
+            },
         }
     }
 }

@@ -1045,3 +1045,51 @@ fn a_one_record_queue_with_two_producers_writes_every_record_it_accepts() {
     guard.flush(WAIT).unwrap();
     assert_eq!(guard.stats().written, s.written + 1);
 }
+
+#[test]
+fn each_output_keeps_to_its_own_threshold_and_counts_what_it_leaves_out() {
+    let collector = Collector::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (logger, guard) = failover(&collector.endpoint(), tmp.path())
+        .mode(Mode::Tee)
+        .level(log::LevelFilter::Info)
+        .otlp_level("warn,app::audit=info")
+        .file_level("debug")
+        .build()
+        .unwrap();
+    // Captured for the widest threshold (the file's), below the global level.
+    assert_eq!(logger.max_level(), log::LevelFilter::Debug);
+    for (level, target, body) in [
+        (log::Level::Trace, "app", "trace"),
+        (log::Level::Debug, "app", "debug"),
+        (log::Level::Info, "app", "info"),
+        (log::Level::Info, "app::audit", "audit info"),
+        (log::Level::Warn, "app", "warn"),
+    ] {
+        logger.log(
+            &log::Record::builder()
+                .args(format_args!("{body}"))
+                .level(level)
+                .target(target)
+                .build(),
+        );
+    }
+    let report = guard.shutdown(WAIT);
+    let sent: Vec<String> = collector.records().iter().map(|r| r.body()).collect();
+    assert_eq!(sent, ["audit info", "warn"]);
+    let (lines, _) = read_lines(tmp.path());
+    let written: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(written, ["debug", "info", "audit info", "warn"]);
+    let f = report.stats.filtered;
+    assert_eq!((f.otlp, f.file, f.console), (2, 0, 0), "{report:?}");
+    assert_eq!(report.stats.enqueued, 4, "trace is below every threshold");
+    assert_eq!(report.stats.exported, 2);
+}

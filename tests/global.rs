@@ -946,6 +946,14 @@ fn console_text_on_stderr_is_one_line_per_record_coloured_only_on_a_terminal() {
     );
     assert!(lines[1].ends_with(" ERROR global: failed"), "{text:?}");
     assert!(!text.contains('\x1b'), "{text:?}");
+    // The console's own threshold.
+    let out = grandchild(false)
+        .env("LOG_STDOUT_LEVEL", "error")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text:?}");
+    assert!(text.ends_with(" ERROR global: failed\n"), "{text:?}");
     // A terminal: the level coloured, unless NO_COLOR.
     assert!(on_a_terminal(grandchild(false)).contains("\x1b[32mINFO\x1b[0m"));
     assert!(!on_a_terminal(grandchild(true)).contains('\x1b'));

@@ -58,6 +58,8 @@ pub struct Builder {
     stdout_format: Option<super::ConsoleFormat>,
     spool_max_bytes: Option<u64>,
     directives: Option<String>,
+    /// The outputs' own thresholds (OTLP, file, console), as given.
+    sink_levels: [Option<String>; 3],
     level_cooldown: Option<Duration>,
     panic_hook: Option<bool>,
     code_location: Option<bool>,
@@ -68,6 +70,8 @@ pub struct Builder {
     #[cfg(feature = "admin")]
     pub(crate) admin: Option<(std::net::SocketAddr, Secret)>,
 }
+
+mod outputs;
 
 impl Builder {
     /// A builder reading the environment for every setting left unset (see the README's table).
@@ -234,98 +238,6 @@ impl Builder {
         self
     }
 
-    /// Directory of the rotating file or the spool (`LOG_DIR`, default `./logs`); created at start
-    /// if missing. An unwritable directory is an error at start, naming the path.
-    pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.log_dir = Some(dir.into());
-        self
-    }
-
-    /// Name of the active file in the log directory (`LOG_FILE_NAME`, default `app.log`).
-    pub fn file_name(mut self, name: impl Into<String>) -> Self {
-        self.file_name = Some(name.into());
-        self
-    }
-
-    /// Size at which the file is rotated, also the spool's segment size (`LOG_FILE_MAX_BYTES`).
-    pub fn file_max_bytes(mut self, bytes: u64) -> Self {
-        self.file_max_bytes = Some(bytes);
-        self
-    }
-
-    /// Rotated files kept in `tee` and `file-only` modes (`LOG_FILE_BACKUPS`).
-    pub fn file_backups(mut self, backups: usize) -> Self {
-        self.file_backups = Some(backups);
-        self
-    }
-
-    /// When the rotating log starts a new file: at the size cap only, or also every UTC hour or
-    /// day, rotated files then named with their period (`LOG_FILE_ROTATE`, default size).
-    pub fn file_rotation(mut self, rotation: super::FileRotation) -> Self {
-        self.file_rotation = Some(rotation);
-        self
-    }
-
-    /// Removes rotated files older than `age` (by modification time) at each rotation and at
-    /// start (`LOG_FILE_MAX_AGE`, e.g. `7d`; default none: only `LOG_FILE_BACKUPS` bounds them).
-    pub fn file_max_age(mut self, age: Duration) -> Self {
-        self.file_max_age = Some(age);
-        self
-    }
-
-    /// Compresses each rotated file of the rotating log with gzip (`name.1.gz`), on a thread of
-    /// its own, never on a calling thread (`LOG_FILE_COMPRESS`, default none). The spool's segments
-    /// are never compressed.
-    pub fn file_compression(mut self, compression: super::Compression) -> Self {
-        self.file_compression = Some(compression);
-        self
-    }
-
-    /// Permission bits of created files, e.g. `0o640` (`LOG_FILE_MODE`, default `0o600`).
-    pub fn file_mode(mut self, mode: u32) -> Self {
-        self.file_mode = Some(mode);
-        self
-    }
-
-    /// Permission bits of created directories, e.g. `0o750` (`LOG_DIR_MODE`, default `0o700`).
-    pub fn dir_mode(mut self, mode: u32) -> Self {
-        self.dir_mode = Some(mode);
-        self
-    }
-
-    /// Writes every record to stdout as well (`LOG_STDOUT=true`, default off); see
-    /// [`console`](Self::console) for stderr.
-    pub fn stdout(mut self, on: bool) -> Self {
-        self.stdout = Some(if on {
-            super::Console::Stdout
-        } else {
-            super::Console::Off
-        });
-        self
-    }
-
-    /// Where the console copy of every record goes: nowhere, stdout or stderr (`LOG_STDOUT`,
-    /// default off).
-    pub fn console(mut self, console: super::Console) -> Self {
-        self.stdout = Some(console);
-        self
-    }
-
-    /// How console lines look: JSON lines as in the files, or one line of text per record for
-    /// people (`LOG_STDOUT_FORMAT`, default JSON). Text is coloured by level only when the stream
-    /// is a terminal and `NO_COLOR` is unset.
-    pub fn console_format(mut self, format: super::ConsoleFormat) -> Self {
-        self.stdout_format = Some(format);
-        self
-    }
-
-    /// Bound on the spool's total size (`LOG_SPOOL_MAX_BYTES`, default 256 MiB); past it the oldest
-    /// undelivered records are dropped and counted as `spool_full`.
-    pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
-        self.spool_max_bytes = Some(bytes);
-        self
-    }
-
     /// Per-target directives in `env_logger` syntax (`RUST_LOG`), e.g.
     /// `"info,my_crate::db=debug,hyper=off"`. A bare level in them is the default level unless
     /// [`Builder::level`] or `LOG_LEVEL` sets it.
@@ -484,6 +396,35 @@ impl Builder {
             }
             None => env.directives.unwrap_or_default(),
         };
+        let mut sink_levels = env.sink_levels;
+        for (spec, slot, setting) in [
+            (
+                &self.sink_levels[0],
+                &mut sink_levels.otlp,
+                "Builder::otlp_level",
+            ),
+            (
+                &self.sink_levels[1],
+                &mut sink_levels.file,
+                "Builder::file_level",
+            ),
+            (
+                &self.sink_levels[2],
+                &mut sink_levels.console,
+                "Builder::stdout_level",
+            ),
+        ] {
+            if let Some(spec) = spec {
+                *slot = Some(directives::parse_directives(spec).map_err(|reason| {
+                    Error::InvalidConfig {
+                        setting,
+                        reason: format!(
+                            "{reason}; expected env_logger syntax such as warn,my_crate::db=debug"
+                        ),
+                    }
+                })?);
+            }
+        }
         let bare_level = env::bare_level(&directives);
         // Code's own directives outrank the environment; the environment's bare level is already
         // ranked by `EnvSettings::or` when a file is read.
@@ -592,6 +533,7 @@ impl Builder {
             stdout_format: self.stdout_format.or(env.stdout_format).unwrap_or_default(),
             no_color: env.no_color.unwrap_or(false),
             directives,
+            sink_levels,
             level_cooldown: self
                 .level_cooldown
                 .or(env.level_cooldown)

@@ -78,6 +78,12 @@ pub const LOG_PANIC_HOOK: &str = "LOG_PANIC_HOOK";
 pub const LOG_CODE_LOCATION: &str = "LOG_CODE_LOCATION";
 /// Add the fields of the current `tracing` span and its parents to each event: `true` or `false`.
 pub const LOG_SPAN_FIELDS: &str = "LOG_SPAN_FIELDS";
+/// The exporter's own threshold, in `RUST_LOG` syntax (unset: the global filter).
+pub const LOG_OTLP_LEVEL: &str = "LOG_OTLP_LEVEL";
+/// The rotating log's own threshold, in `RUST_LOG` syntax (unset: the global filter).
+pub const LOG_FILE_LEVEL: &str = "LOG_FILE_LEVEL";
+/// The console's own threshold, in `RUST_LOG` syntax (unset: the global filter).
+pub const LOG_STDOUT_LEVEL: &str = "LOG_STDOUT_LEVEL";
 /// Where records go: `failover`, `tee`, `file-only`, `otlp-only`.
 pub const LOG_MODE: &str = "LOG_MODE";
 /// Directory of the local files (rotating log or spool).
@@ -163,6 +169,7 @@ pub(crate) struct EnvSettings {
     pub no_color: Option<bool>,
     pub spool_max_bytes: Option<u64>,
     pub directives: Option<Vec<Directive>>,
+    pub sink_levels: super::SinkDirectives,
     pub level_cooldown: Option<Duration>,
     pub panic_hook: Option<bool>,
     pub code_location: Option<bool>,
@@ -216,6 +223,11 @@ impl EnvSettings {
             no_color: self.no_color.or(lower.no_color),
             spool_max_bytes: self.spool_max_bytes.or(lower.spool_max_bytes),
             directives: self.directives.or(lower.directives),
+            sink_levels: super::SinkDirectives {
+                otlp: self.sink_levels.otlp.or(lower.sink_levels.otlp),
+                file: self.sink_levels.file.or(lower.sink_levels.file),
+                console: self.sink_levels.console.or(lower.sink_levels.console),
+            },
             level_cooldown: self.level_cooldown.or(lower.level_cooldown),
             panic_hook: self.panic_hook.or(lower.panic_hook),
             code_location: self.code_location.or(lower.code_location),
@@ -437,11 +449,12 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
             .transpose()?,
         stdout_format: get(LOG_STDOUT_FORMAT)
             .map(|v| {
-                v.parse::<super::ConsoleFormat>().map_err(|e| Error::InvalidEnv {
-                    var: LOG_STDOUT_FORMAT,
-                    value: v.clone(),
-                    expected: e.expected(),
-                })
+                v.parse::<super::ConsoleFormat>()
+                    .map_err(|e| Error::InvalidEnv {
+                        var: LOG_STDOUT_FORMAT,
+                        value: v.clone(),
+                        expected: e.expected(),
+                    })
             })
             .transpose()?,
         // Set to anything but nothing (an empty value reads as unset).
@@ -450,21 +463,32 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
             .map(|v| bytes(LOG_SPOOL_MAX_BYTES, &v))
             .transpose()?,
         directives: get(RUST_LOG)
-            .map(|v| {
-                parse_directives(&v).map_err(|_| Error::InvalidEnv {
-                    var: RUST_LOG,
-                    value: v.clone(),
-                    expected: "env_logger directives such as info,my_crate::db=debug,hyper=off (levels off, error, warn, info, debug, trace; no /regex)",
-                })
-            })
+            .map(|v| directives_of(RUST_LOG, &v))
             .transpose()?,
+        sink_levels: super::SinkDirectives {
+            otlp: get(LOG_OTLP_LEVEL)
+                .map(|v| directives_of(LOG_OTLP_LEVEL, &v))
+                .transpose()?,
+            file: get(LOG_FILE_LEVEL)
+                .map(|v| directives_of(LOG_FILE_LEVEL, &v))
+                .transpose()?,
+            console: get(LOG_STDOUT_LEVEL)
+                .map(|v| directives_of(LOG_STDOUT_LEVEL, &v))
+                .transpose()?,
+        },
         level_cooldown: get(LOG_LEVEL_COOLDOWN)
             .map(|v| millis(LOG_LEVEL_COOLDOWN, &v))
             .transpose()?,
         redact_keys: get(LOG_REDACT_KEYS).map(|v| parse_redact_keys(&v)),
-        panic_hook: get(LOG_PANIC_HOOK).map(|v| boolean(LOG_PANIC_HOOK, &v)).transpose()?,
-        code_location: get(LOG_CODE_LOCATION).map(|v| boolean(LOG_CODE_LOCATION, &v)).transpose()?,
-        span_fields: get(LOG_SPAN_FIELDS).map(|v| boolean(LOG_SPAN_FIELDS, &v)).transpose()?,
+        panic_hook: get(LOG_PANIC_HOOK)
+            .map(|v| boolean(LOG_PANIC_HOOK, &v))
+            .transpose()?,
+        code_location: get(LOG_CODE_LOCATION)
+            .map(|v| boolean(LOG_CODE_LOCATION, &v))
+            .transpose()?,
+        span_fields: get(LOG_SPAN_FIELDS)
+            .map(|v| boolean(LOG_SPAN_FIELDS, &v))
+            .transpose()?,
     })
 }
 
@@ -535,6 +559,15 @@ pub(crate) fn octal_mode(var: &'static str, v: &str) -> Result<u32, Error> {
             value: v.to_owned(),
             expected: OCTAL_MODE,
         })
+}
+
+/// Directives in `RUST_LOG` syntax, an error naming `var` otherwise.
+pub(crate) fn directives_of(var: &'static str, v: &str) -> Result<Vec<Directive>, Error> {
+    parse_directives(v).map_err(|_| Error::InvalidEnv {
+        var,
+        value: v.to_owned(),
+        expected: "env_logger directives such as info,my_crate::db=debug,hyper=off (levels off, error, warn, info, debug, trace; no /regex)",
+    })
 }
 
 /// A file age such as `7d`, `12h` or `30m` (humantime), at least one minute.
@@ -773,6 +806,9 @@ mod tests {
             (LOG_FILE_MAX_AGE, "a week", "7d"),
             (LOG_FILE_MAX_AGE, "5s", "a minute or more"),
             (LOG_FILE_COMPRESS, "zip", "gzip or none"),
+            (LOG_OTLP_LEVEL, "my_crate=loud", "env_logger directives"),
+            (LOG_FILE_LEVEL, "a=b=c", "env_logger directives"),
+            (LOG_STDOUT_LEVEL, "x=noisy", "env_logger directives"),
             (LOG_FILE_MODE, "0400", "octal"),
             (LOG_FILE_MODE, "rw-------", "octal"),
             (LOG_DIR_MODE, "0999", "octal"),

@@ -55,6 +55,9 @@ struct Levels {
     default: Option<String>,
     directives: Option<String>,
     cooldown_ms: Option<u64>,
+    otlp: Option<String>,
+    file: Option<String>,
+    stdout: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -244,6 +247,18 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
             })?);
         }
         s.level_cooldown = c.millis("levels.cooldown_ms", l.cooldown_ms)?;
+        for (key, v, slot) in [
+            ("levels.otlp", l.otlp, &mut s.sink_levels.otlp),
+            ("levels.file", l.file, &mut s.sink_levels.file),
+            ("levels.stdout", l.stdout, &mut s.sink_levels.console),
+        ] {
+            if let Some(v) = v {
+                *slot = Some(
+                    super::directives::parse_directives(&v)
+                        .map_err(|e| c.err(key, format!("{e}; expected env_logger syntax")))?,
+                );
+            }
+        }
     }
     if let Some(o) = doc.otlp {
         if let Some(e) = o.endpoint {
@@ -410,6 +425,8 @@ mod tests {
             "default",
             "directives",
             "cooldown_ms",
+            "otlp",
+            "file",
             "[otlp]",
             "endpoint",
             "timeout_ms",

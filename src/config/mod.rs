@@ -74,6 +74,19 @@ pub(crate) struct FileConfig {
     pub spool_max_bytes: u64,
 }
 
+/// The outputs' own thresholds, in `RUST_LOG` syntax (`None`: the output follows the global
+/// filter). A spec without a bare level takes the global default level.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct SinkDirectives {
+    /// `LOG_OTLP_LEVEL`: the exporter (and, in `failover`, the spool, which takes what it would
+    /// have sent).
+    pub otlp: Option<Vec<Directive>>,
+    /// `LOG_FILE_LEVEL`: the rotating log.
+    pub file: Option<Vec<Directive>>,
+    /// `LOG_STDOUT_LEVEL`: the console.
+    pub console: Option<Vec<Directive>>,
+}
+
 /// The validated settings of one pipeline.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Config {
@@ -101,6 +114,8 @@ pub(crate) struct Config {
     pub no_color: bool,
     /// Per-target directives (the default level is `level`).
     pub directives: Vec<Directive>,
+    /// The outputs' own thresholds.
+    pub sink_levels: SinkDirectives,
     pub level_cooldown: Duration,
     pub panic_hook: bool,
     /// Whether records keep their code location (file, line, module).

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::Error;
 use crate::config::Config;
 use crate::internal::on_internal_thread;
-use crate::level::{Audit, LevelControl, LevelHost, LevelState};
+use crate::level::{Audit, LevelControl, LevelHost};
 use crate::queue::QueueError;
 use crate::record::LogEvent;
 use crate::record::queued::Queued;
@@ -206,6 +206,7 @@ impl Pipeline {
     /// Starts the worker thread sending batches to `sinks`.
     pub(crate) fn start(
         config: &Config,
+        levels: Arc<LevelControl>,
         counters: Arc<Counters>,
         sinks: Sinks,
     ) -> Result<Self, Error> {
@@ -229,10 +230,7 @@ impl Pipeline {
             link: link.clone(),
             code_location: config.code_location,
             baggage: crate::record::capture::Baggage::of(&config.baggage_keys),
-            levels: Arc::new(LevelControl::new(
-                LevelState::new(config.level, &config.directives),
-                config.level_cooldown,
-            )),
+            levels,
             installed: AtomicBool::new(false),
             #[cfg(feature = "tracing")]
             tracing_layer: AtomicBool::new(false),

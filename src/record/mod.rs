@@ -71,6 +71,17 @@ impl Severity {
         }
     }
 
+    /// The `log` level a record of this severity is filtered as (FATAL as ERROR).
+    pub(crate) fn log_level(self) -> log::Level {
+        match self {
+            Severity::Trace => log::Level::Trace,
+            Severity::Debug => log::Level::Debug,
+            Severity::Info => log::Level::Info,
+            Severity::Warn => log::Level::Warn,
+            Severity::Error | Severity::Fatal => log::Level::Error,
+        }
+    }
+
     /// The severity of a `severity_number` (any number of its range: 9 to 12 are INFO).
     pub(crate) fn from_number(n: i64) -> Option<Severity> {
         Some(match n {

@@ -28,7 +28,7 @@ use batch::Batcher;
 use link::Link;
 use policy::{Attempt, Failover, LiveVerdict};
 use sinks::Sinks;
-use write::{Diagnostics, records, spill, spool_records, take, write_locals};
+use write::{Diagnostics, keep_for_otlp, records, spill, spool_records, take, write_locals};
 
 /// What the worker is asked to do besides its batching.
 pub(crate) enum Control {
@@ -246,8 +246,11 @@ impl Worker {
                 }
                 break;
             }
-            let n = self.batch.len() as u64;
             self.write_locals();
+            if self.sinks.otlp.is_some() {
+                self.keep_for_otlp();
+            }
+            let n = self.batch.len() as u64;
             if !self.spool_current() && !self.sinks.has_destination() {
                 self.link.counters.add_dropped(DropReason::Shutdown, n);
             }
@@ -260,6 +263,11 @@ impl Worker {
                 .counters
                 .add_dropped(DropReason::Shutdown, unpublished);
         }
+    }
+
+    /// Leaves out of the current batch what the exporter's own threshold does not take.
+    fn keep_for_otlp(&mut self) {
+        keep_for_otlp(&self.link, self.sinks.otlp_filter.as_ref(), &mut self.batch);
     }
 
     /// Writes the current batch to the local outputs.
@@ -282,7 +290,10 @@ impl Worker {
         self.publish_in_flight();
         self.write_locals();
         if self.sinks.otlp.is_some() {
-            self.send_live(self.sinks.spool.is_some());
+            self.keep_for_otlp();
+            if !self.batch.is_empty() {
+                self.send_live(self.sinks.spool.is_some());
+            }
         }
         self.clear_batch();
         self.publish_in_flight();
@@ -401,6 +412,7 @@ impl Worker {
             otlp,
             locals,
             spool,
+            otlp_filter,
             service_name,
             redactor,
         } = &mut self.sinks;
@@ -413,7 +425,7 @@ impl Worker {
                     service_name.as_str(),
                     &*redactor,
                 );
-                spill(link, sinks, batch_size, lines, diag)
+                spill(link, sinks, otlp_filter.as_ref(), batch_size, lines, diag)
             }),
             _ => Box::new(|| link.abort_exports()),
         };

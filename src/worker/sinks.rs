@@ -13,9 +13,11 @@ use crate::config::{self, ConsoleFormat, Mode};
 use crate::export::file::rotate::RotatingFile;
 use crate::export::file::{format, text};
 use crate::export::otlp::OtlpExporter;
+use crate::level::Threshold;
 use crate::record::Record;
 use crate::redact::Redactor;
 use crate::spool::Spool;
+use crate::stats::Output;
 
 /// A local destination of JSON lines.
 pub(crate) trait LineSink: Send {
@@ -89,11 +91,17 @@ pub(crate) enum Role {
     Destination,
 }
 
-/// A local output, its role and its line format.
+/// A local output, its role, its line format, and its threshold when outputs have their own.
 pub(crate) struct Local {
     pub sink: Box<dyn LineSink>,
     pub role: Role,
     pub lines: Lines,
+    pub filter: Option<(Threshold, Output)>,
+}
+
+/// Whether `filter` (none: every record) takes `r`.
+pub(crate) fn wants(filter: Option<&(Threshold, Output)>, r: &Record<'_>) -> bool {
+    filter.is_none_or(|(t, _)| t.wants(r.severity.log_level(), r.target))
 }
 
 /// The console output as configured (`LOG_STDOUT`, `LOG_STDOUT_FORMAT`, `NO_COLOR`).
@@ -109,6 +117,8 @@ pub(crate) struct Sinks {
     pub otlp: Option<OtlpExporter>,
     pub locals: Vec<Local>,
     pub spool: Option<Spool>,
+    /// The exporter's threshold (and the spool's), when outputs have their own.
+    pub otlp_filter: Option<(Threshold, Output)>,
     pub service_name: String,
     /// Masks secret values in every output.
     pub redactor: Redactor,
@@ -118,13 +128,20 @@ impl Sinks {
     /// The outputs of `mode`.
     pub(crate) fn new(
         mode: Mode,
-        otlp: Option<OtlpExporter>,
-        file: Option<RotatingFile>,
-        spool: Option<Spool>,
+        (otlp, file, spool): (Option<OtlpExporter>, Option<RotatingFile>, Option<Spool>),
         console: Console,
+        thresholds: Option<[Threshold; 3]>,
         service_name: String,
         redactor: Redactor,
     ) -> Self {
+        let [otlp_t, file_t, console_t] = match thresholds {
+            Some([o, f, c]) => [
+                Some((o, Output::Otlp)),
+                Some((f, Output::File)),
+                Some((c, Output::Console)),
+            ],
+            None => [None, None, None],
+        };
         let mut locals = Vec::new();
         let text = console.format == ConsoleFormat::Text;
         let lines = |is_terminal| match text {
@@ -138,11 +155,13 @@ impl Sinks {
                 sink: Box::new(Stdout),
                 role: Role::Copy,
                 lines: lines(io::stdout().is_terminal()),
+                filter: console_t.clone(),
             }),
             config::Console::Stderr => locals.push(Local {
                 sink: Box::new(Stderr),
                 role: Role::Copy,
                 lines: lines(io::stderr().is_terminal()),
+                filter: console_t,
             }),
             _ => {}
         }
@@ -155,12 +174,14 @@ impl Sinks {
                 sink: Box::new(file),
                 role,
                 lines: Lines::Json,
+                filter: file_t,
             });
         }
         Sinks {
             otlp: if mode.uses_otlp() { otlp } else { None },
             locals,
             spool: if mode == Mode::Failover { spool } else { None },
+            otlp_filter: otlp_t,
             service_name,
             redactor,
         }

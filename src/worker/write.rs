@@ -5,12 +5,14 @@ use std::time::{Duration, Instant};
 
 use super::link::Link;
 use super::policy;
-use super::sinks::{Lines, Local, Role, encode_lines, encode_text};
+use super::sinks::{Lines, Local, Role, encode_lines, encode_text, wants};
+use crate::level::Threshold;
 use crate::record::Record;
 use crate::record::queued::Checked;
 use crate::redact::Redactor;
 use crate::spool::Spool;
 use crate::stats::DropReason;
+use crate::stats::Output;
 
 /// Minimum interval between two diagnostics written to stderr.
 const DIAGNOSTIC_INTERVAL: Duration = Duration::from_secs(30);
@@ -64,19 +66,40 @@ pub(super) fn write_locals(
     if locals.is_empty() || batch.is_empty() {
         return;
     }
-    // Each format encoded once, when an output wants it.
+    // Without thresholds of their own, every output takes the whole batch: JSON encoded once.
     lines.clear();
-    if locals.iter().any(|l| l.lines == Lines::Json) {
+    let shared_json = locals
+        .iter()
+        .any(|l| l.lines == Lines::Json && l.filter.is_none());
+    if shared_json {
         encode_lines(records(batch), service_name, redactor, lines);
     }
+    let mut own = Vec::new();
     let mut text = String::new();
-    let n = batch.len() as u64;
     for local in locals {
+        let filter = local.filter.as_ref();
+        let taken = || records(batch).filter(|r| wants(filter, r));
+        let n = match filter {
+            None => batch.len() as u64,
+            Some((_, output)) => {
+                let n = taken().count() as u64;
+                link.counters.add_filtered(*output, batch.len() as u64 - n);
+                if n == 0 {
+                    continue;
+                }
+                n
+            }
+        };
         let written = match local.lines {
-            Lines::Json => local.sink.write_lines(lines),
+            Lines::Json if filter.is_none() => local.sink.write_lines(lines),
+            Lines::Json => {
+                own.clear();
+                encode_lines(taken(), service_name, redactor, &mut own);
+                local.sink.write_lines(&own)
+            }
             Lines::Text { colour } => {
                 text.clear();
-                encode_text(records(batch), redactor, colour, &mut text);
+                encode_text(taken(), redactor, colour, &mut text);
                 local.sink.write_lines(text.as_bytes())
             }
         };
@@ -96,6 +119,20 @@ pub(super) fn write_locals(
             }
         }
     }
+}
+
+/// Leaves out of `batch` the records below the exporter's own threshold (`filter`), counted: what
+/// the exporter and, in `failover`, the spool would not take.
+pub(super) fn keep_for_otlp(
+    link: &Link,
+    filter: Option<&(Threshold, Output)>,
+    batch: &mut Vec<Checked>,
+) {
+    let Some(f) = filter else { return };
+    let before = batch.len();
+    batch.retain(|c| wants(Some(f), &c.record()));
+    link.counters
+        .add_filtered(f.1, (before - batch.len()) as u64);
 }
 
 /// Appends `batch` to the spool; a failed write loses it (`io_error`). Returns whether it was
@@ -130,6 +167,7 @@ pub(super) fn spool_records(
 pub(super) fn spill(
     link: &Link,
     sinks: (&mut [Local], &mut Spool, &str, &Redactor),
+    otlp_filter: Option<&(Threshold, Output)>,
     batch_size: usize,
     lines: &mut Vec<u8>,
     diag: &mut Diagnostics,
@@ -159,6 +197,7 @@ pub(super) fn spill(
             lines,
             diag,
         );
+        keep_for_otlp(link, otlp_filter, &mut spilled);
         if !spool_records(link, spool, &spilled, redactor, diag) {
             break;
         }
