@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use otel_log_bridge::admin::proto::admin_client::AdminClient;
 use otel_log_bridge::admin::proto::{GetLevelsRequest, GetStatsRequest, SetLevelRequest};
 
-const USAGE: &str = "usage: admin --addr HOST:PORT [--token TOKEN] (get-levels | get-stats | set-level TARGET LEVEL [--actor NAME] | set-directives SPEC [--actor NAME])";
+const USAGE: &str = "usage: admin --addr HOST:PORT [--token TOKEN] (get-levels | get-stats | set-level TARGET LEVEL [--actor NAME] | set-directives SPEC [--actor NAME] | set-output otlp|file|stdout [SPEC] [--actor NAME])";
 
 fn main() -> ExitCode {
     let mut addr = None;
@@ -95,6 +95,7 @@ async fn run(
                         level: level.to_string(),
                         actor,
                         directives: String::new(),
+                        output: String::new(),
                     },
                     &token,
                 )?)
@@ -110,6 +111,23 @@ async fn run(
                         level: String::new(),
                         actor,
                         directives: spec.to_string(),
+                        output: String::new(),
+                    },
+                    &token,
+                )?)
+                .await?
+                .into_inner();
+            format!("{} (was {})", r.directives, r.previous)
+        }
+        ["set-output", output, spec @ ..] if spec.len() <= 1 => {
+            let r = client
+                .set_level(authorized(
+                    SetLevelRequest {
+                        target: String::new(),
+                        level: String::new(),
+                        actor,
+                        directives: spec.first().map(|s| s.to_string()).unwrap_or_default(),
+                        output: output.to_string(),
                     },
                     &token,
                 )?)

@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use crate::config::directives::format_directives;
 use crate::level::{LevelError, Levels};
 use crate::pipeline::Shared;
-use crate::stats::DropReason;
+use crate::stats::{DropReason, Output};
 
 /// The code generated from `proto/admin.proto`: messages, the `admin_client` and `admin_server`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -58,7 +58,16 @@ impl Admin for Service {
         } else {
             r.actor.trim()
         };
-        let change = if r.directives.trim().is_empty() {
+        let output = r.output.trim();
+        let change = if !output.is_empty() {
+            let output = Output::from_name(output).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "invalid output {output:?}: expected otlp, file or stdout"
+                ))
+            })?;
+            let spec = Some(r.directives.trim()).filter(|s| !s.is_empty());
+            self.levels.set_output(output, spec, actor)
+        } else if r.directives.trim().is_empty() {
             self.levels.set(&r.target, parse_level(&r.level)?, actor)
         } else {
             self.levels.set_directives(&r.directives, actor)
@@ -82,6 +91,13 @@ impl Admin for Service {
                 .map(|d| proto::Directive {
                     target: d.target.unwrap_or_default(),
                     level: d.level.as_str().to_ascii_lowercase(),
+                })
+                .collect(),
+            outputs: [Output::Otlp, Output::File, Output::Console]
+                .into_iter()
+                .filter_map(|o| {
+                    let d = self.levels.output(o)?;
+                    Some((o.as_str().to_owned(), format_directives(&d)))
                 })
                 .collect(),
         }))

@@ -7,13 +7,17 @@
 //! cooldown, and audited with a WARN record (target `logging.audit`) through the pipeline.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use log::LevelFilter;
 
 use crate::config::directives::{Directive, format_directives, parse_directives};
+
+mod outputs;
+
+pub(crate) use outputs::{Threshold, thresholds};
 
 /// Target of the audit records written for every level change.
 pub const AUDIT_TARGET: &str = "logging.audit";
@@ -113,85 +117,6 @@ impl LevelState {
     }
 }
 
-/// The outputs' own thresholds (`LOG_OTLP_LEVEL`, `LOG_FILE_LEVEL`, `LOG_STDOUT_LEVEL`), fixed at
-/// start: what the capture filter must keep on their behalf.
-#[derive(Default)]
-pub(crate) struct SinkLevels {
-    /// An output without a threshold of its own follows the filter of [`LevelControl::state`].
-    pub uses_global: bool,
-    /// The thresholds of the outputs that have one.
-    pub own: Vec<Arc<LevelState>>,
-}
-
-/// The filter of a pipeline configured by `config`, and each output's threshold (OTLP, file,
-/// console) for the worker: `None` when no output has one of its own (nothing to filter there).
-pub(crate) fn thresholds(
-    config: &crate::config::Config,
-) -> (Arc<LevelControl>, Option<[Threshold; 3]>) {
-    use crate::config::Mode;
-    let global = LevelState::new(config.level, &config.directives);
-    let own = |spec: &Option<Vec<Directive>>| {
-        spec.as_ref().map(|d| {
-            let default = d
-                .iter()
-                .rev()
-                .find(|x| x.target.is_none())
-                .map_or(config.level, |x| x.level);
-            let targets: Vec<Directive> =
-                d.iter().filter(|x| x.target.is_some()).cloned().collect();
-            Arc::new(LevelState::new(default, &targets))
-        })
-    };
-    let s = &config.sink_levels;
-    let own = [own(&s.otlp), own(&s.file), own(&s.console)];
-    let present = [
-        config.mode.uses_otlp(),
-        matches!(config.mode, Mode::Tee | Mode::FileOnly),
-        config.stdout != crate::config::Console::Off,
-    ];
-    let any_own = own.iter().zip(present).any(|(o, p)| p && o.is_some());
-    if !any_own {
-        let control = LevelControl::new(global, config.level_cooldown);
-        return (Arc::new(control), None);
-    }
-    let sinks = SinkLevels {
-        uses_global: own.iter().zip(present).any(|(o, p)| p && o.is_none()),
-        own: own
-            .iter()
-            .zip(present)
-            .filter_map(|(o, p)| if p { o.clone() } else { None })
-            .collect(),
-    };
-    let control = Arc::new(LevelControl::with_sinks(
-        global,
-        config.level_cooldown,
-        Some(sinks),
-    ));
-    let threshold = |o: &Option<Arc<LevelState>>| Threshold {
-        own: o.clone(),
-        global: control.clone(),
-    };
-    let t = [threshold(&own[0]), threshold(&own[1]), threshold(&own[2])];
-    (control, Some(t))
-}
-
-/// One output's threshold, for the worker: its own directives, or the global filter.
-#[derive(Clone)]
-pub(crate) struct Threshold {
-    own: Option<Arc<LevelState>>,
-    global: Arc<LevelControl>,
-}
-
-impl Threshold {
-    /// Whether the output takes a record of `level` and `target`.
-    pub(crate) fn wants(&self, level: log::Level, target: &str) -> bool {
-        match &self.own {
-            Some(own) => own.enabled(level, target),
-            None => self.global.global_enabled(level, target),
-        }
-    }
-}
-
 /// The filter shared by the logger and the [`Levels`] handles.
 pub(crate) struct LevelControl {
     /// The widest level any directive keeps, and [`FILTERED`] when `state` has a per-target filter
@@ -201,46 +126,47 @@ pub(crate) struct LevelControl {
     state: ArcSwap<LevelState>,
     last_change: Mutex<Option<Instant>>,
     cooldown: Duration,
-    /// With outputs of their own thresholds, the capture filter keeps what any output wants.
-    sinks: Option<SinkLevels>,
+    /// The outputs' own thresholds: with any, the capture filter keeps what any output wants.
+    pub(crate) outputs: outputs::Outputs,
 }
 
 /// In [`LevelControl::max`]: the state has a per-target filter.
 const FILTERED: usize = 1 << 8;
 
 /// [`LevelControl::max`] for `state` (the global filter) and the outputs' own thresholds.
-fn packed(state: &LevelState, sinks: Option<&SinkLevels>) -> usize {
-    let Some(sinks) = sinks else {
-        return state.max as usize | if state.filter.is_some() { FILTERED } else { 0 };
-    };
-    let global = if sinks.uses_global {
-        state.max
-    } else {
-        LevelFilter::Off
-    };
-    let max = sinks.own.iter().map(|s| s.max).fold(global, Ord::max);
-    // The union is checked filter by filter.
-    max as usize | FILTERED
+fn packed(state: &LevelState, outputs: &outputs::Outputs) -> usize {
+    match outputs.max(state) {
+        // The union is checked filter by filter.
+        Some(max) => max as usize | FILTERED,
+        None => state.max as usize | if state.filter.is_some() { FILTERED } else { 0 },
+    }
 }
 
 impl LevelControl {
     pub(crate) fn new(state: LevelState, cooldown: Duration) -> Self {
-        Self::with_sinks(state, cooldown, None)
+        Self::with_outputs(state, cooldown, outputs::Outputs::default())
     }
 
-    /// A filter that also keeps what the outputs' own thresholds want (`None`: no output has one).
-    pub(crate) fn with_sinks(
+    /// A filter that also keeps what the outputs' own thresholds want.
+    pub(crate) fn with_outputs(
         state: LevelState,
         cooldown: Duration,
-        sinks: Option<SinkLevels>,
+        outputs: outputs::Outputs,
     ) -> Self {
         LevelControl {
-            max: AtomicUsize::new(packed(&state, sinks.as_ref())),
+            max: AtomicUsize::new(packed(&state, &outputs)),
             state: ArcSwap::from_pointee(state),
             last_change: Mutex::new(None),
             cooldown,
-            sinks,
+            outputs,
         }
+    }
+
+    /// Stores the widest level after a change of `state` or of an output's threshold; returns it.
+    fn repack(&self, state: &LevelState) -> LevelFilter {
+        let packed = packed(state, &self.outputs);
+        self.max.store(packed, Ordering::Relaxed);
+        level_from_usize(packed & !FILTERED)
     }
 
     /// Whether a record passes the global filter (`LOG_LEVEL`, `RUST_LOG` and runtime changes):
@@ -264,13 +190,8 @@ impl LevelControl {
         if max & FILTERED == 0 {
             return true;
         }
-        match &self.sinks {
-            None => self.global_enabled(level, target),
-            Some(s) => {
-                (s.uses_global && self.global_enabled(level, target))
-                    || s.own.iter().any(|own| own.enabled(level, target))
-            }
-        }
+        let state = self.state.load();
+        self.outputs.enabled(&state, level, target)
     }
 
     pub(crate) fn directives(&self) -> Vec<Directive> {
@@ -448,19 +369,14 @@ impl Levels {
         })
     }
 
-    fn apply(
-        &self,
-        actor: &str,
-        target: Option<String>,
-        level_text: &str,
-        next: impl FnOnce(&[Directive]) -> LevelState,
-    ) -> Result<LevelChange, LevelError> {
-        let host = &*self.host;
-        if host.is_closed() {
+    /// Refuses a change after shutdown or within the cooldown; else the lock on the time of the
+    /// last change (held while the change is made) and the time now.
+    fn admit_change(&self) -> Result<(MutexGuard<'_, Option<Instant>>, Instant), LevelError> {
+        if self.host.is_closed() {
             return Err(LevelError::ShutDown);
         }
         let control = &*self.control;
-        let mut last = control
+        let last = control
             .last_change
             .lock()
             .unwrap_or_else(|p| p.into_inner());
@@ -474,6 +390,19 @@ impl Levels {
                 });
             }
         }
+        Ok((last, now))
+    }
+
+    fn apply(
+        &self,
+        actor: &str,
+        target: Option<String>,
+        level_text: &str,
+        next: impl FnOnce(&[Directive]) -> LevelState,
+    ) -> Result<LevelChange, LevelError> {
+        let host = &*self.host;
+        let control = &*self.control;
+        let (mut last, now) = self.admit_change()?;
         let before = control.state.load_full();
         let previous_for_target = match &target {
             Some(t) => before.level_for(t),
@@ -485,11 +414,9 @@ impl Levels {
             directives: format_directives(&state.directives),
             previous: format_directives(&before.directives),
         };
-        let packed = packed(&state, control.sinks.as_ref());
-        let max = level_from_usize(packed & !FILTERED);
-        control.state.store(Arc::new(state));
-        control.max.store(packed, Ordering::Relaxed);
-        host.max_changed(max);
+        let state = Arc::new(state);
+        control.state.store(state.clone());
+        host.max_changed(control.repack(&state));
         *last = Some(now);
         drop(last);
         host.audit(&Audit {

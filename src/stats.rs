@@ -158,12 +158,37 @@ pub struct Filtered {
     pub console: u64,
 }
 
-/// An output with a threshold of its own, for [`Counters::add_filtered`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Output {
+/// An output of the pipeline that can have a threshold of its own ([`Levels::set_output`](crate::Levels::set_output)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Output {
+    /// The OTLP exporter (and, in `failover`, the spool).
     Otlp = 0,
+    /// The rotating log (`tee`, `file-only`).
     File = 1,
+    /// The console (`LOG_STDOUT`).
     Console = 2,
+}
+
+impl Output {
+    /// Its name: `otlp`, `file` or `stdout` (as in `LOG_STDOUT_LEVEL`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Output::Otlp => "otlp",
+            Output::File => "file",
+            Output::Console => "stdout",
+        }
+    }
+
+    /// The output named `otlp`, `file` or `stdout` (also `console`).
+    pub fn from_name(name: &str) -> Option<Output> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "otlp" => Some(Output::Otlp),
+            "file" => Some(Output::File),
+            "stdout" | "console" => Some(Output::Console),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Default)]

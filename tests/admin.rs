@@ -28,6 +28,7 @@ fn set(target: &str, level: &str) -> SetLevelRequest {
         level: level.into(),
         actor: "ops-oncall".into(),
         directives: String::new(),
+        output: String::new(),
     }
 }
 
@@ -115,6 +116,71 @@ async fn the_admin_api_needs_the_token_and_changes_levels_like_the_handle() {
         .into_inner();
     assert_eq!((stats.enqueued, stats.exported), (1, 1));
     assert_eq!(stats.dropped.get("queue_full"), Some(&0));
+    assert_eq!(stats.filtered.get("otlp"), Some(&0));
+    drop(guard);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outputs_own_threshold_is_set_and_cleared_through_the_admin_api() {
+    let collector = Collector::start();
+    let (_logger, guard) = builder(&collector.endpoint())
+        .level(log::LevelFilter::Info)
+        .level_change_cooldown(Duration::ZERO)
+        .admin_server("127.0.0.1:0".parse().unwrap(), TOKEN)
+        .build()
+        .unwrap();
+    let addr = guard.admin_addr().unwrap();
+    let mut client = AdminClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let output = |output: &str, spec: &str| SetLevelRequest {
+        output: output.into(),
+        directives: spec.into(),
+        ..set("", "")
+    };
+    let err = client
+        .set_level(with_token(output("printer", "warn"), Some(TOKEN)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    let err = client
+        .set_level(with_token(output("otlp", "x=loud"), Some(TOKEN)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    let r = client
+        .set_level(with_token(output("otlp", "warn"), Some(TOKEN)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (r.directives.as_str(), r.previous.as_str()),
+        ("warn", "global")
+    );
+    assert_eq!(
+        guard
+            .levels()
+            .output(otel_log_bridge::Output::Otlp)
+            .unwrap()
+            .len(),
+        1
+    );
+    let levels = client
+        .get_levels(with_token(GetLevelsRequest {}, Some(TOKEN)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(levels.outputs.get("otlp").map(String::as_str), Some("warn"));
+    let r = client
+        .set_level(with_token(output("otlp", ""), Some(TOKEN)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (r.directives.as_str(), r.previous.as_str()),
+        ("global", "warn")
+    );
+    assert_eq!(guard.levels().output(otel_log_bridge::Output::Otlp), None);
     drop(guard);
 }
 

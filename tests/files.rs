@@ -1055,6 +1055,7 @@ fn each_output_keeps_to_its_own_threshold_and_counts_what_it_leaves_out() {
         .level(log::LevelFilter::Info)
         .otlp_level("warn,app::audit=info")
         .file_level("debug")
+        .level_change_cooldown(Duration::ZERO)
         .build()
         .unwrap();
     // Captured for the widest threshold (the file's), below the global level.
@@ -1074,9 +1075,34 @@ fn each_output_keeps_to_its_own_threshold_and_counts_what_it_leaves_out() {
                 .build(),
         );
     }
+    // At run time (applying to what the worker takes from then on): the exporter down to debug,
+    // the file back to the global filter (info).
+    guard.flush(WAIT).unwrap();
+    let levels = guard.levels();
+    use otel_log_bridge::Output;
+    levels
+        .set_output(Output::Otlp, Some("debug"), "test")
+        .unwrap();
+    levels.set_output(Output::File, None, "test").unwrap();
+    assert_eq!(logger.max_level(), log::LevelFilter::Debug);
+    logger.log(
+        &log::Record::builder()
+            .args(format_args!("late debug"))
+            .level(log::Level::Debug)
+            .target("app")
+            .build(),
+    );
     let report = guard.shutdown(WAIT);
-    let sent: Vec<String> = collector.records().iter().map(|r| r.body()).collect();
-    assert_eq!(sent, ["audit info", "warn"]);
+    let not_audit = |b: &String| b != "log level changed";
+    let mut sent: Vec<String> = collector
+        .records()
+        .iter()
+        .map(|r| r.body())
+        .filter(not_audit)
+        .collect();
+    // (Records of one target share a scope: compared as a set.)
+    sent.sort();
+    assert_eq!(sent, ["audit info", "late debug", "warn"]);
     let (lines, _) = read_lines(tmp.path());
     let written: Vec<String> = lines
         .iter()
@@ -1087,9 +1113,11 @@ fn each_output_keeps_to_its_own_threshold_and_counts_what_it_leaves_out() {
                 .to_owned()
         })
         .collect();
+    let written: Vec<&String> = written.iter().filter(|b| not_audit(b)).collect();
     assert_eq!(written, ["debug", "info", "audit info", "warn"]);
     let f = report.stats.filtered;
-    assert_eq!((f.otlp, f.file, f.console), (2, 0, 0), "{report:?}");
-    assert_eq!(report.stats.enqueued, 4, "trace is below every threshold");
-    assert_eq!(report.stats.exported, 2);
+    assert_eq!((f.otlp, f.file, f.console), (2, 1, 0), "{report:?}");
+    // Trace is below every threshold; the two audit records are captured like any other.
+    assert_eq!(report.stats.enqueued, 4 + 1 + 2);
+    assert_eq!(report.stats.exported, 3 + 2);
 }

@@ -267,7 +267,7 @@ impl Worker {
 
     /// Leaves out of the current batch what the exporter's own threshold does not take.
     fn keep_for_otlp(&mut self) {
-        keep_for_otlp(&self.link, self.sinks.otlp_filter.as_ref(), &mut self.batch);
+        keep_for_otlp(&self.link, &self.sinks.otlp_filter, &mut self.batch);
     }
 
     /// Writes the current batch to the local outputs.
@@ -425,7 +425,7 @@ impl Worker {
                     service_name.as_str(),
                     &*redactor,
                 );
-                spill(link, sinks, otlp_filter.as_ref(), batch_size, lines, diag)
+                spill(link, sinks, otlp_filter, batch_size, lines, diag)
             }),
             _ => Box::new(|| link.abort_exports()),
         };

@@ -17,7 +17,6 @@ use crate::level::Threshold;
 use crate::record::Record;
 use crate::redact::Redactor;
 use crate::spool::Spool;
-use crate::stats::Output;
 
 /// A local destination of JSON lines.
 pub(crate) trait LineSink: Send {
@@ -91,17 +90,17 @@ pub(crate) enum Role {
     Destination,
 }
 
-/// A local output, its role, its line format, and its threshold when outputs have their own.
+/// A local output, its role, its line format and its threshold.
 pub(crate) struct Local {
     pub sink: Box<dyn LineSink>,
     pub role: Role,
     pub lines: Lines,
-    pub filter: Option<(Threshold, Output)>,
+    pub filter: Threshold,
 }
 
-/// Whether `filter` (none: every record) takes `r`.
-pub(crate) fn wants(filter: Option<&(Threshold, Output)>, r: &Record<'_>) -> bool {
-    filter.is_none_or(|(t, _)| t.wants(r.severity.log_level(), r.target))
+/// Whether the output of `filter` takes `r`.
+pub(crate) fn wants(filter: &Threshold, r: &Record<'_>) -> bool {
+    filter.wants(r.severity.log_level(), r.target)
 }
 
 /// The console output as configured (`LOG_STDOUT`, `LOG_STDOUT_FORMAT`, `NO_COLOR`).
@@ -117,8 +116,8 @@ pub(crate) struct Sinks {
     pub otlp: Option<OtlpExporter>,
     pub locals: Vec<Local>,
     pub spool: Option<Spool>,
-    /// The exporter's threshold (and the spool's), when outputs have their own.
-    pub otlp_filter: Option<(Threshold, Output)>,
+    /// The exporter's threshold (and the spool's).
+    pub otlp_filter: Threshold,
     pub service_name: String,
     /// Masks secret values in every output.
     pub redactor: Redactor,
@@ -130,18 +129,10 @@ impl Sinks {
         mode: Mode,
         (otlp, file, spool): (Option<OtlpExporter>, Option<RotatingFile>, Option<Spool>),
         console: Console,
-        thresholds: Option<[Threshold; 3]>,
+        [otlp_t, file_t, console_t]: [Threshold; 3],
         service_name: String,
         redactor: Redactor,
     ) -> Self {
-        let [otlp_t, file_t, console_t] = match thresholds {
-            Some([o, f, c]) => [
-                Some((o, Output::Otlp)),
-                Some((f, Output::File)),
-                Some((c, Output::Console)),
-            ],
-            None => [None, None, None],
-        };
         let mut locals = Vec::new();
         let text = console.format == ConsoleFormat::Text;
         let lines = |is_terminal| match text {

@@ -12,7 +12,6 @@ use crate::record::queued::Checked;
 use crate::redact::Redactor;
 use crate::spool::Spool;
 use crate::stats::DropReason;
-use crate::stats::Output;
 
 /// Minimum interval between two diagnostics written to stderr.
 const DIAGNOSTIC_INTERVAL: Duration = Duration::from_secs(30);
@@ -67,31 +66,29 @@ pub(super) fn write_locals(
         return;
     }
     // Without thresholds of their own, every output takes the whole batch: JSON encoded once.
+    let filtering = locals.iter().any(|l| l.filter.active());
     lines.clear();
-    let shared_json = locals
-        .iter()
-        .any(|l| l.lines == Lines::Json && l.filter.is_none());
-    if shared_json {
+    if !filtering && locals.iter().any(|l| l.lines == Lines::Json) {
         encode_lines(records(batch), service_name, redactor, lines);
     }
     let mut own = Vec::new();
     let mut text = String::new();
     for local in locals {
-        let filter = local.filter.as_ref();
-        let taken = || records(batch).filter(|r| wants(filter, r));
-        let n = match filter {
-            None => batch.len() as u64,
-            Some((_, output)) => {
-                let n = taken().count() as u64;
-                link.counters.add_filtered(*output, batch.len() as u64 - n);
-                if n == 0 {
-                    continue;
-                }
-                n
+        let filter = &local.filter;
+        let taken = || records(batch).filter(|r| !filtering || wants(filter, r));
+        let n = if filtering {
+            let n = taken().count() as u64;
+            link.counters
+                .add_filtered(filter.output(), batch.len() as u64 - n);
+            if n == 0 {
+                continue;
             }
+            n
+        } else {
+            batch.len() as u64
         };
         let written = match local.lines {
-            Lines::Json if filter.is_none() => local.sink.write_lines(lines),
+            Lines::Json if !filtering => local.sink.write_lines(lines),
             Lines::Json => {
                 own.clear();
                 encode_lines(taken(), service_name, redactor, &mut own);
@@ -123,16 +120,14 @@ pub(super) fn write_locals(
 
 /// Leaves out of `batch` the records below the exporter's own threshold (`filter`), counted: what
 /// the exporter and, in `failover`, the spool would not take.
-pub(super) fn keep_for_otlp(
-    link: &Link,
-    filter: Option<&(Threshold, Output)>,
-    batch: &mut Vec<Checked>,
-) {
-    let Some(f) = filter else { return };
+pub(super) fn keep_for_otlp(link: &Link, filter: &Threshold, batch: &mut Vec<Checked>) {
+    if !filter.active() {
+        return;
+    }
     let before = batch.len();
-    batch.retain(|c| wants(Some(f), &c.record()));
+    batch.retain(|c| wants(filter, &c.record()));
     link.counters
-        .add_filtered(f.1, (before - batch.len()) as u64);
+        .add_filtered(filter.output(), (before - batch.len()) as u64);
 }
 
 /// Appends `batch` to the spool; a failed write loses it (`io_error`). Returns whether it was
@@ -167,7 +162,7 @@ pub(super) fn spool_records(
 pub(super) fn spill(
     link: &Link,
     sinks: (&mut [Local], &mut Spool, &str, &Redactor),
-    otlp_filter: Option<&(Threshold, Output)>,
+    otlp_filter: &Threshold,
     batch_size: usize,
     lines: &mut Vec<u8>,
     diag: &mut Diagnostics,
