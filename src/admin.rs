@@ -125,16 +125,22 @@ impl Admin for Service {
             written: s.written,
             format_panics: s.format_panics,
             rotations: s.rotations,
-            filtered: [
-                ("otlp", s.filtered.otlp),
-                ("file", s.filtered.file),
-                ("console", s.filtered.console),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
+            filtered: per_output(&s, |c| c.filtered),
+            output_written: per_output(&s, |c| c.written),
+            output_failed: per_output(&s, |c| c.failed),
         }))
     }
+}
+
+/// One count of each output, by its name.
+fn per_output(
+    s: &crate::Stats,
+    count: impl Fn(crate::OutputCounts) -> u64,
+) -> std::collections::HashMap<String, u64> {
+    [Output::Otlp, Output::File, Output::Console]
+        .into_iter()
+        .map(|o| (o.as_str().to_owned(), count(s.outputs.get(o))))
+        .collect()
 }
 
 /// Compares without an early exit, so the time taken does not tell how much of a guess was right.

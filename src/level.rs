@@ -238,6 +238,9 @@ pub enum LevelError {
     /// The pipeline has shut down.
     #[error("the pipeline has shut down")]
     ShutDown,
+    /// The output is not one this pipeline's mode has (the rotating log in `otlp-only`, say).
+    #[error("this pipeline has no {0} output (its mode and LOG_STDOUT decide which it has)")]
+    NoSuchOutput(&'static str),
 }
 
 /// What a level change did.

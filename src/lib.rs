@@ -74,7 +74,7 @@ pub use record::Severity;
 pub use redact::{DEFAULT_REDACT_KEYS, REDACTED};
 #[cfg(feature = "sdk")]
 pub use sdk::SdkProcessor;
-pub use stats::{DropReason, Dropped, Filtered, Output, Stats};
+pub use stats::{DropReason, Dropped, Output, OutputCounts, PerOutput, Stats};
 
 pub use guard::{Guard, ShutdownReport};
 

@@ -138,24 +138,47 @@ pub struct Stats {
     pub corrupt_skipped: u64,
     /// Records written to the rotating file (`tee` and `file-only` modes).
     pub written: u64,
-    /// Records each output left out as below its own threshold (`LOG_OTLP_LEVEL`, ...).
-    pub filtered: Filtered,
+    /// Per output: written, left out by its own threshold, failed.
+    pub outputs: PerOutput,
     /// Times the rotating file was rotated: by size, or by another program (logrotate) moving or
     /// removing it.
     pub rotations: u64,
 }
 
-/// Records an output left out because they were below its own threshold; all zero when no output
-/// has one.
+/// What one output did with the records it was given.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Filtered {
-    /// By the exporter (`LOG_OTLP_LEVEL`); in `failover` the spool takes what it takes.
-    pub otlp: u64,
-    /// By the rotating log (`LOG_FILE_LEVEL`).
-    pub file: u64,
-    /// By the console (`LOG_STDOUT_LEVEL`).
-    pub console: u64,
+pub struct OutputCounts {
+    /// Records it took: delivered to the collector (live or replayed), or written as lines.
+    pub written: u64,
+    /// Records it left out as below its own threshold (`LOG_OTLP_LEVEL`, ...).
+    pub filtered: u64,
+    /// Records an attempt could not deliver or write (then spooled, retried or dropped, as the
+    /// mode says).
+    pub failed: u64,
+}
+
+/// [`OutputCounts`] of each output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PerOutput {
+    /// The OTLP exporter (live batches and replay).
+    pub otlp: OutputCounts,
+    /// The rotating log.
+    pub file: OutputCounts,
+    /// The console.
+    pub console: OutputCounts,
+}
+
+impl PerOutput {
+    /// The counts of `output`.
+    pub fn get(&self, output: Output) -> OutputCounts {
+        match output {
+            Output::Otlp => self.otlp,
+            Output::File => self.file,
+            Output::Console => self.console,
+        }
+    }
 }
 
 /// An output of the pipeline that can have a threshold of its own ([`Levels::set_output`](crate::Levels::set_output)).
@@ -193,7 +216,8 @@ impl Output {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    filtered: [AtomicU64; 3],
+    /// Per output: written, filtered, failed.
+    outputs: [[AtomicU64; 3]; 3],
     exported: AtomicU64,
     dropped: [AtomicU64; DropReason::ALL.len()],
     export_errors: AtomicU64,
@@ -249,8 +273,22 @@ impl Counters {
     }
 
     pub(crate) fn add_filtered(&self, output: Output, n: u64) {
+        self.add_output(output, 1, n);
+    }
+
+    /// Records `output` took.
+    pub(crate) fn add_output_written(&self, output: Output, n: u64) {
+        self.add_output(output, 0, n);
+    }
+
+    /// Records an attempt of `output` could not deliver or write.
+    pub(crate) fn add_output_failed(&self, output: Output, n: u64) {
+        self.add_output(output, 2, n);
+    }
+
+    fn add_output(&self, output: Output, what: usize, n: u64) {
         if n > 0 {
-            self.filtered[output as usize].fetch_add(n, Ordering::Relaxed);
+            self.outputs[output as usize][what].fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -293,10 +331,20 @@ impl Counters {
             corrupt_skipped: self.corrupt.load(Ordering::Relaxed),
             written: self.written.load(Ordering::Relaxed),
             rotations: self.rotations.load(Ordering::Relaxed),
-            filtered: Filtered {
-                otlp: self.filtered[0].load(Ordering::Relaxed),
-                file: self.filtered[1].load(Ordering::Relaxed),
-                console: self.filtered[2].load(Ordering::Relaxed),
+            outputs: {
+                let counts = |o: usize| {
+                    let [w, f, x] = &self.outputs[o];
+                    OutputCounts {
+                        written: w.load(Ordering::Relaxed),
+                        filtered: f.load(Ordering::Relaxed),
+                        failed: x.load(Ordering::Relaxed),
+                    }
+                };
+                PerOutput {
+                    otlp: counts(0),
+                    file: counts(1),
+                    console: counts(2),
+                }
             },
         }
     }

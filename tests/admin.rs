@@ -117,6 +117,8 @@ async fn the_admin_api_needs_the_token_and_changes_levels_like_the_handle() {
     assert_eq!((stats.enqueued, stats.exported), (1, 1));
     assert_eq!(stats.dropped.get("queue_full"), Some(&0));
     assert_eq!(stats.filtered.get("otlp"), Some(&0));
+    assert_eq!(stats.output_written.get("otlp"), Some(&1));
+    assert_eq!(stats.output_failed.get("stdout"), Some(&0));
     drop(guard);
 }
 
@@ -148,6 +150,13 @@ async fn an_outputs_own_threshold_is_set_and_cleared_through_the_admin_api() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    // `otlp-only` has no rotating log.
+    let err = client
+        .set_level(with_token(output("file", "debug"), Some(TOKEN)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("no file output"), "{err}");
     let r = client
         .set_level(with_token(output("otlp", "warn"), Some(TOKEN)))
         .await

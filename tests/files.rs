@@ -1115,8 +1115,12 @@ fn each_output_keeps_to_its_own_threshold_and_counts_what_it_leaves_out() {
         .collect();
     let written: Vec<&String> = written.iter().filter(|b| not_audit(b)).collect();
     assert_eq!(written, ["debug", "info", "audit info", "warn"]);
-    let f = report.stats.filtered;
-    assert_eq!((f.otlp, f.file, f.console), (2, 1, 0), "{report:?}");
+    let o = report.stats.outputs;
+    let filtered = (o.otlp.filtered, o.file.filtered, o.console.filtered);
+    assert_eq!(filtered, (2, 1, 0), "{report:?}");
+    // What each output took: the exporter 3 records and 2 audits, the file 4 and 2 audits.
+    assert_eq!((o.otlp.written, o.file.written), (5, 6), "{report:?}");
+    assert_eq!((o.otlp.failed, o.file.failed), (0, 0), "{report:?}");
     // Trace is below every threshold; the two audit records are captured like any other.
     assert_eq!(report.stats.enqueued, 4 + 1 + 2);
     assert_eq!(report.stats.exported, 3 + 2);

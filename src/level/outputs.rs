@@ -172,6 +172,9 @@ impl Levels {
         spec: Option<&str>,
         actor: &str,
     ) -> Result<LevelChange, LevelError> {
+        if !self.control.outputs.present[output as usize] {
+            return Err(LevelError::NoSuchOutput(output.as_str()));
+        }
         let parsed = spec
             .map(|s| parse_directives(s).map_err(LevelError::InvalidDirectives))
             .transpose()?;

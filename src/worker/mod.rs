@@ -23,7 +23,7 @@ use crate::export::otlp::{InFlight, OtlpExporter};
 use crate::internal::mark_internal_thread;
 use crate::record::queued::Checked;
 use crate::spool::{MAX_BATCH_BYTES, Spool};
-use crate::stats::DropReason;
+use crate::stats::{DropReason, Output};
 use batch::Batcher;
 use link::Link;
 use policy::{Attempt, Failover, LiveVerdict};
@@ -358,6 +358,7 @@ impl Worker {
         };
         let outcome = self.wait(flight, failover);
         let n = records.len() as u64;
+        self.count_failed_attempt(&outcome, n);
         match outcome {
             ExportOutcome::Delivered { rejected } => {
                 if failover {
@@ -432,8 +433,18 @@ impl Worker {
         Some((otlp.as_mut()?, idle))
     }
 
+    /// An export attempt of `n` records that failed counts as the exporter's `failed`.
+    fn count_failed_attempt(&self, outcome: &ExportOutcome, n: u64) {
+        if matches!(outcome, ExportOutcome::Failed { .. }) {
+            self.link.counters.add_output_failed(Output::Otlp, n);
+        }
+    }
+
     fn delivered(&mut self, n: u64, rejected: u64, replay: bool) {
         let rejected = rejected.min(n);
+        self.link
+            .counters
+            .add_output_written(Output::Otlp, n - rejected);
         if replay {
             self.link.counters.add_replayed(n - rejected);
         } else {

@@ -63,6 +63,7 @@ impl Worker {
             } => Attempt::Refused,
             ExportOutcome::Failed { .. } => Attempt::Failed,
         };
+        self.count_failed_attempt(&outcome, n);
         let verdict = self.policy.replay(Instant::now(), rb.id(), attempt);
         match (verdict, outcome) {
             (ReplayVerdict::Ack, ExportOutcome::Delivered { rejected }) => {

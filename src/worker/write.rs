@@ -101,6 +101,10 @@ pub(super) fn write_locals(
             }
         };
         link.counters.add_rotations(local.sink.take_rotations());
+        match &written {
+            Ok(()) => link.counters.add_output_written(filter.output(), n),
+            Err(_) => link.counters.add_output_failed(filter.output(), n),
+        }
         match (written, local.role) {
             (_, Role::Copy) => {}
             (Ok(()), _) => link.counters.add_written(n),
