@@ -118,6 +118,8 @@ pub fn fuzz_spool(dir: &std::path::Path, active: &[u8], cursor: &[u8]) -> (u64, 
         file_mode: 0o600,
         dir_mode: 0o700,
         spool_max_bytes: 1 << 30,
+        spool_max_delay: std::time::Duration::from_millis(100),
+        spool_fsync: crate::config::SpoolFsync::Off,
     };
     std::fs::write(dir.join("app.log.spool.cursor"), cursor).expect("write cursor");
     std::fs::write(dir.join("app.log"), active).expect("write active file");

@@ -51,13 +51,13 @@ impl Builder {
                 let path = file.active_path();
                 (Some(file), None, Some(path))
             }
-            Mode::Failover => {
+            Mode::Failover | Mode::Durable => {
                 let spool = Spool::open(&config.files, &config.service_name, counters.clone())
                     .map_err(Error::Files)?;
                 let path = spool.path();
                 (None, Some(spool), Some(path))
             }
-            Mode::OtlpOnly => (None, None, None),
+            _ => (None, None, None),
         };
         let (levels, thresholds) = crate::level::thresholds(&config);
         let sinks = Sinks::new(

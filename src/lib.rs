@@ -63,6 +63,7 @@ mod worker;
 pub use config::directives::{Directive, format_directives};
 pub use config::{
     Builder, Compression, Console, ConsoleFormat, FileRotation, Mode, ParseEnumError, Protocol,
+    QueueFull, SpoolFsync,
 };
 pub use error::Error;
 #[cfg(feature = "tracing")]

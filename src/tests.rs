@@ -155,7 +155,7 @@ fn above_the_watermark_info_is_shed_warn_kept_and_a_full_queue_refuses() {
     // The queue alone (no worker takes anything): exact figures.
     use crate::record::LogEvent;
     let counters = std::sync::Arc::new(crate::stats::Counters::default());
-    let link = crate::worker::link::Link::new(100, 50, 10, counters).unwrap();
+    let link = crate::worker::link::Link::new(100, 50, 10, counters, None).unwrap();
     let sample = sample_queued();
     let record = |severity| {
         let mut e = LogEvent::from(&sample.record().unwrap());

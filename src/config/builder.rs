@@ -57,6 +57,9 @@ pub struct Builder {
     stdout: Option<super::Console>,
     stdout_format: Option<super::ConsoleFormat>,
     spool_max_bytes: Option<u64>,
+    spool_max_delay: Option<Duration>,
+    spool_fsync: Option<super::SpoolFsync>,
+    queue_full: Option<super::QueueFull>,
     directives: Option<String>,
     /// The outputs' own thresholds (OTLP, file, console), as given.
     sink_levels: [Option<String>; 3],
@@ -450,6 +453,7 @@ impl Builder {
             headers.retain(|(ek, _)| ek != k);
             headers.push((k.clone(), v.clone()));
         }
+        let mode = self.mode.or(env.mode).unwrap_or_default();
         let config = Config {
             service_name,
             resource_attributes,
@@ -490,7 +494,8 @@ impl Builder {
                 .shutdown_timeout
                 .or(env.shutdown_timeout)
                 .unwrap_or(env::DEFAULT_SHUTDOWN_TIMEOUT),
-            mode: self.mode.or(env.mode).unwrap_or_default(),
+            mode,
+            queue_full: self.queue_full.or(env.queue_full).unwrap_or_default(),
             files: FileConfig {
                 dir: self
                     .log_dir
@@ -528,6 +533,17 @@ impl Builder {
                     .spool_max_bytes
                     .or(env.spool_max_bytes)
                     .unwrap_or(env::DEFAULT_SPOOL_MAX_BYTES),
+                spool_max_delay: self.spool_max_delay.or(env.spool_max_delay).unwrap_or(
+                    if mode == Mode::Durable {
+                        env::DEFAULT_DURABLE_MAX_DELAY
+                    } else {
+                        env::DEFAULT_SPOOL_MAX_DELAY
+                    },
+                ),
+                spool_fsync: self
+                    .spool_fsync
+                    .or(env.spool_fsync)
+                    .unwrap_or(super::SpoolFsync::default_for(mode == Mode::Durable)),
             },
             stdout: self.stdout.or(env.stdout).unwrap_or_default(),
             stdout_format: self.stdout_format.or(env.stdout_format).unwrap_or_default(),

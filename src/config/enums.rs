@@ -8,9 +8,9 @@ use std::str::FromStr;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} {value:?}: expected {expected}")]
 pub struct ParseEnumError {
-    what: &'static str,
-    value: String,
-    expected: &'static str,
+    pub(super) what: &'static str,
+    pub(super) value: String,
+    pub(super) expected: &'static str,
 }
 
 impl ParseEnumError {
@@ -19,7 +19,7 @@ impl ParseEnumError {
         &self.value
     }
 
-    /// What is accepted, e.g. `one of failover, tee, file-only, otlp-only`.
+    /// What is accepted, e.g. `one of failover, durable, tee, file-only, otlp-only`.
     pub fn expected(&self) -> &'static str {
         self.expected
     }
@@ -39,23 +39,28 @@ pub enum Mode {
     FileOnly,
     /// Only OTLP; what cannot be delivered is dropped and counted.
     OtlpOnly,
+    /// Write-ahead: every record is appended to the spool before it is exported, and the spool's
+    /// cursor moves when the collector acknowledges it, so a crash loses at most what was logged
+    /// in the last `LOG_SPOOL_MAX_DELAY`; otherwise as `failover`.
+    Durable,
 }
 
 impl FromStr for Mode {
     type Err = ParseEnumError;
 
-    /// Parses `failover`, `tee`, `file-only` or `otlp-only` (any case, `_` for `-`; also `file` and
-    /// `otlp`).
+    /// Parses `failover`, `durable`, `tee`, `file-only` or `otlp-only` (any case, `_` for `-`; also
+    /// `file` and `otlp`).
     fn from_str(s: &str) -> Result<Mode, ParseEnumError> {
         match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
             "failover" => Ok(Mode::Failover),
             "tee" => Ok(Mode::Tee),
             "file-only" | "file" => Ok(Mode::FileOnly),
             "otlp-only" | "otlp" => Ok(Mode::OtlpOnly),
+            "durable" => Ok(Mode::Durable),
             _ => Err(ParseEnumError {
                 what: "mode",
                 value: s.to_owned(),
-                expected: "one of failover, tee, file-only, otlp-only",
+                expected: "one of failover, durable, tee, file-only, otlp-only",
             }),
         }
     }
@@ -76,7 +81,13 @@ impl Mode {
             Mode::Tee => "tee",
             Mode::FileOnly => "file-only",
             Mode::OtlpOnly => "otlp-only",
+            Mode::Durable => "durable",
         }
+    }
+
+    /// Whether the mode has a spool (`failover` and `durable`).
+    pub(crate) fn spools(self) -> bool {
+        matches!(self, Mode::Failover | Mode::Durable)
     }
 
     /// Whether records are exported over OTLP.
@@ -210,7 +221,7 @@ mod tests {
         assert_eq!(e.value(), "sometimes");
         assert_eq!(
             e.to_string(),
-            "invalid mode \"sometimes\": expected one of failover, tee, file-only, otlp-only"
+            "invalid mode \"sometimes\": expected one of failover, durable, tee, file-only, otlp-only"
         );
         let e = "zstd".parse::<Compression>().unwrap_err();
         assert_eq!(

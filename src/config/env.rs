@@ -126,6 +126,17 @@ pub const NO_COLOR: &str = "NO_COLOR";
 pub const LOG_SPOOL_MAX_BYTES: &str = "LOG_SPOOL_MAX_BYTES";
 /// Default for [`LOG_SPOOL_MAX_BYTES`].
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Longest a record waits before it is written to the spool, ms: in `failover` once an export
+/// failed, in `durable` always.
+pub const LOG_SPOOL_MAX_DELAY: &str = "LOG_SPOOL_MAX_DELAY";
+/// Default for [`LOG_SPOOL_MAX_DELAY`] in `failover`.
+pub const DEFAULT_SPOOL_MAX_DELAY: Duration = Duration::from_millis(100);
+/// Default for [`LOG_SPOOL_MAX_DELAY`] in `durable`.
+pub const DEFAULT_DURABLE_MAX_DELAY: Duration = Duration::from_millis(10);
+/// When spool writes are synced to disk: `off`, `always` or an interval in ms.
+pub const LOG_SPOOL_FSYNC: &str = "LOG_SPOOL_FSYNC";
+/// What a thread that logs does when the queue is full: `drop` or `block:<ms>`.
+pub const LOG_QUEUE_FULL: &str = "LOG_QUEUE_FULL";
 
 const LEVELS: &str = "one of off, error, warn, info, debug, trace (any case)";
 const MILLIS: &str = "a whole number of milliseconds, 0 to 86400000";
@@ -168,6 +179,9 @@ pub(crate) struct EnvSettings {
     pub stdout_format: Option<super::ConsoleFormat>,
     pub no_color: Option<bool>,
     pub spool_max_bytes: Option<u64>,
+    pub spool_max_delay: Option<Duration>,
+    pub spool_fsync: Option<super::SpoolFsync>,
+    pub queue_full: Option<super::QueueFull>,
     pub directives: Option<Vec<Directive>>,
     pub sink_levels: super::SinkDirectives,
     pub level_cooldown: Option<Duration>,
@@ -222,6 +236,9 @@ impl EnvSettings {
             stdout_format: self.stdout_format.or(lower.stdout_format),
             no_color: self.no_color.or(lower.no_color),
             spool_max_bytes: self.spool_max_bytes.or(lower.spool_max_bytes),
+            spool_max_delay: self.spool_max_delay.or(lower.spool_max_delay),
+            spool_fsync: self.spool_fsync.or(lower.spool_fsync),
+            queue_full: self.queue_full.or(lower.queue_full),
             directives: self.directives.or(lower.directives),
             sink_levels: super::SinkDirectives {
                 otlp: self.sink_levels.otlp.or(lower.sink_levels.otlp),
@@ -462,6 +479,29 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         spool_max_bytes: get(LOG_SPOOL_MAX_BYTES)
             .map(|v| bytes(LOG_SPOOL_MAX_BYTES, &v))
             .transpose()?,
+        spool_max_delay: get(LOG_SPOOL_MAX_DELAY)
+            .map(|v| max_delay(LOG_SPOOL_MAX_DELAY, &v))
+            .transpose()?,
+        spool_fsync: get(LOG_SPOOL_FSYNC)
+            .map(|v| {
+                v.parse::<super::SpoolFsync>()
+                    .map_err(|e| Error::InvalidEnv {
+                        var: LOG_SPOOL_FSYNC,
+                        value: v.clone(),
+                        expected: e.expected(),
+                    })
+            })
+            .transpose()?,
+        queue_full: get(LOG_QUEUE_FULL)
+            .map(|v| {
+                v.parse::<super::QueueFull>()
+                    .map_err(|e| Error::InvalidEnv {
+                        var: LOG_QUEUE_FULL,
+                        value: v.clone(),
+                        expected: e.expected(),
+                    })
+            })
+            .transpose()?,
         directives: get(RUST_LOG)
             .map(|v| directives_of(RUST_LOG, &v))
             .transpose()?,
@@ -579,6 +619,20 @@ pub(crate) fn max_age(var: &'static str, v: &str) -> Result<Duration, Error> {
             var,
             value: v.to_owned(),
             expected: "a duration of a minute or more, such as 7d, 12h or 90m",
+        })
+}
+
+/// Milliseconds from 1 to 60000: a spool delay.
+pub(crate) fn max_delay(var: &'static str, v: &str) -> Result<Duration, Error> {
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|ms| (1..=60_000).contains(ms))
+        .map(Duration::from_millis)
+        .ok_or_else(|| Error::InvalidEnv {
+            var,
+            value: v.to_owned(),
+            expected: "a whole number of milliseconds, 1 to 60000",
         })
 }
 
@@ -798,7 +852,11 @@ mod tests {
             (LOG_QUEUE_HIGH_WATERMARK, "101", "1 to 100"),
             (LOG_SHUTDOWN_TIMEOUT, "soon", "milliseconds"),
             (OTEL_RESOURCE_ATTRIBUTES, "novalue", "key=value"),
-            (LOG_MODE, "sometimes", "failover, tee, file-only, otlp-only"),
+            (
+                LOG_MODE,
+                "sometimes",
+                "failover, durable, tee, file-only, otlp-only",
+            ),
             (LOG_FILE_NAME, "../escape.log", "plain file name"),
             (LOG_FILE_MAX_BYTES, "10", "bytes"),
             (LOG_FILE_BACKUPS, "-2", "0 to 1000"),
@@ -816,6 +874,9 @@ mod tests {
             (LOG_STDOUT_FORMAT, "html", "json or text"),
             (LOG_CODE_LOCATION, "sometimes", "true or false"),
             (LOG_SPOOL_MAX_BYTES, "lots", "bytes"),
+            (LOG_SPOOL_MAX_DELAY, "0", "1 to 60000"),
+            (LOG_SPOOL_FSYNC, "sometimes", "off, always"),
+            (LOG_QUEUE_FULL, "block:0", "block:<ms>"),
             (RUST_LOG, "my_crate=loud", "env_logger directives"),
             (RUST_LOG, "info/foo.*", "no /regex"),
             (LOG_LEVEL_COOLDOWN, "5s", "milliseconds"),

@@ -83,6 +83,7 @@ struct Queue {
     export_timeout_ms: Option<u64>,
     high_watermark_percent: Option<u64>,
     shutdown_timeout_ms: Option<u64>,
+    full: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +99,8 @@ struct Files {
     file_mode: Option<String>,
     dir_mode: Option<String>,
     spool_max_bytes: Option<u64>,
+    spool_max_delay_ms: Option<u64>,
+    spool_fsync: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -314,6 +317,12 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
             )?
             .map(|n| n as u8);
         s.shutdown_timeout = c.millis("queue.shutdown_timeout_ms", q.shutdown_timeout_ms)?;
+        if let Some(v) = q.full {
+            s.queue_full =
+                Some(v.parse::<super::QueueFull>().map_err(|e| {
+                    c.err("queue.full", format!("{v:?}; expected {}", e.expected()))
+                })?);
+        }
     }
     if let Some(f) = doc.files {
         s.log_dir = f.dir;
@@ -360,6 +369,17 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<FileSettings, Error> {
             }
         }
         s.spool_max_bytes = c.range("files.spool_max_bytes", f.spool_max_bytes, 1024, 1 << 40)?;
+        s.spool_max_delay = c
+            .range("files.spool_max_delay_ms", f.spool_max_delay_ms, 1, 60_000)?
+            .map(Duration::from_millis);
+        if let Some(v) = f.spool_fsync {
+            s.spool_fsync = Some(v.parse::<super::SpoolFsync>().map_err(|e| {
+                c.err(
+                    "files.spool_fsync",
+                    format!("{v:?}; expected {}", e.expected()),
+                )
+            })?);
+        }
     }
     #[cfg(feature = "admin")]
     let admin = match doc.admin {
@@ -452,6 +472,9 @@ mod tests {
             "file_mode",
             "dir_mode",
             "spool_max_bytes",
+            "spool_max_delay_ms",
+            "spool_fsync",
+            "full",
             "rotate",
             "max_age",
             "compress",
@@ -477,6 +500,12 @@ mod tests {
                 "queue.high_watermark_percent",
             ),
             ("[files]\nfile_mode = \"0400\"", "files.file_mode"),
+            ("[files]\nspool_fsync = \"often\"", "files.spool_fsync"),
+            (
+                "[files]\nspool_max_delay_ms = 0",
+                "files.spool_max_delay_ms",
+            ),
+            ("[queue]\nfull = \"block\"", "queue.full"),
             ("[otlp]\ncompression = \"zstd\"", "otlp.compression"),
             ("[otlp]\nprotocol = \"http\"", "otlp.protocol"),
             (

@@ -7,6 +7,7 @@
 
 mod builder;
 pub(crate) mod directives;
+mod durability;
 mod enums;
 pub(crate) mod env;
 pub(crate) mod file;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use crate::Error;
 pub use builder::Builder;
 use directives::Directive;
+pub use durability::{QueueFull, SpoolFsync};
 pub use enums::{
     Compression, Console, ConsoleFormat, FileRotation, Mode, ParseEnumError, Protocol,
 };
@@ -72,6 +74,11 @@ pub(crate) struct FileConfig {
     pub file_mode: u32,
     pub dir_mode: u32,
     pub spool_max_bytes: u64,
+    /// `failover` and `durable`: records reach the spool at most this long after they were
+    /// logged, once the collector failed (`failover`) or always (`durable`).
+    pub spool_max_delay: Duration,
+    /// When spool writes are synced to disk.
+    pub spool_fsync: SpoolFsync,
 }
 
 /// The outputs' own thresholds, in `RUST_LOG` syntax (`None`: the output follows the global
@@ -98,6 +105,8 @@ pub(crate) struct Config {
     pub compression: Compression,
     pub request_timeout: Duration,
     pub max_queue_size: usize,
+    /// What a thread that logs does when the queue is full.
+    pub queue_full: QueueFull,
     pub max_export_batch_size: usize,
     pub schedule_delay: Duration,
     pub export_timeout: Duration,
@@ -200,13 +209,20 @@ impl Config {
             );
         }
         // Only failover has a spool; a plain log's size is not held against it.
-        if self.mode == Mode::Failover && self.files.spool_max_bytes < self.files.max_bytes {
+        if self.mode.spools() && self.files.spool_max_bytes < self.files.max_bytes {
             return bad(
                 "spool_max_bytes (LOG_SPOOL_MAX_BYTES)",
                 format!(
                     "{} is below the segment size; expected at least LOG_FILE_MAX_BYTES ({})",
                     self.files.spool_max_bytes, self.files.max_bytes
                 ),
+            );
+        }
+        let delay = self.files.spool_max_delay;
+        if delay.is_zero() || delay > Duration::from_secs(60) {
+            return bad(
+                "spool_max_delay (LOG_SPOOL_MAX_DELAY)",
+                format!("{delay:?}; expected 1 ms to 60 s"),
             );
         }
         for (setting, m) in [

@@ -217,6 +217,10 @@ impl Pipeline {
             config.high_watermark(),
             batch_size,
             counters,
+            match config.queue_full {
+                crate::config::QueueFull::Block(wait) => Some(wait),
+                _ => None,
+            },
         )
         .map_err(|e| match e {
             QueueError::Alloc { capacity, bytes } => Error::QueueAlloc { capacity, bytes },
@@ -241,6 +245,8 @@ impl Pipeline {
             batch_size,
             schedule_delay: config.schedule_delay,
             export_timeout: config.export_timeout,
+            durable: config.mode == crate::config::Mode::Durable,
+            spool_max_delay: config.files.spool_max_delay,
         };
         let handle = std::thread::Builder::new()
             .name("otel-log-bridge".into())

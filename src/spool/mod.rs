@@ -1,5 +1,6 @@
 //! The spool: in `failover` mode, the records OTLP could not deliver, kept on disk in the log
-//! directory and replayed to the collector when it answers again, also after a restart.
+//! directory and replayed to the collector when it answers again, also after a restart; in
+//! `durable` mode, every record, written before it is sent.
 //!
 //! # On disk (in `LOG_DIR`, with `name` = `LOG_FILE_NAME`, default `app.log`)
 //!
@@ -7,42 +8,52 @@
 //! |---|---|
 //! | `name` | the active segment: JSON lines (the format of `export::file::format`), appended to |
 //! | `name.spool.NNNNNNNNNNNN` | closed segments; a larger number is newer |
-//! | `name.spool.cursor` | `SEQ OFFSET`: every record of segments before `SEQ`, and of segment `SEQ` before byte `OFFSET`, was acknowledged by the collector |
+//! | `name.spool.cursor` | `SEQ OFFSET`: every record of segments before `SEQ`, and of segment `SEQ` before byte `OFFSET`, was acknowledged by the collector; then one `SEQ START END RECORDS` line per span acknowledged ahead of it ([`acks`]) |
 //! | `name.lock` | locked (`flock`) by the one process that owns the spool |
 //!
+//! The active segment's number is the one it gets when it is closed (`next_seq`), so a position
+//! in it stays valid across its closing.
+//!
 //! # Invariants
-//! 1. One record is one line ending in `\n`, written as part of one `write` call per batch. A torn
-//!    tail (a crash mid-write) is a last line with no `\n` or a line that is not a valid record: it is
-//!    skipped and counted (`corrupt_skipped`), and replay goes on.
-//! 2. Replay reads closed segments only, oldest first. The active segment is closed (renamed to the
-//!    next number) when it reaches the segment size, when replay has nothing older to read, and at
+//! 1. One record is one line ending in `\n`, written as part of one `write` call per batch (a
+//!    [`Span`]). A torn tail (a crash mid-write) is a last line with no `\n` or a line that is not
+//!    a valid record: it is skipped and counted (`corrupt_skipped`), and replay goes on.
+//! 2. Replay reads closed segments only, oldest first, skipping spans acknowledged live and
+//!    stopping at spans on their way live. The active segment is closed (renamed to the next
+//!    number) when it reaches the segment size, when replay has nothing older to read, and at
 //!    start, so a segment is never read while it is written.
-//! 3. The cursor moves only after the collector acknowledged a replayed batch, and is written to a
-//!    temporary file then renamed. A closed segment is deleted once the cursor passed its end. A crash
-//!    between an acknowledgement and the cursor write replays that one batch again: the duplicate
-//!    bound is one batch per restart.
+//! 3. The cursor moves only over what the collector acknowledged (a replayed batch, or spans sent
+//!    live), and is written to a temporary file then renamed. A closed segment is deleted once the
+//!    cursor passed its end. A crash between an acknowledgement and the cursor write sends that
+//!    batch again: the duplicate bound is one replayed batch, or the live batches in flight, per
+//!    crash.
 //! 4. The spool's total size stays within `LOG_SPOOL_MAX_BYTES` (plus one batch): before a batch is
-//!    appended, the oldest closed segments are deleted until it fits, and their unacknowledged records
-//!    counted as dropped (`spool_full`).
+//!    appended, the oldest closed segments are deleted until it fits (never one being replayed or
+//!    holding a span on its way live), and their unacknowledged records counted as dropped
+//!    (`spool_full`).
 //! 5. Only one process uses a spool: a second one pointed at the same directory and name fails at
 //!    start with an error naming the lock file.
+//! 6. Syncing follows `LOG_SPOOL_FSYNC` ([`SpoolFsync`]): data after each append or at the
+//!    interval, closed segments before they are renamed, the cursor and the directory entries at
+//!    the same moments. A replayed batch's cursor is always synced before it replaces the old one.
+
+pub(crate) mod acks;
+mod read;
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
-use std::io::{self, BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
-use crate::config::FileConfig;
-use crate::export::file::format;
+use crate::config::{FileConfig, SpoolFsync};
 use crate::export::file::fs::{create_dir, open_append, with_path};
-use crate::record::LogEvent;
 use crate::stats::{Counters, DropReason};
+use acks::Acks;
+pub(crate) use acks::Span;
 
 const SEGMENT_INFIX: &str = ".spool.";
-/// Most bytes of JSON lines read into one replay batch, before its last line (the same bound as a
-/// live batch; a record is never larger in protobuf than in JSON).
-const MAX_REPLAY_BATCH_BYTES: u64 = MAX_BATCH_BYTES as u64;
 
 /// Size at which a batch, live or replayed, is cut whatever its count. The test comes before each
 /// record, so a batch can pass it by one record (at most about 1.3 MiB: the message and attribute
@@ -57,22 +68,32 @@ struct Segment {
     records: Option<u64>,
 }
 
-impl ReplayBatch {
-    /// Where the batch lies in the spool: the same records read again give the same id.
-    pub(crate) fn id(&self) -> (u64, u64) {
-        (self.seq, self.end)
-    }
+/// What an append is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Append {
+    /// Left for replay (counted as `spooled`).
+    Backlog,
+    /// Written ahead of a live export: settled with [`Spool::land`].
+    Ahead,
 }
 
-/// Records read back from the spool, to be acknowledged with [`Spool::ack`] once delivered.
-pub(crate) struct ReplayBatch {
-    pub events: Vec<LogEvent>,
-    seq: u64,
-    end: u64,
-    /// Lines that could not be read back (torn or corrupt), skipped.
-    corrupt: u64,
-    /// Whether `end` is the end of the segment.
-    finished: bool,
+/// What became of a span written ahead, once its export ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Landed {
+    /// Its records are counted where the export says (delivered, or left for replay).
+    Kept,
+    /// Its segment is gone (removed from under the spool): an undelivered batch must be written
+    /// again.
+    Gone,
+}
+
+/// What is written and not yet synced, under `LOG_SPOOL_FSYNC`.
+#[derive(Debug)]
+struct Unsynced {
+    data: bool,
+    cursor: bool,
+    dir: bool,
+    last_sync: Instant,
 }
 
 pub(crate) struct Spool {
@@ -88,7 +109,7 @@ pub(crate) struct Spool {
     active_size: u64,
     closed: VecDeque<Segment>,
     next_seq: u64,
-    cursor: (u64, u64),
+    acks: Acks,
     buf: Vec<u8>,
     /// Records in the active segment, written by this process.
     active_records: u64,
@@ -96,6 +117,10 @@ pub(crate) struct Spool {
     /// The segment a replay batch was read from and not yet acknowledged or abandoned: never removed
     /// to make room, so its records are not counted both as `spool_full` and as replayed.
     reading: Option<u64>,
+    fsync: SpoolFsync,
+    unsynced: Unsynced,
+    /// The last error of a sync, for the worker to report.
+    sync_error: Option<io::Error>,
 }
 
 impl Spool {
@@ -109,23 +134,7 @@ impl Spool {
         let dir = config.dir.clone();
         create_dir(&dir, config.dir_mode)
             .map_err(|e| with_path(e, "cannot create log directory", &dir))?;
-        let lock_path = dir.join(format!("{}.lock", config.name));
-        let lock = open_append(&lock_path, config.file_mode)
-            .map_err(|e| with_path(e, "cannot open spool lock", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    format!(
-                        "the spool in {} is in use by another process (lock {} is held); give each process its own LOG_DIR or LOG_FILE_NAME",
-                        dir.display(),
-                        lock_path.display()
-                    ),
-                ));
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(with_path(e, "cannot lock", &lock_path)),
-        }
+        let lock = take_lock(&dir, &config.name, config.file_mode)?;
         let mut closed: Vec<Segment> = Vec::new();
         let prefix = format!("{}{SEGMENT_INFIX}", config.name);
         for entry in
@@ -148,14 +157,16 @@ impl Spool {
         }
         closed.sort_by_key(|s| s.seq);
         let cursor_path = dir.join(format!("{}{SEGMENT_INFIX}cursor", config.name));
-        let cursor = fs::read_to_string(&cursor_path)
-            .ok()
-            .and_then(|t| {
-                let mut it = t.split_whitespace().map(|n| n.parse::<u64>().ok());
-                Some((it.next()??, it.next()??))
-            })
-            .unwrap_or((0, 0));
-        let next_seq = closed.last().map_or(1, |s| s.seq + 1).max(cursor.0 + 1);
+        let (mut acks, named_next) = fs::read_to_string(&cursor_path)
+            .map(|t| Acks::decode(&t))
+            .unwrap_or_default();
+        // The cursor may point into the active segment (write-ahead), whose number the cursor
+        // file names; a file of an earlier version never did.
+        let next_seq = closed
+            .last()
+            .map_or(1, |s| s.seq + 1)
+            .max(named_next.unwrap_or(acks.cursor().0 + 1))
+            .max(1);
         let active_path = dir.join(&config.name);
         let has_cursor = cursor_path.exists();
         if !has_cursor && fs::metadata(&active_path).is_ok_and(|m| m.len() > 0) {
@@ -178,6 +189,10 @@ impl Spool {
         let active = open_append(&active_path, config.file_mode)
             .map_err(|e| with_path(e, "cannot open spool file", &active_path))?;
         let active_size = active.metadata()?.len();
+        if acks.cursor().0 == next_seq && acks.cursor().1 > active_size {
+            // Not the file the cursor was written for: every line of it is unacknowledged.
+            acks = Acks::new((next_seq, 0));
+        }
         let mut spool = Spool {
             dir,
             name: config.name.clone(),
@@ -191,24 +206,28 @@ impl Spool {
             active_size,
             closed: closed.into(),
             next_seq,
-            cursor,
+            acks,
             buf: Vec::new(),
             reading: None,
             active_records: 0,
             dir_mode: config.dir_mode,
+            fsync: config.spool_fsync,
+            unsynced: Unsynced {
+                data: false,
+                cursor: false,
+                dir: false,
+                last_sync: Instant::now(),
+            },
+            sync_error: None,
         };
-        // Segments wholly before the cursor were acknowledged before a crash: remove them.
-        while spool.closed.front().is_some_and(|s| s.seq < spool.cursor.0) {
-            spool.delete_oldest()?;
-        }
         if spool.active_size > 0 {
             spool.close_active()?;
         }
-        if !has_cursor {
-            spool
-                .write_cursor()
-                .map_err(|e| with_path(e, "cannot write the spool cursor in", &spool.dir))?;
-        }
+        // Segments the cursor passed were acknowledged before a crash: remove them.
+        spool.settle_cursor()?;
+        spool
+            .write_cursor(true)
+            .map_err(|e| with_path(e, "cannot write the spool cursor in", &spool.dir))?;
         spool.publish_size();
         Ok(spool)
     }
@@ -231,35 +250,65 @@ impl Spool {
         self.active_size + self.closed.iter().map(|s| s.size).sum::<u64>()
     }
 
+    /// Publishes the bytes not yet acknowledged (backlog and spans on their way); acknowledged
+    /// lines stay on disk until their segment is closed and passed.
     fn publish_size(&self) {
-        self.counters.set_spool_bytes(self.total_size());
+        let unacked = self.past_cursor().saturating_sub(self.acks.ahead_bytes());
+        self.counters.set_spool_bytes(unacked);
     }
 
-    /// Whether records wait to be replayed.
+    /// Bytes from the cursor to the end of the active segment.
+    fn past_cursor(&self) -> u64 {
+        let (seq, offset) = self.acks.cursor();
+        let closed: u64 = self
+            .closed
+            .iter()
+            .filter(|s| s.seq >= seq)
+            .map(|s| {
+                if s.seq == seq {
+                    s.size.saturating_sub(offset)
+                } else {
+                    s.size
+                }
+            })
+            .sum();
+        let active = if seq == self.next_seq {
+            self.active_size.saturating_sub(offset)
+        } else {
+            self.active_size
+        };
+        closed + active
+    }
+
+    /// Whether records wait to be replayed: past the cursor, neither acknowledged ahead of it nor
+    /// on their way live.
     pub(crate) fn has_backlog(&self) -> bool {
-        self.active_size > 0 || !self.closed.is_empty()
+        self.past_cursor() > self.acks.not_backlog_bytes()
     }
 
     /// Appends `batch` (tests; the worker writes its records in place with [`Spool::append_lines`]).
     #[cfg(test)]
-    pub(crate) fn append(&mut self, batch: &[LogEvent]) -> io::Result<()> {
-        self.append_lines(batch.len(), |buf, service_name| {
+    pub(crate) fn append(&mut self, batch: &[crate::record::LogEvent]) -> io::Result<()> {
+        self.append_lines(batch.len(), Append::Backlog, |buf, service_name| {
             for e in batch {
-                format::encode(&e.record(), service_name, None, buf);
+                crate::export::file::format::encode(&e.record(), service_name, None, buf);
             }
         })
+        .map(|_| ())
     }
 
     /// Appends `records` records, which `write` writes as JSON lines into the buffer it is given
     /// (with the spool's service name); makes room first by dropping the oldest segments if the
-    /// spool is full.
+    /// spool is full. Returns where they lie (`None` for no records); an [`Append::Ahead`] span is
+    /// on its way live until [`Spool::land`].
     pub(crate) fn append_lines(
         &mut self,
         records: usize,
+        kind: Append,
         write: impl FnOnce(&mut Vec<u8>, &str),
-    ) -> io::Result<()> {
+    ) -> io::Result<Option<Span>> {
         if records == 0 {
-            return Ok(());
+            return Ok(None);
         }
         self.recover_if_removed()?;
         self.buf.clear();
@@ -268,14 +317,23 @@ impl Spool {
         if self.active_size > 0 && self.active_size + len > self.segment_max {
             self.close_active()?;
         }
+        let mut deleted = false;
         while self.total_size() + len > self.total_max {
-            let reading = self.reading;
-            let Some(i) = self.closed.iter().position(|s| Some(s.seq) != reading) else {
+            let Some(i) = self
+                .closed
+                .iter()
+                .position(|s| Some(s.seq) != self.reading && !self.acks.flying_in(s.seq))
+            else {
                 break;
             };
             let lost = self.unacked_records_of(i);
             self.delete_at(i)?;
             self.counters.add_dropped(DropReason::SpoolFull, lost);
+            deleted = true;
+        }
+        if deleted {
+            self.settle_cursor()?;
+            self.write_cursor(false)?;
         }
         if let Err(e) = self.active.write_all(&self.buf) {
             // Cut a partial batch off again, so no torn line is left for the next append to be
@@ -284,24 +342,91 @@ impl Spool {
             self.publish_size();
             return Err(e);
         }
+        let span = Span {
+            seq: self.next_seq,
+            start: self.active_size,
+            end: self.active_size + len,
+            records: records as u64,
+        };
         self.active_size += len;
         self.active_records += records as u64;
         self.publish_size();
-        self.counters.add_spooled(records as u64);
-        Ok(())
+        match kind {
+            Append::Backlog => self.counters.add_spooled(records as u64),
+            Append::Ahead => self.acks.fly(span),
+        }
+        match self.fsync {
+            SpoolFsync::Always => {
+                if let Err(e) = self.active.sync_data() {
+                    self.sync_error = Some(e);
+                }
+            }
+            SpoolFsync::Every(_) => self.unsynced.data = true,
+            _ => {}
+        }
+        Ok(Some(span))
+    }
+
+    /// A span written ahead of a live export: its export ended, `delivered` or not. Delivered,
+    /// the collector has it (the cursor moves over it, now or once it reaches it); not, it stays
+    /// for replay (counted as `spooled`).
+    pub(crate) fn land(&mut self, span: Span, delivered: bool) -> Landed {
+        if !self.acks.land(span, delivered) {
+            return Landed::Gone;
+        }
+        if !delivered {
+            self.counters.add_spooled(span.records);
+            self.publish_size();
+            return Landed::Kept;
+        }
+        let persisted = self
+            .settle_cursor()
+            .and_then(|()| self.write_cursor(self.fsync == SpoolFsync::Always));
+        if let Err(e) = persisted {
+            self.sync_error = Some(e);
+        }
+        self.publish_size();
+        if matches!(self.fsync, SpoolFsync::Every(_)) {
+            self.unsynced.cursor = true;
+        }
+        Landed::Kept
+    }
+
+    /// Deletes the closed segments the cursor passed, and keeps the cursor on a segment that
+    /// exists (or the active one).
+    fn settle_cursor(&mut self) -> io::Result<()> {
+        loop {
+            let (seq, offset) = self.acks.cursor();
+            match self.closed.front() {
+                Some(front) if front.seq < seq || (front.seq == seq && offset >= front.size) => {
+                    let next = front.seq + 1;
+                    self.delete_at(0)?;
+                    self.acks.next_segment(next);
+                }
+                Some(front) if front.seq > seq => self.acks.next_segment(front.seq),
+                None if seq < self.next_seq => self.acks.next_segment(self.next_seq),
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// If the active file (or the whole directory) was removed from under the spool, what was
-    /// written to it is gone: it is counted as lost (`io_error`), and the directory, the active file,
-    /// the lock and the cursor are made again, so spooling goes on.
+    /// written to it is gone: the records left for replay are counted as lost (`io_error`), spans
+    /// on their way live land as [`Landed::Gone`], and the directory, the active file, the lock
+    /// and the cursor are made again, so spooling goes on.
     fn recover_if_removed(&mut self) -> io::Result<()> {
         if self.active_path().exists() {
             return Ok(());
         }
-        if self.active_records > 0 {
-            self.counters
-                .add_dropped(DropReason::IoError, self.active_records);
+        let lost = self
+            .active_records
+            .saturating_sub(self.acks.not_backlog_records(self.next_seq));
+        if lost > 0 {
+            self.counters.add_dropped(DropReason::IoError, lost);
         }
+        self.acks.forget(self.next_seq);
+        // A new file gets a new number: positions in the old one mean nothing in it.
+        self.next_seq += 1;
         self.active_records = 0;
         self.active_size = 0;
         create_dir(&self.dir, self.dir_mode)
@@ -311,19 +436,10 @@ impl Spool {
         if !lock_path.exists() {
             // The lock file went with the directory: take a new one. (Our lock on the old file
             // still holds if only the active file was removed; locking again would block on it.)
-            let lock = open_append(&lock_path, self.file_mode)?;
-            lock.try_lock().map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    format!(
-                        "the spool lock {} was taken by another process",
-                        lock_path.display()
-                    ),
-                )
-            })?;
-            self._lock = lock;
+            self._lock = take_lock(&self.dir, &self.name, self.file_mode)?;
         }
-        self.write_cursor()?;
+        self.settle_cursor()?;
+        self.write_cursor(true)?;
         self.publish_size();
         Ok(())
     }
@@ -331,6 +447,10 @@ impl Spool {
     fn close_active(&mut self) -> io::Result<()> {
         if self.active_size == 0 {
             return Ok(());
+        }
+        if self.fsync != SpoolFsync::Off {
+            self.active.sync_data()?;
+            self.unsynced.data = false;
         }
         let seq = self.next_seq;
         fs::rename(self.active_path(), self.segment_path(seq))?;
@@ -344,145 +464,85 @@ impl Spool {
         self.active_size = 0;
         self.active_records = 0;
         self.active = open_append(&self.active_path(), self.file_mode)?;
-        Ok(())
-    }
-
-    fn delete_oldest(&mut self) -> io::Result<()> {
-        self.delete_at(0)
+        self.dir_changed();
+        // The cursor names the active segment's number, which just moved on.
+        self.write_cursor(false)
     }
 
     fn delete_at(&mut self, i: usize) -> io::Result<()> {
         if let Some(s) = self.closed.remove(i) {
+            self.acks.forget(s.seq);
             match fs::remove_file(self.segment_path(s.seq)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
+            self.dir_changed();
         }
         self.publish_size();
         Ok(())
     }
 
-    fn unacked_records_of(&self, i: usize) -> u64 {
-        let Some(s) = self.closed.get(i) else {
-            return 0;
-        };
-        let offset = if self.cursor.0 == s.seq {
-            self.cursor.1
-        } else if let Some(n) = s.records {
-            // Closed by this process and not read from yet: its count is known.
-            return n;
-        } else {
-            0
-        };
-        let Ok(mut f) = File::open(self.segment_path(s.seq)) else {
-            return 0;
-        };
-        if f.seek(SeekFrom::Start(offset)).is_err() {
-            return 0;
-        }
-        let mut data = Vec::new();
-        let _ = f.read_to_end(&mut data);
-        data.iter().filter(|b| **b == b'\n').count() as u64
-    }
-
-    /// Reads up to `max` records from the oldest unacknowledged position.
-    pub(crate) fn next_batch(&mut self, max: usize) -> io::Result<Option<ReplayBatch>> {
-        if self.closed.is_empty() {
-            self.recover_if_removed()?;
-            self.close_active()?;
-        }
-        let (segment, file) = loop {
-            let Some(segment) = self.closed.front().cloned() else {
-                return Ok(None);
-            };
-            match File::open(self.segment_path(segment.seq)) {
-                Ok(f) => break (segment, f),
-                // Removed by someone else: nothing left to replay from it; what this process had
-                // written there is counted as lost.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if let Some(s) = self.closed.pop_front() {
-                        let lost = if self.cursor.0 == s.seq {
-                            0
-                        } else {
-                            s.records.unwrap_or(0)
-                        };
-                        if lost > 0 {
-                            self.counters.add_dropped(DropReason::IoError, lost);
-                        }
-                    }
-                    self.publish_size();
+    /// A file was created, renamed or removed: its directory entry is synced as the policy says.
+    fn dir_changed(&mut self) {
+        match self.fsync {
+            SpoolFsync::Always => {
+                if let Err(e) = sync_dir(&self.dir) {
+                    self.sync_error = Some(e);
                 }
-                Err(e) => return Err(e),
             }
-        };
-        let offset = if self.cursor.0 == segment.seq {
-            self.cursor.1
-        } else {
-            0
-        };
-        let mut reader = BufReader::new(file);
-        reader.seek(SeekFrom::Start(offset))?;
-        let mut batch = ReplayBatch {
-            events: Vec::with_capacity(max.min(4096)),
-            seq: segment.seq,
-            end: offset,
-            corrupt: 0,
-            finished: false,
-        };
-        let mut line = Vec::new();
-        // Bounded by bytes as well as count, so a replayed request stays under the 4 MiB a gRPC
-        // server accepts by default (JSON lines are larger than the same records in protobuf).
-        while batch.events.len() < max && batch.end - offset < MAX_REPLAY_BATCH_BYTES {
-            line.clear();
-            let n = reader.read_until(b'\n', &mut line)?;
-            if n == 0 {
-                batch.finished = true;
-                break;
-            }
-            batch.end += n as u64;
-            if line.last() != Some(&b'\n') {
-                // A torn tail: the writer died mid-line.
-                batch.corrupt += 1;
-                batch.finished = true;
-                break;
-            }
-            match format::decode(&line) {
-                Ok(d) => batch.events.push(d.event),
-                Err(_) => batch.corrupt += 1,
-            }
+            SpoolFsync::Every(_) => self.unsynced.dir = true,
+            _ => {}
         }
-        if !batch.finished && reader.fill_buf()?.is_empty() {
-            batch.finished = true;
-        }
-        self.reading = Some(segment.seq);
-        Ok(Some(batch))
     }
 
-    /// Records that `batch` was delivered (or given up): moves the cursor past it, persists it, and
-    /// deletes the segment when it is done.
-    /// Gives a batch back unacknowledged: it is read again next time.
-    pub(crate) fn abandon(&mut self, _batch: &ReplayBatch) {
-        self.reading = None;
+    /// When the next sync is due (`LOG_SPOOL_FSYNC=<ms>` with something unsynced).
+    pub(crate) fn sync_due(&self) -> Option<Instant> {
+        let SpoolFsync::Every(interval) = self.fsync else {
+            return None;
+        };
+        let u = &self.unsynced;
+        (u.data || u.cursor || u.dir).then(|| u.last_sync + interval)
     }
 
-    pub(crate) fn ack(&mut self, batch: &ReplayBatch) -> io::Result<()> {
-        self.reading = None;
-        if batch.corrupt > 0 {
-            self.counters.add_corrupt(batch.corrupt);
-        }
-        if batch.finished {
-            if self.closed.front().is_some_and(|s| s.seq == batch.seq) {
-                self.delete_oldest()?;
+    /// Syncs what is unsynced: data, cursor, directory entries (at the interval, and at shutdown).
+    pub(crate) fn sync(&mut self, now: Instant) {
+        let result = (|| {
+            if self.unsynced.data {
+                self.active.sync_data()?;
             }
-            self.cursor = (batch.seq + 1, 0);
-        } else {
-            self.cursor = (batch.seq, batch.end);
+            if self.unsynced.cursor {
+                self.write_cursor(true)
+            } else if self.unsynced.dir {
+                sync_dir(&self.dir)
+            } else {
+                Ok(())
+            }
+        })();
+        match result {
+            Ok(()) => {
+                self.unsynced = Unsynced {
+                    data: false,
+                    cursor: false,
+                    dir: false,
+                    last_sync: now,
+                };
+            }
+            Err(e) => {
+                self.unsynced.last_sync = now;
+                self.sync_error = Some(e);
+            }
         }
-        self.write_cursor()
     }
 
-    fn write_cursor(&self) -> io::Result<()> {
+    /// The last sync error since the last call, for the worker to report.
+    pub(crate) fn take_sync_error(&mut self) -> Option<io::Error> {
+        self.sync_error.take()
+    }
+
+    /// Writes the cursor to a temporary file renamed into place; with `sync`, the file is synced
+    /// before the rename (a power loss must not leave an empty one) and the directory after it.
+    fn write_cursor(&self, sync: bool) -> io::Result<()> {
         let path = self.dir.join(format!("{}{SEGMENT_INFIX}cursor", self.name));
         let tmp = self
             .dir
@@ -490,14 +550,42 @@ impl Spool {
         {
             let _ = fs::remove_file(&tmp);
             let mut f = open_append(&tmp, self.file_mode)?;
-            writeln!(f, "{} {}", self.cursor.0, self.cursor.1)?;
-            // Durable before it replaces the old cursor: a power loss must not leave an empty one.
-            f.sync_all()?;
+            f.write_all(self.acks.encode(self.next_seq).as_bytes())?;
+            if sync {
+                f.sync_all()?;
+            }
         }
         fs::rename(&tmp, &path)?;
-        // Make the rename itself durable.
-        File::open(&self.dir).and_then(|d| d.sync_all())
+        if sync {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
     }
+}
+
+/// Opens and locks `name.lock` in `dir`; a lock held by another process is an error saying what
+/// to do.
+fn take_lock(dir: &Path, name: &str, file_mode: u32) -> io::Result<File> {
+    let lock_path = dir.join(format!("{name}.lock"));
+    let lock = open_append(&lock_path, file_mode)
+        .map_err(|e| with_path(e, "cannot open spool lock", &lock_path))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "the spool in {} is in use by another process (lock {} is held); give each process its own LOG_DIR or LOG_FILE_NAME",
+                dir.display(),
+                lock_path.display()
+            ),
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(with_path(e, "cannot lock", &lock_path)),
+    }
+}
+
+/// Makes the directory's entries (created, renamed, removed files) durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir).and_then(|d| d.sync_all())
 }
 
 /// The directory's spool segment files, oldest first (for tests and tools).
@@ -523,3 +611,6 @@ pub(crate) fn segment_files(dir: &Path, name: &str) -> Vec<PathBuf> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod write_ahead_tests;

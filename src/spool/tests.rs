@@ -1,8 +1,10 @@
 use super::*;
+use crate::export::file::fs::open_append;
+use crate::record::LogEvent;
 use crate::record::{Attr, AttrValue, Severity};
 use std::borrow::Cow;
 
-fn config(dir: &Path, segment: u64, total: u64) -> FileConfig {
+pub(super) fn config(dir: &Path, segment: u64, total: u64) -> FileConfig {
     FileConfig {
         dir: dir.to_path_buf(),
         name: "app.log".into(),
@@ -14,10 +16,12 @@ fn config(dir: &Path, segment: u64, total: u64) -> FileConfig {
         file_mode: 0o600,
         dir_mode: 0o700,
         spool_max_bytes: total,
+        spool_max_delay: std::time::Duration::from_millis(100),
+        spool_fsync: crate::config::SpoolFsync::Off,
     }
 }
 
-fn event(i: i64) -> LogEvent {
+pub(super) fn event(i: i64) -> LogEvent {
     LogEvent {
         time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
         observed_time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
@@ -38,7 +42,7 @@ fn event(i: i64) -> LogEvent {
     }
 }
 
-fn seqs(events: &[LogEvent]) -> Vec<i64> {
+pub(super) fn seqs(events: &[LogEvent]) -> Vec<i64> {
     events
         .iter()
         .map(|e| match e.attributes[0].value {
@@ -49,7 +53,7 @@ fn seqs(events: &[LogEvent]) -> Vec<i64> {
 }
 
 /// Replays everything, acknowledging each batch; returns the seqs in order.
-fn replay_all(spool: &mut Spool, max: usize) -> Vec<i64> {
+pub(super) fn replay_all(spool: &mut Spool, max: usize) -> Vec<i64> {
     let mut out = Vec::new();
     while let Some(b) = spool.next_batch(max).unwrap() {
         out.extend(seqs(&b.events));

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct Batcher {
     max_size: usize,
     delay: Duration,
-    due: Instant,
+    /// When the current period started (the last export, or the start).
+    since: Instant,
 }
 
 impl Batcher {
@@ -18,7 +19,7 @@ impl Batcher {
         Batcher {
             max_size: max_size.max(1),
             delay,
-            due: now + delay,
+            since: now,
         }
     }
 
@@ -26,26 +27,35 @@ impl Batcher {
         self.max_size
     }
 
+    /// Sets the delay: shorter while records must reach the spool promptly.
+    pub(crate) fn set_delay(&mut self, delay: Duration) {
+        self.delay = delay;
+    }
+
+    fn due(&self) -> Instant {
+        self.since + self.delay
+    }
+
     /// Whether a batch of `len` records should be exported at `now`.
     pub(crate) fn should_export(&self, len: usize, now: Instant) -> bool {
-        len >= self.max_size || (len > 0 && now >= self.due)
+        len >= self.max_size || (len > 0 && now >= self.due())
     }
 
     /// Records that a batch was exported (or the delay passed with nothing to export) at `now`.
     pub(crate) fn restart(&mut self, now: Instant) {
-        self.due = now + self.delay;
+        self.since = now;
     }
 
     /// Moves the schedule on when the delay passed with nothing to export.
     pub(crate) fn idle(&mut self, len: usize, now: Instant) {
-        if len == 0 && now >= self.due {
+        if len == 0 && now >= self.due() {
             self.restart(now);
         }
     }
 
     /// How long to sleep at `now` before the next scheduled export.
     pub(crate) fn sleep_for(&self, now: Instant) -> Duration {
-        self.due.saturating_duration_since(now)
+        self.due().saturating_duration_since(now)
     }
 }
 
@@ -69,5 +79,13 @@ mod tests {
         b.idle(0, t0 + 3 * d);
         assert_eq!(b.sleep_for(t0 + 3 * d), d);
         assert_eq!(b.max_size(), 3);
+        let t = t0 + 3 * d;
+        b.restart(t);
+        b.set_delay(Duration::from_millis(10));
+        assert!(
+            b.should_export(1, t + Duration::from_millis(10)),
+            "a shorter delay applies at once"
+        );
+        assert_eq!(b.sleep_for(t), Duration::from_millis(10));
     }
 }

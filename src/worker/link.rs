@@ -2,9 +2,10 @@
 //! else: the queue and its doorbell, the counters, the last error, and the shutdown's deadline for
 //! exports. The threads that log push through it; the worker pops, sleeps and reports through it.
 
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::Thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::policy;
 use crate::queue::{Doorbell, PushError, Queue, QueueError};
@@ -23,6 +24,24 @@ pub(crate) struct Link {
     /// Set at shutdown: exports still waiting at this instant are abandoned, so what they carry
     /// can still be spooled before the shutdown deadline.
     abort_exports_at: Mutex<Option<Instant>>,
+    /// `LOG_QUEUE_FULL=block:<ms>`: how long a caller waits for room in a full queue.
+    block: Option<Duration>,
+    room: Room,
+}
+
+/// Where callers wait for room in a full queue, woken by the worker as it takes records.
+///
+/// No wakeup is lost: a waiter counts itself in `waiters` (a SeqCst read-modify-write) before it
+/// tries the queue again under `lock`; the worker frees slots, then (after a SeqCst fence) reads
+/// `waiters`, and notifies under `lock`. Either the waiter's try sees the freed slot, or the
+/// worker sees the waiter and its notification comes after the waiter is waiting (it holds
+/// `lock` from its count until `wait` releases it). A lost wakeup would still end at the
+/// waiter's deadline.
+#[derive(Default)]
+struct Room {
+    waiters: AtomicUsize,
+    lock: Mutex<()>,
+    freed: Condvar,
 }
 
 /// A lock whose holder panicked is still usable: what it guards is a plain value.
@@ -38,8 +57,11 @@ impl Link {
         high_watermark: usize,
         batch_size: usize,
         counters: Arc<Counters>,
+        block: Option<Duration>,
     ) -> Result<Self, QueueError> {
         Ok(Link {
+            block,
+            room: Room::default(),
             queue: Queue::new(capacity, high_watermark)?,
             doorbell: Doorbell::new(batch_size),
             worker: OnceLock::new(),
@@ -54,25 +76,82 @@ impl Link {
         let _ = self.worker.set(thread);
     }
 
-    /// Pushes a record without waiting; a refused one is counted under its reason.
+    /// Pushes a record; a refused one is counted under its reason. It waits only for room in a
+    /// full queue, with `LOG_QUEUE_FULL=block:<ms>`, and never on the crate's own threads.
     #[inline]
     pub(crate) fn push(&self, record: Queued, sheddable: bool) -> bool {
-        match self.queue.try_push(record, sheddable) {
+        let refused = match self.queue.try_push(record, sheddable) {
             Ok(len) => {
                 if self.doorbell.after_push(len) {
                     self.wake();
                 }
-                true
+                return true;
             }
-            Err((_, refused)) => {
-                let reason = match refused {
-                    PushError::Full => DropReason::QueueFull,
-                    PushError::Shed => DropReason::Shed,
-                    PushError::Closed => DropReason::Shutdown,
-                };
-                self.counters.add_dropped(reason, 1);
-                false
+            Err((record, PushError::Full)) => match self.block {
+                Some(wait) if !crate::internal::on_internal_thread() => {
+                    match self.push_waiting(record, sheddable, wait) {
+                        Ok(()) => return true,
+                        Err(refused) => refused,
+                    }
+                }
+                _ => PushError::Full,
+            },
+            Err((_, refused)) => refused,
+        };
+        let reason = match refused {
+            PushError::Full => DropReason::QueueFull,
+            PushError::Shed => DropReason::Shed,
+            PushError::Closed => DropReason::Shutdown,
+        };
+        self.counters.add_dropped(reason, 1);
+        false
+    }
+
+    /// Waits at most `wait` for room in the full queue, woken by the worker ([`Link::room_made`]).
+    #[cold]
+    fn push_waiting(
+        &self,
+        mut record: Queued,
+        sheddable: bool,
+        wait: Duration,
+    ) -> Result<(), PushError> {
+        let deadline = policy::deadline_after(Instant::now(), wait);
+        let mut guard = lock(&self.room.lock);
+        self.room.waiters.fetch_add(1, Ordering::SeqCst);
+        let result = loop {
+            match self.queue.try_push(record, sheddable) {
+                Ok(_) => break Ok(()),
+                Err((r, PushError::Full)) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break Err(PushError::Full);
+                    }
+                    record = r;
+                    // A full queue holds a full batch: the worker is awake or about to be.
+                    self.wake();
+                    guard = match self.room.freed.wait_timeout(guard, deadline - now) {
+                        Ok((g, _)) => g,
+                        Err(p) => p.into_inner().0,
+                    };
+                }
+                Err((_, refused)) => break Err(refused),
             }
+        };
+        self.room.waiters.fetch_sub(1, Ordering::SeqCst);
+        drop(guard);
+        result
+    }
+
+    /// The worker took records from the queue: wakes the callers waiting for room, if any.
+    pub(crate) fn room_made(&self) {
+        if self.block.is_none() {
+            return;
+        }
+        // Orders the pops' frees before the read of `waiters` (see [`Room`]).
+        fence(Ordering::SeqCst);
+        if self.room.waiters.load(Ordering::Relaxed) > 0 {
+            let _g = lock(&self.room.lock);
+            self.room.freed.notify_all();
         }
     }
 
@@ -95,6 +174,11 @@ impl Link {
     /// exports still waiting are abandoned.
     pub(crate) fn begin_shutdown(&self, timeout: std::time::Duration) {
         self.queue.close();
+        // Callers waiting for room now find the queue closed.
+        if self.block.is_some() {
+            let _g = lock(&self.room.lock);
+            self.room.freed.notify_all();
+        }
         *lock(&self.abort_exports_at) = Some(policy::abort_exports_at(Instant::now(), timeout));
     }
 

@@ -5,8 +5,12 @@
 //! [`batch`]. It never logs through `log`, and anything logged on it is discarded by the logger.
 //!
 //! While any export waits on the network, the queue is spilled to the spool above
-//! [`policy::spill_threshold`], so a hanging collector never fills the queue.
+//! [`policy::spill_threshold`], so a hanging collector never fills the queue. From the first failed
+//! attempt until a delivery, everything the worker holds is written to the spool and the queue
+//! drained to it within the spool delay; in `durable` mode every batch is written to the spool
+//! before it is sent ([`ahead`]).
 
+mod ahead;
 pub(crate) mod batch;
 pub(crate) mod link;
 pub(crate) mod policy;
@@ -19,16 +23,16 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::export::ExportOutcome;
-use crate::export::otlp::{InFlight, OtlpExporter};
+use crate::export::otlp::InFlight;
 use crate::internal::mark_internal_thread;
 use crate::record::queued::Checked;
-use crate::spool::{MAX_BATCH_BYTES, Spool};
+use crate::spool::{MAX_BATCH_BYTES, Span, Spool};
 use crate::stats::{DropReason, Output};
 use batch::Batcher;
 use link::Link;
 use policy::{Attempt, Failover, LiveVerdict};
 use sinks::Sinks;
-use write::{Diagnostics, keep_for_otlp, records, spill, spool_records, take, write_locals};
+use write::{Diagnostics, keep_for_otlp, records, take, write_locals};
 
 /// What the worker is asked to do besides its batching.
 pub(crate) enum Control {
@@ -50,14 +54,15 @@ pub(crate) struct Settings {
     pub batch_size: usize,
     pub schedule_delay: Duration,
     pub export_timeout: Duration,
+    /// `durable` mode: every batch is written to the spool before it is sent.
+    pub durable: bool,
+    /// Longest a record waits before it reaches the spool, when it must.
+    pub spool_max_delay: Duration,
 }
 
 /// At least this long is given, at shutdown, to producers that claimed a slot before the close to
 /// publish it.
 const LAST_GRACE: Duration = Duration::from_millis(200);
-
-/// What the worker does while an export waits; `true` abandons the export.
-type Idle<'a> = Box<dyn FnMut() -> bool + 'a>;
 
 /// Most live batches on their way to the collector at once.
 const MAX_IN_FLIGHT: usize = 2;
@@ -68,6 +73,16 @@ struct Flight {
     records: Vec<Checked>,
     /// Failover rules apply to its outcome (spool on failure, collector health).
     failover: bool,
+    /// Where it was written to the spool ahead of its outcome, if it was.
+    span: Option<Span>,
+}
+
+/// A batch written to the spool ahead of its export (its local outputs written, the exporter's
+/// threshold applied), waiting to be sent.
+struct Written {
+    records: Vec<Checked>,
+    /// `None` if the spool could not be written.
+    span: Option<Span>,
 }
 
 struct Worker {
@@ -86,6 +101,19 @@ struct Worker {
     policy: Failover,
     diag: Diagnostics,
     lines: Vec<u8>,
+    /// The current batch went to the local outputs and through the exporter's threshold already.
+    batch_ready: bool,
+    /// Where the current batch was written to the spool ahead of its export, if it was.
+    batch_span: Option<Span>,
+    /// Batches written ahead (`durable`), oldest first: at most [`ahead::MAX_WRITTEN`].
+    written: VecDeque<Written>,
+    durable: bool,
+    schedule_delay: Duration,
+    spool_max_delay: Duration,
+    /// `export_errors` when last looked at: a change says an attempt failed.
+    errors_seen: u64,
+    /// When records were last taken from the queue.
+    last_drain: Instant,
 }
 
 pub(crate) fn run(
@@ -107,6 +135,14 @@ pub(crate) fn run(
         policy: Failover::default(),
         diag: Diagnostics::default(),
         lines: Vec::new(),
+        batch_ready: false,
+        batch_span: None,
+        written: VecDeque::new(),
+        durable: settings.durable,
+        schedule_delay: settings.schedule_delay,
+        spool_max_delay: settings.spool_max_delay,
+        errors_seen: 0,
+        last_drain: Instant::now(),
     };
     loop {
         match control.try_recv() {
@@ -132,8 +168,11 @@ pub(crate) fn run(
         // The batch is assembled only when it is due, so the worker holds no records while it
         // sleeps, and a producer's "a full batch is queued" test (the queue's length) is exact.
         let now = Instant::now();
-        if w.batcher
-            .should_export(w.link.queue.len() + w.batch.len(), now)
+        w.batcher.set_delay(w.delay());
+        let sync_at = w.sync_spool(now);
+        if !w.written.is_empty()
+            || w.batcher
+                .should_export(w.link.queue.len() + w.batch.len(), now)
         {
             w.fill();
             if w.batch.is_empty() {
@@ -156,31 +195,37 @@ pub(crate) fn run(
         }
         w.batcher.idle(w.link.queue.len() + w.batch.len(), now);
         let backlog = w.sinks.spool.as_ref().is_some_and(Spool::has_backlog);
-        let wake_at = w
-            .policy
-            .probe_at(backlog)
-            .map_or(now + w.batcher.sleep_for(now), |p| {
-                p.min(now + w.batcher.sleep_for(now))
-            });
+        let wake_at = [w.policy.probe_at(backlog), sync_at]
+            .into_iter()
+            .flatten()
+            .fold(now + w.batcher.sleep_for(now), Instant::min);
         w.link.sleep_until(wake_at);
     }
 }
 
 impl Worker {
-    /// Moves queued records into the batch until it is full or the queue is empty.
+    /// Takes the oldest batch written ahead as the batch, or moves queued records into it until it
+    /// is full or the queue is empty.
     fn fill(&mut self) {
+        if self.take_written() {
+            return;
+        }
+        self.last_drain = Instant::now();
         while !self.batch_full() {
             match take(&self.link) {
                 Some(q) => self.push_batch(q),
                 None => break,
             }
         }
+        self.link.room_made();
         self.publish_in_flight();
     }
 
-    /// Publishes how many records the worker holds (the batch being filled and those in flight).
+    /// Publishes how many records the worker holds (the batch being filled, those written ahead
+    /// and those in flight).
     fn publish_in_flight(&self) {
-        let flying: usize = self.flights.iter().map(|f| f.records.len()).sum();
+        let flying: usize = self.flights.iter().map(|f| f.records.len()).sum::<usize>()
+            + self.written.iter().map(|w| w.records.len()).sum::<usize>();
         self.link
             .counters
             .set_in_flight((self.batch.len() + flying) as u64);
@@ -200,6 +245,8 @@ impl Worker {
     fn clear_batch(&mut self) {
         self.batch.clear();
         self.batch_bytes = 0;
+        self.batch_ready = false;
+        self.batch_span = None;
     }
 
     /// Exports everything enqueued before the call, in batches, each bounded by `deadline`. Records
@@ -208,7 +255,8 @@ impl Worker {
     fn drain(&mut self, deadline: Instant) {
         let target = self.link.queue.pushed();
         loop {
-            while !self.batch_full() && self.link.queue.popped() < target {
+            self.take_written();
+            while !self.batch_ready && !self.batch_full() && self.link.queue.popped() < target {
                 match take(&self.link) {
                     Some(q) => self.push_batch(q),
                     // A slot claimed before the call is being written: it is published without any
@@ -217,6 +265,7 @@ impl Worker {
                     None => break,
                 }
             }
+            self.link.room_made();
             self.publish_in_flight();
             if self.batch.is_empty() || Instant::now() >= deadline || self.link.abort_exports() {
                 break;
@@ -236,6 +285,12 @@ impl Worker {
     /// unpublished then is counted as dropped (`shutdown`), so none is left uncounted.
     fn last_resort(&mut self, grace: Instant) {
         self.settle();
+        if self.sinks.spool.is_some() {
+            // Written ahead and not sent: left for the next start's replay.
+            while let Some(w) = self.written.pop_front() {
+                self.leave_for_replay(&w.records, w.span);
+            }
+        }
         loop {
             self.fill();
             if self.batch.is_empty() {
@@ -246,15 +301,20 @@ impl Worker {
                 }
                 break;
             }
-            self.write_locals();
-            if self.sinks.otlp.is_some() {
-                self.keep_for_otlp();
+            if !self.batch_ready {
+                self.write_locals();
+                if self.sinks.otlp.is_some() {
+                    self.keep_for_otlp();
+                }
             }
             let n = self.batch.len() as u64;
             if !self.spool_current() && !self.sinks.has_destination() {
                 self.link.counters.add_dropped(DropReason::Shutdown, n);
             }
             self.clear_batch();
+        }
+        if let Some(spool) = self.sinks.spool.as_mut() {
+            spool.sync(Instant::now());
         }
         let queue = &self.link.queue;
         let unpublished = queue.pushed().saturating_sub(queue.popped()) as u64;
@@ -288,12 +348,15 @@ impl Worker {
             return;
         }
         self.publish_in_flight();
-        self.write_locals();
-        if self.sinks.otlp.is_some() {
-            self.keep_for_otlp();
-            if !self.batch.is_empty() {
-                self.send_live(self.sinks.spool.is_some());
+        if !self.batch_ready {
+            self.write_locals();
+            if self.sinks.otlp.is_some() {
+                self.keep_for_otlp();
             }
+            self.batch_ready = true;
+        }
+        if self.sinks.otlp.is_some() && !self.batch.is_empty() {
+            self.send_live(self.sinks.spool.is_some());
         }
         self.clear_batch();
         self.publish_in_flight();
@@ -308,6 +371,10 @@ impl Worker {
         if failover && self.flights.is_empty() && !self.policy.may_try(Instant::now()) {
             self.spool_current();
             return;
+        }
+        if failover && self.durable && self.batch_span.is_none() {
+            // Written before anything can make the worker wait.
+            self.write_ahead_current();
         }
         let Some(otlp) = self.sinks.otlp.as_mut() else {
             return;
@@ -335,6 +402,7 @@ impl Worker {
                 flight,
                 records,
                 failover,
+                span: self.batch_span.take(),
             });
         }
     }
@@ -352,17 +420,25 @@ impl Worker {
             flight,
             mut records,
             failover,
+            mut span,
         }) = self.flights.pop_front()
         else {
             return;
         };
-        let outcome = self.wait(flight, failover);
+        let held = ahead::Held {
+            records: &records,
+            span: &mut span,
+        };
+        let outcome = self.wait(flight, failover, Some(held));
         let n = records.len() as u64;
         self.count_failed_attempt(&outcome, n);
         match outcome {
             ExportOutcome::Delivered { rejected } => {
                 if failover {
                     self.policy.live(Instant::now(), Attempt::Delivered);
+                }
+                if let (Some(span), Some(spool)) = (span, self.sinks.spool.as_mut()) {
+                    spool.land(span, true);
                 }
                 self.delivered(n, rejected, false);
             }
@@ -383,7 +459,7 @@ impl Worker {
                 };
                 let msg = format!("collector {what} ({reason}); spooling to disk");
                 self.diag.report(&self.link, &msg);
-                self.spool(&records);
+                self.leave_for_replay(&records, span);
             }
         }
         records.clear();
@@ -393,44 +469,24 @@ impl Worker {
         self.publish_in_flight();
     }
 
-    /// Waits for `flight`; with `spill_queue`, spools the queue's excess meanwhile.
-    fn wait(&mut self, flight: InFlight, spill_queue: bool) -> ExportOutcome {
-        match self.exporter(spill_queue) {
-            Some((otlp, mut idle)) => otlp.wait(flight, &mut *idle),
-            None => ExportOutcome::Failed {
+    /// Waits for `flight`, doing the worker's spooling meanwhile ([`Worker::tick`]); `held` is
+    /// the flight's records, written to the spool if a retry starts.
+    fn wait(
+        &mut self,
+        flight: InFlight,
+        spool_queue: bool,
+        mut held: Option<ahead::Held<'_>>,
+    ) -> ExportOutcome {
+        // Out of the worker while it waits, so the idle work can borrow the rest.
+        let Some(mut otlp) = self.sinks.otlp.take() else {
+            return ExportOutcome::Failed {
                 reason: "no OTLP exporter".into(),
                 permanent: true,
-            },
-        }
-    }
-
-    /// The exporter, with what to do while an export waits: with `spill_queue` (and a spool),
-    /// spill the queue's excess to it; else only watch for the shutdown's abort.
-    fn exporter(&mut self, spill_queue: bool) -> Option<(&mut OtlpExporter, Idle<'_>)> {
-        let link = &self.link;
-        let batch_size = self.batcher.max_size();
-        let Sinks {
-            otlp,
-            locals,
-            spool,
-            otlp_filter,
-            service_name,
-            redactor,
-        } = &mut self.sinks;
-        let (lines, diag) = (&mut self.lines, &mut self.diag);
-        let idle: Idle<'_> = match (spill_queue, spool.as_mut()) {
-            (true, Some(spool)) => Box::new(move || {
-                let sinks = (
-                    &mut locals[..],
-                    &mut *spool,
-                    service_name.as_str(),
-                    &*redactor,
-                );
-                spill(link, sinks, otlp_filter, batch_size, lines, diag)
-            }),
-            _ => Box::new(|| link.abort_exports()),
+            };
         };
-        Some((otlp.as_mut()?, idle))
+        let outcome = otlp.wait(flight, &mut || self.tick(spool_queue, held.as_mut()));
+        self.sinks.otlp = Some(otlp);
+        outcome
     }
 
     /// An export attempt of `n` records that failed counts as the exporter's `failed`.
@@ -463,25 +519,11 @@ impl Worker {
         self.diag.report(&self.link, &msg);
     }
 
-    /// Spools `batch`; `false` when there is no spool (not `failover`).
-    fn spool(&mut self, batch: &[Checked]) -> bool {
-        let Some(spool) = self.sinks.spool.as_mut() else {
-            return false;
-        };
-        spool_records(
-            &self.link,
-            spool,
-            batch,
-            &self.sinks.redactor,
-            &mut self.diag,
-        );
-        true
-    }
-
-    /// Spools the current batch; `false` when there is no spool.
+    /// Spools the current batch for replay; `false` when there is no spool.
     fn spool_current(&mut self) -> bool {
         let batch = std::mem::take(&mut self.batch);
-        let spooled = self.spool(&batch);
+        let span = self.batch_span.take();
+        let spooled = self.leave_for_replay(&batch, span);
         self.batch = batch;
         spooled
     }

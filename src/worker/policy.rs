@@ -11,6 +11,9 @@
 //!   batch is refused for good again after live batches were accepted since, it is poison: dropped
 //!   (counted) so the spool keeps moving. A spool that cannot be read pauses replay the same way.
 //! - Spilling: while an export waits, the queue is moved to the spool above [`spill_threshold`].
+//! - Spooling promptly: from the first failed attempt of any export (a retry is under way) until
+//!   a delivery, and while `Down`, what the worker holds and what is queued reaches the spool
+//!   within the spool delay ([`Failover::spool_promptly`]); the worker holds no outage in memory.
 //! - Shutdown: exports still waiting at [`abort_exports_at`] are abandoned, leaving the rest of the
 //!   timeout for spooling what they carry.
 
@@ -80,6 +83,8 @@ pub(crate) struct Failover {
     replay_paused: Option<Instant>,
     /// The spooled batch the collector last refused for good.
     refused_batch: Option<BatchId>,
+    /// An export attempt failed since the last delivery: its retries are under way.
+    retrying: bool,
 }
 
 impl Default for Failover {
@@ -89,6 +94,7 @@ impl Default for Failover {
             live_ok_since_refusal: false,
             replay_paused: None,
             refused_batch: None,
+            retrying: false,
         }
     }
 }
@@ -139,6 +145,17 @@ impl Failover {
         }
     }
 
+    /// An attempt of an export still under way failed (it will be retried).
+    pub(crate) fn attempt_failed(&mut self) {
+        self.retrying = true;
+    }
+
+    /// Whether records must reach the spool promptly: an attempt failed since the last delivery,
+    /// or the collector is believed down.
+    pub(crate) fn spool_promptly(&self) -> bool {
+        self.retrying || self.health != Health::Up
+    }
+
     fn failed(&mut self, now: Instant) {
         let backoff = match self.health {
             Health::Up => PROBE_INITIAL,
@@ -155,6 +172,7 @@ impl Failover {
         match attempt {
             Attempt::Delivered => {
                 self.health = Health::Up;
+                self.retrying = false;
                 self.live_ok_since_refusal = true;
                 self.replay_paused = None;
                 LiveVerdict::Delivered
@@ -183,6 +201,7 @@ impl Failover {
         match attempt {
             Attempt::Delivered => {
                 self.health = Health::Up;
+                self.retrying = false;
                 ReplayVerdict::Ack
             }
             Attempt::Failed => {

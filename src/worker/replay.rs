@@ -51,10 +51,13 @@ impl Worker {
                 now,
                 deadline.unwrap_or_else(|| policy::deadline_after(now, self.export_timeout)),
             );
-            let Some((otlp, mut idle)) = self.exporter(true) else {
+            let Some(mut otlp) = self.sinks.otlp.take() else {
                 return false;
             };
-            otlp.export(rb.events.iter().map(LogEvent::record), deadline, &mut *idle)
+            let records = rb.events.iter().map(LogEvent::record);
+            let outcome = otlp.export(records, deadline, &mut || self.tick(true, None));
+            self.sinks.otlp = Some(otlp);
+            outcome
         };
         let attempt = match &outcome {
             ExportOutcome::Delivered { .. } => Attempt::Delivered,

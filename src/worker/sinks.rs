@@ -171,7 +171,7 @@ impl Sinks {
         Sinks {
             otlp: if mode.uses_otlp() { otlp } else { None },
             locals,
-            spool: if mode == Mode::Failover { spool } else { None },
+            spool: if mode.spools() { spool } else { None },
             otlp_filter: otlp_t,
             service_name,
             redactor,

@@ -10,7 +10,7 @@ use crate::level::Threshold;
 use crate::record::Record;
 use crate::record::queued::Checked;
 use crate::redact::Redactor;
-use crate::spool::Spool;
+use crate::spool::{Append, Span, Spool};
 use crate::stats::DropReason;
 
 /// Minimum interval between two diagnostics written to stderr.
@@ -134,49 +134,53 @@ pub(super) fn keep_for_otlp(link: &Link, filter: &Threshold, batch: &mut Vec<Che
         .add_filtered(filter.output(), (before - batch.len()) as u64);
 }
 
-/// Appends `batch` to the spool; a failed write loses it (`io_error`). Returns whether it was
-/// written.
+/// Appends `batch` to the spool, as `kind`. A failed write of the backlog loses it (`io_error`);
+/// of records written ahead of their export, it loses nothing yet (they are still in memory).
+/// Returns where they were written (`Ok(None)` for an empty batch).
 pub(super) fn spool_records(
     link: &Link,
     spool: &mut Spool,
     batch: &[Checked],
-    redactor: &Redactor,
+    (redactor, kind): (&Redactor, Append),
     diag: &mut Diagnostics,
-) -> bool {
-    let written = spool.append_lines(batch.len(), |buf, service| {
+) -> Result<Option<Span>, ()> {
+    let written = spool.append_lines(batch.len(), kind, |buf, service| {
         encode_lines(records(batch), service, redactor, buf);
     });
-    if let Err(e) = written {
+    written.map_err(|e| {
         let n = batch.len() as u64;
-        link.counters.add_dropped(DropReason::IoError, n);
+        if kind == Append::Backlog {
+            link.counters.add_dropped(DropReason::IoError, n);
+        }
         let msg = format!(
             "could not spool {n} records to {}: {e}",
             spool.path().display()
         );
         diag.report(link, &msg);
-        return false;
-    }
-    true
+    })
 }
 
-/// Moves queued records to the local outputs and the spool while an export waits and the queue
-/// is above the spill threshold, down to it: memory absorbs bursts while the collector keeps up,
-/// the disk takes over when it does not. Returns whether the export should be abandoned
-/// (shutdown is near its deadline).
+/// Moves queued records to the local outputs and the spool (as backlog) while an export waits and
+/// the queue is above the spill threshold, down to it (with `all`, the whole queue): memory
+/// absorbs bursts while the collector keeps up, the disk takes over when it does not.
 pub(super) fn spill(
     link: &Link,
     sinks: (&mut [Local], &mut Spool, &str, &Redactor),
     otlp_filter: &Threshold,
-    batch_size: usize,
+    (batch_size, all): (usize, bool),
     lines: &mut Vec<u8>,
     diag: &mut Diagnostics,
-) -> bool {
+) {
     let (locals, spool, service_name, redactor) = sinks;
-    let threshold = policy::spill_threshold(
-        link.queue.capacity(),
-        link.queue.high_watermark(),
-        batch_size,
-    );
+    let threshold = if all {
+        0
+    } else {
+        policy::spill_threshold(
+            link.queue.capacity(),
+            link.queue.high_watermark(),
+            batch_size,
+        )
+    };
     while link.queue.len() > threshold {
         let mut spilled = Vec::with_capacity(batch_size);
         while spilled.len() < batch_size {
@@ -185,6 +189,7 @@ pub(super) fn spill(
                 None => break,
             }
         }
+        link.room_made();
         if spilled.is_empty() {
             break;
         }
@@ -197,9 +202,9 @@ pub(super) fn spill(
             diag,
         );
         keep_for_otlp(link, otlp_filter, &mut spilled);
-        if !spool_records(link, spool, &spilled, redactor, diag) {
+        let kind = (redactor, Append::Backlog);
+        if spool_records(link, spool, &spilled, kind, diag).is_err() {
             break;
         }
     }
-    link.abort_exports()
 }

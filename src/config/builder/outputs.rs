@@ -99,6 +99,30 @@ impl Builder {
         self
     }
 
+    /// `failover` and `durable`: the longest a record waits before it is written to the spool
+    /// (`LOG_SPOOL_MAX_DELAY`; default 100 ms in `failover`, where it applies once an export
+    /// failed and until the collector answers again, and 10 ms in `durable`, where it always
+    /// does). A crash loses at most what was logged in this last interval. 1 ms to 60 s.
+    pub fn spool_max_delay(mut self, delay: Duration) -> Self {
+        self.spool_max_delay = Some(delay);
+        self
+    }
+
+    /// When spool writes are synced to disk (`LOG_SPOOL_FSYNC`; default `off` in `failover`, every
+    /// second in `durable`): what a power loss can take.
+    pub fn spool_fsync(mut self, policy: super::super::SpoolFsync) -> Self {
+        self.spool_fsync = Some(policy);
+        self
+    }
+
+    /// What a thread that logs does when its record meets a full queue (`LOG_QUEUE_FULL`;
+    /// default drop and count): [`QueueFull::Block`](super::super::QueueFull::Block) waits at most
+    /// that long for room.
+    pub fn queue_full(mut self, policy: super::super::QueueFull) -> Self {
+        self.queue_full = Some(policy);
+        self
+    }
+
     /// The exporter's own threshold in `RUST_LOG` syntax, e.g. `warn` or `info,my_crate=debug`
     /// (`LOG_OTLP_LEVEL`; default none: the global filter). In `failover` the spool takes what the
     /// exporter would have sent. Records are captured for the widest of the outputs' thresholds.

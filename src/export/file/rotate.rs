@@ -320,6 +320,8 @@ mod tests {
             file_mode: 0o600,
             dir_mode: 0o700,
             spool_max_bytes: 1 << 30,
+            spool_max_delay: std::time::Duration::from_millis(100),
+            spool_fsync: crate::config::SpoolFsync::Off,
         }
     }
 

@@ -234,3 +234,52 @@ fn shutdown_leaves_a_quarter_of_its_timeout_at_most_half_a_second_for_spooling()
     }
     assert!(abort_exports_at(t0, Duration::MAX) > t0 + Duration::from_secs(3600));
 }
+
+#[test]
+fn records_are_spooled_promptly_from_a_failed_attempt_until_a_delivery() {
+    // (step, spool promptly afterwards)
+    let t0 = Instant::now();
+    let mut f = Failover::default();
+    type Step<'a> = (&'a str, &'a dyn Fn(&mut Failover), bool);
+    let steps: [Step<'_>; 7] = [
+        ("start", &|_| {}, false),
+        (
+            "an attempt failed, retries under way",
+            &|f| f.attempt_failed(),
+            true,
+        ),
+        (
+            "the retry delivered",
+            &|f| {
+                f.live(t0, Delivered);
+            },
+            false,
+        ),
+        ("another attempt failed", &|f| f.attempt_failed(), true),
+        (
+            "its export gave up: down",
+            &|f| {
+                f.live(t0, Failed);
+            },
+            true,
+        ),
+        (
+            "a replayed batch failed: still down",
+            &|f| {
+                f.replay(t0 + PROBE_INITIAL, A, Failed);
+            },
+            true,
+        ),
+        (
+            "a replayed batch delivered: up",
+            &|f| {
+                f.replay(t0 + PROBE_MAX, A, Delivered);
+            },
+            false,
+        ),
+    ];
+    for (name, step, prompt) in steps {
+        step(&mut f);
+        assert_eq!(f.spool_promptly(), prompt, "{name}: {f:?}");
+    }
+}

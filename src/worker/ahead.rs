@@ -1,0 +1,208 @@
+//! What the worker writes to the spool before it knows an export's outcome: in `durable` mode
+//! every batch before it is sent, and in both spooling modes, from the first failed attempt
+//! until a delivery, everything it holds. The rules of when are the policy's
+//! ([`Failover::spool_promptly`](super::policy::Failover::spool_promptly)); this is the mechanism.
+
+use std::time::{Duration, Instant};
+
+use super::Worker;
+use super::Written;
+use super::write::{keep_for_otlp, spill, spool_records, take, write_locals};
+use crate::record::queued::Checked;
+use crate::spool::{Append, Landed, Span};
+
+/// Most batches written ahead and held in memory for their export (`durable`); past it, the
+/// oldest are left for replay, so a slow collector costs disk reads, not memory.
+pub(super) const MAX_WRITTEN: usize = 4;
+
+/// The records of a batch whose export is waited for, and where they were written ahead.
+pub(super) struct Held<'a> {
+    pub records: &'a [Checked],
+    pub span: &'a mut Option<Span>,
+}
+
+impl Worker {
+    /// The batch delay now: the spool delay while records must reach the spool promptly.
+    pub(super) fn delay(&self) -> Duration {
+        let prompt = self.sinks.spool.is_some() && (self.durable || self.policy.spool_promptly());
+        if prompt {
+            self.schedule_delay.min(self.spool_max_delay)
+        } else {
+            self.schedule_delay
+        }
+    }
+
+    /// Syncs the spool if its interval passed; returns when the next sync is due.
+    pub(super) fn sync_spool(&mut self, now: Instant) -> Option<Instant> {
+        let spool = self.sinks.spool.as_mut()?;
+        if spool.sync_due().is_some_and(|at| at <= now) {
+            spool.sync(now);
+        }
+        if let Some(e) = spool.take_sync_error() {
+            let msg = format!("could not sync the spool {}: {e}", spool.path().display());
+            self.diag.report(&self.link, &msg);
+        }
+        self.sinks.spool.as_ref()?.sync_due()
+    }
+
+    /// Takes the oldest batch written ahead as the current batch, if the current one is empty.
+    pub(super) fn take_written(&mut self) -> bool {
+        if !self.batch.is_empty() {
+            return false;
+        }
+        let Some(w) = self.written.pop_front() else {
+            return false;
+        };
+        self.batch_bytes = w.records.iter().map(Checked::approx_size).sum();
+        self.batch = w.records;
+        self.batch_span = w.span;
+        self.batch_ready = true;
+        self.publish_in_flight();
+        true
+    }
+
+    /// Writes `records` to the spool ahead of their export; `None` if there is no spool or the
+    /// write failed (reported; the records are still in memory).
+    pub(super) fn write_ahead(&mut self, records: &[Checked]) -> Option<Span> {
+        let spool = self.sinks.spool.as_mut()?;
+        let kind = (&self.sinks.redactor, Append::Ahead);
+        spool_records(&self.link, spool, records, kind, &mut self.diag)
+            .ok()
+            .flatten()
+    }
+
+    /// Writes the current batch ahead, if it is not yet.
+    pub(super) fn write_ahead_current(&mut self) {
+        if self.batch_span.is_none() && !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            self.batch_span = self.write_ahead(&batch);
+            self.batch = batch;
+        }
+    }
+
+    /// Leaves `records` for replay: already written ahead at `span`, or appended now. `false`
+    /// when there is no spool.
+    pub(super) fn leave_for_replay(&mut self, records: &[Checked], span: Option<Span>) -> bool {
+        let Some(spool) = self.sinks.spool.as_mut() else {
+            return false;
+        };
+        if let Some(span) = span
+            && spool.land(span, false) == Landed::Kept
+        {
+            return true;
+        }
+        let kind = (&self.sinks.redactor, Append::Backlog);
+        let _ = spool_records(&self.link, spool, records, kind, &mut self.diag);
+        true
+    }
+
+    /// What the worker does while an export waits (every few milliseconds); `true` abandons the
+    /// export (shutdown is near its deadline). With `spool_queue` (the spooling modes):
+    /// - from a failed attempt until a delivery, everything the worker holds is written to the
+    ///   spool (its exports go on) and the queue is drained to it at least every half spool delay;
+    /// - in `durable` mode, the queue is written ahead at least every half spool delay;
+    /// - otherwise the queue is spilled above the spill threshold.
+    pub(super) fn tick(&mut self, spool_queue: bool, held: Option<&mut Held<'_>>) -> bool {
+        if !spool_queue || self.sinks.spool.is_none() {
+            return self.link.abort_exports();
+        }
+        let errors = self.link.counters.export_errors();
+        if errors != self.errors_seen {
+            self.errors_seen = errors;
+            self.policy.attempt_failed();
+        }
+        let now = Instant::now();
+        let drain_due = now.saturating_duration_since(self.last_drain) >= self.spool_max_delay / 2;
+        if self.policy.spool_promptly() {
+            if let Some(h) = held
+                && h.span.is_none()
+            {
+                *h.span = self.write_ahead(h.records);
+            }
+            let mut flights = std::mem::take(&mut self.flights);
+            for f in flights
+                .iter_mut()
+                .filter(|f| f.failover && f.span.is_none())
+            {
+                f.span = self.write_ahead(&f.records);
+            }
+            self.flights = flights;
+            self.write_ahead_current();
+            if drain_due {
+                self.spill_queue(true);
+            }
+        } else if self.durable {
+            if drain_due {
+                self.write_ahead_queue();
+            }
+        } else {
+            self.spill_queue(false);
+        }
+        self.link.abort_exports()
+    }
+
+    /// Spills the queue to the spool as backlog: all of it, or what is above the spill threshold.
+    fn spill_queue(&mut self, all: bool) {
+        let Some(spool) = self.sinks.spool.as_mut() else {
+            return;
+        };
+        if all {
+            self.last_drain = Instant::now();
+        }
+        let sinks = (
+            &mut self.sinks.locals[..],
+            spool,
+            self.sinks.service_name.as_str(),
+            &self.sinks.redactor,
+        );
+        let size = (self.batcher.max_size(), all);
+        spill(
+            &self.link,
+            sinks,
+            &self.sinks.otlp_filter,
+            size,
+            &mut self.lines,
+            &mut self.diag,
+        );
+    }
+
+    /// `durable`: moves the whole queue into batches written ahead (local outputs written, the
+    /// exporter's threshold applied), held for export; past [`MAX_WRITTEN`] the oldest are left
+    /// for replay.
+    fn write_ahead_queue(&mut self) {
+        self.last_drain = Instant::now();
+        loop {
+            let mut records = Vec::with_capacity(self.batcher.max_size());
+            while records.len() < self.batcher.max_size() {
+                match take(&self.link) {
+                    Some(q) => records.push(q),
+                    None => break,
+                }
+            }
+            self.link.room_made();
+            if records.is_empty() {
+                break;
+            }
+            write_locals(
+                &self.link,
+                &mut self.sinks.locals,
+                &records,
+                (&self.sinks.service_name, &self.sinks.redactor),
+                &mut self.lines,
+                &mut self.diag,
+            );
+            keep_for_otlp(&self.link, &self.sinks.otlp_filter, &mut records);
+            if records.is_empty() {
+                continue;
+            }
+            let span = self.write_ahead(&records);
+            self.written.push_back(Written { records, span });
+            while self.written.len() > MAX_WRITTEN {
+                if let Some(w) = self.written.pop_front() {
+                    self.leave_for_replay(&w.records, w.span);
+                }
+            }
+        }
+        self.publish_in_flight();
+    }
+}
