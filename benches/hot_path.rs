@@ -296,6 +296,36 @@ fn hot_path(c: &mut Criterion) {
             elapsed
         })
     });
+    // The same record in `durable` mode: the calling thread's work is the same, the worker writes
+    // every batch to the spool before it sends it.
+    let spool_dir = tempfile::tempdir().unwrap();
+    let (durable, durable_guard) = otel_log_bridge::builder()
+        .read_env(false)
+        .mode(otel_log_bridge::Mode::Durable)
+        .log_dir(spool_dir.path())
+        .endpoint(collector.endpoint())
+        .level(log::LevelFilter::Info)
+        .max_queue_size(QUEUE)
+        .build()
+        .unwrap();
+    for i in 0..QUEUE as u64 {
+        loadgen_record(&durable, i);
+        if i % (QUEUE as u64 / 4) == 0 {
+            durable_guard.flush(Duration::from_secs(60)).unwrap();
+        }
+    }
+    durable_guard.flush(Duration::from_secs(60)).unwrap();
+    g.bench_function("ours/loadgen_record_durable", |b| {
+        b.iter_custom(|iters| {
+            let elapsed = measure::thread_cpu_of(|| {
+                for i in 0..iters {
+                    loadgen_record(&durable, i);
+                }
+            });
+            durable_guard.flush(Duration::from_secs(60)).unwrap();
+            elapsed
+        })
+    });
     g.bench_function("ours/loadgen_record_first_lap", |b| {
         b.iter_custom(|iters| {
             let (fresh, fresh_guard) = otel_log_bridge::builder()

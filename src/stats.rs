@@ -248,11 +248,6 @@ impl Counters {
         self.export_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Failed export attempts so far (the worker watches it to learn that a retry is under way).
-    pub(crate) fn export_errors(&self) -> u64 {
-        self.export_errors.load(Ordering::Relaxed)
-    }
-
     pub(crate) fn set_in_flight(&self, n: u64) {
         self.in_flight.store(n, Ordering::Relaxed);
     }

@@ -104,10 +104,12 @@ impl Acks {
 
     /// If the line at `(seq, offset)` was delivered live, the end of the span holding it.
     pub(crate) fn delivered_until(&self, seq: u64, offset: u64) -> Option<u64> {
-        self.ahead
-            .iter()
-            .find(|s| s.seq == seq && s.start <= offset && offset < s.end)
-            .map(|s| s.end)
+        // Sorted and disjoint: the one span that could hold it is the last starting at or before.
+        let i = self
+            .ahead
+            .partition_point(|s| (s.seq, s.start) <= (seq, offset));
+        let s = self.ahead.get(i.checked_sub(1)?)?;
+        (s.seq == seq && offset < s.end).then_some(s.end)
     }
 
     /// Whether the line at `(seq, offset)` is on its way live.
@@ -120,6 +122,21 @@ impl Acks {
     /// Whether segment `seq` holds a span on its way live.
     pub(crate) fn flying_in(&self, seq: u64) -> bool {
         self.flying.iter().any(|s| s.seq == seq)
+    }
+
+    /// Records of segment `seq` on their way.
+    pub(crate) fn flying_records(&self, seq: u64) -> u64 {
+        self.flying
+            .iter()
+            .filter(|s| s.seq == seq)
+            .map(|s| s.records)
+            .sum()
+    }
+
+    /// Keeps only the spans of segments for which `exists` holds (a cursor file written before
+    /// a crash can name a segment deleted after it).
+    pub(crate) fn retain_segments(&mut self, exists: impl Fn(u64) -> bool) {
+        self.ahead.retain(|s| exists(s.seq));
     }
 
     /// Records of segment `seq` acknowledged ahead of the cursor, or on their way.
@@ -321,10 +338,28 @@ mod tests {
         acks.land(span(1, 10, 20), true);
         assert_eq!(acks.delivered_until(1, 0), None);
         assert_eq!(acks.delivered_until(1, 12), Some(20));
+        acks.fly(span(1, 40, 50));
+        acks.fly(span(2, 0, 10));
+        acks.land(span(1, 40, 50), true);
+        acks.land(span(2, 0, 10), true);
+        for (seq, offset, want) in [
+            (1, 9, None),
+            (1, 10, Some(20)),
+            (1, 19, Some(20)),
+            (1, 20, None),
+            (1, 45, Some(50)),
+            (1, 50, None),
+            (2, 0, Some(10)),
+            (2, 10, None),
+            (0, 15, None),
+        ] {
+            assert_eq!(acks.delivered_until(seq, offset), want, "({seq}, {offset})");
+        }
         assert!(acks.is_flying(1, 25));
         assert!(!acks.is_flying(1, 30));
         assert!(acks.flying_in(1) && !acks.flying_in(2));
-        assert_eq!(acks.not_backlog_records(1), 20);
+        assert_eq!(acks.not_backlog_records(1), 30);
+        assert_eq!(acks.flying_records(1), 10);
     }
 
     #[test]

@@ -45,7 +45,7 @@ use std::fs::{self, File};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::{FileConfig, SpoolFsync};
 use crate::export::file::fs::{create_dir, open_append, with_path};
@@ -113,12 +113,18 @@ pub(crate) struct Spool {
     buf: Vec<u8>,
     /// Records in the active segment, written by this process.
     active_records: u64,
+    /// Of those, the ones delivered live.
+    active_delivered: u64,
     dir_mode: u32,
     /// The segment a replay batch was read from and not yet acknowledged or abandoned: never removed
     /// to make room, so its records are not counted both as `spool_full` and as replayed.
     reading: Option<u64>,
     fsync: SpoolFsync,
     unsynced: Unsynced,
+    /// A cursor moved by live deliveries is written at most this long after it moved.
+    cursor_delay: Duration,
+    /// When the cursor first moved without being written since.
+    cursor_pending: Option<Instant>,
     /// The last error of a sync, for the worker to report.
     sync_error: Option<io::Error>,
 }
@@ -193,6 +199,8 @@ impl Spool {
             // Not the file the cursor was written for: every line of it is unacknowledged.
             acks = Acks::new((next_seq, 0));
         }
+        // Spans of segments deleted after the cursor was written count for nothing.
+        acks.retain_segments(|seq| seq == next_seq || closed.iter().any(|s| s.seq == seq));
         let mut spool = Spool {
             dir,
             name: config.name.clone(),
@@ -210,6 +218,7 @@ impl Spool {
             buf: Vec::new(),
             reading: None,
             active_records: 0,
+            active_delivered: 0,
             dir_mode: config.dir_mode,
             fsync: config.spool_fsync,
             unsynced: Unsynced {
@@ -219,6 +228,8 @@ impl Spool {
                 last_sync: Instant::now(),
             },
             sync_error: None,
+            cursor_delay: config.spool_max_delay,
+            cursor_pending: None,
         };
         if spool.active_size > 0 {
             spool.close_active()?;
@@ -379,16 +390,17 @@ impl Spool {
             self.publish_size();
             return Landed::Kept;
         }
-        let persisted = self
-            .settle_cursor()
-            .and_then(|()| self.write_cursor(self.fsync == SpoolFsync::Always));
-        if let Err(e) = persisted {
+        if span.seq == self.next_seq {
+            self.active_delivered += span.records;
+        }
+        if let Err(e) = self.settle_cursor() {
             self.sync_error = Some(e);
         }
+        // Written within the spool delay ([`Spool::maintain`]): a crash sends again at most what
+        // was delivered in that time, and a busy pipeline writes its cursor a hundred times a
+        // second, not once per batch.
+        self.cursor_pending.get_or_insert_with(Instant::now);
         self.publish_size();
-        if matches!(self.fsync, SpoolFsync::Every(_)) {
-            self.unsynced.cursor = true;
-        }
         Landed::Kept
     }
 
@@ -418,9 +430,11 @@ impl Spool {
         if self.active_path().exists() {
             return Ok(());
         }
+        // Neither delivered live nor on its way (the worker still has those): left for replay.
         let lost = self
             .active_records
-            .saturating_sub(self.acks.not_backlog_records(self.next_seq));
+            .saturating_sub(self.active_delivered)
+            .saturating_sub(self.acks.flying_records(self.next_seq));
         if lost > 0 {
             self.counters.add_dropped(DropReason::IoError, lost);
         }
@@ -428,6 +442,7 @@ impl Spool {
         // A new file gets a new number: positions in the old one mean nothing in it.
         self.next_seq += 1;
         self.active_records = 0;
+        self.active_delivered = 0;
         self.active_size = 0;
         create_dir(&self.dir, self.dir_mode)
             .map_err(|e| with_path(e, "cannot create log directory", &self.dir))?;
@@ -463,6 +478,7 @@ impl Spool {
         // The records are in the closed segment now, whatever happens to the new active file.
         self.active_size = 0;
         self.active_records = 0;
+        self.active_delivered = 0;
         self.active = open_append(&self.active_path(), self.file_mode)?;
         self.dir_changed();
         // The cursor names the active segment's number, which just moved on.
@@ -496,8 +512,13 @@ impl Spool {
         }
     }
 
-    /// When the next sync is due (`LOG_SPOOL_FSYNC=<ms>` with something unsynced).
-    pub(crate) fn sync_due(&self) -> Option<Instant> {
+    /// When [`Spool::maintain`] has work: a cursor to write, or a sync at the interval.
+    pub(crate) fn due(&self) -> Option<Instant> {
+        let cursor = self.cursor_pending.map(|t| t + self.cursor_delay);
+        cursor.into_iter().chain(self.sync_due()).min()
+    }
+
+    fn sync_due(&self) -> Option<Instant> {
         let SpoolFsync::Every(interval) = self.fsync else {
             return None;
         };
@@ -505,8 +526,31 @@ impl Spool {
         (u.data || u.cursor || u.dir).then(|| u.last_sync + interval)
     }
 
-    /// Syncs what is unsynced: data, cursor, directory entries (at the interval, and at shutdown).
-    pub(crate) fn sync(&mut self, now: Instant) {
+    /// Writes the cursor moved by live deliveries once the spool delay passed since it moved, and
+    /// syncs what is unsynced at the fsync interval; with `all` (shutdown), both now.
+    pub(crate) fn maintain(&mut self, now: Instant, all: bool) {
+        if let Some(moved) = self.cursor_pending
+            && (all || now >= moved + self.cursor_delay)
+        {
+            match self.write_cursor(self.fsync == SpoolFsync::Always) {
+                Ok(()) if matches!(self.fsync, SpoolFsync::Every(_)) => self.unsynced.cursor = true,
+                Ok(()) => {}
+                Err(e) => self.sync_error = Some(e),
+            }
+        }
+        let u = &self.unsynced;
+        let unsynced = u.data || u.cursor || u.dir;
+        let sync = match self.fsync {
+            SpoolFsync::Every(interval) => unsynced && (all || now >= u.last_sync + interval),
+            _ => false,
+        };
+        if sync {
+            self.sync(now);
+        }
+    }
+
+    /// Syncs what is unsynced: data, cursor, directory entries.
+    fn sync(&mut self, now: Instant) {
         let result = (|| {
             if self.unsynced.data {
                 self.active.sync_data()?;
@@ -542,7 +586,8 @@ impl Spool {
 
     /// Writes the cursor to a temporary file renamed into place; with `sync`, the file is synced
     /// before the rename (a power loss must not leave an empty one) and the directory after it.
-    fn write_cursor(&self, sync: bool) -> io::Result<()> {
+    fn write_cursor(&mut self, sync: bool) -> io::Result<()> {
+        self.cursor_pending = None;
         let path = self.dir.join(format!("{}{SEGMENT_INFIX}cursor", self.name));
         let tmp = self
             .dir

@@ -17,6 +17,8 @@ const MAX_REPLAY_BATCH_BYTES: u64 = MAX_BATCH_BYTES as u64;
 pub(crate) struct ReplayBatch {
     pub events: Vec<LogEvent>,
     seq: u64,
+    /// Where it was read from and to, in segment `seq`.
+    start: u64,
     end: u64,
     /// Lines that could not be read back (torn or corrupt), skipped.
     corrupt: u64,
@@ -28,6 +30,11 @@ impl ReplayBatch {
     /// Where the batch lies in the spool: the same records read again give the same id.
     pub(crate) fn id(&self) -> (u64, u64) {
         (self.seq, self.end)
+    }
+
+    /// Whether acknowledging it moves the cursor (it passed a line, or the end of its segment).
+    pub(crate) fn moved(&self) -> bool {
+        self.end > self.start || self.finished
     }
 }
 
@@ -100,6 +107,7 @@ impl Spool {
         let mut batch = ReplayBatch {
             events: Vec::with_capacity(max.min(4096)),
             seq: segment.seq,
+            start: offset,
             end: offset,
             corrupt: 0,
             finished: false,

@@ -41,6 +41,7 @@ fn delivered_spans_leave_no_backlog_and_nothing_to_replay_after_a_restart() {
             "closed segments the cursor passed are deleted"
         );
         assert!(spool.next_batch(100).unwrap().is_none());
+        spool.maintain(Instant::now(), true);
     }
     let mut spool = Spool::open(&cfg, "svc", counters.clone()).unwrap();
     assert!(
@@ -100,6 +101,7 @@ fn a_crash_resends_only_what_the_collector_did_not_acknowledge() {
         spool.land(d, true);
         spool.land(b, true);
         spool.land(a, false);
+        spool.maintain(Instant::now(), true);
         // Dropped with `c` in flight: a crash.
     }
     let mut spool = Spool::open(&cfg, "svc", Arc::new(Counters::default())).unwrap();
@@ -139,10 +141,12 @@ fn a_removed_active_file_makes_spans_on_their_way_land_as_gone() {
         counters.clone(),
     )
     .unwrap();
-    let a = ahead(&mut spool, &events(0..10));
-    spool.append(&events(10..15)).unwrap();
+    let delivered = ahead(&mut spool, &events(0..10));
+    spool.land(delivered, true);
+    let a = ahead(&mut spool, &events(10..20));
+    spool.append(&events(20..25)).unwrap();
     std::fs::remove_file(tmp.path().join("app.log")).unwrap();
-    spool.append(&events(15..20)).unwrap();
+    spool.append(&events(25..30)).unwrap();
     assert_eq!(
         spool.land(a, false),
         Landed::Gone,
@@ -151,9 +155,9 @@ fn a_removed_active_file_makes_spans_on_their_way_land_as_gone() {
     assert_eq!(
         counters.snapshot(0, 0).dropped.io_error,
         5,
-        "the backlog written there"
+        "only the backlog written there: not what was delivered, nor what is on its way"
     );
-    assert_eq!(replay_all(&mut spool, 100), (15..20).collect::<Vec<_>>());
+    assert_eq!(replay_all(&mut spool, 100), (25..30).collect::<Vec<_>>());
 }
 
 #[test]
@@ -168,12 +172,20 @@ fn syncs_are_due_at_the_interval_only_when_something_is_unsynced() {
         let mut cfg = config(&dir, 1 << 20, 1 << 22);
         cfg.spool_fsync = policy;
         let mut spool = Spool::open(&cfg, "svc", Arc::new(Counters::default())).unwrap();
-        assert_eq!(spool.sync_due(), None, "{policy}: nothing written yet");
+        assert_eq!(spool.due(), None, "{policy}: nothing written yet");
         let span = ahead(&mut spool, &events(0..3));
-        assert_eq!(spool.sync_due().is_some(), due_after_append, "{policy}");
+        assert_eq!(spool.due().is_some(), due_after_append, "{policy}");
         spool.land(span, true);
-        spool.sync(Instant::now());
-        assert_eq!(spool.sync_due(), None, "{policy}: all synced");
+        let moved = Instant::now();
+        let due = spool.due().expect("the moved cursor is to be written");
+        assert!(
+            due <= moved + Duration::from_millis(100),
+            "{policy}: within the spool delay"
+        );
+        spool.maintain(moved, false);
+        assert!(spool.due().is_some(), "{policy}: not before it is due");
+        spool.maintain(moved, true);
+        assert_eq!(spool.due(), None, "{policy}: all written and synced");
         assert!(spool.take_sync_error().is_none(), "{policy}");
     }
 }

@@ -8,18 +8,26 @@ use std::time::{Duration, Instant};
 use super::Worker;
 use super::Written;
 use super::write::{keep_for_otlp, spill, spool_records, take, write_locals};
+use crate::export::otlp::Retrying;
 use crate::record::queued::Checked;
 use crate::spool::{Append, Landed, Span};
 
-/// Most batches written ahead and held in memory for their export (`durable`); past it, the
-/// oldest are left for replay, so a slow collector costs disk reads, not memory.
-pub(super) const MAX_WRITTEN: usize = 4;
+/// Most records written ahead and held in memory for their export (`durable`), as a multiple of
+/// the queue's capacity; past it, the oldest batches are left for replay, so a collector slower
+/// than the application costs disk reads, not unbounded memory.
+const MAX_WRITTEN_QUEUES: usize = 1;
 
-/// The records of a batch whose export is waited for, and where they were written ahead.
+/// The records of a batch whose export is waited for, where they were written ahead, and whether
+/// an attempt of that export failed.
 pub(super) struct Held<'a> {
     pub records: &'a [Checked],
     pub span: &'a mut Option<Span>,
+    pub retrying: Retrying,
 }
+
+/// Most batches one call of the idle work moves from the queue to the spool: the export being
+/// waited for is looked at again between calls, whatever the rate of the application.
+const MAX_BATCHES_PER_TICK: usize = 16;
 
 impl Worker {
     /// The batch delay now: the spool delay while records must reach the spool promptly.
@@ -32,17 +40,17 @@ impl Worker {
         }
     }
 
-    /// Syncs the spool if its interval passed; returns when the next sync is due.
+    /// Writes the spool's cursor and syncs it when due; returns when it is next due.
     pub(super) fn sync_spool(&mut self, now: Instant) -> Option<Instant> {
         let spool = self.sinks.spool.as_mut()?;
-        if spool.sync_due().is_some_and(|at| at <= now) {
-            spool.sync(now);
+        if spool.due().is_some_and(|at| at <= now) {
+            spool.maintain(now, false);
         }
         if let Some(e) = spool.take_sync_error() {
             let msg = format!("could not sync the spool {}: {e}", spool.path().display());
             self.diag.report(&self.link, &msg);
         }
-        self.sinks.spool.as_ref()?.sync_due()
+        self.sinks.spool.as_ref()?.due()
     }
 
     /// Takes the oldest batch written ahead as the current batch, if the current one is empty.
@@ -53,6 +61,7 @@ impl Worker {
         let Some(w) = self.written.pop_front() else {
             return false;
         };
+        self.written_records -= w.records.len();
         self.batch_bytes = w.records.iter().map(Checked::approx_size).sum();
         self.batch = w.records;
         self.batch_span = w.span;
@@ -71,9 +80,10 @@ impl Worker {
             .flatten()
     }
 
-    /// Writes the current batch ahead, if it is not yet.
+    /// Writes the current batch ahead, if it is ready (its local outputs written, the exporter's
+    /// threshold applied: it is sent as it is) and not written yet.
     pub(super) fn write_ahead_current(&mut self) {
-        if self.batch_span.is_none() && !self.batch.is_empty() {
+        if self.batch_ready && self.batch_span.is_none() && !self.batch.is_empty() {
             let batch = std::mem::take(&mut self.batch);
             self.batch_span = self.write_ahead(&batch);
             self.batch = batch;
@@ -106,12 +116,13 @@ impl Worker {
         if !spool_queue || self.sinks.spool.is_none() {
             return self.link.abort_exports();
         }
-        let errors = self.link.counters.export_errors();
-        if errors != self.errors_seen {
-            self.errors_seen = errors;
+        let failing = held.as_ref().is_some_and(|h| h.retrying.get())
+            || self.flights.iter().any(|f| f.flight.failed_once());
+        if failing {
             self.policy.attempt_failed();
         }
         let now = Instant::now();
+        self.sync_spool(now);
         let drain_due = now.saturating_duration_since(self.last_drain) >= self.spool_max_delay / 2;
         if self.policy.spool_promptly() {
             if let Some(h) = held
@@ -155,7 +166,7 @@ impl Worker {
             self.sinks.service_name.as_str(),
             &self.sinks.redactor,
         );
-        let size = (self.batcher.max_size(), all);
+        let size = (self.batcher.max_size(), all, MAX_BATCHES_PER_TICK);
         spill(
             &self.link,
             sinks,
@@ -167,11 +178,12 @@ impl Worker {
     }
 
     /// `durable`: moves the whole queue into batches written ahead (local outputs written, the
-    /// exporter's threshold applied), held for export; past [`MAX_WRITTEN`] the oldest are left
-    /// for replay.
+    /// exporter's threshold applied), held for export; past [`MAX_WRITTEN_QUEUES`] queues' worth
+    /// the oldest are left for replay.
     fn write_ahead_queue(&mut self) {
+        let bound = self.link.queue.capacity() * MAX_WRITTEN_QUEUES;
         self.last_drain = Instant::now();
-        loop {
+        for _ in 0..MAX_BATCHES_PER_TICK {
             let mut records = Vec::with_capacity(self.batcher.max_size());
             while records.len() < self.batcher.max_size() {
                 match take(&self.link) {
@@ -196,9 +208,11 @@ impl Worker {
                 continue;
             }
             let span = self.write_ahead(&records);
+            self.written_records += records.len();
             self.written.push_back(Written { records, span });
-            while self.written.len() > MAX_WRITTEN {
+            while self.written_records > bound {
                 if let Some(w) = self.written.pop_front() {
+                    self.written_records -= w.records.len();
                     self.leave_for_replay(&w.records, w.span);
                 }
             }

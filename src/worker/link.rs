@@ -31,9 +31,9 @@ pub(crate) struct Link {
 
 /// Where callers wait for room in a full queue, woken by the worker as it takes records.
 ///
-/// No wakeup is lost: a waiter counts itself in `waiters` (a SeqCst read-modify-write) before it
-/// tries the queue again under `lock`; the worker frees slots, then (after a SeqCst fence) reads
-/// `waiters`, and notifies under `lock`. Either the waiter's try sees the freed slot, or the
+/// No wakeup is lost: a waiter counts itself in `waiters`, then (after a SeqCst fence) tries the
+/// queue again under `lock`; the worker frees slots, then (after a SeqCst fence) reads `waiters`,
+/// and notifies under `lock`. Either the waiter's try sees the freed slot, or the
 /// worker sees the waiter and its notification comes after the waiter is waiting (it holds
 /// `lock` from its count until `wait` releases it). A lost wakeup would still end at the
 /// waiter's deadline.
@@ -118,6 +118,8 @@ impl Link {
         let deadline = policy::deadline_after(Instant::now(), wait);
         let mut guard = lock(&self.room.lock);
         self.room.waiters.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `room_made`: orders the count before the queue is read again.
+        fence(Ordering::SeqCst);
         let result = loop {
             match self.queue.try_push(record, sheddable) {
                 Ok(_) => break Ok(()),

@@ -105,13 +105,13 @@ struct Worker {
     batch_ready: bool,
     /// Where the current batch was written to the spool ahead of its export, if it was.
     batch_span: Option<Span>,
-    /// Batches written ahead (`durable`), oldest first: at most [`ahead::MAX_WRITTEN`].
+    /// Batches written ahead (`durable`), oldest first: at most a queue's capacity of records.
     written: VecDeque<Written>,
+    /// Records in `written`.
+    written_records: usize,
     durable: bool,
     schedule_delay: Duration,
     spool_max_delay: Duration,
-    /// `export_errors` when last looked at: a change says an attempt failed.
-    errors_seen: u64,
     /// When records were last taken from the queue.
     last_drain: Instant,
 }
@@ -138,10 +138,10 @@ pub(crate) fn run(
         batch_ready: false,
         batch_span: None,
         written: VecDeque::new(),
+        written_records: 0,
         durable: settings.durable,
         schedule_delay: settings.schedule_delay,
         spool_max_delay: settings.spool_max_delay,
-        errors_seen: 0,
         last_drain: Instant::now(),
     };
     loop {
@@ -207,7 +207,8 @@ impl Worker {
     /// Takes the oldest batch written ahead as the batch, or moves queued records into it until it
     /// is full or the queue is empty.
     fn fill(&mut self) {
-        if self.take_written() {
+        // A batch written ahead is sent as it was written: nothing is added to it.
+        if self.batch_ready || self.take_written() {
             return;
         }
         self.last_drain = Instant::now();
@@ -224,8 +225,8 @@ impl Worker {
     /// Publishes how many records the worker holds (the batch being filled, those written ahead
     /// and those in flight).
     fn publish_in_flight(&self) {
-        let flying: usize = self.flights.iter().map(|f| f.records.len()).sum::<usize>()
-            + self.written.iter().map(|w| w.records.len()).sum::<usize>();
+        let flying: usize =
+            self.flights.iter().map(|f| f.records.len()).sum::<usize>() + self.written_records;
         self.link
             .counters
             .set_in_flight((self.batch.len() + flying) as u64);
@@ -243,10 +244,14 @@ impl Worker {
     }
 
     fn clear_batch(&mut self) {
+        if let (Some(span), Some(spool)) = (self.batch_span.take(), self.sinks.spool.as_mut()) {
+            // Written ahead and neither sent nor spooled (no path leaves one so): its records are
+            // on disk, so they are left for replay rather than held as on their way forever.
+            spool.land(span, false);
+        }
         self.batch.clear();
         self.batch_bytes = 0;
         self.batch_ready = false;
-        self.batch_span = None;
     }
 
     /// Exports everything enqueued before the call, in batches, each bounded by `deadline`. Records
@@ -288,8 +293,10 @@ impl Worker {
         if self.sinks.spool.is_some() {
             // Written ahead and not sent: left for the next start's replay.
             while let Some(w) = self.written.pop_front() {
+                self.written_records -= w.records.len();
                 self.leave_for_replay(&w.records, w.span);
             }
+            self.publish_in_flight();
         }
         loop {
             self.fill();
@@ -314,7 +321,7 @@ impl Worker {
             self.clear_batch();
         }
         if let Some(spool) = self.sinks.spool.as_mut() {
-            spool.sync(Instant::now());
+            spool.maintain(Instant::now(), true);
         }
         let queue = &self.link.queue;
         let unpublished = queue.pushed().saturating_sub(queue.popped()) as u64;
@@ -372,7 +379,7 @@ impl Worker {
             self.spool_current();
             return;
         }
-        if failover && self.durable && self.batch_span.is_none() {
+        if failover && (self.durable || self.policy.spool_promptly()) {
             // Written before anything can make the worker wait.
             self.write_ahead_current();
         }
@@ -428,6 +435,7 @@ impl Worker {
         let held = ahead::Held {
             records: &records,
             span: &mut span,
+            retrying: flight.retrying(),
         };
         let outcome = self.wait(flight, failover, Some(held));
         let n = records.len() as u64;

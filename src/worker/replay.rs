@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::Worker;
+use super::ahead::Held;
 use super::policy::{self, Attempt, ReplayVerdict};
 use crate::export::ExportOutcome;
 use crate::record::LogEvent;
@@ -43,9 +44,24 @@ impl Worker {
             }
         };
         let n = rb.events.len() as u64;
-        let outcome = if n == 0 {
-            ExportOutcome::Delivered { rejected: 0 }
-        } else {
+        if n == 0 {
+            // Nothing to send (lines skipped as delivered live or unreadable, or the cursor is at a
+            // span on its way live): no attempt, so nothing for the policy to learn. The cursor
+            // moves if the batch passed any line.
+            let moved = rb.moved();
+            if let Some(spool) = self.sinks.spool.as_mut() {
+                if moved {
+                    if let Err(e) = spool.ack(&rb) {
+                        let msg = format!("could not update the spool cursor: {e}");
+                        self.diag.report(&self.link, &msg);
+                    }
+                } else {
+                    spool.abandon(&rb);
+                }
+            }
+            return moved;
+        }
+        let outcome = {
             let now = Instant::now();
             let deadline = self.policy.deadline(
                 now,
@@ -54,8 +70,16 @@ impl Worker {
             let Some(mut otlp) = self.sinks.otlp.take() else {
                 return false;
             };
-            let records = rb.events.iter().map(LogEvent::record);
-            let outcome = otlp.export(records, deadline, &mut || self.tick(true, None));
+            let request = otlp.prepare(rb.events.iter().map(LogEvent::record));
+            let flight = otlp.send(request, deadline);
+            // Its records are on disk already: only whether it is retried matters meanwhile.
+            let mut none = None;
+            let mut held = Held {
+                records: &[],
+                span: &mut none,
+                retrying: flight.retrying(),
+            };
+            let outcome = otlp.wait(flight, &mut || self.tick(true, Some(&mut held)));
             self.sinks.otlp = Some(otlp);
             outcome
         };

@@ -161,13 +161,14 @@ pub(super) fn spool_records(
 }
 
 /// Moves queued records to the local outputs and the spool (as backlog) while an export waits and
-/// the queue is above the spill threshold, down to it (with `all`, the whole queue): memory
-/// absorbs bursts while the collector keeps up, the disk takes over when it does not.
+/// the queue is above the spill threshold, down to it (with `all`, the whole queue), at most
+/// `max_batches` batches: memory absorbs bursts while the collector keeps up, the disk takes over
+/// when it does not.
 pub(super) fn spill(
     link: &Link,
     sinks: (&mut [Local], &mut Spool, &str, &Redactor),
     otlp_filter: &Threshold,
-    (batch_size, all): (usize, bool),
+    (batch_size, all, max_batches): (usize, bool, usize),
     lines: &mut Vec<u8>,
     diag: &mut Diagnostics,
 ) {
@@ -181,7 +182,10 @@ pub(super) fn spill(
             batch_size,
         )
     };
-    while link.queue.len() > threshold {
+    for _ in 0..max_batches {
+        if link.queue.len() <= threshold {
+            break;
+        }
         let mut spilled = Vec::with_capacity(batch_size);
         while spilled.len() < batch_size {
             match take(link) {

@@ -78,7 +78,38 @@ pub(crate) struct OtlpExporter {
 }
 
 /// An export under way on the I/O thread.
-pub(crate) struct InFlight(tokio::task::JoinHandle<ExportOutcome>);
+pub(crate) struct InFlight {
+    task: tokio::task::JoinHandle<ExportOutcome>,
+    retrying: Retrying,
+}
+
+/// Set by an export's task when one of its attempts failed and it will be retried: the worker
+/// reads it while the export is still under way.
+#[derive(Clone, Default)]
+pub(crate) struct Retrying(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Retrying {
+    /// Whether an attempt failed.
+    pub(crate) fn get(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl InFlight {
+    /// What tells whether one of its attempts failed.
+    pub(crate) fn retrying(&self) -> Retrying {
+        self.retrying.clone()
+    }
+
+    /// Whether one of its attempts failed (it is being retried, or gave up).
+    pub(crate) fn failed_once(&self) -> bool {
+        self.retrying.get()
+    }
+}
 
 impl OtlpExporter {
     /// `redactor` masks secret values (the pipeline's, so both share its verdicts per key).
@@ -143,6 +174,8 @@ impl OtlpExporter {
         let request_timeout = self.request_timeout;
         let counters = self.counters.clone();
         let mut jitter = self.jitter.fork();
+        let retrying = Retrying::default();
+        let failed = retrying.clone();
         let work = async move {
             let mut attempt = 0u32;
             loop {
@@ -168,6 +201,7 @@ impl OtlpExporter {
                     Attempt::Failed { retry, reason } => (retry, reason),
                 };
                 counters.add_export_error();
+                failed.set();
                 let backoff = retry::backoff(attempt, INITIAL_BACKOFF, MAX_BACKOFF, jitter.next());
                 let wait = match retry {
                     Retry::Permanent => {
@@ -190,7 +224,10 @@ impl OtlpExporter {
                 attempt += 1;
             }
         };
-        InFlight(self.handle.spawn(work))
+        InFlight {
+            task: self.handle.spawn(work),
+            retrying,
+        }
     }
 
     /// Waits for `flight`'s outcome, calling `idle` every few milliseconds meanwhile; when `idle`
@@ -200,7 +237,7 @@ impl OtlpExporter {
         flight: InFlight,
         idle: &mut dyn FnMut() -> bool,
     ) -> ExportOutcome {
-        let InFlight(mut handle) = flight;
+        let mut handle = flight.task;
         self.handle.block_on(async {
             loop {
                 tokio::select! {
@@ -265,21 +302,6 @@ fn is_loopback(endpoint: &str) -> bool {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback()),
         None => false,
-    }
-}
-
-impl OtlpExporter {
-    /// Exports `batch` and waits for the outcome: [`prepare`](Self::prepare), [`send`](Self::send)
-    /// and [`wait`](Self::wait) in one.
-    pub(crate) fn export<'r>(
-        &mut self,
-        batch: impl IntoIterator<Item = Record<'r>>,
-        deadline: Instant,
-        idle: &mut dyn FnMut() -> bool,
-    ) -> ExportOutcome {
-        let request = self.prepare(batch);
-        let flight = self.send(request, deadline);
-        self.wait(flight, idle)
     }
 }
 
