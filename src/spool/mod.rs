@@ -39,6 +39,7 @@
 
 pub(crate) mod acks;
 mod read;
+mod sync;
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
@@ -52,6 +53,7 @@ use crate::export::file::fs::{create_dir, open_append, with_path};
 use crate::stats::{Counters, DropReason};
 use acks::Acks;
 pub(crate) use acks::Span;
+use sync::{Unsynced, sync_dir};
 
 const SEGMENT_INFIX: &str = ".spool.";
 
@@ -85,15 +87,6 @@ pub(crate) enum Landed {
     /// Its segment is gone (removed from under the spool): an undelivered batch must be written
     /// again.
     Gone,
-}
-
-/// What is written and not yet synced, under `LOG_SPOOL_FSYNC`.
-#[derive(Debug)]
-struct Unsynced {
-    data: bool,
-    cursor: bool,
-    dir: bool,
-    last_sync: Instant,
 }
 
 pub(crate) struct Spool {
@@ -499,91 +492,6 @@ impl Spool {
         Ok(())
     }
 
-    /// A file was created, renamed or removed: its directory entry is synced as the policy says.
-    fn dir_changed(&mut self) {
-        match self.fsync {
-            SpoolFsync::Always => {
-                if let Err(e) = sync_dir(&self.dir) {
-                    self.sync_error = Some(e);
-                }
-            }
-            SpoolFsync::Every(_) => self.unsynced.dir = true,
-            _ => {}
-        }
-    }
-
-    /// When [`Spool::maintain`] has work: a cursor to write, or a sync at the interval.
-    pub(crate) fn due(&self) -> Option<Instant> {
-        let cursor = self.cursor_pending.map(|t| t + self.cursor_delay);
-        cursor.into_iter().chain(self.sync_due()).min()
-    }
-
-    fn sync_due(&self) -> Option<Instant> {
-        let SpoolFsync::Every(interval) = self.fsync else {
-            return None;
-        };
-        let u = &self.unsynced;
-        (u.data || u.cursor || u.dir).then(|| u.last_sync + interval)
-    }
-
-    /// Writes the cursor moved by live deliveries once the spool delay passed since it moved, and
-    /// syncs what is unsynced at the fsync interval; with `all` (shutdown), both now.
-    pub(crate) fn maintain(&mut self, now: Instant, all: bool) {
-        if let Some(moved) = self.cursor_pending
-            && (all || now >= moved + self.cursor_delay)
-        {
-            match self.write_cursor(self.fsync == SpoolFsync::Always) {
-                Ok(()) if matches!(self.fsync, SpoolFsync::Every(_)) => self.unsynced.cursor = true,
-                Ok(()) => {}
-                Err(e) => self.sync_error = Some(e),
-            }
-        }
-        let u = &self.unsynced;
-        let unsynced = u.data || u.cursor || u.dir;
-        let sync = match self.fsync {
-            SpoolFsync::Every(interval) => unsynced && (all || now >= u.last_sync + interval),
-            _ => false,
-        };
-        if sync {
-            self.sync(now);
-        }
-    }
-
-    /// Syncs what is unsynced: data, cursor, directory entries.
-    fn sync(&mut self, now: Instant) {
-        let result = (|| {
-            if self.unsynced.data {
-                self.active.sync_data()?;
-            }
-            if self.unsynced.cursor {
-                self.write_cursor(true)
-            } else if self.unsynced.dir {
-                sync_dir(&self.dir)
-            } else {
-                Ok(())
-            }
-        })();
-        match result {
-            Ok(()) => {
-                self.unsynced = Unsynced {
-                    data: false,
-                    cursor: false,
-                    dir: false,
-                    last_sync: now,
-                };
-            }
-            Err(e) => {
-                self.unsynced.last_sync = now;
-                self.sync_error = Some(e);
-            }
-        }
-    }
-
-    /// The last sync error since the last call, for the worker to report.
-    pub(crate) fn take_sync_error(&mut self) -> Option<io::Error> {
-        self.sync_error.take()
-    }
-
     /// Writes the cursor to a temporary file renamed into place; with `sync`, the file is synced
     /// before the rename (a power loss must not leave an empty one) and the directory after it.
     fn write_cursor(&mut self, sync: bool) -> io::Result<()> {
@@ -626,11 +534,6 @@ fn take_lock(dir: &Path, name: &str, file_mode: u32) -> io::Result<File> {
         )),
         Err(fs::TryLockError::Error(e)) => Err(with_path(e, "cannot lock", &lock_path)),
     }
-}
-
-/// Makes the directory's entries (created, renamed, removed files) durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir).and_then(|d| d.sync_all())
 }
 
 /// The directory's spool segment files, oldest first (for tests and tools).

@@ -30,11 +30,12 @@ pub(super) struct Held<'a> {
 const MAX_BATCHES_PER_TICK: usize = 16;
 
 impl Worker {
-    /// The batch delay now: the spool delay while records must reach the spool promptly.
+    /// The batch delay now: half the spool delay while records must reach the spool promptly (a
+    /// record waits at most that long in the queue, and its batch's writing takes the rest).
     pub(super) fn delay(&self) -> Duration {
         let prompt = self.sinks.spool.is_some() && (self.durable || self.policy.spool_promptly());
         if prompt {
-            self.schedule_delay.min(self.spool_max_delay)
+            self.schedule_delay.min(self.spool_max_delay / 2)
         } else {
             self.schedule_delay
         }
