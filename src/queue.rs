@@ -47,7 +47,10 @@ use std::mem::MaybeUninit;
 
 use self::sync::{AtomicBool, AtomicUsize, Ordering, UnsafeCell, fence, spin};
 
+mod room;
 mod sync;
+
+pub(crate) use room::{Room, Tried};
 
 /// Most values a queue holds: the position space (2^63, or 2^31 on 32-bit targets) must hold many
 /// laps of at most twice this.

@@ -306,3 +306,35 @@ fn loom_a_full_batch_wakes_the_parked_consumer() {
         }
     });
 }
+
+/// A producer finding the queue full waits in [`Room`] and is woken by the consumer's pop: under
+/// loom a timed wait never times out, so a lost wakeup is a deadlock the model reports.
+#[test]
+fn loom_a_producer_waiting_for_room_is_woken() {
+    model(3, || {
+        let q = Arc::new(Queue::new(1, 1).unwrap());
+        push(&q, 0);
+        let room = Arc::new(Room::new());
+        let producer = {
+            let (q, room) = (q.clone(), room.clone());
+            thread::spawn(move || {
+                let far = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+                let tried = room.wait_for(
+                    far,
+                    1usize,
+                    |v| match q.try_push(v, false) {
+                        Ok(_) => Tried::Done,
+                        Err((v, PushError::Full)) => Tried::Full(v),
+                        Err(_) => Tried::Refused,
+                    },
+                    || {},
+                );
+                assert!(matches!(tried, Tried::Done), "{tried:?}");
+            })
+        };
+        assert_eq!(pop(&q), 0);
+        room.made();
+        producer.join().unwrap();
+        assert_eq!(pop(&q), 1);
+    });
+}

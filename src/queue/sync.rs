@@ -1,4 +1,4 @@
-//! The atomics and the cell the queue is built on: loom's when model-checking
+//! The atomics, the cell and the lock the queue is built on: loom's when model-checking
 //! (`RUSTFLAGS="--cfg olb_loom" cargo test --release --lib loom`), std's otherwise, behind the same
 //! API so the queue's code is one version. (loom is a dev-dependency: only test builds have it.)
 
@@ -6,6 +6,7 @@
 pub(super) use loom::{
     cell::UnsafeCell,
     sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence},
+    sync::{Condvar, Mutex, MutexGuard},
     thread,
 };
 
@@ -18,6 +19,8 @@ pub(super) fn spin() {
 
 #[cfg(not(all(test, olb_loom)))]
 pub(super) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+#[cfg(not(all(test, olb_loom)))]
+pub(super) use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// In a loop that waits for another thread's store.
 #[cfg(not(all(test, olb_loom)))]

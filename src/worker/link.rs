@@ -2,13 +2,12 @@
 //! else: the queue and its doorbell, the counters, the last error, and the shutdown's deadline for
 //! exports. The threads that log push through it; the worker pops, sleeps and reports through it.
 
-use std::sync::atomic::{AtomicUsize, Ordering, fence};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use super::policy;
-use crate::queue::{Doorbell, PushError, Queue, QueueError};
+use crate::queue::{Doorbell, PushError, Queue, QueueError, Room, Tried};
 use crate::record::queued::Queued;
 use crate::stats::{Counters, DropReason, Stats};
 
@@ -29,21 +28,6 @@ pub(crate) struct Link {
     room: Room,
 }
 
-/// Where callers wait for room in a full queue, woken by the worker as it takes records.
-///
-/// No wakeup is lost: a waiter counts itself in `waiters`, then (after a SeqCst fence) tries the
-/// queue again under `lock`; the worker frees slots, then (after a SeqCst fence) reads `waiters`,
-/// and notifies under `lock`. Either the waiter's try sees the freed slot, or the
-/// worker sees the waiter and its notification comes after the waiter is waiting (it holds
-/// `lock` from its count until `wait` releases it). A lost wakeup would still end at the
-/// waiter's deadline.
-#[derive(Default)]
-struct Room {
-    waiters: AtomicUsize,
-    lock: Mutex<()>,
-    freed: Condvar,
-}
-
 /// A lock whose holder panicked is still usable: what it guards is a plain value.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -61,7 +45,7 @@ impl Link {
     ) -> Result<Self, QueueError> {
         Ok(Link {
             block,
-            room: Room::default(),
+            room: Room::new(),
             queue: Queue::new(capacity, high_watermark)?,
             doorbell: Doorbell::new(batch_size),
             worker: OnceLock::new(),
@@ -111,49 +95,31 @@ impl Link {
     #[cold]
     fn push_waiting(
         &self,
-        mut record: Queued,
+        record: Queued,
         sheddable: bool,
         wait: Duration,
     ) -> Result<(), PushError> {
         let deadline = policy::deadline_after(Instant::now(), wait);
-        let mut guard = lock(&self.room.lock);
-        self.room.waiters.fetch_add(1, Ordering::SeqCst);
-        // Pairs with the fence in `room_made`: orders the count before the queue is read again.
-        fence(Ordering::SeqCst);
-        let result = loop {
-            match self.queue.try_push(record, sheddable) {
-                Ok(_) => break Ok(()),
-                Err((r, PushError::Full)) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break Err(PushError::Full);
-                    }
-                    record = r;
-                    // A full queue holds a full batch: the worker is awake or about to be.
-                    self.wake();
-                    guard = match self.room.freed.wait_timeout(guard, deadline - now) {
-                        Ok((g, _)) => g,
-                        Err(p) => p.into_inner().0,
-                    };
-                }
-                Err((_, refused)) => break Err(refused),
+        let mut refused = PushError::Full;
+        let push = |r| match self.queue.try_push(r, sheddable) {
+            Ok(_) => Tried::Done,
+            Err((r, PushError::Full)) => Tried::Full(r),
+            Err((_, other)) => {
+                refused = other;
+                Tried::Refused
             }
         };
-        self.room.waiters.fetch_sub(1, Ordering::SeqCst);
-        drop(guard);
-        result
+        // A full queue holds a full batch: the worker is awake or about to be.
+        match self.room.wait_for(deadline, record, push, || self.wake()) {
+            Tried::Done => Ok(()),
+            _ => Err(refused),
+        }
     }
 
     /// The worker took records from the queue: wakes the callers waiting for room, if any.
     pub(crate) fn room_made(&self) {
-        if self.block.is_none() {
-            return;
-        }
-        // Orders the pops' frees before the read of `waiters` (see [`Room`]).
-        fence(Ordering::SeqCst);
-        if self.room.waiters.load(Ordering::Relaxed) > 0 {
-            let _g = lock(&self.room.lock);
-            self.room.freed.notify_all();
+        if self.block.is_some() {
+            self.room.made();
         }
     }
 
@@ -178,8 +144,7 @@ impl Link {
         self.queue.close();
         // Callers waiting for room now find the queue closed.
         if self.block.is_some() {
-            let _g = lock(&self.room.lock);
-            self.room.freed.notify_all();
+            self.room.wake_all();
         }
         *lock(&self.abort_exports_at) = Some(policy::abort_exports_at(Instant::now(), timeout));
     }
