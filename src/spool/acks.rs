@@ -133,10 +133,10 @@ impl Acks {
             .sum()
     }
 
-    /// Keeps only the spans of segments for which `exists` holds (a cursor file written before
-    /// a crash can name a segment deleted after it).
-    pub(crate) fn retain_segments(&mut self, exists: impl Fn(u64) -> bool) {
-        self.ahead.retain(|s| exists(s.seq));
+    /// Keeps only the spans acknowledged ahead for which `valid(seq, end)` holds (a cursor file
+    /// written before a crash can name a segment deleted, or a file made again, after it).
+    pub(crate) fn retain_spans(&mut self, valid: impl Fn(u64, u64) -> bool) {
+        self.ahead.retain(|s| valid(s.seq, s.end));
     }
 
     /// Records of segment `seq` acknowledged ahead of the cursor, or on their way.

@@ -192,8 +192,15 @@ impl Spool {
             // Not the file the cursor was written for: every line of it is unacknowledged.
             acks = Acks::new((next_seq, 0));
         }
-        // Spans of segments deleted after the cursor was written count for nothing.
-        acks.retain_segments(|seq| seq == next_seq || closed.iter().any(|s| s.seq == seq));
+        // Spans of segments deleted after the cursor was written count for nothing, and so do
+        // spans past the end of their file (a file made again since: its lines are not those).
+        acks.retain_spans(|seq, end| {
+            if seq == next_seq {
+                end <= active_size
+            } else {
+                closed.iter().any(|s| s.seq == seq && end <= s.size)
+            }
+        });
         let mut spool = Spool {
             dir,
             name: config.name.clone(),
@@ -337,7 +344,7 @@ impl Spool {
         }
         if deleted {
             self.settle_cursor()?;
-            self.write_cursor(false)?;
+            self.write_cursor_by_policy()?;
         }
         if let Err(e) = self.active.write_all(&self.buf) {
             // Cut a partial batch off again, so no torn line is left for the next append to be
@@ -432,14 +439,15 @@ impl Spool {
             self.counters.add_dropped(DropReason::IoError, lost);
         }
         self.acks.forget(self.next_seq);
-        // A new file gets a new number: positions in the old one mean nothing in it.
+        // A new file gets a new number: positions in the old one mean nothing in it. The cursor
+        // naming that number is written before the file is made, so a crash in between leaves
+        // no cursor that would read the new file with the old one's positions.
         self.next_seq += 1;
         self.active_records = 0;
         self.active_delivered = 0;
         self.active_size = 0;
         create_dir(&self.dir, self.dir_mode)
             .map_err(|e| with_path(e, "cannot create log directory", &self.dir))?;
-        self.active = open_append(&self.active_path(), self.file_mode)?;
         let lock_path = self.dir.join(format!("{}.lock", self.name));
         if !lock_path.exists() {
             // The lock file went with the directory: take a new one. (Our lock on the old file
@@ -448,6 +456,7 @@ impl Spool {
         }
         self.settle_cursor()?;
         self.write_cursor(true)?;
+        self.active = open_append(&self.active_path(), self.file_mode)?;
         self.publish_size();
         Ok(())
     }
@@ -475,7 +484,7 @@ impl Spool {
         self.active = open_append(&self.active_path(), self.file_mode)?;
         self.dir_changed();
         // The cursor names the active segment's number, which just moved on.
-        self.write_cursor(false)
+        self.write_cursor_by_policy()
     }
 
     fn delete_at(&mut self, i: usize) -> io::Result<()> {
@@ -494,8 +503,27 @@ impl Spool {
 
     /// Writes the cursor to a temporary file renamed into place; with `sync`, the file is synced
     /// before the rename (a power loss must not leave an empty one) and the directory after it.
+    /// Writes the cursor, synced as `LOG_SPOOL_FSYNC` says: now (`always`), at the interval, or by
+    /// the kernel (`off`).
+    fn write_cursor_by_policy(&mut self) -> io::Result<()> {
+        self.write_cursor(self.fsync == SpoolFsync::Always)?;
+        if matches!(self.fsync, SpoolFsync::Every(_)) {
+            self.unsynced.cursor = true;
+        }
+        Ok(())
+    }
+
     fn write_cursor(&mut self, sync: bool) -> io::Result<()> {
-        self.cursor_pending = None;
+        let pending = self.cursor_pending.take();
+        let written = self.write_cursor_file(sync);
+        if written.is_err() {
+            // Tried again at the next maintenance.
+            self.cursor_pending = pending.or(Some(Instant::now()));
+        }
+        written
+    }
+
+    fn write_cursor_file(&self, sync: bool) -> io::Result<()> {
         let path = self.dir.join(format!("{}{SEGMENT_INFIX}cursor", self.name));
         let tmp = self
             .dir

@@ -51,12 +51,9 @@ impl Spool {
     pub(crate) fn maintain(&mut self, now: Instant, all: bool) {
         if let Some(moved) = self.cursor_pending
             && (all || now >= moved + self.cursor_delay)
+            && let Err(e) = self.write_cursor_by_policy()
         {
-            match self.write_cursor(self.fsync == SpoolFsync::Always) {
-                Ok(()) if matches!(self.fsync, SpoolFsync::Every(_)) => self.unsynced.cursor = true,
-                Ok(()) => {}
-                Err(e) => self.sync_error = Some(e),
-            }
+            self.sync_error = Some(e);
         }
         let u = &self.unsynced;
         let unsynced = u.data || u.cursor || u.dir;

@@ -189,3 +189,27 @@ fn syncs_are_due_at_the_interval_only_when_something_is_unsynced() {
         assert!(spool.take_sync_error().is_none(), "{policy}");
     }
 }
+
+#[test]
+fn acknowledged_spans_of_a_file_made_again_are_not_applied_to_its_new_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 1 << 20, 1 << 22);
+    {
+        let mut spool = Spool::open(&cfg, "svc", Arc::new(Counters::default())).unwrap();
+        let waiting = ahead(&mut spool, &events(0..10));
+        let delivered = ahead(&mut spool, &events(10..20));
+        spool.land(waiting, false);
+        spool.land(delivered, true);
+        spool.maintain(Instant::now(), true);
+        // A crash; then the active file is replaced by an empty one before the next start.
+    }
+    std::fs::remove_file(tmp.path().join("app.log")).unwrap();
+    std::fs::write(tmp.path().join("app.log"), b"").unwrap();
+    let mut spool = Spool::open(&cfg, "svc", Arc::new(Counters::default())).unwrap();
+    spool.append(&events(20..60)).unwrap();
+    assert_eq!(
+        replay_all(&mut spool, 100),
+        (20..60).collect::<Vec<_>>(),
+        "no new line is taken for one the collector acknowledged in the old file"
+    );
+}

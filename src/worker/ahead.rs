@@ -10,7 +10,7 @@ use super::Written;
 use super::write::{keep_for_otlp, spill, spool_records, take, write_locals};
 use crate::export::otlp::Retrying;
 use crate::record::queued::Checked;
-use crate::spool::{Append, Landed, Span};
+use crate::spool::{Append, Landed, MAX_BATCH_BYTES, Span};
 
 /// Most records written ahead and held in memory for their export (`durable`), as a multiple of
 /// the queue's capacity; past it, the oldest batches are left for replay, so a collector slower
@@ -81,10 +81,18 @@ impl Worker {
             .flatten()
     }
 
-    /// Writes the current batch ahead, if it is ready (its local outputs written, the exporter's
-    /// threshold applied: it is sent as it is) and not written yet.
+    /// Writes the current batch ahead, if it is not written yet; a batch not ready yet is made
+    /// ready first (its local outputs written, the exporter's threshold applied: it is then sent
+    /// as it is, nothing added).
     pub(super) fn write_ahead_current(&mut self) {
-        if self.batch_ready && self.batch_span.is_none() && !self.batch.is_empty() {
+        if !self.batch_ready && !self.batch.is_empty() {
+            self.write_locals();
+            if self.sinks.otlp.is_some() {
+                self.keep_for_otlp();
+            }
+            self.batch_ready = true;
+        }
+        if self.batch_span.is_none() && !self.batch.is_empty() {
             let batch = std::mem::take(&mut self.batch);
             self.batch_span = self.write_ahead(&batch);
             self.batch = batch;
@@ -124,7 +132,6 @@ impl Worker {
         }
         let now = Instant::now();
         self.sync_spool(now);
-        let drain_due = now.saturating_duration_since(self.last_drain) >= self.spool_max_delay / 2;
         if self.policy.spool_promptly() {
             if let Some(h) = held
                 && h.span.is_none()
@@ -140,17 +147,30 @@ impl Worker {
             }
             self.flights = flights;
             self.write_ahead_current();
-            if drain_due {
-                self.spill_queue(true);
-            }
+            self.drain_to_spool_if_due(now);
         } else if self.durable {
-            if drain_due {
-                self.write_ahead_queue();
-            }
+            self.drain_to_spool_if_due(now);
         } else {
             self.spill_queue(false);
         }
         self.link.abort_exports()
+    }
+
+    /// When records must reach the spool promptly (`durable`, or `failover` from a failed
+    /// attempt) and half the spool delay passed since the queue was last emptied: moves it to the
+    /// spool (written ahead in `durable`, as backlog in `failover`), at most
+    /// [`MAX_BATCHES_PER_TICK`] batches a call.
+    pub(super) fn drain_to_spool_if_due(&mut self, now: Instant) {
+        if self.sinks.spool.is_none()
+            || now.saturating_duration_since(self.last_drain) < self.spool_max_delay / 2
+        {
+            return;
+        }
+        if self.policy.spool_promptly() {
+            self.spill_queue(true);
+        } else if self.durable {
+            self.write_ahead_queue();
+        }
     }
 
     /// Spills the queue to the spool as backlog: all of it, or what is above the spill threshold.
@@ -158,9 +178,6 @@ impl Worker {
         let Some(spool) = self.sinks.spool.as_mut() else {
             return;
         };
-        if all {
-            self.last_drain = Instant::now();
-        }
         let sinks = (
             &mut self.sinks.locals[..],
             spool,
@@ -168,7 +185,7 @@ impl Worker {
             &self.sinks.redactor,
         );
         let size = (self.batcher.max_size(), all, MAX_BATCHES_PER_TICK);
-        spill(
+        let spilled = spill(
             &self.link,
             sinks,
             &self.sinks.otlp_filter,
@@ -176,6 +193,9 @@ impl Worker {
             &mut self.lines,
             &mut self.diag,
         );
+        if all && spilled {
+            self.last_drain = Instant::now();
+        }
     }
 
     /// `durable`: moves the whole queue into batches written ahead (local outputs written, the
@@ -183,13 +203,22 @@ impl Worker {
     /// the oldest are left for replay.
     fn write_ahead_queue(&mut self) {
         let bound = self.link.queue.capacity() * MAX_WRITTEN_QUEUES;
-        self.last_drain = Instant::now();
+        let mut emptied = false;
         for _ in 0..MAX_BATCHES_PER_TICK {
+            let from = self.link.queue.popped();
             let mut records = Vec::with_capacity(self.batcher.max_size());
-            while records.len() < self.batcher.max_size() {
+            let mut bytes = 0;
+            // Cut as a live batch is: by count, and by size under what a collector accepts.
+            while records.len() < self.batcher.max_size() && bytes < MAX_BATCH_BYTES {
                 match take(&self.link) {
-                    Some(q) => records.push(q),
-                    None => break,
+                    Some(q) => {
+                        bytes += q.approx_size();
+                        records.push(q);
+                    }
+                    None => {
+                        emptied = true;
+                        break;
+                    }
                 }
             }
             self.link.room_made();
@@ -210,13 +239,23 @@ impl Worker {
             }
             let span = self.write_ahead(&records);
             self.written_records += records.len();
-            self.written.push_back(Written { records, span });
+            self.written.push_back(Written {
+                records,
+                from,
+                span,
+            });
             while self.written_records > bound {
                 if let Some(w) = self.written.pop_front() {
                     self.written_records -= w.records.len();
                     self.leave_for_replay(&w.records, w.span);
                 }
             }
+            if emptied {
+                break;
+            }
+        }
+        if emptied {
+            self.last_drain = Instant::now();
         }
         self.publish_in_flight();
     }

@@ -81,6 +81,9 @@ struct Flight {
 /// threshold applied), waiting to be sent.
 struct Written {
     records: Vec<Checked>,
+    /// The queue's `popped()` before its first record was taken: a flush takes it if that is
+    /// before the flush's target.
+    from: usize,
     /// `None` if the spool could not be written.
     span: Option<Span>,
 }
@@ -170,6 +173,8 @@ pub(crate) fn run(
         let now = Instant::now();
         w.batcher.set_delay(w.delay());
         let sync_at = w.sync_spool(now);
+        // Whatever else the worker is busy with, the queue reaches the spool in time.
+        w.drain_to_spool_if_due(now);
         if !w.written.is_empty()
             || w.batcher
                 .should_export(w.link.queue.len() + w.batch.len(), now)
@@ -211,12 +216,18 @@ impl Worker {
         if self.batch_ready || self.take_written() {
             return;
         }
-        self.last_drain = Instant::now();
+        let mut emptied = false;
         while !self.batch_full() {
             match take(&self.link) {
                 Some(q) => self.push_batch(q),
-                None => break,
+                None => {
+                    emptied = true;
+                    break;
+                }
             }
+        }
+        if emptied {
+            self.last_drain = Instant::now();
         }
         self.link.room_made();
         self.publish_in_flight();
@@ -260,7 +271,9 @@ impl Worker {
     fn drain(&mut self, deadline: Instant) {
         let target = self.link.queue.pushed();
         loop {
-            self.take_written();
+            if self.written.front().is_some_and(|w| w.from < target) {
+                self.take_written();
+            }
             while !self.batch_ready && !self.batch_full() && self.link.queue.popped() < target {
                 match take(&self.link) {
                     Some(q) => self.push_batch(q),

@@ -163,7 +163,7 @@ pub(super) fn spool_records(
 /// Moves queued records to the local outputs and the spool (as backlog) while an export waits and
 /// the queue is above the spill threshold, down to it (with `all`, the whole queue), at most
 /// `max_batches` batches: memory absorbs bursts while the collector keeps up, the disk takes over
-/// when it does not.
+/// when it does not. Returns whether the queue is down to the threshold.
 pub(super) fn spill(
     link: &Link,
     sinks: (&mut [Local], &mut Spool, &str, &Redactor),
@@ -171,7 +171,7 @@ pub(super) fn spill(
     (batch_size, all, max_batches): (usize, bool, usize),
     lines: &mut Vec<u8>,
     diag: &mut Diagnostics,
-) {
+) -> bool {
     let (locals, spool, service_name, redactor) = sinks;
     let threshold = if all {
         0
@@ -211,4 +211,5 @@ pub(super) fn spill(
             break;
         }
     }
+    link.queue.len() <= threshold
 }
