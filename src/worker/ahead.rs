@@ -147,9 +147,9 @@ impl Worker {
             }
             self.flights = flights;
             self.write_ahead_current();
-            self.drain_to_spool_if_due(now);
+            self.drain_to_spool_if_due(now, true);
         } else if self.durable {
-            self.drain_to_spool_if_due(now);
+            self.drain_to_spool_if_due(now, true);
         } else {
             self.spill_queue(false);
         }
@@ -159,17 +159,24 @@ impl Worker {
     /// When records must reach the spool promptly (`durable`, or `failover` from a failed
     /// attempt) and half the spool delay passed since the queue was last emptied: moves it to the
     /// spool (written ahead in `durable`, as backlog in `failover`), at most
-    /// [`MAX_BATCHES_PER_TICK`] batches a call.
-    pub(super) fn drain_to_spool_if_due(&mut self, now: Instant) {
+    /// [`MAX_BATCHES_PER_TICK`] batches a call. Not `waiting` on an export, at a collector's probe
+    /// time in `failover`, the queue is left for the probe: a live delivery is what ends an outage
+    /// (and a replay paused by a refusal).
+    pub(super) fn drain_to_spool_if_due(&mut self, now: Instant, waiting: bool) {
         if self.sinks.spool.is_none()
             || now.saturating_duration_since(self.last_drain) < self.spool_max_delay / 2
         {
             return;
         }
-        if self.policy.spool_promptly() {
-            self.spill_queue(true);
-        } else if self.durable {
+        if self.durable {
+            // Written ahead and held: sent live (a probe included), or left for replay while the
+            // collector is down.
             self.write_ahead_queue();
+        } else if self.policy.spool_promptly() {
+            if !waiting && self.policy.probing() && self.policy.may_try(now) {
+                return;
+            }
+            self.spill_queue(true);
         }
     }
 

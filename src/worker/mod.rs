@@ -174,7 +174,7 @@ pub(crate) fn run(
         w.batcher.set_delay(w.delay());
         let sync_at = w.sync_spool(now);
         // Whatever else the worker is busy with, the queue reaches the spool in time.
-        w.drain_to_spool_if_due(now);
+        w.drain_to_spool_if_due(now, false);
         if !w.written.is_empty()
             || w.batcher
                 .should_export(w.link.queue.len() + w.batch.len(), now)
