@@ -8,7 +8,7 @@ use crate::config::directives::Directive;
 
 mod values;
 use crate::config::{Compression, Mode};
-use values::{boolean, bytes, count, millis, parse_resource_attributes};
+use values::{boolean, bytes, count, millis, named, parse_resource_attributes};
 pub(crate) use values::{
     directives_of, max_age, max_delay, octal_mode, parse_level, parse_redact_keys, valid_file_name,
 };
@@ -327,11 +327,7 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         .or_else(|| {
             get(OTEL_EXPORTER_OTLP_COMPRESSION).map(|v| (OTEL_EXPORTER_OTLP_COMPRESSION, v))
         }) {
-        Some((var, v)) => Some(v.parse::<Compression>().map_err(|e| Error::InvalidEnv {
-            var,
-            value: v.clone(),
-            expected: e.expected(),
-        })?),
+        Some((var, v)) => Some(named::<Compression>(var, &v)?),
         None => None,
     };
     let transport = crate::config::transport::TransportSettings::from_lookup(&get)?;
@@ -396,13 +392,7 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
             .map(|v| millis(LOG_SHUTDOWN_TIMEOUT, &v))
             .transpose()?,
         mode: get(LOG_MODE)
-            .map(|v| {
-                v.parse::<Mode>().map_err(|e| Error::InvalidEnv {
-                    var: LOG_MODE,
-                    value: v.clone(),
-                    expected: e.expected(),
-                })
-            })
+            .map(|v| named::<Mode>(LOG_MODE, &v))
             .transpose()?,
         log_dir: get(LOG_DIR).map(std::path::PathBuf::from),
         file_name: get(LOG_FILE_NAME)
@@ -433,27 +423,13 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
             })
             .transpose()?,
         file_rotation: get(LOG_FILE_ROTATE)
-            .map(|v| {
-                v.parse::<super::FileRotation>()
-                    .map_err(|e| Error::InvalidEnv {
-                        var: LOG_FILE_ROTATE,
-                        value: v.clone(),
-                        expected: e.expected(),
-                    })
-            })
+            .map(|v| named::<super::FileRotation>(LOG_FILE_ROTATE, &v))
             .transpose()?,
         file_max_age: get(LOG_FILE_MAX_AGE)
             .map(|v| max_age(LOG_FILE_MAX_AGE, &v))
             .transpose()?,
         file_compress: get(LOG_FILE_COMPRESS)
-            .map(|v| {
-                v.parse::<super::Compression>()
-                    .map_err(|e| Error::InvalidEnv {
-                        var: LOG_FILE_COMPRESS,
-                        value: v.clone(),
-                        expected: e.expected(),
-                    })
-            })
+            .map(|v| named::<super::Compression>(LOG_FILE_COMPRESS, &v))
             .transpose()?,
         file_mode: get(LOG_FILE_MODE)
             .map(|v| octal_mode(LOG_FILE_MODE, &v))
@@ -462,23 +438,10 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
             .map(|v| octal_mode(LOG_DIR_MODE, &v))
             .transpose()?,
         stdout: get(LOG_STDOUT)
-            .map(|v| {
-                v.parse::<super::Console>().map_err(|e| Error::InvalidEnv {
-                    var: LOG_STDOUT,
-                    value: v.clone(),
-                    expected: e.expected(),
-                })
-            })
+            .map(|v| named::<super::Console>(LOG_STDOUT, &v))
             .transpose()?,
         stdout_format: get(LOG_STDOUT_FORMAT)
-            .map(|v| {
-                v.parse::<super::ConsoleFormat>()
-                    .map_err(|e| Error::InvalidEnv {
-                        var: LOG_STDOUT_FORMAT,
-                        value: v.clone(),
-                        expected: e.expected(),
-                    })
-            })
+            .map(|v| named::<super::ConsoleFormat>(LOG_STDOUT_FORMAT, &v))
             .transpose()?,
         // Set to anything but nothing (an empty value reads as unset).
         no_color: get(NO_COLOR).map(|_| true),
@@ -489,24 +452,10 @@ pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EnvSet
             .map(|v| max_delay(LOG_SPOOL_MAX_DELAY, &v))
             .transpose()?,
         spool_fsync: get(LOG_SPOOL_FSYNC)
-            .map(|v| {
-                v.parse::<super::SpoolFsync>()
-                    .map_err(|e| Error::InvalidEnv {
-                        var: LOG_SPOOL_FSYNC,
-                        value: v.clone(),
-                        expected: e.expected(),
-                    })
-            })
+            .map(|v| named::<super::SpoolFsync>(LOG_SPOOL_FSYNC, &v))
             .transpose()?,
         queue_full: get(LOG_QUEUE_FULL)
-            .map(|v| {
-                v.parse::<super::QueueFull>()
-                    .map_err(|e| Error::InvalidEnv {
-                        var: LOG_QUEUE_FULL,
-                        value: v.clone(),
-                        expected: e.expected(),
-                    })
-            })
+            .map(|v| named::<super::QueueFull>(LOG_QUEUE_FULL, &v))
             .transpose()?,
         directives: get(RUST_LOG)
             .map(|v| directives_of(RUST_LOG, &v))

@@ -1,10 +1,12 @@
 //! Readers of single values: levels, numbers, sizes, durations, permissions, booleans, lists; each
 //! error names the variable, the value and what is accepted.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use super::{BOOL, BYTES, COUNT, MILLIS, OCTAL_MODE};
 use crate::Error;
+use crate::config::ParseEnumError;
 use crate::config::directives::{Directive, parse_directives};
 
 /// Parses a level name, case-insensitively (`warning` is accepted for `warn`).
@@ -168,4 +170,17 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One of a setting's names (`FromStr` with [`ParseEnumError`]): an error names the variable,
+/// the value and what is accepted.
+pub(super) fn named<T: FromStr<Err = ParseEnumError>>(
+    var: &'static str,
+    v: &str,
+) -> Result<T, Error> {
+    v.parse::<T>().map_err(|e| Error::InvalidEnv {
+        var,
+        value: v.to_owned(),
+        expected: e.expected(),
+    })
 }
