@@ -283,6 +283,12 @@ fn above_the_watermark_info_is_shed_and_warn_kept_and_a_full_queue_drops() {
             &[],
         );
     }
+    // The worker publishes what it holds after taking a batch: wait until a batch it is taking
+    // (on a slow machine, right now) is published, then read the figures.
+    wait_for(WAIT, "the worker to publish what it holds", || {
+        let s = guard.stats();
+        s.enqueued == s.queue_depth + s.in_flight
+    });
     let s = guard.stats();
     // Besides the first batch, the worker took up to two more (one in flight beside the first,
     // one waiting for room), whenever it got to them; every record is accounted for at the queue.
