@@ -28,6 +28,8 @@ pub struct Received {
     pub scope: String,
     pub resource: Resource,
     pub record: LogRecord,
+    /// When its request reached the collector.
+    pub at: Instant,
 }
 
 impl Received {
@@ -183,6 +185,7 @@ impl Shared {
         if state.discard {
             return Ok(ExportLogsServiceResponse::default());
         }
+        let at = Instant::now();
         for rl in req.resource_logs {
             let resource = rl.resource.unwrap_or_default();
             for sl in rl.scope_logs {
@@ -192,6 +195,7 @@ impl Shared {
                         scope: scope.clone(),
                         resource: resource.clone(),
                         record,
+                        at,
                     });
                 }
             }
@@ -630,13 +634,15 @@ impl BlackHole {
 
 /// The `seq` attribute of every received record.
 pub fn seqs(records: &[Received]) -> Vec<i64> {
-    records
-        .iter()
-        .filter_map(|r| match r.attr("seq") {
-            Some(any_value::Value::IntValue(i)) => Some(i),
-            _ => None,
-        })
-        .collect()
+    records.iter().filter_map(seq).collect()
+}
+
+/// The `seq` attribute of a received record.
+pub fn seq(record: &Received) -> Option<i64> {
+    match record.attr("seq") {
+        Some(any_value::Value::IntValue(i)) => Some(i),
+        _ => None,
+    }
 }
 
 /// A port on 127.0.0.1 that nobody listens on.
