@@ -366,3 +366,46 @@ fn a_panicking_field_is_left_out_and_a_debug_that_emits_while_a_span_is_recorded
     assert_eq!(by_body(&records, "5").attr("n"), Some(Value::IntValue(2)));
     assert_eq!(by_body(&records, "after").attr("state"), string("emits"));
 }
+
+#[test]
+fn the_message_is_the_body_wherever_it_comes_whole_or_cut_and_a_panic_in_it_is_marked() {
+    let collector = Collector::start();
+    let (layer, guard) = builder(&collector.endpoint()).build_layer().unwrap();
+    // 300 bytes: its length takes two bytes in front of it, written after the text.
+    let long = "é".repeat(150);
+    let huge = "x".repeat(1024 * 1024 + 10);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info!(n = 1, "{long}");
+        // A message met after another field.
+        tracing::info!(n = 2, message = "second");
+        tracing::info!(n = 3, "{huge}");
+        tracing::info!(n = 4, "{:?}", Panics);
+        // Named, so the name is written before the message.
+        tracing::info!(name: "order.placed", n = 5, "named {}", 5);
+    });
+    guard.flush(WAIT).unwrap();
+    let records = collector.records();
+    assert_eq!(records.len(), 5, "{records:#?}");
+    let n = |r: &Received| match r.attr("n") {
+        Some(Value::IntValue(n)) => n,
+        other => panic!("{other:?}"),
+    };
+    let body = |i: i64| records.iter().find(|r| n(r) == i).unwrap().body();
+    assert_eq!(body(1), long);
+    assert_eq!(body(2), "second");
+    let cut = body(3);
+    assert!(cut.starts_with(&huge[..1024 * 1024]), "{}", cut.len());
+    assert!(
+        cut.ends_with("…[truncated 10 bytes]"),
+        "{}",
+        &cut[1024 * 1024..]
+    );
+    assert_eq!(
+        body(4),
+        "<otel-log-bridge: formatting the message panicked>"
+    );
+    assert_eq!(body(5), "named 5");
+    let named = records.iter().find(|r| n(r) == 5).unwrap();
+    assert_eq!(named.record.event_name, "order.placed");
+    assert_eq!(guard.stats().format_panics, 1);
+}

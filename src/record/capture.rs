@@ -1,10 +1,10 @@
 //! The only place a `log::Record` is read, on the calling thread: it becomes a [`Queued`] record.
 //!
 //! - one clock read gives both `time_unix_nano` and `observed_time_unix_nano`;
-//! - nothing is allocated for a typical record: the message is formatted into a per-thread buffer,
-//!   the record's variable part is written into another and copied into the record, which keeps
-//!   it inline up to [`INLINE`](super::queued::INLINE) bytes; targets, paths and keys are interned
-//!   ids;
+//! - nothing is allocated for a typical record: the record's variable part is written into a
+//!   per-thread buffer (the message formatted straight into it) and copied into the record, which
+//!   keeps it inline up to [`INLINE`](super::queued::INLINE) bytes; targets, paths and keys are
+//!   interned ids;
 //! - key-values keep their types (i64/u64 -> int, u64 above `i64::MAX` -> string, f64 -> double, bool,
 //!   str -> string, errors -> their chain, serde and sval values -> their structure, anything
 //!   else -> its `Display`); `event.name` names the record's event;
@@ -166,9 +166,7 @@ pub(crate) mod from_tracing;
 mod scratch;
 mod structured;
 
-#[cfg(feature = "tracing")]
-use scratch::MESSAGE_BUFFER;
-use scratch::{PAYLOAD_BUFFER, with_buffer, with_scratch, write_bounded};
+use scratch::{PAYLOAD_BUFFER, with_buffer, with_scratch, write_bounded, write_bounded_after};
 
 /// [`capture`], read back into an event (tests).
 #[cfg(test)]
@@ -188,27 +186,30 @@ pub(crate) const MAX_ATTRIBUTES: usize = 128;
 /// as dropped, so a record stays far below what one export request can carry.
 pub(crate) const MAX_ATTRIBUTE_BYTES: usize = 256 * 1024;
 
-/// Writes the message: a static one as it is, else formatted (bounded) and copied. Returns
-/// whether formatting panicked (the body is then a marker text).
+/// Writes the message: a static one as it is, else formatted in place (bounded). Returns whether
+/// formatting panicked (the body is then a marker text).
 fn write_body(w: &mut Writer<'_>, args: &std::fmt::Arguments<'_>) -> bool {
     if let Some(s) = args.as_str().filter(|s| s.len() <= MAX_BODY_BYTES) {
         w.body(s);
         return false;
     }
-    let formatted = catch_unwind(AssertUnwindSafe(|| {
-        with_scratch(|buf| {
-            write_bounded(buf, args, MAX_BODY_BYTES);
-            // Written only once formatting is done, so a panic leaves nothing half-written.
-            w.body(buf);
-        })
-    }));
-    match formatted {
-        Ok(()) => false,
-        Err(_) => {
-            w.body(FORMAT_PANIC_BODY);
-            true
+    format_body(w, args)
+}
+
+/// Formats `args` into the record as its body, at most [`MAX_BODY_BYTES`] of it, with no copy;
+/// returns whether formatting panicked (the body is then a marker text, never a part of the text).
+fn format_body(w: &mut Writer<'_>, args: &std::fmt::Arguments<'_>) -> bool {
+    w.body_with(|buf| {
+        let start = buf.len();
+        let formatted = catch_unwind(AssertUnwindSafe(|| {
+            write_bounded_after(buf, start, args, MAX_BODY_BYTES)
+        }));
+        if formatted.is_err() {
+            buf.truncate(start);
+            buf.extend_from_slice(FORMAT_PANIC_BODY.as_bytes());
         }
-    }
+        formatted.is_err()
+    })
 }
 
 /// Writes attributes: how many are kept, how many were left out, and the string bytes kept.

@@ -72,6 +72,7 @@ enum Payload {
 }
 
 impl Payload {
+    #[inline]
     fn new(b: &[u8]) -> Self {
         match u8::try_from(b.len()) {
             Ok(len) if b.len() <= INLINE => {
@@ -472,6 +473,30 @@ impl<'b> Writer<'b> {
         self.attrs_start = self.buf.len();
     }
 
+    /// The message, written in place by `write`, which appends its text (UTF-8, as the reader
+    /// checks) to the buffer it is given and must not touch what is before: no copy of the text
+    /// is made. Its length goes in front of it afterwards (in one byte for a text under 128
+    /// bytes; a longer one is moved by the extra bytes).
+    pub(crate) fn body_with<R>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        let at = self.buf.len();
+        self.buf.push(0);
+        let r = write(self.buf);
+        if self.buf.len() <= at {
+            // `write` took back more than it wrote: an empty text (safe, if not what was meant).
+            self.buf.resize(at + 1, 0);
+        }
+        let len = self.buf.len() - (at + 1);
+        let mut prefix = Vec::new();
+        if let Ok(b @ 0..=0x7F) = u8::try_from(len) {
+            self.buf[at] = b;
+        } else {
+            put_varint(&mut prefix, len as u64);
+            self.buf.splice(at..at + 1, prefix);
+        }
+        self.attrs_start = self.buf.len();
+        r
+    }
+
     /// Starts the attributes before the message is known (a `tracing` event's message is one of
     /// its fields): the body goes where this was called, given by [`body_later`](Self::body_later).
     /// Returns the position to give it.
@@ -577,6 +602,7 @@ impl<'b> Writer<'b> {
     }
 
     /// The record, with `dropped_attributes` attributes counted as left out.
+    #[inline]
     pub(crate) fn finish(mut self, dropped_attributes: u32) -> Queued {
         let [d0, d1, d2, _] = dropped_attributes.min(MAX_DROPPED).to_le_bytes();
         self.head.dropped = [d0, d1, d2];

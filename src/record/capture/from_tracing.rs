@@ -11,6 +11,7 @@
 //!   field names it, as for `log`;
 //! - the fields of its spans ([`SpanFields`]) follow the event's own, which win.
 
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use tracing_core::field::{Field, Visit};
@@ -19,8 +20,7 @@ use tracing_log::NormalizeEvent as _;
 
 use super::{
     Admit, AttrWriter, Baggage, FORMAT_PANIC_BODY, MAX_ATTRIBUTES, MAX_BODY_BYTES, MAX_VALUE_BYTES,
-    MESSAGE_BUFFER, PAYLOAD_BUFFER, ValueWriter, with_buffer, with_scratch, write_bounded,
-    write_error_chain,
+    PAYLOAD_BUFFER, ValueWriter, with_buffer, with_scratch, write_bounded, write_error_chain,
 };
 use crate::record::queued::{Queued, Writer};
 use crate::record::{AttrValue, Severity, Value, names};
@@ -76,35 +76,42 @@ pub(crate) fn capture_event(
     with_buffer(&PAYLOAD_BUFFER, |buf| {
         let meta: &'static Metadata<'static> = event.metadata();
         let mut w = Writer::new(buf, Severity::from(meta.level()), now, trace);
-        match &normalized {
-            Some(n) => location(&mut w, settings, n),
-            None => static_location(&mut w, settings, meta),
-        }
-        // One pass over the fields: the attributes are written as they come, the message into
-        // its own buffer, then put in front of them.
+        let given = match &normalized {
+            Some(n) => {
+                location(&mut w, settings, n);
+                None
+            }
+            None => Site::of(meta).write(&mut w, settings, meta),
+        };
+        // One pass over the fields: the attributes are written as they come, the message in place
+        // when it comes first.
         let at = w.body_pending();
         let mut attrs = AttrWriter::new(&mut w);
-        if !from_log && let Some(name) = given_name(meta) {
+        if let Some(name) = given {
             attrs.event_name(&name);
         }
-        let (format_panicked, unreached) = with_buffer(&MESSAGE_BUFFER, |message| {
-            let mut fields = Fields {
-                a: &mut attrs,
-                from_log,
-                seen: 0,
-                message,
-                message_panicked: false,
-            };
-            let visited = catch_unwind(AssertUnwindSafe(|| event.record(&mut fields)));
-            // The fields after one that panicked were not reached: counted as left out.
-            let unreached = match visited {
-                Ok(()) => 0,
-                Err(_) => meta.fields().len().saturating_sub(fields.seen),
-            };
-            let panicked = fields.message_panicked;
-            attrs.w.body_later(at, message);
-            (panicked, unreached)
-        });
+        // A message met after an attribute is formatted apart (a rare order: `tracing`'s macros
+        // put it first), then put in front of them.
+        let mut message = String::new();
+        let mut fields = Fields {
+            a: &mut attrs,
+            from_log,
+            seen: 0,
+            body_at: at,
+            body_written: false,
+            message: &mut message,
+            message_panicked: false,
+        };
+        let visited = catch_unwind(AssertUnwindSafe(|| event.record(&mut fields)));
+        // The fields after one that panicked were not reached: counted as left out.
+        let unreached = match visited {
+            Ok(()) => 0,
+            Err(_) => meta.fields().len().saturating_sub(fields.seen),
+        };
+        let (format_panicked, written) = (fields.message_panicked, fields.body_written);
+        if !written {
+            attrs.w.body_later(at, &message);
+        }
         attrs.dropped = attrs
             .dropped
             .saturating_add(u32::try_from(unreached).unwrap_or(u32::MAX));
@@ -121,16 +128,62 @@ pub(crate) fn capture_event(
     })
 }
 
-/// Target, module, file and line of a callsite's metadata: all `'static`, so interned by address.
-fn static_location(w: &mut Writer<'_>, settings: &Settings<'_>, meta: &'static Metadata<'static>) {
-    let target = meta.target();
-    w.target(names::id_static(target), target);
-    if settings.code_location {
-        w.module(meta.module_path().map(|m| (names::id_static(m), m)));
-        w.file(meta.file().map(|f| (names::id_static(f), f)));
-        if let Some(l) = meta.line() {
-            w.line(l);
+/// What an event's callsite gives every event of it: the interned ids of its target, module and
+/// file, and its given name. Kept per thread, found by the address of the callsite's
+/// `'static` metadata (which is never freed, so no other callsite ever has it).
+#[derive(Clone, Copy)]
+struct Site {
+    meta: usize,
+    target: Option<u16>,
+    module: Option<u16>,
+    file: Option<u16>,
+    name: Option<&'static str>,
+}
+
+/// Entries of each thread's [`Site`] cache (a power of two).
+const SITES: usize = 64;
+
+thread_local! {
+    static RECENT_SITES: [Cell<Option<Site>>; SITES] = const { [const { Cell::new(None) }; SITES] };
+}
+
+impl Site {
+    fn of(meta: &'static Metadata<'static>) -> Site {
+        let addr = std::ptr::from_ref(meta) as usize;
+        let i = ((addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize & (SITES - 1);
+        let cached = RECENT_SITES
+            .try_with(|c| c[i].get().filter(|s| s.meta == addr))
+            .ok()
+            .flatten();
+        cached.unwrap_or_else(|| {
+            let site = Site {
+                meta: addr,
+                target: names::id_static(meta.target()),
+                module: meta.module_path().and_then(names::id_static),
+                file: meta.file().and_then(names::id_static),
+                name: given_name(meta),
+            };
+            let _ = RECENT_SITES.try_with(|c| c[i].set(Some(site)));
+            site
+        })
+    }
+
+    /// Writes the callsite's target, module, file and line; returns its given name.
+    fn write(
+        self,
+        w: &mut Writer<'_>,
+        settings: &Settings<'_>,
+        meta: &'static Metadata<'static>,
+    ) -> Option<&'static str> {
+        w.target(self.target, meta.target());
+        if settings.code_location {
+            w.module(meta.module_path().map(|m| (self.module, m)));
+            w.file(meta.file().map(|f| (self.file, f)));
+            if let Some(l) = meta.line() {
+                w.line(l);
+            }
         }
+        self.name
     }
 }
 
@@ -151,13 +204,14 @@ fn location(w: &mut Writer<'_>, settings: &Settings<'_>, meta: &Metadata<'_>) {
 /// default `tracing` makes up, `event <file>:<line>`.
 fn given_name(meta: &Metadata<'static>) -> Option<&'static str> {
     let name = meta.name();
-    let default = name.strip_prefix("event ").is_some_and(|rest| {
-        match (rest.rsplit_once(':'), meta.file(), meta.line()) {
-            (Some((file, line)), Some(f), Some(l)) => file == f && line.parse() == Ok(l),
-            _ => false,
-        }
-    });
-    (!default && !name.is_empty()).then_some(name)
+    let default = || {
+        let line = name
+            .strip_prefix("event ")?
+            .strip_prefix(meta.file()?)?
+            .strip_prefix(':')?;
+        Some(line.parse::<u32>().ok()? == meta.line()?)
+    };
+    (!name.is_empty() && default() != Some(true)).then_some(name)
 }
 
 /// Visits the fields: the message into `message`, every other field an attribute.
@@ -167,7 +221,12 @@ struct Fields<'a, 'b, 'c, 'm> {
     from_log: bool,
     /// Fields met so far, the message included.
     seen: usize,
-    /// The message, formatted (bounded); empty until met.
+    /// Where the body goes in the record's variable part.
+    body_at: usize,
+    /// The message was written there in place: it came before anything else was written (as
+    /// `tracing`'s macros put it, first).
+    body_written: bool,
+    /// The message, formatted (bounded), when it came after an attribute; empty until met.
     message: &'m mut String,
     /// Formatting the message panicked (it is then a marker text).
     message_panicked: bool,
@@ -211,9 +270,19 @@ impl<'b, 'c> Fields<'_, 'b, 'c, '_> {
 
 impl Fields<'_, '_, '_, '_> {
     /// The message field, formatted with `Debug` (`tracing`'s macros give it as `format_args!`,
-    /// whose `Debug` is its text); a panic leaves the marker text.
+    /// whose `Debug` is its text); a panic leaves the marker text. Written in place when nothing
+    /// was written after the body's position yet (the common case), else formatted apart and put
+    /// there at the end. A second `message` field is left out once the first is in place.
     fn message(&mut self, value: &dyn std::fmt::Debug) {
         self.seen += 1;
+        if self.body_written {
+            return;
+        }
+        if self.a.w.buf().len() == self.body_at {
+            self.message_panicked = super::format_body(self.a.w, &format_args!("{value:?}"));
+            self.body_written = true;
+            return;
+        }
         let message = &mut *self.message;
         message.clear();
         let formatted = catch_unwind(AssertUnwindSafe(|| {

@@ -9,9 +9,6 @@ thread_local! {
     pub(super) static FORMAT_BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
     /// Where a record's variable part is written before it is copied into the record.
     pub(super) static PAYLOAD_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// Where a `tracing` event's message is formatted while its other fields are written.
-    #[cfg(feature = "tracing")]
-    pub(super) static MESSAGE_BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 /// A scratch buffer grown past this by a huge message is released rather than kept.
@@ -21,32 +18,59 @@ const MAX_KEPT_BUFFER: usize = 64 * 1024;
 /// writes in many small pieces costs bounded time, while one huge piece is counted exactly at once.
 const MAX_COUNTED_CUT: usize = 16 * 1024 * 1024;
 
-/// Writes at most `limit` bytes (whole characters) into `buf`, counting what it leaves out; stops
-/// the formatting (with an error) at the next piece once more than [`MAX_COUNTED_CUT`] bytes were
-/// left out.
-struct Bounded<'a> {
-    buf: &'a mut String,
+/// Text a bounded formatting appends to: a `String`, or a record's variable part (`Vec<u8>`), which
+/// is only ever given whole `&str`s, so what is appended is UTF-8.
+pub(super) trait Text {
+    fn text_len(&self) -> usize;
+    fn push_text(&mut self, s: &str);
+}
+
+impl Text for String {
+    fn text_len(&self) -> usize {
+        self.len()
+    }
+    fn push_text(&mut self, s: &str) {
+        self.push_str(s)
+    }
+}
+
+impl Text for Vec<u8> {
+    fn text_len(&self) -> usize {
+        self.len()
+    }
+    fn push_text(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes())
+    }
+}
+
+/// Writes at most `limit` bytes (whole characters) into `buf` past its first `base` bytes,
+/// counting what it leaves out; stops the formatting (with an error) at the next piece once more
+/// than [`MAX_COUNTED_CUT`] bytes were left out.
+struct Bounded<'a, B: Text> {
+    buf: &'a mut B,
+    base: usize,
     limit: usize,
     cut: usize,
     stopped: bool,
 }
 
-impl std::fmt::Write for Bounded<'_> {
+impl<B: Text> std::fmt::Write for Bounded<'_, B> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         if self.cut > MAX_COUNTED_CUT {
             self.stopped = true;
             return Err(std::fmt::Error);
         }
-        let room = self.limit.saturating_sub(self.buf.len());
+        let written = self.buf.text_len().saturating_sub(self.base);
+        let room = self.limit.saturating_sub(written);
         if s.len() <= room && self.cut == 0 {
-            self.buf.push_str(s);
+            self.buf.push_text(s);
         } else {
             let mut end = room.min(s.len());
             while !s.is_char_boundary(end) {
                 end -= 1;
             }
             if self.cut == 0 {
-                self.buf.push_str(&s[..end]);
+                self.buf.push_text(&s[..end]);
                 self.cut += s.len() - end;
             } else {
                 self.cut += s.len();
@@ -56,22 +80,44 @@ impl std::fmt::Write for Bounded<'_> {
     }
 }
 
-/// Formats `args` into `buf`, at most `limit` bytes, marking a cut.
+/// Appends whole `&str`s to a [`Text`] (the cut mark).
+struct Append<'a, B: Text>(&'a mut B);
+
+impl<B: Text> std::fmt::Write for Append<'_, B> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.push_text(s);
+        Ok(())
+    }
+}
+
+/// Formats `args` into `buf`, which holds at most `limit` bytes afterwards (those it had count),
+/// marking a cut.
 pub(super) fn write_bounded(buf: &mut String, args: &std::fmt::Arguments<'_>, limit: usize) {
+    write_bounded_after(buf, 0, args, limit)
+}
+
+/// Formats `args` at the end of `buf`, at most `limit` bytes past its first `base`, marking a cut.
+pub(super) fn write_bounded_after<B: Text>(
+    buf: &mut B,
+    base: usize,
+    args: &std::fmt::Arguments<'_>,
+    limit: usize,
+) {
     let mut w = Bounded {
         buf,
+        base,
         limit,
         cut: 0,
         stopped: false,
     };
     // A `Display` returning `Err` leaves what was written so far; keep it.
     let _ = w.write_fmt(*args);
-    if w.stopped {
-        let cut = w.cut;
-        let _ = write!(w.buf, "…[truncated over {cut} bytes]");
-    } else if w.cut > 0 {
-        let cut = w.cut;
-        let _ = write!(w.buf, "…[truncated {cut} bytes]");
+    let (cut, stopped) = (w.cut, w.stopped);
+    let mut mark = Append(buf);
+    if stopped {
+        let _ = write!(mark, "…[truncated over {cut} bytes]");
+    } else if cut > 0 {
+        let _ = write!(mark, "…[truncated {cut} bytes]");
     }
 }
 

@@ -372,3 +372,32 @@ fn a_typical_record_stays_inline_and_a_long_one_goes_to_the_heap() {
     assert!(!q.is_inline());
     assert_eq!(read_back(&q).body, format!("Transaction processed {long}"));
 }
+
+#[test]
+fn a_body_written_in_place_reads_back_at_every_length_of_its_length() {
+    for len in [0, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+        let text = "a".repeat(len);
+        let mut buf = Vec::new();
+        let mut w = Writer::new(&mut buf, Severity::Info, 1, None);
+        w.target(None, "t");
+        w.body_with(|b| b.extend_from_slice(text.as_bytes()));
+        w.attr("k", Value::Int(7));
+        let q = w.finish(0);
+        let r = q.record().unwrap();
+        assert_eq!(r.body, text, "{len}");
+        let attrs: Vec<_> = r.attributes.iter().map(|(k, v)| (k.name, v)).collect();
+        assert_eq!(attrs, [("k", Value::Int(7))], "{len}");
+    }
+    // A writer that takes back the length's place leaves an empty body.
+    let mut buf = Vec::new();
+    let mut w = Writer::new(&mut buf, Severity::Info, 1, None);
+    w.target(None, "t");
+    w.body_with(|b| b.truncate(b.len() - 1));
+    assert_eq!(w.finish(0).record().unwrap().body, "");
+    // One that takes back what was written before it breaks the record: a read error, no panic.
+    let mut buf = Vec::new();
+    let mut w = Writer::new(&mut buf, Severity::Info, 1, None);
+    w.target(None, "t");
+    w.body_with(Vec::clear);
+    assert!(w.finish(0).record().is_err());
+}
