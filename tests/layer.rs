@@ -382,10 +382,12 @@ fn the_message_is_the_body_wherever_it_comes_whole_or_cut_and_a_panic_in_it_is_m
         tracing::info!(n = 4, "{:?}", Panics);
         // Named, so the name is written before the message.
         tracing::info!(name: "order.placed", n = 5, "named {}", 5);
+        // Two messages (the formatted one first): the last is the body.
+        tracing::info!(n = 6, message = "explicit", "formatted {}", 6);
     });
     guard.flush(WAIT).unwrap();
     let records = collector.records();
-    assert_eq!(records.len(), 5, "{records:#?}");
+    assert_eq!(records.len(), 6, "{records:#?}");
     let n = |r: &Received| match r.attr("n") {
         Some(Value::IntValue(n)) => n,
         other => panic!("{other:?}"),
@@ -407,5 +409,6 @@ fn the_message_is_the_body_wherever_it_comes_whole_or_cut_and_a_panic_in_it_is_m
     assert_eq!(body(5), "named 5");
     let named = records.iter().find(|r| n(r) == 5).unwrap();
     assert_eq!(named.record.event_name, "order.placed");
+    assert_eq!(body(6), "explicit");
     assert_eq!(guard.stats().format_panics, 1);
 }

@@ -301,9 +301,10 @@ fn above_the_watermark_info_is_shed_and_warn_kept_and_a_full_queue_drops() {
         "{s:?}"
     );
     // Only INFO is shed (at most the 10 the watermark leaves no room for); WARN is refused only
-    // when the queue is full.
+    // when the queue is full: then 100 were queued beside the (at least) 10 the worker held, and
+    // the worker may have taken more since (so the queue need not be full at this snapshot).
     assert!(s.dropped.shed <= 10, "{s:?}");
-    assert!(s.dropped.queue_full == 0 || s.queue_depth == 100, "{s:?}");
+    assert!(s.dropped.queue_full == 0 || s.enqueued >= 100 + 10, "{s:?}");
     let queued = s.queue_depth;
     let report = guard.shutdown(Duration::from_millis(300));
     // Every record is accounted for: exported + dropped by reason + queued + in flight = emitted.

@@ -386,7 +386,9 @@ impl Checked {
 }
 
 /// Writes a queued record, in this order: [`target`](Self::target), [`module`](Self::module),
-/// [`file`](Self::file), [`line`](Self::line) (any time), [`body`](Self::body), then
+/// [`file`](Self::file), [`line`](Self::line) (any time), [`body`](Self::body) (or
+/// [`body_with`](Self::body_with), or [`body_pending`](Self::body_pending) then
+/// [`body_later`](Self::body_later) once the attributes are written), then
 /// [`attr`](Self::attr) for each attribute and [`event_name`](Self::event_name) (once, any time
 /// after the body), and [`finish`](Self::finish).
 pub(crate) struct Writer<'b> {
@@ -474,9 +476,10 @@ impl<'b> Writer<'b> {
     }
 
     /// The message, written in place by `write`, which appends its text (UTF-8, as the reader
-    /// checks) to the buffer it is given and must not touch what is before: no copy of the text
-    /// is made. Its length goes in front of it afterwards (in one byte for a text under 128
-    /// bytes; a longer one is moved by the extra bytes).
+    /// checks) to the buffer it is given: no copy of the text is made. Its length goes in front of
+    /// it afterwards (in one byte for a text under 128 bytes; a longer one is moved by the extra
+    /// bytes). A `write` that removes bytes it did not append breaks its contract: the record is
+    /// then wrong (a read error, or fields read as zeros), never unsound.
     pub(crate) fn body_with<R>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         let at = self.buf.len();
         self.buf.push(0);
@@ -486,12 +489,19 @@ impl<'b> Writer<'b> {
             self.buf.resize(at + 1, 0);
         }
         let len = self.buf.len() - (at + 1);
-        let mut prefix = Vec::new();
         if let Ok(b @ 0..=0x7F) = u8::try_from(len) {
             self.buf[at] = b;
         } else {
-            put_varint(&mut prefix, len as u64);
-            self.buf.splice(at..at + 1, prefix);
+            let mut prefix = [0u8; 10];
+            let mut n = 0;
+            let mut v = len as u64;
+            while v >= 0x80 {
+                prefix[n] = (v as u8) | 0x80;
+                v >>= 7;
+                n += 1;
+            }
+            prefix[n] = v as u8;
+            self.buf.splice(at..at + 1, prefix[..=n].iter().copied());
         }
         self.attrs_start = self.buf.len();
         r
@@ -507,8 +517,8 @@ impl<'b> Writer<'b> {
     }
 
     /// The message of a record whose attributes began with [`body_pending`](Self::body_pending),
-    /// which returned `at` (before [`event_name`](Self::event_name) and
-    /// [`observed`](Self::observed), which a record taking this path does not use).
+    /// which returned `at`: it goes in front of the attributes and of an event name written since
+    /// (a record taking this path does not use [`observed`](Self::observed)).
     #[cfg(feature = "tracing")]
     pub(crate) fn body_later(&mut self, at: usize, s: &str) {
         let at = at.min(self.buf.len());
@@ -518,6 +528,19 @@ impl<'b> Writer<'b> {
         // The text written last moves in front of the attributes (no allocation).
         self.buf[at..].rotate_right(n);
         self.attrs_start += n;
+    }
+
+    /// Replaces the message written at `body` (a range [`body_with`](Self::body_with) wrote, with
+    /// only attributes and an event name written after it) by `s`.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn replace_body(&mut self, body: std::ops::Range<usize>, s: &str) {
+        let mut text = Vec::with_capacity(s.len() + 3);
+        put_text(&mut text, s);
+        let end = body.end.min(self.buf.len());
+        let start = body.start.min(end);
+        let (old, new) = (end - start, text.len());
+        self.buf.splice(start..end, text);
+        self.attrs_start = (self.attrs_start + new).saturating_sub(old);
     }
 
     /// When the record was observed, if not at its time; right after [`body`](Self::body).

@@ -81,24 +81,37 @@ pub(crate) fn capture_event(
                 location(&mut w, settings, n);
                 None
             }
-            None => Site::of(meta).write(&mut w, settings, meta),
+            None => Site::of(meta, settings.code_location).write(&mut w, settings, meta),
         };
         // One pass over the fields: the attributes are written as they come, the message in place
         // when it comes first.
         let at = w.body_pending();
         let mut attrs = AttrWriter::new(&mut w);
-        if let Some(name) = given {
-            attrs.event_name(&name);
-        }
-        // A message met after an attribute is formatted apart (a rare order: `tracing`'s macros
-        // put it first), then put in front of them.
+        // The given name follows the body: written once the body is, its room taken now (as if
+        // it came first) so that the message can still go in place. One too long to keep whole is
+        // cut as any event name is, now.
+        let given = given.and_then(|name| {
+            if name.len() > MAX_VALUE_BYTES {
+                attrs.event_name(&name);
+                return None;
+            }
+            attrs.event_named = true;
+            let fits = attrs.fits(super::EVENT_NAME.len() + name.len());
+            if !fits {
+                attrs.drop_one();
+            }
+            fits.then_some(name)
+        });
+        // A message met after an attribute, or a second one, is formatted apart (a rare order:
+        // `tracing`'s macros put the message first), then put in its place.
         let mut message = String::new();
         let mut fields = Fields {
             a: &mut attrs,
             from_log,
             seen: 0,
             body_at: at,
-            body_written: false,
+            body_end: None,
+            replaced: false,
             message: &mut message,
             message_panicked: false,
         };
@@ -108,9 +121,15 @@ pub(crate) fn capture_event(
             Ok(()) => 0,
             Err(_) => meta.fields().len().saturating_sub(fields.seen),
         };
-        let (format_panicked, written) = (fields.message_panicked, fields.body_written);
-        if !written {
-            attrs.w.body_later(at, &message);
+        let (format_panicked, in_place, replaced) =
+            (fields.message_panicked, fields.body_end, fields.replaced);
+        match in_place {
+            None => attrs.w.body_later(at, &message),
+            Some(end) if replaced => attrs.w.replace_body(at..end, &message),
+            Some(_) => {}
+        }
+        if let Some(name) = given {
+            attrs.w.event_name(name);
         }
         attrs.dropped = attrs
             .dropped
@@ -137,6 +156,9 @@ struct Site {
     target: Option<u16>,
     module: Option<u16>,
     file: Option<u16>,
+    /// The module and file were looked up (only when the code location is kept: they would
+    /// otherwise fill the process's table of names for nothing).
+    located: bool,
     name: Option<&'static str>,
 }
 
@@ -148,19 +170,29 @@ thread_local! {
 }
 
 impl Site {
-    fn of(meta: &'static Metadata<'static>) -> Site {
+    fn of(meta: &'static Metadata<'static>, code_location: bool) -> Site {
         let addr = std::ptr::from_ref(meta) as usize;
         let i = ((addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize & (SITES - 1);
         let cached = RECENT_SITES
-            .try_with(|c| c[i].get().filter(|s| s.meta == addr))
+            .try_with(|c| {
+                c[i].get()
+                    .filter(|s| s.meta == addr && (s.located || !code_location))
+            })
             .ok()
             .flatten();
         cached.unwrap_or_else(|| {
             let site = Site {
                 meta: addr,
                 target: names::id_static(meta.target()),
-                module: meta.module_path().and_then(names::id_static),
-                file: meta.file().and_then(names::id_static),
+                module: meta
+                    .module_path()
+                    .filter(|_| code_location)
+                    .and_then(names::id_static),
+                file: meta
+                    .file()
+                    .filter(|_| code_location)
+                    .and_then(names::id_static),
+                located: code_location,
                 name: given_name(meta),
             };
             let _ = RECENT_SITES.try_with(|c| c[i].set(Some(site)));
@@ -214,7 +246,8 @@ fn given_name(meta: &Metadata<'static>) -> Option<&'static str> {
     (!name.is_empty() && default() != Some(true)).then_some(name)
 }
 
-/// Visits the fields: the message into `message`, every other field an attribute.
+/// Visits the fields: the message as the body (in place, or into `message`), every other field
+/// an attribute.
 struct Fields<'a, 'b, 'c, 'm> {
     a: &'a mut AttrWriter<'b, 'c>,
     /// Leave out `tracing-log`'s `log.*` fields (already the record's location).
@@ -223,10 +256,13 @@ struct Fields<'a, 'b, 'c, 'm> {
     seen: usize,
     /// Where the body goes in the record's variable part.
     body_at: usize,
-    /// The message was written there in place: it came before anything else was written (as
-    /// `tracing`'s macros put it, first).
-    body_written: bool,
-    /// The message, formatted (bounded), when it came after an attribute; empty until met.
+    /// Where the body written there in place ends: the message came before anything else was
+    /// written (as `tracing`'s macros put it, first).
+    body_end: Option<usize>,
+    /// A later `message` field replaces the one in place (the last one is the body).
+    replaced: bool,
+    /// The message, formatted (bounded), when it came after an attribute or a first message;
+    /// empty until met.
     message: &'m mut String,
     /// Formatting the message panicked (it is then a marker text).
     message_panicked: bool,
@@ -272,17 +308,16 @@ impl Fields<'_, '_, '_, '_> {
     /// The message field, formatted with `Debug` (`tracing`'s macros give it as `format_args!`,
     /// whose `Debug` is its text); a panic leaves the marker text. Written in place when nothing
     /// was written after the body's position yet (the common case), else formatted apart and put
-    /// there at the end. A second `message` field is left out once the first is in place.
+    /// there at the end. The last `message` field is the body (`info!(message = "m", "{x}")`
+    /// has two).
     fn message(&mut self, value: &dyn std::fmt::Debug) {
         self.seen += 1;
-        if self.body_written {
-            return;
-        }
-        if self.a.w.buf().len() == self.body_at {
+        if self.body_end.is_none() && self.a.w.buf().len() == self.body_at {
             self.message_panicked = super::format_body(self.a.w, &format_args!("{value:?}"));
-            self.body_written = true;
+            self.body_end = Some(self.a.w.buf().len());
             return;
         }
+        self.replaced = self.body_end.is_some();
         let message = &mut *self.message;
         message.clear();
         let formatted = catch_unwind(AssertUnwindSafe(|| {
