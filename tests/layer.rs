@@ -384,10 +384,24 @@ fn the_message_is_the_body_wherever_it_comes_whole_or_cut_and_a_panic_in_it_is_m
         tracing::info!(name: "order.placed", n = 5, "named {}", 5);
         // Two messages (the formatted one first): the last is the body.
         tracing::info!(n = 6, message = "explicit", "formatted {}", 6);
+        // More fields than a callsite keeps the key ids of (8): the rest are looked up.
+        tracing::info!(
+            n = 7,
+            a = 1,
+            b = "two",
+            c = 3.0,
+            d = true,
+            e = 5u64,
+            f = 6,
+            g = "seven",
+            h = 8,
+            i = 9,
+            "many"
+        );
     });
     guard.flush(WAIT).unwrap();
     let records = collector.records();
-    assert_eq!(records.len(), 6, "{records:#?}");
+    assert_eq!(records.len(), 7, "{records:#?}");
     let n = |r: &Received| match r.attr("n") {
         Some(Value::IntValue(n)) => n,
         other => panic!("{other:?}"),
@@ -410,5 +424,20 @@ fn the_message_is_the_body_wherever_it_comes_whole_or_cut_and_a_panic_in_it_is_m
     let named = records.iter().find(|r| n(r) == 5).unwrap();
     assert_eq!(named.record.event_name, "order.placed");
     assert_eq!(body(6), "explicit");
+    let many = records.iter().find(|r| n(r) == 7).unwrap();
+    let keys: Vec<&str> = many
+        .record
+        .attributes
+        .iter()
+        .map(|kv| kv.key.as_str())
+        .collect();
+    assert_eq!(
+        keys[..10],
+        ["n", "a", "b", "c", "d", "e", "f", "g", "h", "i"]
+    );
+    assert_eq!(many.attr("b"), string("two"));
+    assert_eq!(many.attr("c"), Some(Value::DoubleValue(3.0)));
+    assert_eq!(many.attr("d"), Some(Value::BoolValue(true)));
+    assert_eq!(many.attr("i"), Some(Value::IntValue(9)));
     assert_eq!(guard.stats().format_panics, 1);
 }

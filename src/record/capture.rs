@@ -253,37 +253,35 @@ impl<'a, 'b> AttrWriter<'a, 'b> {
     }
 
     /// A string value, bounded, if the record's string budget has room for it.
+    #[cfg(any(feature = "tracing", feature = "sdk"))]
     fn string(&mut self, key: &str, value: &str) {
-        self.string_as(key, value, true);
+        self.string_as(key, value, KeyId::Lookup);
     }
 
-    /// [`string`](Self::string), its key interned or not.
-    fn string_as(&mut self, key: &str, value: &str, intern: bool) {
+    /// A string value, bounded, its key written as `id` says, if the record's string budget has
+    /// room for it.
+    fn string_as(&mut self, key: &str, value: &str, id: KeyId) {
         if value.len() > MAX_VALUE_BYTES {
             return with_scratch(|buf| {
                 write_bounded(buf, &format_args!("{value}"), MAX_VALUE_BYTES);
-                self.keep_as(key, buf, intern)
+                self.keep_as(key, buf, id)
             });
         }
-        self.keep_as(key, value, intern);
+        self.keep_as(key, value, id);
     }
 
     /// A string value already bounded, if the record's string budget has room for it.
     fn keep(&mut self, key: &str, value: &str) {
-        self.keep_as(key, value, true);
+        self.keep_as(key, value, KeyId::Lookup);
     }
 
-    /// [`keep`](Self::keep), its key interned or not.
-    fn keep_as(&mut self, key: &str, value: &str, intern: bool) {
+    /// [`keep`](Self::keep), its key written as `id` says.
+    fn keep_as(&mut self, key: &str, value: &str, id: KeyId) {
         if !self.fits(key.len() + value.len()) {
             return self.drop_one();
         }
         self.kept += 1;
-        if intern {
-            self.w.attr(key, Value::Str(value));
-        } else {
-            self.w.attr_uninterned(key, Value::Str(value));
-        }
+        self.w.attr_id(key, id.resolve(key), Value::Str(value));
     }
 
     /// A byte string, at most [`MAX_VALUE_BYTES`] of it (a cut one is counted as left out, as in a
@@ -304,7 +302,7 @@ impl<'a, 'b> AttrWriter<'a, 'b> {
     /// A Baggage entry: its key is not interned (Baggage comes from remote callers, who must not
     /// fill the process's table of names), its value bounded like any string.
     fn baggage_entry(&mut self, key: &str, value: &str) {
-        self.string_as(key, value, false);
+        self.string_as(key, value, KeyId::Known(None));
     }
 
     /// The semantic-convention `exception.message` from the record's first error, unless the
@@ -411,6 +409,7 @@ impl<'kvs> VisitSource<'kvs> for AttrWriter<'_, '_> {
         let mut typed = ValueWriter {
             a: self,
             key: key.as_str(),
+            id: KeyId::Lookup,
             done: false,
         };
         let visited = value.visit(&mut typed).is_ok() && typed.done;
@@ -432,7 +431,28 @@ enum Admit {
 struct ValueWriter<'a, 'b, 'c, 'k> {
     a: &'a mut AttrWriter<'b, 'c>,
     key: &'k str,
+    /// How its key is written (scalars and strings; other values look it up).
+    id: KeyId,
     done: bool,
+}
+
+/// How an attribute's key is written.
+#[derive(Clone, Copy)]
+enum KeyId {
+    /// Interned if it can be (looked up now).
+    Lookup,
+    /// Looked up already: by this id, or written out (`None`: also a key from outside the
+    /// process, which must not fill the process's table of names).
+    Known(Option<u16>),
+}
+
+impl KeyId {
+    fn resolve(self, key: &str) -> Option<u16> {
+        match self {
+            KeyId::Lookup => names::id(key),
+            KeyId::Known(id) => id,
+        }
+    }
 }
 
 impl ValueWriter<'_, '_, '_, '_> {
@@ -442,11 +462,11 @@ impl ValueWriter<'_, '_, '_, '_> {
             return self.a.drop_one();
         }
         self.a.kept += 1;
-        self.a.w.attr(self.key, value);
+        self.a.w.attr_id(self.key, self.id.resolve(self.key), value);
     }
 
     fn string(&mut self, s: &str) {
-        self.a.string(self.key, s);
+        self.a.string_as(self.key, s, self.id);
         self.done = true;
     }
 

@@ -581,15 +581,13 @@ impl<'b> Writer<'b> {
 
     /// One attribute; its key is interned if it can be.
     pub(crate) fn attr(&mut self, key: &str, value: Value<'_>) {
-        let at = self.begin_attr(key);
-        self.buf[at] |= kind(&value);
-        put_value(self.buf, value);
+        self.attr_id(key, names::id(key), value);
     }
 
-    /// One attribute whose key is written out, never interned (keys from outside the process).
-    pub(crate) fn attr_uninterned(&mut self, key: &str, value: Value<'_>) {
-        self.buf.push(KEY_INLINE | kind(&value));
-        put_text(self.buf, key);
+    /// One attribute whose key was looked up already: by its interned `id`, or written out.
+    pub(crate) fn attr_id(&mut self, key: &str, id: Option<u16>, value: Value<'_>) {
+        let at = self.begin_attr_id(key, id);
+        self.buf[at] |= kind(&value);
         put_value(self.buf, value);
     }
 
@@ -597,8 +595,12 @@ impl<'b> Writer<'b> {
     /// its key after a tag byte at the returned position, whose kind bits (0 here) the caller
     /// sets. If the value cannot be written, [`rollback`](Self::rollback) to the position.
     pub(crate) fn begin_attr(&mut self, key: &str) -> usize {
+        self.begin_attr_id(key, names::id(key))
+    }
+
+    fn begin_attr_id(&mut self, key: &str, id: Option<u16>) -> usize {
         let at = self.buf.len();
-        match names::id(key) {
+        match id {
             Some(id) => {
                 self.buf.push(0);
                 put_varint(self.buf, u64::from(id));

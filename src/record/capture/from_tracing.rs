@@ -11,7 +11,6 @@
 //!   field names it, as for `log`;
 //! - the fields of its spans ([`SpanFields`]) follow the event's own, which win.
 
-use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use tracing_core::field::{Field, Visit};
@@ -19,11 +18,15 @@ use tracing_core::{Event, Level, Metadata};
 use tracing_log::NormalizeEvent as _;
 
 use super::{
-    Admit, AttrWriter, Baggage, FORMAT_PANIC_BODY, MAX_ATTRIBUTES, MAX_BODY_BYTES, MAX_VALUE_BYTES,
-    PAYLOAD_BUFFER, ValueWriter, with_buffer, with_scratch, write_bounded, write_error_chain,
+    Admit, AttrWriter, Baggage, FORMAT_PANIC_BODY, KeyId, MAX_ATTRIBUTES, MAX_BODY_BYTES,
+    MAX_VALUE_BYTES, PAYLOAD_BUFFER, ValueWriter, with_buffer, with_scratch, write_bounded,
+    write_error_chain,
 };
 use crate::record::queued::{Queued, Writer};
 use crate::record::{AttrValue, Severity, Value, names};
+
+mod site;
+use site::Site;
 
 /// The field `tracing`'s macros put the message in.
 const MESSAGE: &str = "message";
@@ -76,13 +79,18 @@ pub(crate) fn capture_event(
     with_buffer(&PAYLOAD_BUFFER, |buf| {
         let meta: &'static Metadata<'static> = event.metadata();
         let mut w = Writer::new(buf, Severity::from(meta.level()), now, trace);
-        let given = match &normalized {
+        let site = match &normalized {
             Some(n) => {
                 location(&mut w, settings, n);
                 None
             }
-            None => Site::of(meta, settings.code_location).write(&mut w, settings, meta),
+            None => {
+                let site = Site::of(meta, settings.code_location);
+                site.write(&mut w, settings, meta);
+                Some(site)
+            }
         };
+        let given = site.and_then(|s| s.name(meta));
         // One pass over the fields: the attributes are written as they come, the message in place
         // when it comes first.
         let at = w.body_pending();
@@ -109,6 +117,7 @@ pub(crate) fn capture_event(
             a: &mut attrs,
             from_log,
             seen: 0,
+            site: site.as_ref(),
             body_at: at,
             body_end: None,
             replaced: false,
@@ -147,78 +156,6 @@ pub(crate) fn capture_event(
     })
 }
 
-/// What an event's callsite gives every event of it: the interned ids of its target, module and
-/// file, and its given name. Kept per thread, found by the address of the callsite's
-/// `'static` metadata (which is never freed, so no other callsite ever has it).
-#[derive(Clone, Copy)]
-struct Site {
-    meta: usize,
-    target: Option<u16>,
-    module: Option<u16>,
-    file: Option<u16>,
-    /// The module and file were looked up (only when the code location is kept: they would
-    /// otherwise fill the process's table of names for nothing).
-    located: bool,
-    name: Option<&'static str>,
-}
-
-/// Entries of each thread's [`Site`] cache (a power of two).
-const SITES: usize = 64;
-
-thread_local! {
-    static RECENT_SITES: [Cell<Option<Site>>; SITES] = const { [const { Cell::new(None) }; SITES] };
-}
-
-impl Site {
-    fn of(meta: &'static Metadata<'static>, code_location: bool) -> Site {
-        let addr = std::ptr::from_ref(meta) as usize;
-        let i = ((addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize & (SITES - 1);
-        let cached = RECENT_SITES
-            .try_with(|c| {
-                c[i].get()
-                    .filter(|s| s.meta == addr && (s.located || !code_location))
-            })
-            .ok()
-            .flatten();
-        cached.unwrap_or_else(|| {
-            let site = Site {
-                meta: addr,
-                target: names::id_static(meta.target()),
-                module: meta
-                    .module_path()
-                    .filter(|_| code_location)
-                    .and_then(names::id_static),
-                file: meta
-                    .file()
-                    .filter(|_| code_location)
-                    .and_then(names::id_static),
-                located: code_location,
-                name: given_name(meta),
-            };
-            let _ = RECENT_SITES.try_with(|c| c[i].set(Some(site)));
-            site
-        })
-    }
-
-    /// Writes the callsite's target, module, file and line; returns its given name.
-    fn write(
-        self,
-        w: &mut Writer<'_>,
-        settings: &Settings<'_>,
-        meta: &'static Metadata<'static>,
-    ) -> Option<&'static str> {
-        w.target(self.target, meta.target());
-        if settings.code_location {
-            w.module(meta.module_path().map(|m| (self.module, m)));
-            w.file(meta.file().map(|f| (self.file, f)));
-            if let Some(l) = meta.line() {
-                w.line(l);
-            }
-        }
-        self.name
-    }
-}
-
 /// Target, module, file and line of metadata borrowed from an event.
 fn location(w: &mut Writer<'_>, settings: &Settings<'_>, meta: &Metadata<'_>) {
     let target = meta.target();
@@ -254,6 +191,8 @@ struct Fields<'a, 'b, 'c, 'm> {
     from_log: bool,
     /// Fields met so far, the message included.
     seen: usize,
+    /// The callsite, with the ids of its field names (none: looked up).
+    site: Option<&'m Site>,
     /// Where the body goes in the record's variable part.
     body_at: usize,
     /// Where the body written there in place ends: the message came before anything else was
@@ -280,9 +219,11 @@ impl<'b, 'c> Fields<'_, 'b, 'c, '_> {
             Admit::EventName | Admit::No => return,
             Admit::Attribute => {}
         }
+        let id = self.site.map_or(KeyId::Lookup, |s| s.key(field.index()));
         let mut typed = ValueWriter {
             a: self.a,
             key,
+            id,
             done: false,
         };
         f(&mut typed);
