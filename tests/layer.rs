@@ -441,3 +441,42 @@ fn the_message_is_the_body_wherever_it_comes_whole_or_cut_and_a_panic_in_it_is_m
     assert_eq!(many.attr("i"), Some(Value::IntValue(9)));
     assert_eq!(guard.stats().format_panics, 1);
 }
+
+#[test]
+fn an_event_built_with_another_callsites_values_keeps_their_names() {
+    use tracing::Callsite as _;
+    let collector = Collector::start();
+    let (layer, guard) = builder(&collector.endpoint()).build_layer().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let a = tracing::callsite!(
+            name: "a",
+            kind: tracing::metadata::Kind::EVENT,
+            level: tracing::Level::INFO,
+            fields: first, second
+        );
+        let b = tracing::callsite!(
+            name: "b",
+            kind: tracing::metadata::Kind::EVENT,
+            level: tracing::Level::INFO,
+            fields: message, other
+        );
+        let fields = b.metadata().fields();
+        let (message, other) = (
+            fields.field("message").unwrap(),
+            fields.field("other").unwrap(),
+        );
+        let values = [
+            (&message, Some(&"values of b" as &dyn tracing::Value)),
+            (&other, Some(&7i64 as &dyn tracing::Value)),
+        ];
+        // As the macros do: asked first, then dispatched.
+        if tracing::dispatcher::get_default(|d| d.enabled(a.metadata())) {
+            tracing::Event::dispatch(a.metadata(), &fields.value_set(&values));
+        }
+    });
+    guard.flush(WAIT).unwrap();
+    let records = collector.records();
+    let r = by_body(&records, "values of b");
+    assert_eq!(r.attr("other"), Some(Value::IntValue(7)));
+    assert_eq!(r.attr("second"), None);
+}

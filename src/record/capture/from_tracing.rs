@@ -91,6 +91,7 @@ pub(crate) fn capture_event(
             }
         };
         let given = site.and_then(|s| s.name(meta));
+        let callsite = meta.callsite();
         // One pass over the fields: the attributes are written as they come, the message in place
         // when it comes first.
         let at = w.body_pending();
@@ -117,7 +118,7 @@ pub(crate) fn capture_event(
             a: &mut attrs,
             from_log,
             seen: 0,
-            site: site.as_ref(),
+            site: site.as_ref().map(|s| (s, &callsite)),
             body_at: at,
             body_end: None,
             replaced: false,
@@ -191,8 +192,8 @@ struct Fields<'a, 'b, 'c, 'm> {
     from_log: bool,
     /// Fields met so far, the message included.
     seen: usize,
-    /// The callsite, with the ids of its field names (none: looked up).
-    site: Option<&'m Site>,
+    /// The callsite, with the ids of its field names, and its identifier (none: looked up).
+    site: Option<(&'m Site, &'m tracing_core::callsite::Identifier)>,
     /// Where the body goes in the record's variable part.
     body_at: usize,
     /// Where the body written there in place ends: the message came before anything else was
@@ -219,7 +220,12 @@ impl<'b, 'c> Fields<'_, 'b, 'c, '_> {
             Admit::EventName | Admit::No => return,
             Admit::Attribute => {}
         }
-        let id = self.site.map_or(KeyId::Lookup, |s| s.key(field.index()));
+        // The ids are the callsite's: an event built with another callsite's values (possible
+        // with `Event::new`) has its keys looked up.
+        let id = match self.site {
+            Some((site, callsite)) if field.callsite() == *callsite => site.key(field.index()),
+            _ => KeyId::Lookup,
+        };
         let mut typed = ValueWriter {
             a: self.a,
             key,

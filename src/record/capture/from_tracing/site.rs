@@ -9,7 +9,7 @@ use std::cell::Cell;
 use tracing_core::Metadata;
 
 use super::super::KeyId;
-use super::{Settings, given_name};
+use super::{MESSAGE, Settings, given_name};
 use crate::record::names;
 use crate::record::queued::Writer;
 
@@ -81,9 +81,10 @@ impl Site {
             site.ids[MODULE] = id_of(meta.module_path());
             site.ids[FILE] = id_of(meta.file());
         }
-        for field in meta.fields() {
-            if let Some(id) = site.ids.get_mut(KEYS + field.index()) {
-                *id = id_of(Some(field.name()));
+        // The message is the body, never a key.
+        for field in meta.fields().iter().filter(|f| f.name() != MESSAGE) {
+            if field.index() < SITE_KEYS {
+                site.ids[KEYS + field.index()] = id_of(Some(field.name()));
             }
         }
         let _ = RECENT.try_with(|c| c[i].set(site));
@@ -112,11 +113,12 @@ impl Site {
         self.named.then(|| meta.name())
     }
 
-    /// How the key of the field at `index` is written.
+    /// How the key of the callsite's field at `index` is written.
     pub(super) fn key(&self, index: usize) -> KeyId {
-        match self.ids.get(KEYS + index) {
-            Some(&id) => KeyId::Known(known(id)),
-            None => KeyId::Lookup,
+        if index < SITE_KEYS {
+            KeyId::Known(known(self.ids[KEYS + index]))
+        } else {
+            KeyId::Lookup
         }
     }
 }
