@@ -216,7 +216,42 @@ fn tracing_events(c: &mut Criterion) {
             })
         });
     }
+    // The capture alone: no queue, no worker beside it.
+    let capture_only =
+        tracing::Dispatch::new(tracing_subscriber::registry().with(bench_support::CaptureLayer));
+    g.bench_function("ours/tracing_event_4_fields_capture_only", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            in_span(&capture_only, &mut || {
+                elapsed = measure::thread_cpu_of(|| {
+                    for i in 0..iters {
+                        tracing_event(i);
+                    }
+                });
+            });
+            elapsed
+        })
+    });
     g.finish();
+    if paired_wanted() {
+        let stack = |dispatch: &tracing::Dispatch, flush: &dyn Fn(), n: u64| {
+            let mut elapsed = Duration::ZERO;
+            in_span(dispatch, &mut || {
+                elapsed = measure::thread_cpu_of(|| {
+                    for i in 0..n {
+                        tracing_event(i);
+                    }
+                });
+            });
+            flush();
+            elapsed
+        };
+        paired(
+            "tracing_event_4_fields_in_span",
+            &mut |n| stack(rows[0].1, rows[0].2, n),
+            &mut |n| stack(rows[1].1, rows[1].2, n),
+        );
+    }
     let s = guard.stats();
     assert_eq!(
         s.dropped.total(),
@@ -225,6 +260,57 @@ fn tracing_events(c: &mut Criterion) {
     );
     drop(guard);
     let _ = provider.shutdown();
+}
+
+/// Whether the paired rounds run: with no filter, or one naming `paired`.
+fn paired_wanted() -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    filters.is_empty() || filters.iter().any(|f| f.contains("paired"))
+}
+
+/// The two stacks measured in alternating rounds of the same number of records, so that a machine
+/// that speeds up or slows down during the run (shared VMs do) affects both alike: prints each
+/// stack's median cost per record and the median, lowest and highest of the rounds' ratios.
+/// `ours` and `official` log `n` records and return the calling thread's CPU time.
+fn paired(
+    name: &str,
+    ours: &mut dyn FnMut(u64) -> Duration,
+    official: &mut dyn FnMut(u64) -> Duration,
+) {
+    const ROUNDS: usize = 21;
+    const PER_ROUND: u64 = 100_000;
+    let per_record = |d: Duration| d.as_nanos() as f64 / PER_ROUND as f64;
+    // One untimed round each first.
+    ours(PER_ROUND);
+    official(PER_ROUND);
+    let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        // Which goes first alternates too.
+        let (x, y) = if round % 2 == 0 {
+            let x = per_record(ours(PER_ROUND));
+            (x, per_record(official(PER_ROUND)))
+        } else {
+            let y = per_record(official(PER_ROUND));
+            (per_record(ours(PER_ROUND)), y)
+        };
+        a.push(x);
+        b.push(y);
+        ratios.push(y / x);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (ours_ns, official_ns, ratio) = (median(&mut a), median(&mut b), median(&mut ratios));
+    println!(
+        "hot_path/paired/{name}: ours {ours_ns:.0} ns, official {official_ns:.0} ns, \
+         official/ours {ratio:.2}x (rounds {:.2}x to {:.2}x, {ROUNDS} rounds of {PER_ROUND})",
+        ratios[0],
+        ratios[ROUNDS - 1],
+    );
 }
 
 #[cfg(not(feature = "tracing"))]

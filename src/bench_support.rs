@@ -156,3 +156,27 @@ pub fn fuzz_queued_record(data: &[u8]) -> bool {
     debug_assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
     true
 }
+
+/// A `tracing` layer that captures each event as the pipeline's layer does, then drops it: the
+/// capture's cost alone, with no queue and no worker running beside it.
+#[cfg(feature = "tracing")]
+#[derive(Debug, Default)]
+pub struct CaptureLayer;
+
+#[cfg(feature = "tracing")]
+impl<S: tracing_core::Subscriber> tracing_subscriber::Layer<S> for CaptureLayer {
+    fn on_event(
+        &self,
+        event: &tracing_core::Event<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        use crate::record::capture::{Baggage, from_tracing};
+        let settings = from_tracing::Settings {
+            code_location: true,
+            baggage: &Baggage::Off,
+        };
+        from_tracing::capture_event(event, &settings, None, |q| {
+            std::hint::black_box(q);
+        });
+    }
+}

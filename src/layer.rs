@@ -179,7 +179,12 @@ where
             code_location: self.shared.code_location,
             baggage: &self.shared.baggage,
         };
-        let (queued, format_panicked) = {
+        // Pushed where it is made, inside the capture (a push never logs).
+        let sheddable = Severity::from(event.metadata().level()) < Severity::Warn;
+        let push = |queued| {
+            self.shared.link.push(queued, sheddable);
+        };
+        let format_panicked = {
             let _scope = CaptureScope::enter();
             if self.span_fields {
                 let mut spans = |each: &mut dyn FnMut(&'static str, crate::record::Value<'_>)| {
@@ -192,15 +197,13 @@ where
                         }
                     }
                 };
-                capture_event(event, &settings, Some(&mut spans))
+                capture_event(event, &settings, Some(&mut spans), push)
             } else {
-                capture_event(event, &settings, None)
+                capture_event(event, &settings, None, push)
             }
         };
         if format_panicked {
             self.shared.link.counters.add_format_panic();
         }
-        let sheddable = Severity::from(event.metadata().level()) < Severity::Warn;
-        self.shared.link.push(queued, sheddable);
     }
 }

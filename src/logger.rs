@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::internal::{CaptureScope, capture_depth, is_internal_target, on_internal_thread};
 use crate::pipeline::Shared;
-use crate::record::capture::capture;
+use crate::record::capture::capture_into;
 use crate::stats::DropReason;
 
 /// The `log::Log` implementation. Built by [`Builder::build`](crate::Builder::build) or installed by
@@ -53,15 +53,18 @@ impl log::Log for Logger {
                 .add_dropped(DropReason::Reentrant, 1);
             return;
         }
-        let (queued, format_panicked) = {
+        // Pushed where it is made, inside the capture (a push never logs).
+        let sheddable = record.level() > log::Level::Warn;
+        let format_panicked = {
             let _scope = CaptureScope::enter();
-            capture(record, self.shared.code_location, &self.shared.baggage)
+            let (code_location, baggage) = (self.shared.code_location, &self.shared.baggage);
+            capture_into(record, code_location, baggage, |queued| {
+                self.shared.link.push(queued, sheddable);
+            })
         };
         if format_panicked {
             self.shared.link.counters.add_format_panic();
         }
-        let sheddable = record.level() > log::Level::Warn;
-        self.shared.link.push(queued, sheddable);
     }
 
     /// Exports everything logged so far, waiting at most the shutdown timeout (`LOG_SHUTDOWN_TIMEOUT`).

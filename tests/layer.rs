@@ -90,6 +90,47 @@ fn an_event_keeps_its_typed_fields_and_the_trace_of_its_tracing_opentelemetry_sp
 }
 
 #[test]
+fn event_name_and_exception_message_fields_keep_their_meaning_on_every_event_of_a_callsite() {
+    static CAUSE: Failure = Failure("connection refused", None);
+    let collector = Collector::start();
+    let (layer, guard) = builder(&collector.endpoint()).build_layer().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let err: &(dyn std::error::Error + 'static) = &CAUSE;
+        // Twice: the second event's callsite comes from this thread's cache.
+        for n in 0..2i64 {
+            tracing::info!(
+                event.name = "order.paid",
+                exception.message = "own text",
+                err,
+                n,
+                "paid {n}"
+            );
+        }
+    });
+    guard.flush(WAIT).unwrap();
+    let records = collector.records();
+    assert_eq!(records.len(), 2, "{records:#?}");
+    for (n, body) in [(0, "paid 0"), (1, "paid 1")] {
+        let r = by_body(&records, body);
+        assert_eq!(r.record.event_name, "order.paid", "{r:#?}");
+        assert_eq!(
+            r.attr("event.name"),
+            None,
+            "the event name is not an attribute"
+        );
+        assert_eq!(
+            r.attr("exception.message"),
+            string("own text"),
+            "its own wins"
+        );
+        let keys = r.record.attributes.iter().map(|kv| kv.key.as_str());
+        assert_eq!(keys.filter(|k| *k == "exception.message").count(), 1);
+        assert_eq!(r.attr("err"), string("connection refused"));
+        assert_eq!(r.attr("n"), Some(Value::IntValue(n)));
+    }
+}
+
+#[test]
 fn span_fields_are_added_when_asked_the_events_own_and_the_inner_spans_winning() {
     let collector = Collector::start();
     let (layer, guard) = builder(&collector.endpoint())

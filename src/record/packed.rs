@@ -188,20 +188,36 @@ pub(crate) fn kind(v: &Value<'_>) -> u8 {
 /// Writes `v`'s bytes after its tag (nested values whole, tags included).
 #[inline]
 pub(crate) fn put_value(buf: &mut Vec<u8>, v: Value<'_>) {
+    gather_value(Gather::new(buf), v);
+}
+
+/// Writes `v`'s bytes after what `g` holds (its tag, at least).
+#[inline(always)]
+pub(crate) fn gather_value(g: Gather<'_>, v: Value<'_>) {
     match v {
-        Value::Int(i) => put_varint(buf, zigzag(i)),
-        Value::Double(d) => buf.extend_from_slice(&d.to_le_bytes()),
-        Value::Bool(_) | Value::Null => {}
-        Value::Str(s) => put_text(buf, s),
-        Value::Bytes(b) => {
-            put_varint(buf, b.len() as u64);
-            buf.extend_from_slice(b);
+        Value::Int(i) => {
+            g.varint(zigzag(i)).done();
         }
-        Value::Nested(n) => put_nested(buf, n),
+        Value::Double(d) => {
+            g.le8(d.to_le_bytes()).done();
+        }
+        Value::Bool(_) | Value::Null => {
+            g.done();
+        }
+        Value::Str(s) => {
+            g.varint(s.len() as u64)
+                .done()
+                .extend_from_slice(s.as_bytes());
+        }
+        Value::Bytes(b) => {
+            g.varint(b.len() as u64).done().extend_from_slice(b);
+        }
+        Value::Nested(n) => put_nested(g.done(), n),
     }
 }
 
 /// Writes an array's or a map's header and elements.
+#[inline(never)]
 fn put_nested(buf: &mut Vec<u8>, n: Nested<'_>) {
     match n.shape() {
         Shape::Array(a) => {
@@ -258,16 +274,220 @@ pub(crate) fn unzigzag(z: u64) -> i64 {
 }
 
 #[inline]
-pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
+pub(crate) fn put_varint(buf: &mut Vec<u8>, v: u64) {
+    Gather::new(buf).varint(v).done();
 }
 
 #[inline]
 pub(crate) fn put_text(buf: &mut Vec<u8>, s: &str) {
     put_varint(buf, s.len() as u64);
     buf.extend_from_slice(s.as_bytes());
+}
+
+/// `v` as a varint in the low bytes of the result, and how many bytes it takes (1 to 10).
+#[inline]
+pub(crate) fn varint_bits(v: u64) -> (u128, u32) {
+    if let Some((bits, n)) = varint_word(v) {
+        return (u128::from(bits), n);
+    }
+    let (mut bits, mut n, mut v) = (0u128, 0u32, v);
+    while v >= 0x80 {
+        // `n` is at most 8 here (a u64 has 64 bits, 7 a byte): the shift stays below 128.
+        bits |= u128::from((v & 0x7F) | 0x80) << (8 * n);
+        v >>= 7;
+        n += 1;
+    }
+    (bits | (u128::from(v) << (8 * n)), n + 1)
+}
+
+/// `v` as a varint in the low bytes of a word when it takes at most 8 bytes (below 2^56), and
+/// how many. The one- and two-byte varints (small numbers, every interned id) take no loop.
+#[inline(always)]
+fn varint_word(v: u64) -> Option<(u64, u32)> {
+    if v < 1 << 7 {
+        return Some((v, 1));
+    }
+    if v < 1 << 14 {
+        return Some(((v & 0x7F) | 0x80 | ((v >> 7) << 8), 2));
+    }
+    if v >= 1 << 56 {
+        return None;
+    }
+    let (mut bits, mut n, mut v) = (0u64, 0u32, v);
+    while v >= 0x80 {
+        // `n` is at most 6 here (`v` has at most 56 bits): the shift stays below 64.
+        bits |= ((v & 0x7F) | 0x80) << (8 * n);
+        v >>= 7;
+        n += 1;
+    }
+    Some((bits | (v << (8 * n)), n + 1))
+}
+
+/// Bytes gathered in a register and appended to a buffer 8 at a time, with one fixed-size copy:
+/// a tag, an id and a varint cost one update of the buffer's length rather than one per byte
+/// (each `push` reloads and stores it: a chain through memory the record's writers paid for
+/// every byte). Whatever is gathered, any number of bytes, ends up appended in order by
+/// [`done`](Self::done).
+pub(crate) struct Gather<'a> {
+    buf: &'a mut Vec<u8>,
+    /// The bytes not yet appended, the first in the low byte.
+    bits: u64,
+    /// How many: at most 8.
+    len: u32,
+}
+
+impl<'a> Gather<'a> {
+    #[inline]
+    pub(crate) fn new(buf: &'a mut Vec<u8>) -> Self {
+        Gather {
+            buf,
+            bits: 0,
+            len: 0,
+        }
+    }
+
+    /// Adds `n` bytes (1 to 8) held in the low bytes of `bits`, appending what is gathered first
+    /// if they would not fit. Then `len + n <= 8` with `n >= 1`, so the shift is at most 56.
+    #[inline(always)]
+    fn add(mut self, bits: u64, n: u32) -> Self {
+        if self.len + n > 8 {
+            self.append();
+        }
+        self.bits |= bits << (8 * self.len);
+        self.len += n;
+        self
+    }
+
+    #[inline(always)]
+    pub(crate) fn byte(self, b: u8) -> Self {
+        self.add(u64::from(b), 1)
+    }
+
+    #[inline(always)]
+    pub(crate) fn varint(mut self, v: u64) -> Self {
+        match varint_word(v) {
+            Some((bits, n)) => self.add(bits, n),
+            None => {
+                // Nine or ten bytes: rare (a large or negative number), appended apart.
+                self.append();
+                let (bits, n) = varint_bits(v);
+                self.buf
+                    .extend_from_slice(&bits.to_le_bytes()[..n as usize]);
+                self
+            }
+        }
+    }
+
+    /// Eight bytes in their order.
+    #[inline(always)]
+    pub(crate) fn le8(self, b: [u8; 8]) -> Self {
+        self.add(u64::from_le_bytes(b), 8)
+    }
+
+    #[inline(always)]
+    fn append(&mut self) {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&self.bits.to_le_bytes());
+        self.buf.truncate(at + self.len as usize);
+        self.bits = 0;
+        self.len = 0;
+    }
+
+    /// Appends what is gathered; returns the buffer.
+    #[inline(always)]
+    pub(crate) fn done(mut self) -> &'a mut Vec<u8> {
+        if self.len > 0 {
+            self.append();
+        }
+        self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What `Gather` is given.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Byte(u8),
+        Varint(u64),
+        Le8([u8; 8]),
+    }
+
+    /// The bytes of a varint, one at a time (the format's definition).
+    fn varint_reference(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8 & 0x7F) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            any::<u8>().prop_map(Op::Byte),
+            // Every length, 1 to 10 bytes, and its edges.
+            (0u32..64, any::<u64>()).prop_map(|(bits, v)| Op::Varint(v >> bits)),
+            (0u32..10).prop_map(|k| Op::Varint((1u64 << (7 * k)).wrapping_sub(1))),
+            (0u32..10).prop_map(|k| Op::Varint(1u64 << (7 * k))),
+            any::<[u8; 8]>().prop_map(Op::Le8),
+        ]
+    }
+
+    proptest! {
+        /// Any sequence of bytes, varints and 8-byte values comes out in order, as written byte
+        /// by byte, after what the buffer held.
+        #[test]
+        fn gathered_bytes_are_the_bytes_in_order(
+            before in proptest::collection::vec(any::<u8>(), 0..20),
+            ops in proptest::collection::vec(op(), 0..40),
+        ) {
+            let mut expected = before.clone();
+            let mut buf = before;
+            let mut g = Gather::new(&mut buf);
+            for op in &ops {
+                g = match *op {
+                    Op::Byte(b) => {
+                        expected.push(b);
+                        g.byte(b)
+                    }
+                    Op::Varint(v) => {
+                        varint_reference(&mut expected, v);
+                        g.varint(v)
+                    }
+                    Op::Le8(b) => {
+                        expected.extend_from_slice(&b);
+                        g.le8(b)
+                    }
+                };
+            }
+            g.done();
+            prop_assert_eq!(buf, expected);
+        }
+
+        /// `varint_bits` is the varint, for every value.
+        #[test]
+        fn varint_bits_is_the_varint(bits in 0u32..64, v in any::<u64>()) {
+            let v = v >> bits;
+            let mut expected = Vec::new();
+            varint_reference(&mut expected, v);
+            let (word, n) = varint_bits(v);
+            prop_assert_eq!(&word.to_le_bytes()[..n as usize], &expected[..]);
+        }
+    }
+
+    #[test]
+    fn the_largest_varint_takes_ten_bytes() {
+        let mut buf = Vec::new();
+        put_varint(&mut buf, u64::MAX);
+        assert_eq!(
+            buf,
+            [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]
+        );
+        let mut c = Cursor(&buf);
+        assert_eq!(c.varint(), Ok(u64::MAX));
+    }
 }

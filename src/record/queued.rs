@@ -25,7 +25,8 @@
 
 pub(crate) use super::packed::ReadError;
 use super::packed::{
-    Cursor, KEY_INLINE, T_MAP, kind, put_text, put_value, put_varint, unzigzag, zigzag,
+    Cursor, Gather, KEY_INLINE, T_MAP, gather_value, kind, put_text, put_value, put_varint,
+    unzigzag, varint_bits, zigzag,
 };
 use super::{Attributes, Key, Record, Severity, Shape, TraceContext, Value, names};
 
@@ -492,16 +493,10 @@ impl<'b> Writer<'b> {
         if let Ok(b @ 0..=0x7F) = u8::try_from(len) {
             self.buf[at] = b;
         } else {
-            let mut prefix = [0u8; 10];
-            let mut n = 0;
-            let mut v = len as u64;
-            while v >= 0x80 {
-                prefix[n] = (v as u8) | 0x80;
-                v >>= 7;
-                n += 1;
-            }
-            prefix[n] = v as u8;
-            self.buf.splice(at..at + 1, prefix[..=n].iter().copied());
+            let (bits, n) = varint_bits(len as u64);
+            let prefix = bits.to_le_bytes();
+            self.buf
+                .splice(at..at + 1, prefix.into_iter().take(n as usize));
         }
         self.attrs_start = self.buf.len();
         r
@@ -585,10 +580,22 @@ impl<'b> Writer<'b> {
     }
 
     /// One attribute whose key was looked up already: by its interned `id`, or written out.
+    #[inline(always)]
     pub(crate) fn attr_id(&mut self, key: &str, id: Option<u16>, value: Value<'_>) {
-        let at = self.begin_attr_id(key, id);
-        self.buf[at] |= kind(&value);
-        put_value(self.buf, value);
+        let tag = kind(&value);
+        let g = match id {
+            // Tag, id and a scalar value in one append.
+            Some(id) => Gather::new(self.buf).byte(tag).varint(u64::from(id)),
+            None => {
+                let buf = Gather::new(self.buf)
+                    .byte(tag | KEY_INLINE)
+                    .varint(key.len() as u64)
+                    .done();
+                buf.extend_from_slice(key.as_bytes());
+                Gather::new(buf)
+            }
+        };
+        gather_value(g, value);
     }
 
     /// Starts an attribute whose value the caller writes next with [`buf`](Self::buf): writes
@@ -602,8 +609,7 @@ impl<'b> Writer<'b> {
         let at = self.buf.len();
         match id {
             Some(id) => {
-                self.buf.push(0);
-                put_varint(self.buf, u64::from(id));
+                Gather::new(self.buf).byte(0).varint(u64::from(id)).done();
             }
             None => {
                 self.buf.push(KEY_INLINE);
@@ -631,7 +637,14 @@ impl<'b> Writer<'b> {
     pub(crate) fn finish(mut self, dropped_attributes: u32) -> Queued {
         let [d0, d1, d2, _] = dropped_attributes.min(MAX_DROPPED).to_le_bytes();
         self.head.dropped = [d0, d1, d2];
-        self.head.payload = Payload::new(self.buf);
+        // Into the empty inline payload `new` made, in place: no array built apart and copied.
+        match (&mut self.head.payload, u8::try_from(self.buf.len())) {
+            (Payload::Inline { len, bytes }, Ok(n)) if usize::from(n) <= INLINE => {
+                bytes[..usize::from(n)].copy_from_slice(self.buf);
+                *len = n;
+            }
+            (payload, _) => *payload = Payload::new(self.buf),
+        }
         self.head
     }
 }

@@ -26,7 +26,7 @@ use crate::record::queued::{Queued, Writer};
 use crate::record::{AttrValue, Severity, Value, names};
 
 mod site;
-use site::Site;
+use site::{Role, Site};
 
 /// The field `tracing`'s macros put the message in.
 const MESSAGE: &str = "message";
@@ -64,28 +64,36 @@ pub(crate) struct Settings<'a> {
 /// field (name, value). Names a span repeats from an inner one, or the event has, are skipped.
 pub(crate) type Spans<'s> = &'s mut dyn FnMut(&mut dyn FnMut(&'static str, Value<'_>));
 
-/// Captures `event` into its queued form; says whether formatting its message panicked. Never
-/// panics on account of the event's contents.
+/// Captures `event` into its queued form and hands it to `push` (straight from where it was
+/// made: a record moved through fewer frames is copied fewer times); says whether formatting its
+/// message panicked. Never panics on account of the event's contents.
 pub(crate) fn capture_event(
     event: &Event<'_>,
     settings: &Settings<'_>,
     mut spans: Option<Spans<'_>>,
-) -> (Queued, bool) {
+    push: impl FnOnce(Queued),
+) -> bool {
     let now = crate::clock::now_unix_nanos();
     let trace = super::current_trace_context();
+    let meta: &'static Metadata<'static> = event.metadata();
     // An event `tracing-log` made of a `log` record: that record's target, module, file and line.
-    let normalized = event.normalized_metadata();
+    // A cached callsite is not one (only the others are cached).
+    let cached = Site::cached(meta, settings.code_location);
+    let normalized = match cached {
+        Some(_) => None,
+        None => event.normalized_metadata(),
+    };
     let from_log = normalized.is_some();
+    let mut push = Some(push);
     with_buffer(&PAYLOAD_BUFFER, |buf| {
-        let meta: &'static Metadata<'static> = event.metadata();
         let mut w = Writer::new(buf, Severity::from(meta.level()), now, trace);
-        let site = match &normalized {
-            Some(n) => {
+        let site = match (&normalized, cached) {
+            (Some(n), _) => {
                 location(&mut w, settings, n);
                 None
             }
-            None => {
-                let site = Site::of(meta, settings.code_location);
+            (None, cached) => {
+                let site = cached.unwrap_or_else(|| Site::of(meta, settings.code_location));
                 site.write(&mut w, settings, meta);
                 Some(site)
             }
@@ -153,7 +161,11 @@ pub(crate) fn capture_event(
             super::write_baggage(&mut attrs, &own, settings.baggage);
         }
         let dropped = attrs.dropped;
-        (w.finish(dropped), format_panicked)
+        // Run once: `with_buffer` calls this closure once.
+        if let Some(push) = push.take() {
+            push(w.finish(dropped));
+        }
+        format_panicked
     })
 }
 
@@ -209,22 +221,52 @@ struct Fields<'a, 'b, 'c, 'm> {
 }
 
 impl<'b, 'c> Fields<'_, 'b, 'c, '_> {
+    /// What `field` is, as its callsite says: an event built with another callsite's values
+    /// (possible with `Event::new`) has its fields found by their names.
+    fn role(&self, field: &Field) -> Role {
+        match self.site {
+            Some((site, callsite)) if field.callsite() == *callsite => site.role(field.index()),
+            _ => Role::Unknown,
+        }
+    }
+
+    /// Whether `field` is the message.
+    fn is_message(role: Role, field: &Field) -> bool {
+        match role {
+            Role::Message => true,
+            Role::Attribute(_) => false,
+            Role::Unknown => field.name() == MESSAGE,
+        }
+    }
+
     /// Writes the field unless it is the message or left out; `f` writes its value.
-    fn field(&mut self, field: &Field, f: impl FnOnce(&mut ValueWriter<'_, 'b, 'c, '_>)) {
+    #[inline(always)]
+    fn field(
+        &mut self,
+        role: Role,
+        field: &Field,
+        f: impl FnOnce(&mut ValueWriter<'_, 'b, 'c, '_>),
+    ) {
         self.seen += 1;
         let key = field.name();
-        if key == MESSAGE || (self.from_log && key.starts_with("log.")) {
-            return;
-        }
-        match self.a.admit(key) {
-            Admit::EventName | Admit::No => return,
-            Admit::Attribute => {}
-        }
-        // The ids are the callsite's: an event built with another callsite's values (possible
-        // with `Event::new`) has its keys looked up.
-        let id = match self.site {
-            Some((site, callsite)) if field.callsite() == *callsite => site.key(field.index()),
-            _ => KeyId::Lookup,
+        let id = match role {
+            // A plain attribute: its name needs no comparing.
+            Role::Attribute(id) => {
+                if self.a.kept >= MAX_ATTRIBUTES {
+                    return self.a.drop_one();
+                }
+                KeyId::Known(id)
+            }
+            Role::Message => return,
+            Role::Unknown => {
+                if key == MESSAGE || (self.from_log && key.starts_with("log.")) {
+                    return;
+                }
+                match self.a.admit(key) {
+                    Admit::EventName | Admit::No => return,
+                    Admit::Attribute => KeyId::Lookup,
+                }
+            }
         };
         let mut typed = ValueWriter {
             a: self.a,
@@ -237,8 +279,11 @@ impl<'b, 'c> Fields<'_, 'b, 'c, '_> {
 
     /// A field that may name the event (its text then does) or be a message that is not text
     /// (`message = 5`: its text is the body).
-    fn named(&mut self, field: &Field, text: &dyn std::fmt::Display) -> bool {
-        if field.name() == MESSAGE {
+    fn named(&mut self, role: Role, field: &Field, text: &dyn std::fmt::Display) -> bool {
+        if matches!(role, Role::Attribute(_)) {
+            return false;
+        }
+        if Self::is_message(role, field) {
             self.message(&format_args!("{text}"));
             return true;
         }
@@ -280,59 +325,67 @@ impl Fields<'_, '_, '_, '_> {
 
 impl Visit for Fields<'_, '_, '_, '_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if !self.named(field, &value) {
-            self.field(field, |v| v.scalar(Value::Double(value)));
+        let role = self.role(field);
+        if !self.named(role, field, &value) {
+            self.field(role, field, |v| v.scalar(Value::Double(value)));
         }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if !self.named(field, &value) {
-            self.field(field, |v| v.scalar(Value::Int(value)));
+        let role = self.role(field);
+        if !self.named(role, field, &value) {
+            self.field(role, field, |v| v.scalar(Value::Int(value)));
         }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if !self.named(field, &value) {
-            self.field(field, |v| v.integer(value));
+        let role = self.role(field);
+        if !self.named(role, field, &value) {
+            self.field(role, field, |v| v.integer(value));
         }
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
-        if !self.named(field, &value) {
-            self.field(field, |v| v.integer(value));
+        let role = self.role(field);
+        if !self.named(role, field, &value) {
+            self.field(role, field, |v| v.integer(value));
         }
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
-        if !self.named(field, &value) {
-            self.field(field, |v| v.integer(value));
+        let role = self.role(field);
+        if !self.named(role, field, &value) {
+            self.field(role, field, |v| v.integer(value));
         }
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if !self.named(field, &value) {
-            self.field(field, |v| v.scalar(Value::Bool(value)));
+        let role = self.role(field);
+        if !self.named(role, field, &value) {
+            self.field(role, field, |v| v.scalar(Value::Bool(value)));
         }
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == MESSAGE {
+        let role = self.role(field);
+        if Self::is_message(role, field) {
             return self.message(&format_args!("{value}"));
         }
-        if !self.named(field, &value) {
-            self.field(field, |v| v.string(value));
+        if !self.named(role, field, &value) {
+            self.field(role, field, |v| v.string(value));
         }
     }
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
-        self.field(field, |v| {
+        self.field(self.role(field), field, |v| {
             v.a.bytes(v.key, value);
             v.done = true;
         });
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.field(field, |v| v.error(value));
+        self.field(self.role(field), field, |v| v.error(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == MESSAGE {
+        let role = self.role(field);
+        if Self::is_message(role, field) {
             return self.message(value);
         }
         let text = DebugText(value);
-        if !self.named(field, &text) {
-            self.field(field, |v| {
+        if !self.named(role, field, &text) {
+            self.field(role, field, |v| {
                 v.done = true;
                 // A panicking `Debug` leaves this field out (counted) and the visit goes on, so a
                 // message after it is still the body.
@@ -347,7 +400,7 @@ impl Visit for Fields<'_, '_, '_, '_> {
     #[cfg(all(feature = "valuable", tracing_unstable))]
     fn record_value(&mut self, field: &Field, value: valuable::Value<'_>) {
         let serializable = valuable_serde::Serializable::new(value);
-        self.field(field, |v| {
+        self.field(self.role(field), field, |v| {
             v.a.structured(v.key, &log::kv::Value::from_serde(&serializable));
             v.done = true;
         });
