@@ -401,6 +401,7 @@ pub(crate) struct Writer<'b> {
 
 impl<'b> Writer<'b> {
     /// A writer using `buf` (cleared) for the variable part.
+    #[inline(always)]
     pub(crate) fn new(
         buf: &'b mut Vec<u8>,
         severity: Severity,
@@ -494,9 +495,8 @@ impl<'b> Writer<'b> {
             self.buf[at] = b;
         } else {
             let (bits, n) = varint_bits(len as u64);
-            let prefix = bits.to_le_bytes();
-            self.buf
-                .splice(at..at + 1, prefix.into_iter().take(n as usize));
+            let prefix = bits.to_le_bytes().into_iter().take(n as usize);
+            self.buf.splice(at..at + 1, prefix);
         }
         self.attrs_start = self.buf.len();
         r
@@ -587,12 +587,9 @@ impl<'b> Writer<'b> {
             // Tag, id and a scalar value in one append.
             Some(id) => Gather::new(self.buf).byte(tag).varint(u64::from(id)),
             None => {
-                let buf = Gather::new(self.buf)
-                    .byte(tag | KEY_INLINE)
-                    .varint(key.len() as u64)
-                    .done();
-                buf.extend_from_slice(key.as_bytes());
-                Gather::new(buf)
+                self.buf.push(tag | KEY_INLINE);
+                put_text(self.buf, key);
+                Gather::new(self.buf)
             }
         };
         gather_value(g, value);

@@ -278,11 +278,18 @@ impl<'b, 'c> Fields<'_, 'b, 'c, '_> {
     }
 
     /// A field that may name the event (its text then does) or be a message that is not text
-    /// (`message = 5`: its text is the body).
+    /// (`message = 5`: its text is the body). A plain attribute is neither, known without a call.
+    #[inline(always)]
     fn named(&mut self, role: Role, field: &Field, text: &dyn std::fmt::Display) -> bool {
-        if matches!(role, Role::Attribute(_)) {
-            return false;
-        }
+        !matches!(role, Role::Attribute(_)) && self.named_by_role_or_name(role, field, text)
+    }
+
+    fn named_by_role_or_name(
+        &mut self,
+        role: Role,
+        field: &Field,
+        text: &dyn std::fmt::Display,
+    ) -> bool {
         if Self::is_message(role, field) {
             self.message(&format_args!("{text}"));
             return true;
