@@ -187,7 +187,7 @@ fn tracing_events(c: &mut Criterion) {
     guard.flush(Duration::from_secs(60)).unwrap();
     let mut g = c.benchmark_group("hot_path");
     g.throughput(Throughput::Elements(1));
-    // Each sample logs inside the span, timed on the calling thread, then flushes (untimed).
+    // Each sample logs inside the span, then flushes.
     let rows: [(&str, &tracing::Dispatch, &dyn Fn()); 2] = [
         ("ours/tracing_event_4_fields_in_span", &ours, &|| {
             guard.flush(Duration::from_secs(60)).unwrap()
@@ -200,56 +200,36 @@ fn tracing_events(c: &mut Criterion) {
             },
         ),
     ];
+    // Logs `n` events inside the span, timed on the calling thread, then flushes (untimed).
+    let log_n = |dispatch: &tracing::Dispatch, flush: &dyn Fn(), n: u64| {
+        let mut elapsed = Duration::ZERO;
+        in_span(dispatch, &mut || {
+            elapsed = measure::thread_cpu_of(|| {
+                for i in 0..n {
+                    tracing_event(i);
+                }
+            });
+        });
+        flush();
+        elapsed
+    };
     for (name, dispatch, flush) in rows {
         g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let mut elapsed = Duration::ZERO;
-                in_span(dispatch, &mut || {
-                    elapsed = measure::thread_cpu_of(|| {
-                        for i in 0..iters {
-                            tracing_event(i);
-                        }
-                    });
-                });
-                flush();
-                elapsed
-            })
+            b.iter_custom(|iters| log_n(dispatch, flush, iters))
         });
     }
-    // The capture alone: no queue, no worker beside it.
+    // The capture alone: no queue, no worker beside it (nothing to flush).
     let capture_only =
         tracing::Dispatch::new(tracing_subscriber::registry().with(bench_support::CaptureLayer));
     g.bench_function("ours/tracing_event_4_fields_capture_only", |b| {
-        b.iter_custom(|iters| {
-            let mut elapsed = Duration::ZERO;
-            in_span(&capture_only, &mut || {
-                elapsed = measure::thread_cpu_of(|| {
-                    for i in 0..iters {
-                        tracing_event(i);
-                    }
-                });
-            });
-            elapsed
-        })
+        b.iter_custom(|iters| log_n(&capture_only, &|| {}, iters))
     });
     g.finish();
     if paired_wanted() {
-        let stack = |dispatch: &tracing::Dispatch, flush: &dyn Fn(), n: u64| {
-            let mut elapsed = Duration::ZERO;
-            in_span(dispatch, &mut || {
-                elapsed = measure::thread_cpu_of(|| {
-                    for i in 0..n {
-                        tracing_event(i);
-                    }
-                });
-            });
-            flush();
-            elapsed
-        };
         paired(
             "tracing_event_4_fields_in_span",
-            &mut |n| stack(rows[0].1, rows[0].2, n),
-            &mut |n| stack(rows[1].1, rows[1].2, n),
+            &mut |n| log_n(rows[0].1, rows[0].2, n),
+            &mut |n| log_n(rows[1].1, rows[1].2, n),
         );
     }
     let s = guard.stats();
