@@ -96,7 +96,8 @@ fn event_name_and_exception_message_fields_keep_their_meaning_on_every_event_of_
     let (layer, guard) = builder(&collector.endpoint()).build_layer().unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         let err: &(dyn std::error::Error + 'static) = &CAUSE;
-        // Twice: the second event's callsite comes from this thread's cache.
+        // Twice: the first event makes its callsite's entry in this thread's cache, the second
+        // reads it.
         for n in 0..2i64 {
             tracing::info!(
                 event.name = "order.paid",

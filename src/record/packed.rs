@@ -327,7 +327,8 @@ fn varint_word(v: u64) -> Option<(u64, u32)> {
 /// a tag, an id and a varint cost one update of the buffer's length rather than one per byte
 /// (each `push` reloads and stores it: a chain through memory the record's writers paid for
 /// every byte). Whatever is gathered, any number of bytes, ends up appended in order by
-/// [`done`](Self::done).
+/// [`done`](Self::done), which must be called (dropped before it, the bytes gathered are lost).
+#[must_use = "the bytes gathered are appended by `done`"]
 pub(crate) struct Gather<'a> {
     buf: &'a mut Vec<u8>,
     /// The bytes not yet appended, the first in the low byte.

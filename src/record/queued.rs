@@ -529,7 +529,7 @@ impl<'b> Writer<'b> {
     /// only attributes and an event name written after it) by `s`.
     #[cfg(feature = "tracing")]
     pub(crate) fn replace_body(&mut self, body: std::ops::Range<usize>, s: &str) {
-        let mut text = Vec::with_capacity(s.len() + 3);
+        let mut text = Vec::with_capacity(s.len() + 10);
         put_text(&mut text, s);
         let end = body.end.min(self.buf.len());
         let start = body.start.min(end);
@@ -567,7 +567,7 @@ impl<'b> Writer<'b> {
             return;
         }
         self.head.flags |= HAS_EVENT_NAME;
-        let mut text = Vec::with_capacity(s.len() + 3);
+        let mut text = Vec::with_capacity(s.len() + 10);
         put_text(&mut text, s);
         let at = self.attrs_start.min(self.buf.len());
         self.attrs_start = at + text.len();
