@@ -582,17 +582,23 @@ impl<'b> Writer<'b> {
     /// One attribute whose key was looked up already: by its interned `id`, or written out.
     #[inline(always)]
     pub(crate) fn attr_id(&mut self, key: &str, id: Option<u16>, value: Value<'_>) {
-        let tag = kind(&value);
-        let g = match id {
-            // Tag, id and a scalar value in one append.
+        // Tag, id and a scalar value in one append.
+        let g = self.gather_key(kind(&value), key, id);
+        gather_value(g, value);
+    }
+
+    /// An attribute's tag (`tag`, with [`KEY_INLINE`] for a key written out) and key, the key's
+    /// id still gathered: the value goes after it.
+    #[inline(always)]
+    fn gather_key(&mut self, tag: u8, key: &str, id: Option<u16>) -> Gather<'_> {
+        match id {
             Some(id) => Gather::new(self.buf).byte(tag).varint(u64::from(id)),
             None => {
                 self.buf.push(tag | KEY_INLINE);
                 put_text(self.buf, key);
                 Gather::new(self.buf)
             }
-        };
-        gather_value(g, value);
+        }
     }
 
     /// Starts an attribute whose value the caller writes next with [`buf`](Self::buf): writes
@@ -604,15 +610,7 @@ impl<'b> Writer<'b> {
 
     fn begin_attr_id(&mut self, key: &str, id: Option<u16>) -> usize {
         let at = self.buf.len();
-        match id {
-            Some(id) => {
-                Gather::new(self.buf).byte(0).varint(u64::from(id)).done();
-            }
-            None => {
-                self.buf.push(KEY_INLINE);
-                put_text(self.buf, key);
-            }
-        }
+        self.gather_key(0, key, id).done();
         at
     }
 
