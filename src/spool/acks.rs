@@ -30,6 +30,10 @@ pub(crate) struct Acks {
     /// Sent live (write-ahead, or spooled before a retry) and not yet settled: never replayed, and
     /// their segment never deleted to make room, while they are.
     flying: Vec<Span>,
+    /// Records of the cursor's segment before the cursor that this process saw acknowledged
+    /// (replayed, or delivered live and passed): a segment lost from under the spool had its
+    /// own count of records less these, and those on their way or ahead, left for replay.
+    behind: u64,
 }
 
 impl Acks {
@@ -66,22 +70,42 @@ impl Acks {
         true
     }
 
-    /// Everything before `pos` was acknowledged (a replayed batch).
-    pub(crate) fn advance(&mut self, pos: (u64, u64)) {
+    /// Everything before `pos` was acknowledged (a replayed batch of `records` lines, read from
+    /// the cursor or from the start of a later segment; the spans delivered live that it passed
+    /// over are counted as the cursor passes them).
+    pub(crate) fn advance(&mut self, pos: (u64, u64), records: u64) {
         if pos > self.cursor {
-            self.cursor = pos;
+            self.move_to(pos);
+            self.behind += records;
         }
         self.absorb();
     }
 
+    /// Moves the cursor forward to `pos`; what lies behind it is counted anew in a new segment.
+    fn move_to(&mut self, pos: (u64, u64)) {
+        if pos.0 != self.cursor.0 {
+            self.behind = 0;
+        }
+        self.cursor = pos;
+    }
+
     /// Moves the cursor over the spans delivered ahead of it that it reached, and forgets the
-    /// ones it passed.
+    /// ones it passed (counted behind it when in its segment).
     fn absorb(&mut self) {
         loop {
             let cursor = self.cursor;
-            self.ahead.retain(|s| (s.seq, s.end) > cursor);
+            let mut passed = 0;
+            self.ahead.retain(|s| {
+                let keep = (s.seq, s.end) > cursor;
+                if !keep && s.seq == cursor.0 {
+                    passed += s.records;
+                }
+                keep
+            });
+            self.behind += passed;
             match self.ahead.first() {
-                Some(s) if (s.seq, s.start) <= cursor => self.cursor = (s.seq, s.end),
+                // Passed, and counted, on the next turn.
+                Some(s) if (s.seq, s.start) <= cursor => self.move_to((s.seq, s.end)),
                 _ => return,
             }
         }
@@ -91,9 +115,15 @@ impl Acks {
     /// start of `next`, the next segment.
     pub(crate) fn next_segment(&mut self, next: u64) {
         if next > self.cursor.0 {
-            self.cursor = (next, 0);
+            self.move_to((next, 0));
         }
         self.absorb();
+    }
+
+    /// Records of segment `seq` this process saw acknowledged before the cursor (none unless the
+    /// cursor is in it).
+    pub(crate) fn behind(&self, seq: u64) -> u64 {
+        if self.cursor.0 == seq { self.behind } else { 0 }
     }
 
     /// Segment `seq` was deleted: its spans are forgotten (a flying one then lands as lost).
@@ -203,6 +233,7 @@ impl Acks {
             cursor,
             ahead,
             flying: Vec::new(),
+            behind: 0,
         };
         acks.absorb();
         (acks, next)
@@ -226,7 +257,8 @@ mod tests {
     enum Step {
         Fly(Span),
         Land(Span, bool),
-        Advance(u64, u64),
+        /// A replayed batch: the cursor's new position and its records.
+        Advance(u64, u64, u64),
         Next(u64),
         Forget(u64),
     }
@@ -235,32 +267,37 @@ mod tests {
     fn the_cursor_moves_only_over_what_was_acknowledged() {
         use Step::*;
         let (a, b, c) = (span(1, 0, 10), span(1, 10, 20), span(1, 20, 30));
-        // (name, steps, cursor after, bytes past it that are not backlog)
-        type Row = (&'static str, Vec<Step>, (u64, u64), u64);
+        // (name, steps, cursor after, bytes past it that are not backlog, records of its segment
+        // seen acknowledged before it); a span's records are its bytes here.
+        type Row = (&'static str, Vec<Step>, (u64, u64), u64, u64);
         let table: Vec<Row> = vec![
             (
                 "in order",
                 vec![Fly(a), Fly(b), Land(a, true), Land(b, true)],
                 (1, 20),
                 0,
+                20,
             ),
             (
                 "out of order waits",
                 vec![Fly(a), Fly(b), Land(b, true)],
                 (1, 0),
                 20,
+                0,
             ),
             (
                 "then catches up",
                 vec![Fly(a), Fly(b), Land(b, true), Land(a, true)],
                 (1, 20),
                 0,
+                20,
             ),
             (
                 "failed stays backlog",
                 vec![Fly(a), Fly(b), Land(a, false), Land(b, true)],
                 (1, 0),
                 10,
+                0,
             ),
             (
                 "replay passes a failed span and absorbs the delivered one",
@@ -271,32 +308,36 @@ mod tests {
                     Land(a, false),
                     Land(b, true),
                     Land(c, false),
-                    Advance(1, 10),
+                    Advance(1, 10, 10),
                 ],
                 (1, 20),
                 0,
+                20,
             ),
             (
                 "a span behind the cursor is nothing",
-                vec![Advance(1, 30), Fly(a), Land(a, true)],
+                vec![Advance(1, 30, 30), Fly(a), Land(a, true)],
                 (1, 30),
                 0,
+                30,
             ),
             (
                 "next segment",
                 vec![
                     Fly(span(2, 0, 5)),
                     Land(span(2, 0, 5), true),
-                    Advance(1, 30),
+                    Advance(1, 30, 30),
                     Next(2),
                 ],
                 (2, 5),
                 0,
+                5,
             ),
             (
                 "forgotten segment",
                 vec![Fly(span(2, 0, 5)), Forget(2)],
                 (1, 0),
+                0,
                 0,
             ),
             (
@@ -304,15 +345,24 @@ mod tests {
                 vec![Fly(a), Forget(1), Land(a, true)],
                 (1, 0),
                 0,
+                0,
             ),
             (
                 "next never moves back",
-                vec![Advance(3, 4), Next(2)],
+                vec![Advance(3, 4, 4), Next(2)],
                 (3, 4),
                 0,
+                4,
+            ),
+            (
+                "replay passing a span delivered live counts it behind",
+                vec![Fly(b), Land(b, true), Advance(1, 30, 20)],
+                (1, 30),
+                0,
+                30,
             ),
         ];
-        for (name, steps, cursor, bytes) in table {
+        for (name, steps, cursor, bytes, behind) in table {
             let mut acks = Acks::new((1, 0));
             for step in steps {
                 match step {
@@ -320,13 +370,14 @@ mod tests {
                     Land(s, ok) => {
                         acks.land(s, ok);
                     }
-                    Advance(seq, off) => acks.advance((seq, off)),
+                    Advance(seq, off, n) => acks.advance((seq, off), n),
                     Next(seq) => acks.next_segment(seq),
                     Forget(seq) => acks.forget(seq),
                 }
             }
             assert_eq!(acks.cursor(), cursor, "{name}");
             assert_eq!(acks.not_backlog_bytes(), bytes, "{name}");
+            assert_eq!(acks.behind(cursor.0), behind, "{name}");
         }
     }
 

@@ -81,16 +81,11 @@ impl Spool {
             match File::open(self.segment_path(segment.seq)) {
                 Ok(f) => break (segment, f),
                 // Removed by someone else: nothing left to replay from it; what this process had
-                // written there is counted as lost.
+                // written there and not seen acknowledged is counted as lost.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    let lost = if self.acks.cursor().0 == segment.seq {
-                        0
-                    } else {
-                        segment
-                            .records
-                            .unwrap_or(0)
-                            .saturating_sub(self.acks.not_backlog_records(segment.seq))
-                    };
+                    let lost = segment.records.unwrap_or(0).saturating_sub(
+                        self.acks.not_backlog_records(segment.seq) + self.acks.behind(segment.seq),
+                    );
                     if lost > 0 {
                         self.counters.add_dropped(DropReason::IoError, lost);
                     }
@@ -164,7 +159,8 @@ impl Spool {
         if batch.corrupt > 0 {
             self.counters.add_corrupt(batch.corrupt);
         }
-        self.acks.advance((batch.seq, batch.end));
+        let read = batch.events.len() as u64 + batch.corrupt;
+        self.acks.advance((batch.seq, batch.end), read);
         if batch.finished {
             self.acks.next_segment(batch.seq + 1);
         }

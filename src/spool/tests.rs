@@ -218,6 +218,34 @@ fn a_failed_write_leaves_no_torn_line_behind() {
     assert_eq!(counters.snapshot(0, 0).corrupt_skipped, 0);
 }
 
+#[test]
+fn a_segment_removed_mid_replay_counts_what_was_not_replayed_as_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let counters = Arc::new(Counters::default());
+    let mut spool =
+        Spool::open(&config(tmp.path(), 4096, 1 << 20), "svc", counters.clone()).unwrap();
+    for chunk in (0..100).collect::<Vec<_>>().chunks(10) {
+        let batch: Vec<_> = chunk.iter().map(|i| event(*i)).collect();
+        spool.append(&batch).unwrap();
+    }
+    let b = spool.next_batch(3).unwrap().unwrap();
+    assert_eq!(seqs(&b.events), vec![0, 1, 2]);
+    spool.ack(&b).unwrap();
+    let written = spool.closed.front().and_then(|s| s.records).unwrap();
+    assert!(written > 3, "the first segment holds more than the batch");
+    // Removed from under the spool with the cursor inside it.
+    fs::remove_file(spool.segment_path(spool.acks.cursor().0)).unwrap();
+    let rest = replay_all(&mut spool, 1000);
+    let lost = counters.snapshot(0, 0).dropped.io_error;
+    assert_eq!(lost, written - 3, "what was not replayed of it is lost");
+    assert_eq!(rest.first(), Some(&(written as i64)));
+    assert_eq!(
+        3 + rest.len() as u64 + lost,
+        100,
+        "every record replayed or counted"
+    );
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
