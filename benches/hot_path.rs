@@ -162,7 +162,9 @@ fn tracing_events(c: &mut Criterion) {
         .build_layer()
         .unwrap();
     let ours = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    let (_rt, provider) = official_provider(&collector);
+    // The official stack has a collector of its own, which counts what it delivers.
+    let official_collector = common::Collector::start_discarding();
+    let (_rt, provider) = official_provider(&official_collector);
     let official =
         tracing::Dispatch::new(tracing_subscriber::registry().with(
             opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider),
@@ -201,7 +203,11 @@ fn tracing_events(c: &mut Criterion) {
         ),
     ];
     // Logs `n` events inside the span, timed on the calling thread, then flushes (untimed).
+    let official_logged = std::cell::Cell::new(0u64);
     let log_n = |dispatch: &tracing::Dispatch, flush: &dyn Fn(), n: u64| {
+        if std::ptr::eq(dispatch, &official) {
+            official_logged.set(official_logged.get() + n);
+        }
         let mut elapsed = Duration::ZERO;
         in_span(dispatch, &mut || {
             elapsed = measure::thread_cpu_of(|| {
@@ -232,6 +238,12 @@ fn tracing_events(c: &mut Criterion) {
             &mut |n| log_n(rows[1].1, rows[1].2, n),
         );
     }
+    report_official(
+        "tracing",
+        &provider,
+        official_logged.get(),
+        &official_collector,
+    );
     let s = guard.stats();
     assert_eq!(
         s.dropped.total(),
@@ -240,6 +252,24 @@ fn tracing_events(c: &mut Criterion) {
     );
     drop(guard);
     let _ = provider.shutdown();
+}
+
+/// Prints how many of the `logged` records (warm-up included) the official stack delivered to
+/// its `collector`: its batch processor drops records when its queue is full, and a dropped
+/// record costs its caller less than one sent on.
+fn report_official(
+    api: &str,
+    provider: &opentelemetry_sdk::logs::SdkLoggerProvider,
+    logged: u64,
+    collector: &common::Collector,
+) {
+    let _ = provider.force_flush();
+    let delivered = collector.discarded() as u64;
+    println!(
+        "hot_path/official ({api} rows): delivered {delivered} of the {logged} records logged \
+         ({} dropped at its queue)",
+        logged.saturating_sub(delivered)
+    );
 }
 
 /// Whether the paired rounds run: with no filter, or one naming `paired`.
@@ -317,8 +347,11 @@ fn hot_path(c: &mut Criterion) {
         .try_init()
         .unwrap();
 
-    let (_rt, provider) = official_provider(&collector);
+    // The official stack has a collector of its own, which counts what it delivers.
+    let official_collector = common::Collector::start_discarding();
+    let (_rt, provider) = official_provider(&official_collector);
     let official = opentelemetry_appender_log::OpenTelemetryLogBridge::new(&provider);
+    let official_logged = std::cell::Cell::new(0u64);
 
     let _cx = span();
     // One lap of the queue, untimed: its memory is in place for the samples.
@@ -437,6 +470,7 @@ fn hot_path(c: &mut Criterion) {
     });
     g.bench_function("official/loadgen_record", |b| {
         b.iter_custom(|iters| {
+            official_logged.set(official_logged.get() + iters);
             let elapsed = measure::thread_cpu_of(|| {
                 for i in 0..iters {
                     loadgen_record(&official, i);
@@ -460,6 +494,7 @@ fn hot_path(c: &mut Criterion) {
     // The official appender with its `with-serde` feature maps the struct to a map as well.
     g.bench_function("official/struct_5_fields", |b| {
         b.iter_custom(|iters| {
+            official_logged.set(official_logged.get() + iters);
             let elapsed = measure::thread_cpu_of(|| {
                 for i in 0..iters {
                     struct_record(&official, i);
@@ -470,6 +505,7 @@ fn hot_path(c: &mut Criterion) {
         })
     });
     g.finish();
+    report_official("log", &provider, official_logged.get(), &official_collector);
     let s = guard.stats();
     assert_eq!(
         s.dropped.total(),

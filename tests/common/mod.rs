@@ -126,6 +126,8 @@ struct State {
     script: Vec<Answer>,
     /// Accept records without keeping them (benchmarks: no memory growth, less CPU).
     discard: bool,
+    /// How many records were accepted and not kept.
+    discarded: usize,
 }
 
 #[derive(Clone, Default)]
@@ -183,6 +185,12 @@ impl Shared {
             Answer::Accept | Answer::Delay(_) => {}
         }
         if state.discard {
+            state.discarded += req
+                .resource_logs
+                .iter()
+                .flat_map(|rl| &rl.scope_logs)
+                .map(|sl| sl.log_records.len())
+                .sum::<usize>();
             return Ok(ExportLogsServiceResponse::default());
         }
         let at = Instant::now();
@@ -454,6 +462,11 @@ impl Collector {
         let c = Self::start();
         c.shared.lock().discard = true;
         c
+    }
+
+    /// How many records a discarding collector has accepted.
+    pub fn discarded(&self) -> usize {
+        self.shared.lock().discarded
     }
 
     pub fn records(&self) -> Vec<Received> {
