@@ -101,11 +101,19 @@ impl<S> Filter<S> for LevelGate {
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        // The directives change at run time: asked each time, except for what is never kept.
+        // Decided once per call site, so `tracing` skips `enabled` for each of its events: every
+        // level change has `tracing` ask again (`LevelHost::max_changed`). What a call site
+        // cannot tell, the thread, is checked for each event in `EventLayer::on_event`.
         if is_internal_target(meta.target()) {
             Interest::never()
+        } else if self
+            .shared
+            .levels
+            .enabled(log_level(meta.level()), meta.target())
+        {
+            Interest::always()
         } else {
-            Interest::sometimes()
+            Interest::never()
         }
     }
 
@@ -167,6 +175,11 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if on_internal_thread() {
+            // A call site `tracing` no longer asks [`LevelGate::enabled`] about, on one of the
+            // pipeline's own threads.
+            return;
+        }
         if capture_depth() >= 2 {
             // An event emitted while formatting an event emitted while formatting another.
             self.shared
@@ -205,5 +218,46 @@ where
         if format_panicked {
             self.shared.link.counters.add_format_panic();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tracing_subscriber::prelude::*;
+
+    use crate::Mode;
+    use crate::internal::mark_internal_thread;
+
+    /// A call site `tracing` has stopped asking the filter about (its interest is cached as
+    /// "always") still keeps out what is logged on one of the pipeline's own threads.
+    #[test]
+    fn an_always_interested_call_site_still_keeps_out_the_pipelines_own_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (layer, guard) = crate::builder()
+            .read_env(false)
+            .mode(Mode::FileOnly)
+            .log_dir(dir.path())
+            .level(log::LevelFilter::Info)
+            .build_layer()
+            .unwrap();
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        let emit = |body: &str| tracing::error!(target: "app", "{body}");
+        tracing::dispatcher::with_default(&dispatch, || emit("from the application"));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                mark_internal_thread();
+                tracing::dispatcher::with_default(&dispatch, || emit("from a pipeline thread"));
+            });
+        });
+        tracing::dispatcher::with_default(&dispatch, || emit("from the application again"));
+        guard.flush(Duration::from_secs(30)).unwrap();
+        let text: String = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+            .collect();
+        assert_eq!(text.matches("from the application").count(), 2, "{text}");
+        assert!(!text.contains("from a pipeline thread"), "{text}");
     }
 }
