@@ -48,34 +48,49 @@ impl Text for Vec<u8> {
 /// than [`MAX_COUNTED_CUT`] bytes were left out.
 struct Bounded<'a, B: Text> {
     buf: &'a mut B,
-    base: usize,
-    limit: usize,
+    /// Bytes that may still be written: 0 once something was cut.
+    room: usize,
     cut: usize,
     stopped: bool,
 }
 
-impl<B: Text> std::fmt::Write for Bounded<'_, B> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+impl<'a, B: Text> Bounded<'a, B> {
+    fn new(buf: &'a mut B, base: usize, limit: usize) -> Self {
+        let written = buf.text_len().saturating_sub(base);
+        Bounded {
+            room: limit.saturating_sub(written),
+            buf,
+            cut: 0,
+            stopped: false,
+        }
+    }
+
+    /// A piece that does not fit: what fits of it (whole characters) is written, the rest counted.
+    #[cold]
+    fn cut(&mut self, s: &str) -> std::fmt::Result {
         if self.cut > MAX_COUNTED_CUT {
             self.stopped = true;
             return Err(std::fmt::Error);
         }
-        let written = self.buf.text_len().saturating_sub(self.base);
-        let room = self.limit.saturating_sub(written);
-        if s.len() <= room && self.cut == 0 {
-            self.buf.push_text(s);
-        } else {
-            let mut end = room.min(s.len());
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            if self.cut == 0 {
-                self.buf.push_text(&s[..end]);
-                self.cut += s.len() - end;
-            } else {
-                self.cut += s.len();
-            }
+        let mut end = self.room.min(s.len());
+        while !s.is_char_boundary(end) {
+            end -= 1;
         }
+        self.buf.push_text(&s[..end]);
+        self.room = 0;
+        self.cut += s.len() - end;
+        Ok(())
+    }
+}
+
+impl<B: Text> std::fmt::Write for Bounded<'_, B> {
+    #[inline]
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if s.len() > self.room {
+            return self.cut(s);
+        }
+        self.room -= s.len();
+        self.buf.push_text(s);
         Ok(())
     }
 }
@@ -103,13 +118,7 @@ pub(super) fn write_bounded_after<B: Text>(
     args: &std::fmt::Arguments<'_>,
     limit: usize,
 ) {
-    let mut w = Bounded {
-        buf,
-        base,
-        limit,
-        cut: 0,
-        stopped: false,
-    };
+    let mut w = Bounded::new(buf, base, limit);
     // A `Display` returning `Err` leaves what was written so far; keep it.
     let _ = w.write_fmt(*args);
     let (cut, stopped) = (w.cut, w.stopped);
