@@ -6,16 +6,8 @@
 /// read).
 pub fn thread_cpu() -> std::time::Duration {
     #[cfg(target_os = "linux")]
-    {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, exclusively borrowed timespec for the call to fill.
-        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
-            return std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
-        }
-    }
+    return cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID);
+    #[cfg(not(target_os = "linux"))]
     std::time::Duration::ZERO
 }
 
@@ -23,15 +15,21 @@ pub fn thread_cpu() -> std::time::Duration {
 /// cannot be read).
 pub fn process_cpu() -> std::time::Duration {
     #[cfg(target_os = "linux")]
-    {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, exclusively borrowed timespec for the call to fill.
-        if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } == 0 {
-            return std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
-        }
+    return cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID);
+    #[cfg(not(target_os = "linux"))]
+    std::time::Duration::ZERO
+}
+
+/// The CPU-time clock `id`, zero where it cannot be read.
+#[cfg(target_os = "linux")]
+fn cpu_clock(id: libc::clockid_t) -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, exclusively borrowed timespec for the call to fill.
+    if unsafe { libc::clock_gettime(id, &mut ts) } == 0 {
+        return std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
     }
     std::time::Duration::ZERO
 }
