@@ -198,7 +198,7 @@ fn tracing_events(c: &mut Criterion) {
             "official/tracing_event_4_fields_in_span",
             &official,
             &|| {
-                let _ = provider.force_flush();
+                provider.force_flush().expect("the official stack's flush");
             },
         ),
     ];
@@ -277,7 +277,7 @@ fn report_official(
     if logged == 0 {
         return;
     }
-    let _ = provider.force_flush();
+    provider.force_flush().expect("the official stack's flush");
     let delivered = collector.discarded() as u64;
     println!(
         "hot_path/official ({api} rows): delivered {delivered} of the {logged} records logged \
@@ -505,7 +505,7 @@ fn hot_path(c: &mut Criterion) {
                     loadgen_record(&official, i);
                 }
             });
-            let _ = provider.force_flush();
+            provider.force_flush().expect("the official stack's flush");
             elapsed
         })
     });
@@ -529,7 +529,7 @@ fn hot_path(c: &mut Criterion) {
                     struct_record(&official, i);
                 }
             });
-            let _ = provider.force_flush();
+            provider.force_flush().expect("the official stack's flush");
             elapsed
         })
     });

@@ -175,8 +175,14 @@ impl<S: tracing_core::Subscriber> tracing_subscriber::Layer<S> for CaptureLayer 
             code_location: true,
             baggage: &Baggage::Off,
         };
-        from_tracing::capture_event(event, &settings, None, |q| {
-            std::hint::black_box(q);
-        });
+        from_tracing::capture_event(
+            event,
+            &settings,
+            None,
+            |_| true,
+            |q| {
+                std::hint::black_box(q);
+            },
+        );
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::subscriber::Interest;
 use tracing_core::{Event, Metadata, Subscriber};
+use tracing_log::NormalizeEvent as _;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::Filtered;
 use tracing_subscriber::layer::{Context, Filter};
@@ -92,28 +93,22 @@ impl std::fmt::Debug for LevelGate {
 }
 
 impl<S> Filter<S> for LevelGate {
-    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
-        self.shared
-            .levels
-            .enabled(log_level(meta.level()), meta.target())
-            && !is_internal_target(meta.target())
-            && !on_internal_thread()
+    fn enabled(&self, _: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        // The directives and the thread are asked by the layer itself, for each event and span
+        // ([`EventLayer::admits`]). A per-layer filter that says no leaves its "disabled" bit in
+        // `tracing-subscriber`'s per-thread filter state until an event or span consumes it; with
+        // no event after the question (`log_enabled!` through `tracing-log`, `tracing::enabled!`),
+        // the next event of a call site that skips the question would read it and be lost.
+        true
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        // Decided once per call site, so `tracing` skips `enabled` for each of its events: every
-        // level change has `tracing` ask again (`LevelHost::max_changed`). What a call site
-        // cannot tell, the thread, is checked for each event in `EventLayer::on_event`.
+        // `always`, so that `tracing` does not ask `enabled` for each event; the layer asks the
+        // directives, which change at run time, itself. Never the transport's own targets.
         if is_internal_target(meta.target()) {
             Interest::never()
-        } else if self
-            .shared
-            .levels
-            .enabled(log_level(meta.level()), meta.target())
-        {
-            Interest::always()
         } else {
-            Interest::never()
+            Interest::always()
         }
     }
 
@@ -137,12 +132,29 @@ impl std::fmt::Debug for EventLayer {
     }
 }
 
+impl EventLayer {
+    /// Whether the pipeline's level directives keep what has `meta` (a `log` record's own, for
+    /// one reaching `tracing` through `tracing-log`), on a thread that is not the pipeline's own.
+    #[inline]
+    fn admits_level(&self, meta: &Metadata<'_>) -> bool {
+        self.shared
+            .levels
+            .enabled(log_level(meta.level()), meta.target())
+            && !on_internal_thread()
+    }
+
+    /// [`admits_level`](Self::admits_level), and never the transport's own targets.
+    fn admits(&self, meta: &Metadata<'_>) -> bool {
+        self.admits_level(meta) && !is_internal_target(meta.target())
+    }
+}
+
 impl<S> Layer<S> for EventLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if !self.span_fields || capture_depth() > 0 {
+        if !self.span_fields || capture_depth() > 0 || !self.admits(attrs.metadata()) {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
@@ -162,6 +174,10 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
+        if span.extensions().get::<SpanFields>().is_none() {
+            // A span the pipeline does not keep.
+            return;
+        }
         // Formatted apart, with no lock held, then merged.
         let mut update = SpanFields::default();
         {
@@ -175,17 +191,16 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if on_internal_thread() {
-            // A call site `tracing` no longer asks [`LevelGate::enabled`] about, on one of the
-            // pipeline's own threads.
-            return;
-        }
         if capture_depth() >= 2 {
-            // An event emitted while formatting an event emitted while formatting another.
-            self.shared
-                .link
-                .counters
-                .add_dropped(DropReason::Reentrant, 1);
+            // An event emitted while formatting an event emitted while formatting another: counted
+            // if the pipeline would have kept it.
+            let log_record = event.normalized_metadata();
+            if self.admits(log_record.as_ref().unwrap_or(event.metadata())) {
+                self.shared
+                    .link
+                    .counters
+                    .add_dropped(DropReason::Reentrant, 1);
+            }
             return;
         }
         let settings = Settings {
@@ -197,6 +212,8 @@ where
         let push = |queued| {
             self.shared.link.push(queued, sheddable);
         };
+        // The internal targets are left out by the capture (it knows a callsite it has seen).
+        let admit = |meta: &Metadata<'_>| self.admits_level(meta);
         let format_panicked = {
             let _scope = CaptureScope::enter();
             if self.span_fields {
@@ -210,9 +227,9 @@ where
                         }
                     }
                 };
-                capture_event(event, &settings, Some(&mut spans), push)
+                capture_event(event, &settings, Some(&mut spans), admit, push)
             } else {
-                capture_event(event, &settings, None, push)
+                capture_event(event, &settings, None, admit, push)
             }
         };
         if format_panicked {

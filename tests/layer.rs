@@ -223,6 +223,86 @@ fn level_directives_and_runtime_changes_apply_to_events_and_internal_targets_nev
     );
 }
 
+/// Asking whether a `log` record would be kept (`log_enabled!` through `tracing-log`) and getting
+/// no must not hide the next event from the pipeline: `tracing-subscriber` keeps a per-layer
+/// filter's "no" until an event consumes it, and an event of a call site `tracing` no longer asks
+/// about would read it.
+#[test]
+fn a_record_the_pipeline_would_not_keep_asked_about_does_not_hide_the_next_event() {
+    let collector = Collector::start();
+    let (layer, guard) = builder(&collector.endpoint())
+        .level(log::LevelFilter::Info)
+        .directives("chatty=debug")
+        .build_layer()
+        .unwrap();
+    let tracer = tracing_log::LogTracer::new();
+    let question = log::Metadata::builder()
+        .level(log::Level::Debug)
+        .target("quiet")
+        .build();
+    let emit = |body: &str| tracing::info!("{body}");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        emit("first");
+        let _ = log::Log::enabled(&tracer, &question);
+        emit("after the question");
+        // The layer asks the directives itself: with each `log` record's own target.
+        for (target, body) in [("quiet", "quiet debug"), ("chatty", "chatty debug")] {
+            log::Log::log(
+                &tracer,
+                &log::Record::builder()
+                    .args(format_args!("{body}"))
+                    .level(log::Level::Debug)
+                    .target(target)
+                    .build(),
+            );
+        }
+    });
+    guard.flush(WAIT).unwrap();
+    let mut bodies: Vec<String> = collector.records().iter().map(Received::body).collect();
+    bodies.sort();
+    assert_eq!(bodies, ["after the question", "chatty debug", "first"]);
+}
+
+/// A layer of the application's, without a filter, that counts every event it is given.
+struct CountsEverything(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl<S: tracing_core::Subscriber> tracing_subscriber::Layer<S> for CountsEverything {
+    fn on_event(&self, _: &tracing_core::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Beside a layer that wants every event (so `tracing` asks about each), the pipeline still
+/// keeps only what its directives keep, and never the transport's own targets.
+#[test]
+fn beside_a_layer_that_wants_everything_the_directives_and_internal_targets_still_apply() {
+    let collector = Collector::start();
+    let (layer, guard) = builder(&collector.endpoint())
+        .level(log::LevelFilter::Info)
+        .directives("noisy=error")
+        .build_layer()
+        .unwrap();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let subscriber = tracing_subscriber::registry()
+        .with(layer)
+        .with(CountsEverything(seen.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::debug!("hidden debug");
+        tracing::warn!(target: "noisy", "hidden warn");
+        tracing::error!(target: "h2::proto", "transport");
+        tracing::error!(target: "tonic::transport", "transport");
+        tracing::info!("kept info");
+    });
+    guard.flush(WAIT).unwrap();
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::Relaxed),
+        5,
+        "the other layer got them all"
+    );
+    let bodies: Vec<String> = collector.records().iter().map(Received::body).collect();
+    assert_eq!(bodies, ["kept info"]);
+}
+
 #[test]
 fn log_records_through_tracing_log_and_through_the_logger_beside_the_layer_share_the_pipeline() {
     let collector = Collector::start();

@@ -22,6 +22,7 @@ use super::{
     MAX_VALUE_BYTES, PAYLOAD_BUFFER, ValueWriter, with_buffer, with_scratch, write_bounded,
     write_error_chain,
 };
+use crate::internal::is_internal_target;
 use crate::record::queued::{Queued, Writer};
 use crate::record::{AttrValue, Severity, Value, names};
 
@@ -65,16 +66,17 @@ pub(crate) struct Settings<'a> {
 pub(crate) type Spans<'s> = &'s mut dyn FnMut(&mut dyn FnMut(&'static str, Value<'_>));
 
 /// Captures `event` into its queued form and hands it to `push` (straight from where it was
-/// made: a record moved through fewer frames is copied fewer times); says whether formatting its
-/// message panicked. Never panics on account of the event's contents.
+/// made: a record moved through fewer frames is copied fewer times), unless its target is one of
+/// the pipeline's own ([`is_internal_target`]) or `admit` does not keep its metadata (a `log`
+/// record's own, for an event `tracing-log` made); says whether formatting its message panicked.
+/// Never panics on account of the event's contents.
 pub(crate) fn capture_event(
     event: &Event<'_>,
     settings: &Settings<'_>,
     mut spans: Option<Spans<'_>>,
+    admit: impl FnOnce(&Metadata<'_>) -> bool,
     push: impl FnOnce(Queued),
 ) -> bool {
-    let now = crate::clock::now_unix_nanos();
-    let trace = super::current_trace_context();
     let meta: &'static Metadata<'static> = event.metadata();
     // An event `tracing-log` made of a `log` record: that record's target, module, file and line.
     // A cached callsite is not one (only the others are cached).
@@ -83,6 +85,13 @@ pub(crate) fn capture_event(
         Some(_) => None,
         None => event.normalized_metadata(),
     };
+    let kept = normalized.as_ref().unwrap_or(meta);
+    // A cached callsite's target is not internal: only callsites captured from are cached.
+    if (cached.is_none() && is_internal_target(kept.target())) || !admit(kept) {
+        return false;
+    }
+    let now = crate::clock::now_unix_nanos();
+    let trace = super::current_trace_context();
     let from_log = normalized.is_some();
     let mut push = Some(push);
     with_buffer(&PAYLOAD_BUFFER, |buf| {

@@ -65,7 +65,8 @@ impl<'a, B: Text> Bounded<'a, B> {
         }
     }
 
-    /// A piece that does not fit: what fits of it (whole characters) is written, the rest counted.
+    /// A piece that does not fit, or any piece once one did not: what fits of it (whole
+    /// characters) is written, the rest counted.
     #[cold]
     fn cut(&mut self, s: &str) -> std::fmt::Result {
         if self.cut > MAX_COUNTED_CUT {
@@ -86,7 +87,7 @@ impl<'a, B: Text> Bounded<'a, B> {
 impl<B: Text> std::fmt::Write for Bounded<'_, B> {
     #[inline]
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        if s.len() > self.room {
+        if s.len() > self.room || self.cut != 0 {
             return self.cut(s);
         }
         self.room -= s.len();
