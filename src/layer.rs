@@ -2,11 +2,14 @@
 //! the same queue with the same guarantees.
 //!
 //! - [`LevelGate`] is the layer's own filter (a per-layer filter: other layers of the subscriber
-//!   see what they want): the pipeline's level directives, the internal targets and threads. Its
-//!   hint is the widest level kept, so `tracing` skips what no layer wants at the call site; a
-//!   runtime level change has `tracing` ask again.
-//! - [`EventLayer`] captures each event it is given on the calling thread and pushes it without
-//!   waiting; with `LOG_SPAN_FIELDS`, it keeps each span's fields for the events inside it.
+//!   see what they want). It keeps out the transport's call sites and tells `tracing` every other
+//!   call site is always of interest, so `tracing` asks nothing per event; its hint is the widest
+//!   level kept, so `tracing` skips what no layer wants at the call site (a runtime level change
+//!   has `tracing` ask again).
+//! - [`EventLayer`] asks the level directives for each event and span (a `log` record's own level
+//!   and target, for one `tracing-log` brought), never takes what the pipeline's own threads
+//!   emit, captures each event it keeps on the calling thread and pushes it without waiting; with
+//!   `LOG_SPAN_FIELDS`, it keeps each kept span's fields for the events inside it.
 
 use std::sync::Arc;
 
@@ -117,7 +120,7 @@ impl<S> Filter<S> for LevelGate {
     }
 }
 
-/// Captures the `tracing` events its [`LevelGate`] lets through into the pipeline's queue.
+/// Captures the `tracing` events the pipeline's level directives keep into its queue.
 pub struct EventLayer {
     shared: Arc<Shared>,
     /// `LOG_SPAN_FIELDS`: events carry their spans' fields.
@@ -221,7 +224,9 @@ where
                     let Some(scope) = ctx.event_scope(event) else {
                         return;
                     };
-                    for span in scope {
+                    // Another pipeline's layer on the same registry may have kept fields of a span
+                    // this one does not keep.
+                    for span in scope.filter(|span| self.admits(span.metadata())) {
                         if let Some(fields) = span.extensions().get::<SpanFields>() {
                             fields.each(each);
                         }

@@ -166,6 +166,37 @@ fn span_fields_are_added_when_asked_the_events_own_and_the_inner_spans_winning()
     assert_eq!(keys.iter().filter(|k| **k == "user").count(), 1, "{keys:?}");
 }
 
+/// Two pipelines' layers on one registry: each adds the fields of the spans its own directives
+/// keep, not those of a span only the other keeps.
+#[test]
+fn each_pipeline_adds_only_the_fields_of_spans_it_keeps() {
+    let (wide, narrow) = (Collector::start(), Collector::start());
+    let (wide_layer, wide_guard) = builder(&wide.endpoint())
+        .level(log::LevelFilter::Debug)
+        .span_fields(true)
+        .build_layer()
+        .unwrap();
+    let (narrow_layer, narrow_guard) = builder(&narrow.endpoint())
+        .level(log::LevelFilter::Warn)
+        .span_fields(true)
+        .build_layer()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(wide_layer)
+        .with(narrow_layer);
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::debug_span!("step", step_id = "s-1");
+        let _s = span.enter();
+        tracing::error!("failed");
+    });
+    wide_guard.flush(WAIT).unwrap();
+    narrow_guard.flush(WAIT).unwrap();
+    let wide = wide.records();
+    assert_eq!(by_body(&wide, "failed").attr("step_id"), string("s-1"));
+    let narrow = narrow.records();
+    assert_eq!(by_body(&narrow, "failed").attr("step_id"), None);
+}
+
 #[test]
 fn level_directives_and_runtime_changes_apply_to_events_and_internal_targets_never_enter() {
     let collector = Collector::start();
