@@ -17,8 +17,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-#[path = "../examples/measure/mod.rs"]
-mod measure;
+
+use common::measure;
 
 use std::hint::black_box;
 use std::time::Duration;

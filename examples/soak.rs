@@ -14,6 +14,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use common::measure;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -156,5 +158,3 @@ fn main() {
         })
     );
 }
-
-mod measure;

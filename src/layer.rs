@@ -137,13 +137,18 @@ impl std::fmt::Debug for EventLayer {
 
 impl EventLayer {
     /// Whether the pipeline's level directives keep what has `meta` (a `log` record's own, for
-    /// one reaching `tracing` through `tracing-log`), on a thread that is not the pipeline's own.
+    /// one reaching `tracing` through `tracing-log`).
     #[inline]
-    fn admits_level(&self, meta: &Metadata<'_>) -> bool {
+    fn keeps_level(&self, meta: &Metadata<'_>) -> bool {
         self.shared
             .levels
             .enabled(log_level(meta.level()), meta.target())
-            && !on_internal_thread()
+    }
+
+    /// [`keeps_level`](Self::keeps_level), on a thread that is not the pipeline's own.
+    #[inline]
+    fn admits_level(&self, meta: &Metadata<'_>) -> bool {
+        self.keeps_level(meta) && !on_internal_thread()
     }
 
     /// [`admits_level`](Self::admits_level), and never the transport's own targets.
@@ -225,8 +230,8 @@ where
                         return;
                     };
                     // Another pipeline's layer on the same registry may have kept fields of a span
-                    // this one does not keep.
-                    for span in scope.filter(|span| self.admits(span.metadata())) {
+                    // this one's directives do not keep (the internal targets none keeps).
+                    for span in scope.filter(|span| self.keeps_level(span.metadata())) {
                         if let Some(fields) = span.extensions().get::<SpanFields>() {
                             fields.each(each);
                         }

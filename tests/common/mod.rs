@@ -4,6 +4,10 @@
 //! records and script: [`Collector::endpoint_for`] gives the URL for a protocol.
 #![allow(dead_code)]
 
+/// The CPU clocks and other measurements the examples share (the benchmarks use them from here).
+#[path = "../../examples/measure/mod.rs"]
+pub mod measure;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -194,7 +198,9 @@ impl Shared {
                 .flat_map(|rl| &rl.scope_logs)
                 .map(|sl| sl.log_records.len())
                 .sum::<usize>();
-            state.cpu.insert(std::thread::current().id(), thread_cpu());
+            state
+                .cpu
+                .insert(std::thread::current().id(), measure::thread_cpu());
             return Ok(ExportLogsServiceResponse::default());
         }
         let at = Instant::now();
@@ -714,17 +720,4 @@ impl std::error::Error for Failure {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.1.map(|e| e as _)
     }
-}
-
-/// The CPU time the calling thread has used so far (`CLOCK_THREAD_CPUTIME_ID`).
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, exclusively borrowed timespec for the call to fill.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
-        return Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
-    }
-    Duration::ZERO
 }
