@@ -89,6 +89,19 @@ struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
+/// What the producers read and write on every push, on a line of its own.
+struct Tail {
+    /// The position of the next push, with [`CLOSED`] once closed. Its index is below `capacity`.
+    /// Changed only by the CAS in [`Queue::try_push`] (to the next position, and only from a value
+    /// without `CLOSED`) and by [`Queue::close`] (setting `CLOSED`, never cleared). At most
+    /// `capacity` pushes ahead of `head`.
+    pos: AtomicUsize,
+    /// A value `head` had: stored by the producers that read `head`, so never after the current
+    /// `head` (it only advances). `pos - head_seen` is at least the queue's length, read without
+    /// touching `head`'s line, which the consumer writes on every pop.
+    head_seen: AtomicUsize,
+}
+
 /// Why a push was refused. The value comes back with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PushError {
@@ -123,11 +136,8 @@ pub(crate) enum QueueError {
 
 /// A bounded multi-producer, multi-consumer queue (the pipeline has one consumer, the worker).
 pub(crate) struct Queue<T> {
-    /// The position of the next push, with [`CLOSED`] once closed. Its index is below `capacity`.
-    /// Changed only by the CAS in [`Queue::try_push`] (to the next position, and only from a value
-    /// without `CLOSED`) and by [`Queue::close`] (setting `CLOSED`, never cleared). At most
-    /// `capacity` pushes ahead of `head`.
-    tail: CachePadded<AtomicUsize>,
+    /// The producers' line: the position of the next push, and a `head` they saw.
+    tail: CachePadded<Tail>,
     /// The position of the next pop. Its index is below `capacity`. Changed only by the CAS in
     /// [`Queue::pop`] (to the next position, over a published value), so never past `tail`.
     head: CachePadded<AtomicUsize>,
@@ -179,7 +189,10 @@ impl<T> Queue<T> {
             }
         }
         Ok(Queue {
-            tail: CachePadded(AtomicUsize::new(origin)),
+            tail: CachePadded(Tail {
+                pos: AtomicUsize::new(origin),
+                head_seen: AtomicUsize::new(origin),
+            }),
             head: CachePadded(AtomicUsize::new(origin)),
             slots,
             capacity,
@@ -212,7 +225,7 @@ impl<T> Queue<T> {
     /// [`capacity`](Self::capacity). For the consumer, exact at the moment `tail` is read.
     pub(crate) fn len(&self) -> usize {
         let head = self.head.0.load(Ordering::Acquire);
-        let tail = self.tail.0.load(Ordering::Acquire);
+        let tail = self.tail.0.pos.load(Ordering::Acquire);
         // `None`: `tail` was read after other pushes and pops moved `head` past the `head` read.
         self.distance(head, tail).unwrap_or(0).min(self.capacity)
     }
@@ -220,7 +233,7 @@ impl<T> Queue<T> {
     /// Values ever pushed: monotonic (exact for the first 2^62 pushes, after which it wraps).
     /// Final once [`close`](Self::close) returned.
     pub(crate) fn pushed(&self) -> usize {
-        self.count(self.tail.0.load(Ordering::Acquire))
+        self.count(self.tail.0.pos.load(Ordering::Acquire))
     }
 
     /// Values ever popped (as [`pushed`](Self::pushed)).
@@ -234,38 +247,27 @@ impl<T> Queue<T> {
     /// its producer has moved it in (no user code runs in between): the consumer is done when
     /// `popped() == pushed()`.
     pub(crate) fn close(&self) {
-        self.tail.0.fetch_or(CLOSED, Ordering::AcqRel);
+        self.tail.0.pos.fetch_or(CLOSED, Ordering::AcqRel);
     }
 
     /// Whether [`close`](Self::close) was called.
     pub(crate) fn is_closed(&self) -> bool {
-        self.tail.0.load(Ordering::Acquire) & CLOSED != 0
+        self.tail.0.pos.load(Ordering::Acquire) & CLOSED != 0
     }
 
     /// Pushes `value` unless the queue is closed, full, or at the high watermark while `sheddable`.
-    /// Returns the queue length after the push (at least the true length then: it counts values
-    /// popped meanwhile); on failure gives the value back.
+    /// Returns at least the queue length after the push, at most the capacity: an upper bound from
+    /// a `head` seen lately, exact only where a decision needs it (a sheddable value near the
+    /// high watermark), so that a push reads `head`'s line, which every pop writes, once in many.
+    /// On failure gives the value back.
     #[inline]
     pub(crate) fn try_push(&self, value: T, sheddable: bool) -> Result<usize, (T, PushError)> {
         // Acquire: a `tail` read from a producer's CAS comes after the pop that freed the slot it
         // claimed (it saw the freed stamp), so `head` read next is at most `capacity` behind.
-        let mut tail = self.tail.0.load(Ordering::Acquire);
+        let mut tail = self.tail.0.pos.load(Ordering::Acquire);
         loop {
             if tail & CLOSED != 0 {
                 return Err((value, PushError::Closed));
-            }
-            let head = self.head.0.load(Ordering::Acquire);
-            let Some(len) = self.distance(head, tail) else {
-                // `tail` is stale: pops went past it, so pushes did too.
-                spin();
-                tail = self.tail.0.load(Ordering::Acquire);
-                continue;
-            };
-            if len >= self.capacity {
-                return Err((value, PushError::Full));
-            }
-            if sheddable && len >= self.high_watermark {
-                return Err((value, PushError::Shed));
             }
             let (base, index) = self.split(tail);
             // Cannot panic: an index is below `capacity`, the number of slots.
@@ -273,20 +275,41 @@ impl<T> Queue<T> {
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp != base {
                 if is_before(stamp, base) {
-                    // The slot still holds the previous lap's value: the consumer has claimed it
-                    // (`len` < capacity) but not moved it out yet.
+                    // The slot still holds the previous lap's value (`capacity` positions ago),
+                    // or the consumer has claimed it but not moved it out yet: full.
                     return Err((value, PushError::Full));
                 }
                 // Claimed (or more) at this position already: `tail` is stale.
                 spin();
-                tail = self.tail.0.load(Ordering::Acquire);
+                tail = self.tail.0.pos.load(Ordering::Acquire);
                 continue;
             }
-            // Release: see the Acquire above. Fails if `tail` moved, or was closed.
-            match self.tail.0.compare_exchange(
+            // The slot is free: the position `capacity` before was popped, so fewer than
+            // `capacity` are queued. The bound from `head_seen` is `None` when `tail` is stale
+            // (behind a `head` some push saw).
+            let len = match self.distance(self.tail.0.head_seen.load(Ordering::Relaxed), tail) {
+                Some(n) if n < self.capacity && !(sheddable && n >= self.high_watermark) => n,
+                _ => {
+                    let head = self.head.0.load(Ordering::Acquire);
+                    let Some(exact) = self.distance(head, tail) else {
+                        // `tail` is stale: pops went past it, so pushes did too.
+                        spin();
+                        tail = self.tail.0.pos.load(Ordering::Acquire);
+                        continue;
+                    };
+                    self.tail.0.head_seen.store(head, Ordering::Relaxed);
+                    if sheddable && exact >= self.high_watermark {
+                        return Err((value, PushError::Shed));
+                    }
+                    exact
+                }
+            };
+            // SeqCst: the doorbell's handshake (`Doorbell::after_push`) orders this claim before
+            // the load of `sleeping` that follows it. Fails if `tail` moved, or was closed.
+            match self.tail.0.pos.compare_exchange(
                 tail,
                 self.next(tail),
-                Ordering::AcqRel,
+                Ordering::SeqCst,
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
@@ -298,7 +321,7 @@ impl<T> Queue<T> {
                     slot.value
                         .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
                     slot.stamp.store(base + 1, Ordering::Release);
-                    return Ok(len + 1);
+                    return Ok((len + 1).min(self.capacity));
                 }
                 Err(current) => tail = current,
             }
@@ -513,22 +536,27 @@ impl<T> std::ops::Deref for Slots<T> {
 }
 
 /// How a producer wakes the consumer when a full batch is queued, without a lost wake-up and
-/// without a read-modify-write per push while the consumer is awake.
+/// without a fence or a read-modify-write per push while the consumer is awake.
 ///
 /// The consumer announces its sleep (`sleeping = true`), then looks at the queue's length; a
-/// producer pushes (its CAS on `tail`), then looks at `sleeping`. Each side's store and load are
-/// separated by a `SeqCst` fence, and the two fences are ordered one way or the other: either the
+/// producer pushes (its CAS on `tail`), then looks at `sleeping`. The consumer's store and load
+/// are separated by a `SeqCst` fence; the producer's CAS and load are both `SeqCst`. So either the
 /// consumer's length (read after its fence) counts the push, and it doesn't sleep, or the
-/// producer's load of `sleeping` (after its fence) sees the announcement, and it unparks the
-/// consumer. Only a push that leaves at least `threshold` queued looks (level-triggered: every such
-/// push, not only the one reaching it), and only the producer that swaps `sleeping` back to `false`
-/// unparks. The length a push reports is at least the true one at its CAS, so a push that makes a
-/// full batch always looks. `queue_len_now` must read the queue's `tail` ([`Queue::len`] does).
+/// producer's load of `sleeping` sees the announcement, and it unparks the consumer. (C++20's
+/// rules for `SeqCst`, which Rust follows: if the consumer's read of `tail` missed the CAS, its
+/// fence precedes the CAS in the single total order S, which puts the producer's load after the
+/// fence; had that load missed the announcement, it would precede the fence in S. One or the
+/// other.) Only a push that may leave `threshold` queued looks (level-triggered: every such push,
+/// not only the one reaching it); the length it has is an upper bound ([`Queue::try_push`]), so
+/// before ringing it reads the exact one, and only the producer that swaps `sleeping` back to
+/// `false` unparks. `queue_len_now` must read the queue's `tail` ([`Queue::len`] does).
 ///
-/// Cost to a producer: below the threshold, a comparison. From it, a `SeqCst` fence (`mfence` on
-/// x86-64, `dmb ish` on aarch64) and a load of `sleeping`, a line the consumer writes only around
-/// its sleeps; the swap only when the consumer sleeps. Loom checks this handshake with the fences;
-/// it does not model `SeqCst` loads and stores, which would spare the x86 fence.
+/// Cost to a producer: below the threshold, a comparison. From it, a load of `sleeping`, a line
+/// the consumer writes only around its sleeps (on x86-64 a `SeqCst` load is a plain one, and the
+/// CAS a full barrier already); the exact length and the swap only when the consumer sleeps. Loom,
+/// which checks this handshake, models `SeqCst` fences but treats `SeqCst` loads and
+/// read-modify-writes as acquire/release only; under loom the producer takes a fence between the
+/// two, which S orders as the rules above order them.
 pub(crate) struct Doorbell {
     /// Whether the consumer announced a sleep not yet over or taken back. Set only by
     /// [`Doorbell::prepare_sleep`]; cleared by the consumer ([`Doorbell::awake`], or
@@ -547,18 +575,25 @@ impl Doorbell {
         }
     }
 
-    /// Producer, after a successful push that left `len` queued: true if the caller must unpark the
-    /// consumer. Below the threshold it costs a comparison; from it, a fence and a load, and a swap
-    /// only when the consumer is asleep.
+    /// Producer, after a successful push that reported `len` queued (at least the true length):
+    /// true if the caller must unpark the consumer. Below the threshold it costs a comparison;
+    /// from it, a load, and `exact_len` and a swap only when the consumer is asleep.
     #[inline]
-    pub(crate) fn after_push(&self, len: usize) -> bool {
+    pub(crate) fn after_push(&self, len: usize, exact_len: impl FnOnce() -> usize) -> bool {
         if len < self.threshold {
             return false;
         }
-        // Pairs with the fence in `prepare_sleep` (see the type's doc): orders the push's CAS on
-        // `tail` before the load of `sleeping`.
+        // Loom does not model the `SeqCst` load below (see the type's doc).
+        #[cfg(all(test, olb_loom))]
         fence(Ordering::SeqCst);
-        self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::Relaxed)
+        // SeqCst, after the push's `SeqCst` CAS on `tail`: pairs with the fence in
+        // `prepare_sleep` (see the type's doc).
+        if !self.sleeping.load(Ordering::SeqCst) {
+            return false;
+        }
+        // The consumer sleeps (so `head` stays where it was when it looked): ring only for a full
+        // batch, not for the upper bound.
+        exact_len() >= self.threshold && self.sleeping.swap(false, Ordering::Relaxed)
     }
 
     /// Consumer, before parking: announces the sleep; returns false (and takes the announcement

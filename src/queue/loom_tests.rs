@@ -287,7 +287,7 @@ fn loom_a_full_batch_wakes_the_parked_consumer() {
                 let (q, bell, consumer) = (q.clone(), bell.clone(), consumer.clone());
                 thread::spawn(move || {
                     let len = q.try_push(p, false).unwrap_or_else(|e| panic!("{:?}", e.1));
-                    if bell.after_push(len) {
+                    if bell.after_push(len, || q.len()) {
                         consumer.unpark();
                     }
                 })

@@ -169,6 +169,30 @@ fn refuses_capacities_out_of_range_and_reports_a_refused_allocation() {
     assert!(Queue::<u8>::new(MAX_CAPACITY, 1).is_ok());
 }
 
+/// A push reports at least the length it left and at most the capacity, from a `head` it saw
+/// some time ago; a sheddable one near the high watermark looks at the true `head` before
+/// refusing, and sees what was popped since.
+#[test]
+fn a_push_reports_an_upper_bound_and_sheds_on_the_exact_length() {
+    let q = Queue::new(8, 4).unwrap();
+    for i in 0..4 {
+        assert_eq!(q.try_push(i, false).ok(), Some(i + 1));
+    }
+    for _ in 0..4 {
+        q.pop().unwrap();
+    }
+    assert_eq!(q.len(), 0);
+    // Nothing queued, but no push has seen the pops: the bound is still 4 (then 5).
+    assert_eq!(q.try_push(4, false).ok(), Some(5));
+    assert_eq!(q.len(), 1);
+    // A sheddable push at that bound reads `head`: 1 queued, far below the watermark.
+    assert_eq!(q.try_push(5, true).ok(), Some(2), "exact from here");
+    assert_eq!(q.try_push(6, true).ok(), Some(3));
+    assert_eq!(q.try_push(7, true).ok(), Some(4));
+    assert_eq!(refused(q.try_push(8, true)), Some(PushError::Shed));
+    assert_eq!(q.try_push(8, false).ok(), Some(5), "not sheddable");
+}
+
 /// Positions run off the end of their space into lap 0 again, without touching `CLOSED`.
 #[test]
 fn positions_wrap_round_the_end_of_their_space() {
@@ -180,7 +204,11 @@ fn positions_wrap_round_the_end_of_their_space() {
                 let n = round % cap + 1;
                 for _ in 0..n {
                     let before = q.len();
-                    assert_eq!(q.try_push(next, false).ok(), Some(before + 1));
+                    let len = q.try_push(next, false).ok();
+                    assert!(
+                        len.is_some_and(|len| before < len && len <= cap),
+                        "{len:?} after {before} (capacity {cap})"
+                    );
                     next += 1;
                 }
                 for i in 0..n {
@@ -190,7 +218,7 @@ fn positions_wrap_round_the_end_of_their_space() {
                 assert_eq!((q.pushed(), q.popped()), (next, next));
                 assert!(!q.is_closed());
             }
-            assert!(q.tail.0.load(Ordering::Relaxed) < q.origin, "wrapped");
+            assert!(q.tail.0.pos.load(Ordering::Relaxed) < q.origin, "wrapped");
             for i in 0..cap {
                 q.try_push(i, false).unwrap();
             }
@@ -436,7 +464,7 @@ fn a_full_batch_always_wakes_the_sleeping_consumer() {
                     loop {
                         match q.try_push(v, false) {
                             Ok(len) => {
-                                if bell.after_push(len) {
+                                if bell.after_push(len, || q.len()) {
                                     consumer.unpark();
                                 }
                                 break;
@@ -476,13 +504,18 @@ fn a_full_batch_always_wakes_the_sleeping_consumer() {
 #[test]
 fn doorbell_rings_once_per_sleep_and_only_from_the_threshold() {
     let bell = Doorbell::new(3);
-    assert!(!bell.after_push(5), "awake: never rings");
+    let exact = |n: usize| move || n;
+    assert!(!bell.after_push(5, exact(5)), "awake: never rings");
     assert!(bell.prepare_sleep(|| 2));
-    assert!(!bell.after_push(2));
-    assert!(bell.after_push(3));
-    assert!(!bell.after_push(4), "only one producer unparks");
+    assert!(!bell.after_push(2, exact(2)));
+    assert!(
+        !bell.after_push(7, exact(2)),
+        "a bound from the threshold, but the exact length below it"
+    );
+    assert!(bell.after_push(3, exact(3)));
+    assert!(!bell.after_push(4, exact(4)), "only one producer unparks");
     bell.awake();
     assert!(!bell.prepare_sleep(|| 3), "a full batch is already there");
-    assert!(!bell.after_push(9), "the sleep was taken back");
+    assert!(!bell.after_push(9, exact(9)), "the sleep was taken back");
     assert!(Doorbell::new(0).prepare_sleep(|| 0));
 }

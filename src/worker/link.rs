@@ -66,7 +66,7 @@ impl Link {
     pub(crate) fn push(&self, record: Queued, sheddable: bool) -> bool {
         let refused = match self.queue.try_push(record, sheddable) {
             Ok(len) => {
-                if self.doorbell.after_push(len) {
+                if self.doorbell.after_push(len, || self.queue.len()) {
                     self.wake();
                 }
                 return true;
