@@ -168,6 +168,8 @@ pub(crate) fn run(
             }
             Err(mpsc::TryRecvError::Empty) => {}
         }
+        // The records' clock keeps its anchor fresh (at most every 100 ms; a few ns otherwise).
+        crate::clock::calibrate();
         // The batch is assembled only when it is due, so the worker holds no records while it
         // sleeps, and a producer's "a full batch is queued" test (the queue's length) is exact.
         let now = Instant::now();
