@@ -3,15 +3,18 @@
 //! Every record reads it once, on the calling thread. Where the kernel keeps time with the
 //! time-stamp counter (x86-64 Linux with clocksource `tsc`: the kernel found the counter constant
 //! in rate and in step across CPUs), a record's time is the counter converted through an
-//! [`Anchor`](anchor::Anchor): a counter reading, the system clock at that reading, and the
-//! nanoseconds per tick measured between two readings. The pipeline's worker takes a new one
-//! about every 100 ms ([`calibrate`]). Reading the counter plainly costs less than half of
-//! `clock_gettime`, which also serialises it behind every instruction before it. The system clock
-//! is read instead until two measurements of the rate agree, when the latest anchor is more than
-//! [`tsc::MAX_EXTRAPOLATION_NS`] old (a worker asleep that long), and everywhere else.
+//! [`Anchor`](anchor::Anchor): a counter reading, a time at that reading, and nanoseconds per
+//! tick. The pipeline's worker takes a new one on its turns, at most every 100 ms ([`calibrate`];
+//! it turns at least once per batch and per schedule delay while records flow). Reading the
+//! counter plainly costs less than half of `clock_gettime`, which also serialises it behind every
+//! instruction before it.
 //!
-//! Between anchors the time runs at the rate last measured: a step or a change of rate of the
-//! system clock (NTP) shows in records from the next anchor on.
+//! The first anchor is the system clock's time once two measurements of the rate agree; each next
+//! one continues the last (no step, back or forward) and makes up its difference from the system
+//! clock over the next second. The system clock is read instead before the first anchor, when
+//! that difference exceeds 20 us (a step of the system clock, or of its rate: measuring starts
+//! again), when the latest anchor is more than [`tsc::MAX_EXTRAPOLATION_NS`] old (a worker asleep
+//! that long), and everywhere else; records then step to the system clock's time.
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod anchor;

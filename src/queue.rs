@@ -41,7 +41,10 @@
 //! only through a CAS on the full 63-bit word, which fails unless nothing was claimed meanwhile; the
 //! stamps it reads are then within one lap of that position. Only a thread stalled for 2^62 pushes
 //! could see a position come round again. (On 32-bit targets positions have 31 bits and
-//! [`MAX_CAPACITY`] is smaller, so that the space still holds at least 2^16 laps.)
+//! [`MAX_CAPACITY`] is smaller, so that the space still holds at least 2^16 laps.) The `head`
+//! producers keep for their length bound (`head_seen`, plain stores) may be any age: it only ever
+//! makes the bound larger, and one half the space behind reads as no bound at all, so the push
+//! reads `head` itself.
 
 use std::mem::MaybeUninit;
 
@@ -263,7 +266,8 @@ impl<T> Queue<T> {
     #[inline]
     pub(crate) fn try_push(&self, value: T, sheddable: bool) -> Result<usize, (T, PushError)> {
         // Acquire: a `tail` read from a producer's CAS comes after the pop that freed the slot it
-        // claimed (it saw the freed stamp), so `head` read next is at most `capacity` behind.
+        // claimed (it saw the freed stamp), so a `head` read after it is at most `capacity`
+        // behind.
         let mut tail = self.tail.0.pos.load(Ordering::Acquire);
         loop {
             if tail & CLOSED != 0 {

@@ -12,9 +12,18 @@ pub(super) const MAX_EXTRAPOLATION_NS: u64 = 2_000_000_000;
 /// The shortest span over which a rate is measured (and so the time between two anchors).
 const MIN_SPAN_NS: u64 = 100_000_000;
 
-/// How far two successive rates may differ (parts per million) for the second to be used: a step
-/// of the system clock, or a counter that is not steady, makes them differ more.
+/// How far two successive rates may differ (parts per million) for a first anchor to be taken
+/// from the second: a step of the system clock, or a counter that is not steady, makes them differ
+/// more.
 const MAX_RATE_CHANGE_PPM: u64 = 100;
+
+/// How far the published anchor's time may be from the system clock's at a new sample for the
+/// next anchor to continue it; beyond, the anchor is withdrawn (a step of the system clock, a
+/// change of its rate) and calibration starts again.
+const MAX_ERROR_NS: u64 = 20_000;
+
+/// Over how long a new anchor absorbs the published one's difference from the system clock.
+const SLEW_NS: i128 = 1_000_000_000;
 
 /// The most ticks a sample's two counter readings may lie apart (the thread was not preempted
 /// between them): about 3 us at 3 GHz, so a sample's error is at most half that.
@@ -26,8 +35,8 @@ static CALIBRATION: Mutex<Calibration> = Mutex::new(Calibration::new());
 #[inline(always)]
 fn rdtsc() -> u64 {
     // SAFETY: `rdtsc` reads a CPU register into the result and touches no memory; every x86-64 CPU
-    // has it. (A process that asked the kernel to fault it, `PR_SET_TSC`, gets a signal, not
-    // undefined behaviour; `calibrate` does not anchor the clock in such a process.)
+    // has it. (Where a thread asked the kernel to trap it, `PR_SET_TSC`, it traps as the system
+    // clock's own `rdtsc` in the vDSO does: no memory is involved either way.)
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
@@ -49,7 +58,10 @@ fn anchor() -> Option<&'static Anchor> {
 /// anchor.
 #[inline]
 pub(super) fn now() -> Option<u64> {
-    extrapolate(anchor()?.read()?, rdtsc())
+    let anchor = anchor()?;
+    // A read that overlapped a write (every 100 ms at most, a few ns long) is tried once more.
+    let reading = anchor.read().or_else(|| anchor.read())?;
+    extrapolate(reading, rdtsc())
 }
 
 /// The time at counter reading `tsc` from `anchor`, if it is at most [`MAX_EXTRAPOLATION_NS`]
@@ -81,7 +93,12 @@ pub(super) fn calibrate() {
     match calibration.step(sample) {
         Step::Wait => {}
         Step::Publish(reading) if counter_keeps_time() => anchor.write(reading),
-        Step::Publish(_) | Step::Withdraw => {
+        Step::Publish(_) => {
+            // The kernel stopped keeping time with the counter: the next anchor starts afresh.
+            calibration.published = None;
+            anchor.withdraw();
+        }
+        Step::Withdraw => {
             anchor.withdraw();
         }
     }
@@ -102,16 +119,11 @@ fn sample() -> Option<Sample> {
     })
 }
 
-/// Whether the kernel keeps time with the counter (so it found it steady and in step across
-/// CPUs), and this process may read it.
+/// Whether the kernel keeps time with the counter: it found it steady and in step across CPUs,
+/// and its own `clock_gettime` reads it too.
 fn counter_keeps_time() -> bool {
-    let source =
-        std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource");
-    let mut tsc_mode: libc::c_int = 0;
-    // SAFETY: `PR_GET_TSC` writes an int through the pointer given, which is a valid, exclusively
-    // borrowed int for the call.
-    let got = unsafe { libc::prctl(libc::PR_GET_TSC, &mut tsc_mode as *mut libc::c_int) };
-    source.is_ok_and(|s| s.trim() == "tsc") && got == 0 && tsc_mode == libc::PR_TSC_ENABLE
+    std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+        .is_ok_and(|s| s.trim() == "tsc")
 }
 
 /// A counter reading and the system clock then.
@@ -133,14 +145,20 @@ enum Step {
     Withdraw,
 }
 
-/// The calibration's decisions from successive samples: a rate is measured over each span of at
-/// least [`MIN_SPAN_NS`], and an anchor published when it agrees with the one before within
-/// [`MAX_RATE_CHANGE_PPM`].
+/// The calibration's decisions from successive samples, at least [`MIN_SPAN_NS`] apart: the rate
+/// is measured over each span. A first anchor is taken when two successive rates agree within
+/// [`MAX_RATE_CHANGE_PPM`] (the system clock's time at the sample, the latest rate). Each next one
+/// continues the published one: its time at the sample is the published one's there, and its rate
+/// the latest, corrected to absorb the published one's difference from the system clock over
+/// [`SLEW_NS`]. So the time never steps between anchors, back or forward; a difference beyond
+/// [`MAX_ERROR_NS`] withdraws the anchor instead.
 #[derive(Debug)]
 struct Calibration {
     last: Option<Sample>,
     /// The rate measured over the span ending at `last`.
     rate: Option<u64>,
+    /// The anchor published last, unless withdrawn since.
+    published: Option<Reading>,
 }
 
 impl Calibration {
@@ -148,6 +166,7 @@ impl Calibration {
         Calibration {
             last: None,
             rate: None,
+            published: None,
         }
     }
 
@@ -163,24 +182,48 @@ impl Calibration {
         if ns < MIN_SPAN_NS {
             return Step::Wait;
         }
-        let rate = (u128::from(ns) << 32) / u128::from(ticks.max(1));
-        let Ok(rate) = u64::try_from(rate) else {
+        let Ok(rate) = u64::try_from((u128::from(ns) << 32) / u128::from(ticks.max(1))) else {
             return self.restart(now);
         };
         self.last = Some(now);
-        let agrees = self.rate.replace(rate).is_some_and(|before| {
-            u128::from(before.abs_diff(rate)) * 1_000_000
-                <= u128::from(before) * u128::from(MAX_RATE_CHANGE_PPM)
-        });
-        if agrees {
-            Step::Publish(Reading {
-                tsc: now.tsc,
-                ns: now.ns,
-                rate,
-            })
-        } else {
-            Step::Withdraw
-        }
+        let before = self.rate.replace(rate);
+        let next = match self.published {
+            Some(published) => {
+                let Some(error) = difference(published, now) else {
+                    return self.restart(now);
+                };
+                // The published time at this sample, and a rate that makes up the difference
+                // over the next `SLEW_NS` (by at most 20 ppm: always positive).
+                let slewed = i128::from(rate) + i128::from(rate) * error / SLEW_NS;
+                let (Ok(ns), Ok(rate)) = (
+                    u64::try_from(i128::from(now.ns) - error),
+                    u64::try_from(slewed),
+                ) else {
+                    return self.restart(now);
+                };
+                Reading {
+                    tsc: now.tsc,
+                    ns,
+                    rate,
+                }
+            }
+            None => {
+                let agrees = before.is_some_and(|before| {
+                    u128::from(before.abs_diff(rate)) * 1_000_000
+                        <= u128::from(before) * u128::from(MAX_RATE_CHANGE_PPM)
+                });
+                if !agrees {
+                    return Step::Withdraw;
+                }
+                Reading {
+                    tsc: now.tsc,
+                    ns: now.ns,
+                    rate,
+                }
+            }
+        };
+        self.published = Some(next);
+        Step::Publish(next)
     }
 
     /// Starts measuring again from `now`.
@@ -188,9 +231,19 @@ impl Calibration {
         *self = Calibration {
             last: Some(now),
             rate: None,
+            published: None,
         };
         Step::Withdraw
     }
+}
+
+/// The system clock's time at `now` less `published`'s time there (ns), if within
+/// [`MAX_ERROR_NS`].
+fn difference(published: Reading, now: Sample) -> Option<i128> {
+    let ticks = now.tsc.checked_sub(published.tsc)?;
+    let at = i128::from(published.ns) + ((i128::from(ticks) * i128::from(published.rate)) >> 32);
+    let error = i128::from(now.ns) - at;
+    (error.unsigned_abs() <= u128::from(MAX_ERROR_NS)).then_some(error)
 }
 
 #[cfg(all(test, not(olb_loom)))]
@@ -206,73 +259,101 @@ mod tests {
         Sample { tsc, ns }
     }
 
+    const MS: u64 = 1_000_000;
+    const T0: u64 = 1_700_000_000_000_000_000;
+
+    /// A calibration fed samples at 3 GHz, `(ms of counter, ns of system clock since T0)` each.
+    fn fed(samples: &[(u64, u64)]) -> (Calibration, Vec<Step>) {
+        let mut c = Calibration::new();
+        let steps = samples
+            .iter()
+            .map(|&(ms, ns)| c.step(at(3 * ms * MS, T0 + ns)))
+            .collect();
+        (c, steps)
+    }
+
     #[test]
     fn calibration_decisions() {
-        let ms = 1_000_000u64;
-        let t0 = 1_700_000_000_000_000_000u64;
-        // (sample: ticks, ns since the first; expected step), in order, on one calibration.
-        let rows: &[(u64, u64, Step)] = &[
-            (0, 0, Step::Wait),
-            (3 * 50 * ms, 50 * ms, Step::Wait), // too soon to measure
+        let first = |ms: u64, ns: u64| {
+            Step::Publish(Reading {
+                tsc: 3 * ms * MS,
+                ns: T0 + ns,
+                rate: GHZ3,
+            })
+        };
+        // (sample, expected step), in order, on one calibration.
+        let rows: &[((u64, u64), Step)] = &[
+            ((0, 0), Step::Wait),
+            ((50, 50 * MS), Step::Wait), // too soon to measure
             // First rate: nothing to agree with yet.
-            (3 * 100 * ms, 100 * ms, Step::Withdraw),
-            // Same rate: published, at this sample.
-            (
-                3 * 200 * ms,
-                200 * ms,
-                Step::Publish(Reading {
-                    tsc: 3 * 200 * ms,
-                    ns: t0 + 200 * ms,
-                    rate: GHZ3,
-                }),
-            ),
-            // The system clock stepped 5 ms forward: the rate disagrees, and the next one with it.
-            (3 * 300 * ms, 305 * ms, Step::Withdraw),
-            (3 * 400 * ms, 405 * ms, Step::Withdraw),
-            // Steady again.
-            (
-                3 * 500 * ms,
-                505 * ms,
-                Step::Publish(Reading {
-                    tsc: 3 * 500 * ms,
-                    ns: t0 + 505 * ms,
-                    rate: GHZ3,
-                }),
-            ),
+            ((100, 100 * MS), Step::Withdraw),
+            // The same rate: a first anchor, the system clock's time at this sample.
+            ((200, 200 * MS), first(200, 200 * MS)),
+            // The system clock stepped 5 ms forward: far from the anchor's time, withdrawn.
+            ((300, 305 * MS), Step::Withdraw),
+            // Measuring again from the step: a first rate, then one that agrees.
+            ((400, 405 * MS), Step::Withdraw),
+            ((500, 505 * MS), first(500, 505 * MS)),
             // The system clock went back: start again.
-            (3 * 600 * ms, 300 * ms, Step::Withdraw),
-            (3 * 700 * ms, 400 * ms, Step::Withdraw),
-            (
-                3 * 800 * ms,
-                500 * ms,
-                Step::Publish(Reading {
-                    tsc: 3 * 800 * ms,
-                    ns: t0 + 500 * ms,
-                    rate: GHZ3,
-                }),
-            ),
+            ((600, 300 * MS), Step::Withdraw),
+            ((700, 400 * MS), Step::Withdraw),
+            ((800, 500 * MS), first(800, 500 * MS)),
         ];
         let mut c = Calibration::new();
-        for (i, &(tsc, ns, expected)) in rows.iter().enumerate() {
-            assert_eq!(c.step(at(tsc, t0 + ns)), expected, "row {i}");
-        }
-        // A rate within 100 ppm of the one before is used; one beyond is not.
-        let mut c = Calibration::new();
-        let mut tsc = 0;
-        let mut ns = t0;
-        c.step(at(tsc, ns));
-        for (extra_ns, published) in [(0, false), (9_000, true), (0, true), (11_000, false)] {
-            tsc += 300 * ms;
-            ns += 100 * ms + extra_ns;
-            let step = c.step(at(tsc, ns));
-            assert_eq!(
-                matches!(step, Step::Publish(_)),
-                published,
-                "{extra_ns}: {step:?}"
-            );
+        for (i, &((ms, ns), expected)) in rows.iter().enumerate() {
+            assert_eq!(c.step(at(3 * ms * MS, T0 + ns)), expected, "row {i}");
         }
         // The counter went back (another CPU, or a new machine): start again.
-        assert_eq!(c.step(at(tsc - 1, ns + 100 * ms)), Step::Withdraw);
+        assert_eq!(c.step(at(3 * 800 * MS - 1, T0 + 600 * MS)), Step::Withdraw);
+        assert_eq!(c.published, None);
+    }
+
+    /// A first anchor needs two rates within 100 ppm of each other.
+    #[test]
+    fn a_first_anchor_needs_two_rates_that_agree() {
+        for (extra_ns, published) in [(0, true), (9_000, true), (11_000, false)] {
+            let (_, steps) = fed(&[(0, 0), (100, 100 * MS), (200, 200 * MS + extra_ns)]);
+            assert_eq!(
+                matches!(steps[2], Step::Publish(_)),
+                published,
+                "{extra_ns}: {steps:?}"
+            );
+        }
+    }
+
+    /// Each next anchor continues the published one where it is taken (no step, back or
+    /// forward), absorbing the system clock's difference over the next second; too large a
+    /// difference withdraws it.
+    #[test]
+    fn a_next_anchor_continues_the_last_and_absorbs_the_difference() {
+        let (mut c, steps) = fed(&[(0, 0), (100, 100 * MS), (200, 200 * MS)]);
+        let Step::Publish(first) = steps[2] else {
+            panic!("{steps:?}")
+        };
+        // From here the system clock runs 100 ppm faster (an NTP correction): 10 us ahead of
+        // the anchor's time 100 ms later.
+        let sample = at(3 * 300 * MS, T0 + 300 * MS + 10_000);
+        let Step::Publish(next) = c.step(sample) else {
+            panic!("not published")
+        };
+        let there = extrapolate(first, sample.tsc).unwrap();
+        assert!(next.ns.abs_diff(there) <= 1, "{} {there}: a step", next.ns);
+        assert!(next.ns < sample.ns, "the 10 us are not made up at once");
+        // A second later, at that rate, the difference is made up.
+        let later = at(sample.tsc + 3_000 * MS, sample.ns + 1_000 * MS + 100_000);
+        let made_up = extrapolate(next, later.tsc).unwrap();
+        assert!(made_up.abs_diff(later.ns) < 100, "{made_up} {}", later.ns);
+        // 30 us apart: withdrawn, and the next anchor waits for two rates again.
+        let far = at(later.tsc, later.ns + 30_000);
+        assert_eq!(c.step(far), Step::Withdraw);
+        assert_eq!(
+            c.step(at(far.tsc + 300 * MS, far.ns + 100 * MS)),
+            Step::Withdraw
+        );
+        assert!(matches!(
+            c.step(at(far.tsc + 600 * MS, far.ns + 200 * MS)),
+            Step::Publish(_)
+        ));
     }
 
     #[test]
@@ -309,7 +390,7 @@ mod tests {
         // Within 1 ms: the rate's error over at most 2 s, and a preemption between the readings.
         for _ in 0..1_000 {
             let before = super::super::system_now_unix_nanos();
-            let t = super::super::now_unix_nanos();
+            let t = now().expect("the anchor is fresh: the counter's time");
             let after = super::super::system_now_unix_nanos();
             assert!(
                 before.saturating_sub(1_000_000) <= t && t <= after + 1_000_000,
