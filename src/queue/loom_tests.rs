@@ -307,6 +307,45 @@ fn loom_a_full_batch_wakes_the_parked_consumer() {
     });
 }
 
+/// The same with pushes whose length bound is above the true length (the pops before them were
+/// not seen by any push): the producers read the exact length before ringing, and the one that
+/// makes the batch rings.
+#[test]
+fn loom_a_full_batch_wakes_the_parked_consumer_after_unseen_pops() {
+    model(3, || {
+        const BATCH: usize = 2;
+        let q = Arc::new(Queue::new(4, 4).unwrap());
+        push(&q, 7);
+        push(&q, 7);
+        assert_eq!((pop(&q), pop(&q)), (7, 7));
+        let bell = Arc::new(Doorbell::new(BATCH));
+        let consumer = thread::current();
+        let producers: Vec<_> = (0..2)
+            .map(|p| {
+                let (q, bell, consumer) = (q.clone(), bell.clone(), consumer.clone());
+                thread::spawn(move || {
+                    let len = q.try_push(p, false).unwrap_or_else(|e| panic!("{:?}", e.1));
+                    assert!(len > BATCH, "a bound from the head before the pops: {len}");
+                    if bell.after_push(len, || q.len()) {
+                        consumer.unpark();
+                    }
+                })
+            })
+            .collect();
+        while q.len() < BATCH {
+            if bell.prepare_sleep(|| q.len()) {
+                thread::park();
+            }
+            bell.awake();
+        }
+        let (a, b) = (pop(&q), pop(&q));
+        assert_eq!(a + b, 1);
+        for p in producers {
+            p.join().unwrap();
+        }
+    });
+}
+
 /// A producer finding the queue full waits in [`Room`] and is woken by the consumer's pop: under
 /// loom a timed wait never times out, so a lost wakeup is a deadlock the model reports.
 #[test]
