@@ -409,7 +409,7 @@ impl<'b> Writer<'b> {
         trace: Option<TraceContext>,
     ) -> Self {
         buf.clear();
-        let mut head = Queued {
+        let head = Queued {
             time,
             line: 0,
             target: NAME_NONE,
@@ -424,17 +424,40 @@ impl<'b> Writer<'b> {
                 bytes: [0; INLINE],
             },
         };
-        if let Some(t) = trace {
-            head.flags |= HAS_TRACE;
-            head.trace[..16].copy_from_slice(&t.trace_id);
-            head.trace[16..24].copy_from_slice(&t.span_id);
-            head.trace[24] = t.flags;
-        }
-        Writer {
+        let mut w = Writer {
             buf,
             head,
             attrs_start: 0,
+        };
+        if let Some(t) = trace {
+            w.trace(t);
         }
+        w
+    }
+
+    /// Sets the record's span context.
+    #[inline]
+    pub(crate) fn trace(&mut self, t: TraceContext) {
+        let head = &mut self.head;
+        head.flags |= HAS_TRACE;
+        head.trace[..16].copy_from_slice(&t.trace_id);
+        head.trace[16..24].copy_from_slice(&t.span_id);
+        head.trace[24] = t.flags;
+    }
+
+    /// Sets the record's span context from OpenTelemetry's ids.
+    #[inline(always)]
+    pub(crate) fn trace_ids(
+        &mut self,
+        trace_id: opentelemetry::trace::TraceId,
+        span_id: opentelemetry::trace::SpanId,
+        flags: u8,
+    ) {
+        let head = &mut self.head;
+        head.flags |= HAS_TRACE;
+        head.trace[..16].copy_from_slice(&trace_id.to_bytes());
+        head.trace[16..24].copy_from_slice(&span_id.to_bytes());
+        head.trace[24] = flags;
     }
 
     fn name(&mut self, id: Option<u16>, s: &str) -> u16 {
@@ -628,7 +651,7 @@ impl<'b> Writer<'b> {
     }
 
     /// The record, with `dropped_attributes` attributes counted as left out.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn finish(mut self, dropped_attributes: u32) -> Queued {
         let [d0, d1, d2, _] = dropped_attributes.min(MAX_DROPPED).to_le_bytes();
         self.head.dropped = [d0, d1, d2];

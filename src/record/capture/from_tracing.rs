@@ -91,11 +91,11 @@ pub(crate) fn capture_event(
         return false;
     }
     let now = crate::clock::now_unix_nanos();
-    let trace = super::current_trace_context();
     let from_log = normalized.is_some();
     let mut push = Some(push);
     with_buffer(&PAYLOAD_BUFFER, |buf| {
-        let mut w = Writer::new(buf, Severity::from(meta.level()), now, trace);
+        let mut w = Writer::new(buf, Severity::from(meta.level()), now, None);
+        super::write_trace_context(&mut w);
         let site = match (&normalized, cached) {
             (Some(n), _) => {
                 location(&mut w, settings, n);
