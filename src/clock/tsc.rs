@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use super::anchor::{Anchor, Reading};
+use crate::clock::anchor::{Anchor, Reading};
 
 /// The longest a time is extrapolated from its anchor: older anchors are not used (the system
 /// clock is read), so that the rate's error and the system clock's changes since count for little.
@@ -109,7 +109,7 @@ pub(super) fn calibrate() {
 fn sample() -> Option<Sample> {
     (0..3).find_map(|_| {
         let before = rdtsc();
-        let ns = super::system_now_unix_nanos();
+        let ns = crate::clock::system_now_unix_nanos();
         let after = rdtsc();
         let ticks = after.wrapping_sub(before);
         (ticks <= MAX_SAMPLE_TICKS).then(|| Sample {
@@ -389,9 +389,9 @@ mod tests {
         }
         // Within 1 ms: the rate's error over at most 2 s, and a preemption between the readings.
         for _ in 0..1_000 {
-            let before = super::super::system_now_unix_nanos();
+            let before = crate::clock::system_now_unix_nanos();
             let t = now().expect("the anchor is fresh: the counter's time");
-            let after = super::super::system_now_unix_nanos();
+            let after = crate::clock::system_now_unix_nanos();
             assert!(
                 before.saturating_sub(1_000_000) <= t && t <= after + 1_000_000,
                 "{before} {t} {after}"
