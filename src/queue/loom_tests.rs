@@ -272,38 +272,46 @@ fn loom_push_racing_close() {
     });
 }
 
+/// Two producers push one value each into `q` (empty), ringing the doorbell as `after_push` says,
+/// each push reporting more than `bound_above` queued; the consumer waits for the batch of both,
+/// parking when it is not there. A lost wake-up leaves the consumer parked with every other
+/// thread finished, which loom reports as a deadlock.
+fn a_full_batch_wakes_the_parked_consumer(q: Queue<usize>, bound_above: usize) {
+    const BATCH: usize = 2;
+    let q = Arc::new(q);
+    let bell = Arc::new(Doorbell::new(BATCH));
+    let consumer = thread::current();
+    let producers: Vec<_> = (0..2)
+        .map(|p| {
+            let (q, bell, consumer) = (q.clone(), bell.clone(), consumer.clone());
+            thread::spawn(move || {
+                let len = q.try_push(p, false).unwrap_or_else(|e| panic!("{:?}", e.1));
+                assert!(len > bound_above, "{len}");
+                if bell.after_push(len, || q.len()) {
+                    consumer.unpark();
+                }
+            })
+        })
+        .collect();
+    while q.len() < BATCH {
+        if bell.prepare_sleep(|| q.len()) {
+            thread::park();
+        }
+        bell.awake();
+    }
+    let (a, b) = (pop(&q), pop(&q));
+    assert_eq!(a + b, 1);
+    for p in producers {
+        p.join().unwrap();
+    }
+}
+
 /// The worker's sleep: the consumer waits for a full batch, parking when there is none; the
-/// producers ring when `after_push` says so. A lost wake-up leaves the consumer parked with
-/// every other thread finished, which loom reports as a deadlock.
+/// producers ring when `after_push` says so.
 #[test]
 fn loom_a_full_batch_wakes_the_parked_consumer() {
     model(3, || {
-        const BATCH: usize = 2;
-        let q = Arc::new(Queue::new(2, 2).unwrap());
-        let bell = Arc::new(Doorbell::new(BATCH));
-        let consumer = thread::current();
-        let producers: Vec<_> = (0..2)
-            .map(|p| {
-                let (q, bell, consumer) = (q.clone(), bell.clone(), consumer.clone());
-                thread::spawn(move || {
-                    let len = q.try_push(p, false).unwrap_or_else(|e| panic!("{:?}", e.1));
-                    if bell.after_push(len, || q.len()) {
-                        consumer.unpark();
-                    }
-                })
-            })
-            .collect();
-        while q.len() < BATCH {
-            if bell.prepare_sleep(|| q.len()) {
-                thread::park();
-            }
-            bell.awake();
-        }
-        let (a, b) = (pop(&q), pop(&q));
-        assert_eq!(a + b, 1);
-        for p in producers {
-            p.join().unwrap();
-        }
+        a_full_batch_wakes_the_parked_consumer(Queue::new(2, 2).unwrap(), 0)
     });
 }
 
@@ -313,36 +321,12 @@ fn loom_a_full_batch_wakes_the_parked_consumer() {
 #[test]
 fn loom_a_full_batch_wakes_the_parked_consumer_after_unseen_pops() {
     model(3, || {
-        const BATCH: usize = 2;
-        let q = Arc::new(Queue::new(4, 4).unwrap());
+        let q = Queue::new(4, 4).unwrap();
         push(&q, 7);
         push(&q, 7);
         assert_eq!((pop(&q), pop(&q)), (7, 7));
-        let bell = Arc::new(Doorbell::new(BATCH));
-        let consumer = thread::current();
-        let producers: Vec<_> = (0..2)
-            .map(|p| {
-                let (q, bell, consumer) = (q.clone(), bell.clone(), consumer.clone());
-                thread::spawn(move || {
-                    let len = q.try_push(p, false).unwrap_or_else(|e| panic!("{:?}", e.1));
-                    assert!(len > BATCH, "a bound from the head before the pops: {len}");
-                    if bell.after_push(len, || q.len()) {
-                        consumer.unpark();
-                    }
-                })
-            })
-            .collect();
-        while q.len() < BATCH {
-            if bell.prepare_sleep(|| q.len()) {
-                thread::park();
-            }
-            bell.awake();
-        }
-        let (a, b) = (pop(&q), pop(&q));
-        assert_eq!(a + b, 1);
-        for p in producers {
-            p.join().unwrap();
-        }
+        // Both pushes count the two popped values: a bound from the head before the pops.
+        a_full_batch_wakes_the_parked_consumer(q, 2);
     });
 }
 
