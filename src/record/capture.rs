@@ -31,39 +31,38 @@ pub(crate) fn current_trace_context() -> Option<TraceContext> {
 }
 
 /// Sets the span context active on this thread, if a valid one is, as `w`'s. The capture's way:
-/// written in place, not returned, because a value returned out of `catch_unwind` goes through
-/// memory and is read back at once in other widths, which stalls the processor until the stores
-/// are done (perf: the most expensive instruction of the capture).
+/// written in place from the ids, not returned as a [`TraceContext`], because a value returned out
+/// of `catch_unwind` goes through memory and is read back at once in other widths, which stalls
+/// the processor until the stores are done (perf: the most expensive instruction of the capture).
 #[inline]
 pub(crate) fn write_trace_context(w: &mut Writer<'_>) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        opentelemetry::Context::map_current(|cx| {
-            if !cx.has_active_span() {
-                return;
-            }
-            let span = cx.span();
-            let sc = span.span_context();
-            if sc.is_valid() {
-                // From the ids' own integers into the record: no `TraceContext` between, stored
-                // and read back in other widths.
-                w.trace_ids(sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8());
-            }
-        });
+        with_trace_ids(|trace_id, span_id, flags| w.trace_ids(trace_id, span_id, flags))
     }));
 }
 
 fn read_trace_context() -> Option<TraceContext> {
+    with_trace_ids(|trace_id, span_id, flags| TraceContext {
+        trace_id: trace_id.to_bytes(),
+        span_id: span_id.to_bytes(),
+        flags,
+    })
+}
+
+/// Calls `f` with the ids and flags of the span context active on this thread, if a valid one
+/// is. Panics where `map_current` does.
+#[inline(always)]
+fn with_trace_ids<R>(
+    f: impl FnOnce(opentelemetry::trace::TraceId, opentelemetry::trace::SpanId, u8) -> R,
+) -> Option<R> {
     opentelemetry::Context::map_current(|cx| {
         if !cx.has_active_span() {
             return None;
         }
         let span = cx.span();
         let sc = span.span_context();
-        sc.is_valid().then(|| TraceContext {
-            trace_id: sc.trace_id().to_bytes(),
-            span_id: sc.span_id().to_bytes(),
-            flags: sc.trace_flags().to_u8(),
-        })
+        sc.is_valid()
+            .then(|| f(sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()))
     })
 }
 
