@@ -11,10 +11,13 @@
 //!
 //! The first anchor is the system clock's time once two measurements of the rate agree; each next
 //! one continues the last (no step, back or forward) and makes up its difference from the system
-//! clock over the next second. The system clock is read instead before the first anchor, when
-//! that difference exceeds 20 us (a step of the system clock, or of its rate: measuring starts
-//! again), when the latest anchor is more than [`tsc::MAX_EXTRAPOLATION_NS`] old (a worker asleep
-//! that long), and everywhere else; records then step to the system clock's time.
+//! clock over the next 2 s, so a record's time stays close to the system clock's (an anchor found
+//! more than 20 us off is withdrawn; between anchors it drifts by the rate's error). The
+//! system clock is read instead before the first anchor, when that difference exceeds 20 us (a
+//! step of the system clock, or of its rate: measuring starts again), when the latest anchor is
+//! more than [`tsc::MAX_EXTRAPOLATION_NS`] old (a worker asleep that long), by a read that
+//! overlaps the writing of an anchor twice, and everywhere else; where the source changes, a
+//! thread's times may step by the counter's difference from the system clock then.
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod anchor;
@@ -33,9 +36,9 @@ pub(crate) fn now_unix_nanos() -> u64 {
     system_now_unix_nanos()
 }
 
-/// Takes a new anchor for [`now_unix_nanos`] if the latest is 100 ms old or more (the pipeline's
-/// worker calls this on every turn of its loop; a call costs two counter readings and one of the
-/// system clock). Does nothing where the counter is not used.
+/// Takes a new anchor for [`now_unix_nanos`] if the last sample is 100 ms old or more (the
+/// pipeline's worker calls this on every turn of its loop; a call costs a lock and, where the
+/// counter is used, three samples of it around the system clock). Does nothing elsewhere.
 pub(crate) fn calibrate() {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     tsc::calibrate();

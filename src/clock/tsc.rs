@@ -22,14 +22,29 @@ const MAX_RATE_CHANGE_PPM: u64 = 100;
 /// change of its rate) and calibration starts again.
 const MAX_ERROR_NS: u64 = 20_000;
 
-/// Over how long a new anchor absorbs the published one's difference from the system clock.
-const SLEW_NS: i128 = 1_000_000_000;
+/// Over how long a new anchor absorbs the published one's difference from the system clock: as
+/// long as an anchor is used, so that the difference shrinks whenever the next anchor comes.
+const SLEW_NS: i128 = MAX_EXTRAPOLATION_NS as i128;
+
+/// How often the kernel's clocksource is looked at again.
+const SOURCE_CHECK_NS: u64 = 10_000_000_000;
 
 /// The most ticks a sample's two counter readings may lie apart (the thread was not preempted
 /// between them): about 3 us at 3 GHz, so a sample's error is at most half that.
 const MAX_SAMPLE_TICKS: u64 = 10_000;
 
-static CALIBRATION: Mutex<Calibration> = Mutex::new(Calibration::new());
+static CALIBRATION: Mutex<State> = Mutex::new(State {
+    calibration: Calibration::new(),
+    source: None,
+});
+
+/// What the worker that calibrates keeps between turns.
+struct State {
+    calibration: Calibration,
+    /// Whether the kernel kept time with the counter, and when that was looked at (system clock,
+    /// ns).
+    source: Option<(bool, u64)>,
+}
 
 /// The time-stamp counter.
 #[inline(always)]
@@ -77,46 +92,63 @@ fn extrapolate(anchor: Reading, tsc: u64) -> Option<u64> {
     anchor.ns.checked_add(ns as u64)
 }
 
-/// Takes a new anchor if the latest is [`MIN_SPAN_NS`] old or more; withdraws it where the
-/// kernel no longer keeps time with the counter.
+/// Takes a new anchor if the last sample is [`MIN_SPAN_NS`] old or more; withdraws it where the
+/// kernel no longer keeps time with the counter (looked at every [`SOURCE_CHECK_NS`]: where it
+/// does not, a call costs a lock and a reading of the system clock).
 pub(super) fn calibrate() {
     // Another pipeline's worker is at it.
-    let Ok(mut calibration) = CALIBRATION.try_lock() else {
-        return;
-    };
-    let Some(sample) = sample() else {
+    let Ok(mut state) = CALIBRATION.try_lock() else {
         return;
     };
     let Some(anchor) = anchor() else {
         return;
     };
-    match calibration.step(sample) {
-        Step::Wait => {}
-        Step::Publish(reading) if counter_keeps_time() => anchor.write(reading),
-        Step::Publish(_) => {
-            // The kernel stopped keeping time with the counter: the next anchor starts afresh.
-            calibration.published = None;
-            anchor.withdraw();
+    let now = crate::clock::system_now_unix_nanos();
+    let keeps_time = match state.source {
+        Some((keeps, at)) if now.wrapping_sub(at) < SOURCE_CHECK_NS => keeps,
+        _ => {
+            let keeps = counter_keeps_time();
+            state.source = Some((keeps, now));
+            keeps
         }
+    };
+    if !keeps_time {
+        // The next anchor, if the kernel comes back to the counter, starts afresh.
+        state.calibration = Calibration::new();
+        anchor.withdraw();
+        return;
+    }
+    let Some(sample) = sample() else {
+        return;
+    };
+    match state.calibration.step(sample) {
+        Step::Wait => {}
+        Step::Publish(reading) => anchor.write(reading),
         Step::Withdraw => {
             anchor.withdraw();
         }
     }
 }
 
-/// A counter reading and the system clock at it, from a sandwich of two counter readings not far
-/// apart; `None` if the thread was preempted in each of three tries.
+/// A counter reading and the system clock at it, from the tightest of three sandwiches of two
+/// counter readings; `None` if the thread was preempted in each.
 fn sample() -> Option<Sample> {
-    (0..3).find_map(|_| {
-        let before = rdtsc();
-        let ns = crate::clock::system_now_unix_nanos();
-        let after = rdtsc();
-        let ticks = after.wrapping_sub(before);
-        (ticks <= MAX_SAMPLE_TICKS).then(|| Sample {
-            tsc: before.wrapping_add(ticks / 2),
-            ns,
+    (0..3)
+        .filter_map(|_| {
+            let before = rdtsc();
+            let ns = crate::clock::system_now_unix_nanos();
+            let after = rdtsc();
+            let ticks = after.wrapping_sub(before);
+            (ticks <= MAX_SAMPLE_TICKS).then(|| {
+                let sample = Sample {
+                    tsc: before.wrapping_add(ticks / 2),
+                    ns,
+                };
+                (ticks, sample)
+            })
         })
-    })
+        .min_by_key(|&(ticks, _)| ticks)
+        .map(|(_, sample)| sample)
 }
 
 /// Whether the kernel keeps time with the counter: it found it steady and in step across CPUs,
@@ -187,13 +219,18 @@ impl Calibration {
         };
         self.last = Some(now);
         let before = self.rate.replace(rate);
-        let next = match self.published {
+        // An anchor readers no longer use (more than `MAX_EXTRAPOLATION_NS` old: they read the
+        // system clock) is not continued: the next starts from the system clock, as they do.
+        let current = self
+            .published
+            .filter(|p| extrapolate(*p, now.tsc).is_some());
+        let next = match current {
             Some(published) => {
                 let Some(error) = difference(published, now) else {
                     return self.restart(now);
                 };
                 // The published time at this sample, and a rate that makes up the difference
-                // over the next `SLEW_NS` (by at most 20 ppm: always positive).
+                // over the next `SLEW_NS` (by at most 10 ppm: always positive).
                 let slewed = i128::from(rate) + i128::from(rate) * error / SLEW_NS;
                 let (Ok(ns), Ok(rate)) = (
                     u64::try_from(i128::from(now.ns) - error),
@@ -322,7 +359,7 @@ mod tests {
     }
 
     /// Each next anchor continues the published one where it is taken (no step, back or
-    /// forward), absorbing the system clock's difference over the next second; too large a
+    /// forward), absorbing the system clock's difference over the next 2 s; too large a
     /// difference withdraws it.
     #[test]
     fn a_next_anchor_continues_the_last_and_absorbs_the_difference() {
@@ -339,10 +376,10 @@ mod tests {
         let there = extrapolate(first, sample.tsc).unwrap();
         assert!(next.ns.abs_diff(there) <= 1, "{} {there}: a step", next.ns);
         assert!(next.ns < sample.ns, "the 10 us are not made up at once");
-        // A second later, at that rate, the difference is made up.
-        let later = at(sample.tsc + 3_000 * MS, sample.ns + 1_000 * MS + 100_000);
+        // 1.9 s later, at that rate, the difference is made up but for 5% of it (over 2 s).
+        let later = at(sample.tsc + 5_700 * MS, sample.ns + 1_900 * MS + 190_000);
         let made_up = extrapolate(next, later.tsc).unwrap();
-        assert!(made_up.abs_diff(later.ns) < 100, "{made_up} {}", later.ns);
+        assert!(made_up.abs_diff(later.ns) < 1_000, "{made_up} {}", later.ns);
         // 30 us apart: withdrawn, and the next anchor waits for two rates again.
         let far = at(later.tsc, later.ns + 30_000);
         assert_eq!(c.step(far), Step::Withdraw);
@@ -354,6 +391,24 @@ mod tests {
             c.step(at(far.tsc + 600 * MS, far.ns + 200 * MS)),
             Step::Publish(_)
         ));
+    }
+
+    /// An anchor no reader uses any more (older than the extrapolation's bound) is not continued:
+    /// the next starts from the system clock, which the readers went back to.
+    #[test]
+    fn a_stale_anchor_is_not_continued() {
+        let (mut c, steps) = fed(&[(0, 0), (100, 100 * MS), (200, 200 * MS)]);
+        assert!(matches!(steps[2], Step::Publish(_)), "{steps:?}");
+        // 3 s later, 50 us off the old anchor's rate: continuing would withdraw it.
+        let late = at(3 * 3_200 * MS, T0 + 3_200 * MS + 50_000);
+        assert_eq!(
+            c.step(late),
+            Step::Publish(Reading {
+                tsc: late.tsc,
+                ns: late.ns,
+                rate: ((3_000 * MS + 50_000) << 32) / (3 * 3_000 * MS),
+            })
+        );
     }
 
     #[test]

@@ -168,8 +168,8 @@ pub(crate) fn run(
             }
             Err(mpsc::TryRecvError::Empty) => {}
         }
-        // The records' clock keeps its anchor fresh (a new one at most every 100 ms; otherwise
-        // the call reads the counter twice and the system clock once).
+        // The records' clock keeps its anchor fresh (a new one at most every 100 ms; a call costs
+        // a few readings of the clocks).
         crate::clock::calibrate();
         // The batch is assembled only when it is due, so the worker holds no records while it
         // sleeps, and a producer's "a full batch is queued" test (the queue's length) is exact.

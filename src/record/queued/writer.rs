@@ -56,10 +56,10 @@ impl<'b> Writer<'b> {
     #[inline]
     pub(crate) fn trace(&mut self, t: TraceContext) {
         let head = &mut self.head;
-        head.flags |= HAS_TRACE;
         head.trace[..16].copy_from_slice(&t.trace_id);
         head.trace[16..24].copy_from_slice(&t.span_id);
         head.trace[24] = t.flags;
+        head.flags |= HAS_TRACE;
     }
 
     /// Sets the record's span context from OpenTelemetry's ids.
@@ -71,10 +71,10 @@ impl<'b> Writer<'b> {
         flags: u8,
     ) {
         let head = &mut self.head;
-        head.flags |= HAS_TRACE;
         head.trace[..16].copy_from_slice(&trace_id.to_bytes());
         head.trace[16..24].copy_from_slice(&span_id.to_bytes());
         head.trace[24] = flags;
+        head.flags |= HAS_TRACE;
     }
 
     fn name(&mut self, id: Option<u16>, s: &str) -> u16 {
