@@ -85,9 +85,13 @@ impl Anchor {
     /// Leaves no anchor to read (readers use the system clock) until the next write; returns the
     /// odd `seq` now stored. One writer at a time.
     pub(super) fn withdraw(&self) -> u64 {
-        let seq = self.seq.load(Ordering::Relaxed) | 1;
-        self.seq.store(seq, Ordering::Relaxed);
-        seq
+        let seq = self.seq.load(Ordering::Relaxed);
+        if seq & 1 == 0 {
+            // Only when there is an anchor to withdraw: the line every reader reads is left
+            // alone otherwise.
+            self.seq.store(seq | 1, Ordering::Relaxed);
+        }
+        seq | 1
     }
 }
 

@@ -221,26 +221,22 @@ impl Calibration {
         let before = self.rate.replace(rate);
         // An anchor readers no longer use (more than `MAX_EXTRAPOLATION_NS` old: they read the
         // system clock) is not continued: the next starts from the system clock, as they do.
-        let current = self
-            .published
-            .filter(|p| extrapolate(*p, now.tsc).is_some());
-        let next = match current {
-            Some(published) => {
-                let Some(error) = difference(published, now) else {
+        let next = match self.published.and_then(|p| extrapolate(p, now.tsc)) {
+            Some(at) => {
+                // The system clock's difference from the published time at this sample.
+                let error = i128::from(now.ns) - i128::from(at);
+                if error.unsigned_abs() > u128::from(MAX_ERROR_NS) {
                     return self.restart(now);
-                };
+                }
                 // The published time at this sample, and a rate that makes up the difference
                 // over the next `SLEW_NS` (by at most 10 ppm: always positive).
                 let slewed = i128::from(rate) + i128::from(rate) * error / SLEW_NS;
-                let (Ok(ns), Ok(rate)) = (
-                    u64::try_from(i128::from(now.ns) - error),
-                    u64::try_from(slewed),
-                ) else {
+                let Ok(rate) = u64::try_from(slewed) else {
                     return self.restart(now);
                 };
                 Reading {
                     tsc: now.tsc,
-                    ns,
+                    ns: at,
                     rate,
                 }
             }
@@ -272,15 +268,6 @@ impl Calibration {
         };
         Step::Withdraw
     }
-}
-
-/// The system clock's time at `now` less `published`'s time there (ns), if within
-/// [`MAX_ERROR_NS`].
-fn difference(published: Reading, now: Sample) -> Option<i128> {
-    let ticks = now.tsc.checked_sub(published.tsc)?;
-    let at = i128::from(published.ns) + ((i128::from(ticks) * i128::from(published.rate)) >> 32);
-    let error = i128::from(now.ns) - at;
-    (error.unsigned_abs() <= u128::from(MAX_ERROR_NS)).then_some(error)
 }
 
 #[cfg(all(test, not(olb_loom)))]

@@ -53,7 +53,7 @@ impl<'b> Writer<'b> {
     }
 
     /// Sets the record's span context.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn trace(&mut self, t: TraceContext) {
         let head = &mut self.head;
         head.trace[..16].copy_from_slice(&t.trace_id);
@@ -70,11 +70,11 @@ impl<'b> Writer<'b> {
         span_id: opentelemetry::trace::SpanId,
         flags: u8,
     ) {
-        let head = &mut self.head;
-        head.trace[..16].copy_from_slice(&trace_id.to_bytes());
-        head.trace[16..24].copy_from_slice(&span_id.to_bytes());
-        head.trace[24] = flags;
-        head.flags |= HAS_TRACE;
+        self.trace(TraceContext {
+            trace_id: trace_id.to_bytes(),
+            span_id: span_id.to_bytes(),
+            flags,
+        });
     }
 
     fn name(&mut self, id: Option<u16>, s: &str) -> u16 {
